@@ -1,0 +1,77 @@
+"""`libra ingest`: read agent logs into the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from libra.cli.common import DbOption, console, open_store, out
+from traces import importers
+from traces.ingest import ingest
+
+
+def ingest_cmd(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or - for stdin.")],
+    db: DbOption = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f",
+                                            help="Skip detection and read every input as this format "
+                                                 "(see `libra formats`).")] = None,
+    batch_steps: Annotated[int, typer.Option(help="Steps per write transaction.")] = 50_000,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Ingest agent traces, detecting each file's format.
+
+    Every run lands whole or not at all; records that cannot be read are kept in
+    the quarantine with file, line, field and reason (see `libra quarantine`).
+    Re-ingesting the same data adds nothing. Exit status 1 means some records
+    were quarantined.
+    """
+    if fmt:
+        try:
+            importers.get(fmt)
+        except KeyError as exc:
+            raise typer.BadParameter(str(exc.args[0]), param_hint="--format") from None
+    store = open_store(db)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                        TimeRemainingColumn(), console=console, disable=quiet, transient=True)
+    tasks: dict[str, int] = {}
+
+    def on_progress(name: str, done: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = progress.add_task(Path(name).name[-40:], total=total)
+        progress.update(tasks[name], completed=done)
+
+    def on_file(source, fmt_name) -> None:
+        if fmt_name is None and not quiet:
+            console.print(f"[yellow]skipped[/] {source.name}: not a recognised trace format")
+
+    try:
+        with progress:
+            summary = ingest(store, paths, fmt=fmt, batch_steps=batch_steps,
+                             progress=None if quiet else on_progress, on_file=on_file)
+    except FileNotFoundError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    t = Table(title="ingest summary", show_header=False)
+    for k, v in (("files", summary.files), ("records read", summary.records),
+                 ("runs added", summary.runs_added), ("runs updated", summary.runs_updated),
+                 ("duplicates skipped", summary.duplicates), ("steps", summary.steps),
+                 ("feedback", summary.feedback), ("quarantined", summary.quarantined)):
+        t.add_row(k, f"{v:,}")
+    if summary.formats:
+        t.add_row("formats", ", ".join(f"{k} ({v})" for k, v in sorted(summary.formats.items())))
+    out.print(t)
+    if summary.reasons:
+        r = Table(title="quarantined, by reason")
+        r.add_column("reason")
+        r.add_column("records", justify="right")
+        for reason, n in sorted(summary.reasons.items(), key=lambda kv: -kv[1])[:20]:
+            r.add_row(reason, str(n))
+        out.print(r)
+        console.print("see them with: libra quarantine")
+    if summary.quarantined:
+        raise typer.Exit(1)

@@ -1,0 +1,179 @@
+"""The `libra` command: a thin front door over the library packages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from libra.cli.common import DbOption, console, open_store, out
+from libra.cli.ingest import ingest_cmd
+
+app = typer.Typer(
+    name="libra",
+    help="Evaluate AI agents from their traces and from what people say about them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("ingest")(ingest_cmd)
+
+
+@app.command("formats")
+def formats_cmd() -> None:
+    """List the trace formats Libra can read."""
+    from traces import importers
+
+    t = Table("format", "description")
+    for imp in importers.all_importers():
+        t.add_row(imp.name, imp.description)
+    out.print(t)
+
+
+@app.command("stats")
+def stats_cmd(db: DbOption = None) -> None:
+    """Counts of runs, steps, feedback and quarantined records, by format and agent."""
+    store = open_store(db)
+    c = store.counts()
+    out.print(", ".join(f"{k}: {v:,}" for k, v in c.items()))
+    df = store.df("SELECT format, coalesce(agent, '?') AS agent, count(*) AS runs, "
+                  "sum(n_steps) AS steps, round(avg(reward), 3) AS mean_reward "
+                  "FROM runs GROUP BY ALL ORDER BY runs DESC LIMIT 50")
+    t = Table(*df.columns)
+    for row in df.itertuples(index=False):
+        t.add_row(*("" if v is None else str(v) for v in row))
+    out.print(t)
+
+
+@app.command("quarantine")
+def quarantine_cmd(
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    source: Annotated[str | None, typer.Option(help="Only records from files containing this.")] = None,
+    raw: Annotated[bool, typer.Option(help="Print each record's raw text too.")] = False,
+) -> None:
+    """Show rejected records: file, line, field and why."""
+    store = open_store(db)
+    params: list = []
+    where = ""
+    if source:
+        where = " WHERE source LIKE ?"
+        params.append(f"%{source}%")
+    rows = store.execute(
+        f"SELECT id, source, line, field, reason, raw FROM quarantine{where} ORDER BY id LIMIT ?",
+        [*params, limit],
+    )
+    if not rows:
+        out.print("quarantine is empty")
+        return
+    t = Table("id", "source", "line", "field", "reason")
+    for r in rows:
+        t.add_row(str(r[0]), r[1], "" if r[2] is None else str(r[2]), r[3] or "", r[4])
+    out.print(t)
+    if raw:
+        for r in rows:
+            out.print(f"--- #{r[0]} {r[1]}:{r[2]}", markup=False)
+            out.print(r[5] or "", markup=False)
+
+
+@app.command("export")
+def export_cmd(
+    out_path: Annotated[Path, typer.Argument(help="Folder (parquet) or file (jsonl/otlp) to write.")],
+    db: DbOption = None,
+    as_: Annotated[str, typer.Option("--as", help="parquet, jsonl (Libra generic) or otlp.")] = "parquet",
+    agent: Annotated[str | None, typer.Option(help="Only this agent's runs.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Only runs read from this format.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only runs started at or after (ISO date).")] = None,
+) -> None:
+    """Export runs, steps and feedback for a bigger engine or another tool."""
+    import orjson
+
+    from traces.export import export_jsonl, export_parquet, iter_runs, run_to_otlp
+
+    store = open_store(db)
+    if as_ == "parquet":
+        counts = export_parquet(store, out_path, agent=agent, since=since, fmt=fmt)
+        out.print(", ".join(f"{k}: {v:,}" for k, v in counts.items()) + f" -> {out_path}/")
+    elif as_ == "jsonl":
+        n = export_jsonl(store, out_path, agent=agent, since=since, fmt=fmt)
+        out.print(f"{n:,} runs -> {out_path}")
+    elif as_ == "otlp":
+        import hashlib
+
+        n = 0
+        with open(out_path, "wb") as f:
+            for run in iter_runs(store, agent=agent, since=since, fmt=fmt):
+                tid = hashlib.sha256(run.native_id.encode()).hexdigest()[:32]
+                f.write(orjson.dumps(run_to_otlp(run, tid)) + b"\n")
+                n += 1
+        out.print(f"{n:,} runs -> {out_path}")
+    else:
+        raise typer.BadParameter("choose parquet, jsonl or otlp", param_hint="--as")
+
+
+demo_app = typer.Typer(help="The demo corpus.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.command("build")
+def demo_build(
+    db: DbOption = None,
+    runs: Annotated[int, typer.Option(help="How many runs to generate.")] = 240,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same corpus).")] = 7,
+) -> None:
+    """Generate the seeded demo corpus (agents, tool errors, loops, feedback) into the store."""
+    from traces.demo import build_demo
+
+    s = build_demo(open_store(db), n=runs, seed=seed)
+    out.print(f"demo: {s['runs_added']} runs added, {s['duplicates']} already there, "
+              f"{s['steps']:,} steps, {s['feedback']} feedback")
+
+
+@demo_app.command("write")
+def demo_write(
+    path: Annotated[Path, typer.Argument(help="JSONL file to write (Libra generic format).")],
+    runs: Annotated[int, typer.Option(help="How many runs.")] = 240,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """Write the demo corpus as a generic JSONL file instead of into a store."""
+    from traces.demo import generate_runs
+    from traces.export import write_jsonl
+
+    n = write_jsonl(generate_runs(runs, seed), path)
+    out.print(f"{n} runs -> {path}")
+
+
+def app_script() -> Path:
+    spec = find_spec("app")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("app.py not found; is Libra installed?")
+    return Path(spec.origin)
+
+
+@app.command("app")
+def app_cmd(
+    db: DbOption = None,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    headless: Annotated[bool, typer.Option(help="Do not open a browser.")] = True,
+) -> None:
+    """Start the Streamlit app on the store."""
+    store = open_store(db)
+    env = {**os.environ, "LIBRA_DB": store.path}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_script()), "--server.port", str(port),
+           "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false"]
+    console.print(f"Libra app on http://localhost:{port}  (store: {store.path})")
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,95 @@
+"""The schema: migrations recorded and applied on open, and DDL nowhere else."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from traces import schema
+from traces.store import Store
+
+EXPECTED = {
+    "runs": {"run_id", "native_id", "source", "format", "agent", "model", "task", "started_at",
+             "ended_at", "outcome", "reward", "gold", "metadata", "content_hash", "n_steps",
+             "ingested_at"},
+    "steps": {"run_id", "idx", "kind", "actor", "tool_name", "tool_args", "content", "span_id",
+              "parent_id", "started_at", "ended_at", "input_tokens", "output_tokens", "is_error",
+              "metadata"},
+    "feedback": {"feedback_id", "run_id", "steps", "author", "text", "rating", "origin",
+                 "created_at", "edited_at", "deleted_at", "metadata"},
+    "quarantine": {"id", "source", "format", "line", "byte_offset", "field", "reason", "raw",
+                   "records", "ingested_at"},
+}
+
+
+def columns(con, table):
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+
+
+def test_fresh_store_has_full_schema_and_records_every_migration(tmp_path):
+    s = Store(tmp_path / "a.duckdb")
+    with s.connection() as con:
+        for table, cols in EXPECTED.items():
+            assert cols <= columns(con, table), table
+        rows = con.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    assert [v for v, _ in rows] == [m.version for m in schema.MIGRATIONS]
+    assert s.schema_version() == schema.LATEST
+
+
+def test_reopening_applies_nothing_twice(tmp_path):
+    path = tmp_path / "a.duckdb"
+    Store(path).counts()
+    con = duckdb.connect(str(path))
+    assert schema.migrate(con) == []
+    assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(schema.MIGRATIONS)
+    con.close()
+
+
+def test_old_store_is_upgraded_on_open(tmp_path):
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    schema.migrate(con, target=schema.LATEST - 1)
+    assert schema.current_version(con) == schema.LATEST - 1
+    con.close()
+    assert Store(path).schema_version() == schema.LATEST
+
+
+def test_store_from_a_newer_libra_is_refused(tmp_path):
+    path = tmp_path / "new.duckdb"
+    Store(path).counts()
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_migrations VALUES (?, 'from the future', now())", [schema.LATEST + 1])
+    con.close()
+    with pytest.raises(schema.SchemaTooNew, match="newer than this Libra"):
+        Store(path).counts()
+
+
+def test_failed_migration_leaves_no_trace(tmp_path, monkeypatch):
+    bad = schema.Migration(schema.LATEST + 1, "broken", ("CREATE TABLE half_done (a INT)", "NOT SQL"))
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + (bad,))
+    monkeypatch.setattr(schema, "LATEST", bad.version)
+    con = duckdb.connect(str(tmp_path / "x.duckdb"))
+    with pytest.raises(duckdb.Error):
+        schema.migrate(con)
+    assert schema.current_version(con) == bad.version - 1
+    assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'half_done'"
+                       ).fetchone()[0] == 0
+
+
+DDL = re.compile(r"\b(CREATE|ALTER|DROP)\s+(TABLE|INDEX|SEQUENCE|VIEW|SCHEMA)\b", re.IGNORECASE)
+
+
+def test_no_module_but_schema_writes_ddl():
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for py in root.rglob("*.py"):
+        rel = py.relative_to(root)
+        if rel.parts[0] in (".venv", "tests", "bench", "build") or rel == Path("traces/schema.py"):
+            continue
+        if DDL.search(py.read_text()):
+            offenders.append(str(rel))
+    assert offenders == []

@@ -1,0 +1,65 @@
+"""Importers, one module per format, found and registered automatically.
+
+Adding a format means adding a module here that defines an `Importer`
+subclass and calls `register(...)` on an instance. Third-party packages can
+register theirs through the `libra.importers` entry point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from importlib.metadata import entry_points
+
+from traces.importers.base import Importer, Sample, Source, sample
+
+_REGISTRY: dict[str, Importer] = {}
+_loaded = False
+
+
+def register(importer: Importer) -> Importer:
+    if importer.name in _REGISTRY and type(_REGISTRY[importer.name]) is not type(importer):
+        raise ValueError(f"an importer named {importer.name!r} is already registered")
+    _REGISTRY[importer.name] = importer
+    return importer
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in pkgutil.iter_modules(__path__):
+        if not mod.name.startswith("_") and mod.name != "base":
+            importlib.import_module(f"{__name__}.{mod.name}")
+    for ep in entry_points(group="libra.importers"):
+        ep.load()
+
+
+def all_importers() -> list[Importer]:
+    _load()
+    return sorted(_REGISTRY.values(), key=lambda i: (-i.priority, i.name))
+
+
+def get(name: str) -> Importer:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"unknown format {name!r}; known formats: {known}") from None
+
+
+def detect(source: Source, smp: Sample | None = None) -> Importer | None:
+    """The importer that recognises this input, or None."""
+    smp = smp or sample(source)
+    for imp in all_importers():
+        try:
+            if imp.sniff(smp):
+                return imp
+        except Exception:  # noqa: BLE001 - a sniffer that trips on odd input just declines
+            continue
+    return None
+
+
+__all__ = ["Importer", "Source", "all_importers", "detect", "get", "register"]

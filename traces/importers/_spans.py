@@ -1,0 +1,402 @@
+"""OpenTelemetry spans to runs, whatever wire format carried them.
+
+Understands the GenAI semantic conventions (`gen_ai.*`, old and new message
+attributes), OpenLLMetry's flattened `gen_ai.prompt.N.*`, and OpenInference
+(`openinference.span.kind`, `llm.input_messages.N.message.*`, `tool.*`,
+`input.value`/`output.value`). One trace is one run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from traces.importers._chat import looks_like_error
+from traces.importers.base import maybe_json, parse_time, text_of
+from traces.model import Run, Step, StepKind
+
+LLM_OPS = {"chat", "call_llm", "text_completion", "generate_content", "completion", "llm"}
+TOOL_OPS = {"execute_tool", "tool"}
+AGENT_OPS = {"invoke_agent", "create_agent", "agent"}
+OI_KIND = {"LLM": "chat", "TOOL": "execute_tool", "AGENT": "invoke_agent",
+           "CHAIN": "chain", "RETRIEVER": "retrieve", "EMBEDDING": "embeddings",
+           "RERANKER": "rerank", "GUARDRAIL": "guardrail", "EVALUATOR": "evaluate"}
+
+
+@dataclass
+class Span:
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    start: datetime | None
+    end: datetime | None
+    error: bool = False
+    status_message: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[dict] = field(default_factory=list)
+    resource: dict[str, Any] = field(default_factory=dict)
+
+
+def norm_id(value: Any) -> str | None:
+    """Trace/span ids as lowercase hex, from ints, '0x..' strings or hex strings."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return format(value, "x")
+    s = str(value).strip().lower()
+    return s[2:] if s.startswith("0x") else s
+
+
+def operation(span: Span) -> str:
+    a = span.attributes
+    op = a.get("gen_ai.operation.name")
+    if isinstance(op, str) and op:
+        return op.lower()
+    kind = a.get("openinference.span.kind")
+    if isinstance(kind, str) and kind.upper() in OI_KIND:
+        return OI_KIND[kind.upper()]
+    head = span.name.split(" ", 1)[0].lower()
+    if head in LLM_OPS | TOOL_OPS | AGENT_OPS:
+        return head
+    if "llm.model_name" in a or "gen_ai.request.model" in a:
+        return "chat"
+    return head
+
+
+_INDEXED = re.compile(r"^(?P<prefix>.+?)\.(?P<i>\d+)\.(?P<rest>.+)$")
+
+
+def _unflatten(attrs: dict, prefix: str) -> list[dict]:
+    """`prefix.0.message.role` style attributes to a list of dicts."""
+    out: dict[int, dict] = {}
+    plen = len(prefix) + 1
+    for k, v in attrs.items():
+        if not k.startswith(prefix + "."):
+            continue
+        rest = k[plen:]
+        idx, _, tail = rest.partition(".")
+        if not idx.isdigit() or not tail:
+            continue
+        node = out.setdefault(int(idx), {})
+        parts = tail.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = v
+    return [out[i] for i in sorted(out)]
+
+
+def _listify(node: Any) -> list:
+    """Nested dicts keyed '0','1',... (from unflattening) back to lists."""
+    if isinstance(node, dict) and node and all(k.isdigit() for k in node):
+        return [node[k] for k in sorted(node, key=int)]
+    return node if isinstance(node, list) else []
+
+
+def _msg_from_oi(m: dict) -> dict:
+    msg = m.get("message", m)
+    calls = []
+    for tc in _listify(msg.get("tool_calls")):
+        tc = tc.get("tool_call", tc)
+        fn = tc.get("function", {})
+        calls.append({"name": fn.get("name"), "arguments": fn.get("arguments"), "id": tc.get("id")})
+    return {"role": msg.get("role"), "content": msg.get("content"), "tool_calls": calls}
+
+
+def _normalise_messages(raw: Any) -> list[dict]:
+    """Messages as [{role, content, tool_calls[{name, arguments, id}], reasoning}]."""
+    raw = maybe_json(raw)
+    if isinstance(raw, dict):
+        raw = raw.get("messages", [raw])
+    if not isinstance(raw, list):
+        return [{"role": "assistant", "content": text_of(raw)}] if raw else []
+    out = []
+    for m in raw:
+        if not isinstance(m, dict):
+            continue
+        if "tool.name" in m:  # any-agent output: [{"tool.name", "tool.args"}]
+            out.append({"role": "assistant", "content": "",
+                        "tool_calls": [{"name": m["tool.name"], "arguments": m.get("tool.args")}]})
+            continue
+        role = m.get("role", "assistant")
+        calls, texts, reasoning = [], [], []
+        if isinstance(m.get("parts"), list):  # GenAI semconv >= 1.36
+            for p in m["parts"]:
+                if not isinstance(p, dict):
+                    continue
+                t = p.get("type")
+                if t == "text":
+                    texts.append(text_of(p.get("content")))
+                elif t == "tool_call":
+                    calls.append({"name": p.get("name"), "arguments": p.get("arguments"),
+                                  "id": p.get("id")})
+                elif t == "tool_call_response":
+                    texts.append(text_of(p.get("response", p.get("result"))))
+                    role = "tool" if role not in ("tool",) else role
+                elif t == "reasoning":
+                    reasoning.append(text_of(p.get("content")))
+            content = "\n".join(t for t in texts if t)
+        else:
+            content = text_of(m.get("content"))
+            for tc in m.get("tool_calls") or []:
+                if isinstance(tc, dict):
+                    fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc
+                    calls.append({"name": fn.get("name"), "arguments": fn.get("arguments"),
+                                  "id": tc.get("id")})
+        out.append({"role": role, "content": content, "tool_calls": calls,
+                    "reasoning": "\n".join(reasoning)})
+    return out
+
+
+def input_messages(span: Span) -> list[dict]:
+    a = span.attributes
+    for key in ("gen_ai.input.messages", "gen_ai.prompt", "llm.input_messages", "input.value"):
+        if key in a and key != "llm.input_messages":
+            msgs = _normalise_messages(a[key])
+            if key == "input.value" and not (msgs and msgs[0].get("role") != "assistant"):
+                msgs = [{"role": "user", "content": text_of(maybe_json(a[key]))}]
+            if key == "gen_ai.input.messages" and a.get("gen_ai.system_instructions"):
+                msgs = [{"role": "system",
+                         "content": text_of(maybe_json(a["gen_ai.system_instructions"]))}] + msgs
+            return msgs
+    oi = _unflatten(a, "llm.input_messages")
+    if oi:
+        return [_msg_from_oi(m) for m in oi]
+    flat = _unflatten(a, "gen_ai.prompt")
+    if flat:
+        return _normalise_messages(flat)
+    msgs = []
+    for ev in span.events:  # GenAI semconv events (older releases)
+        name = ev.get("name", "")
+        if name in ("gen_ai.system.message", "gen_ai.user.message", "gen_ai.tool.message"):
+            role = name.split(".")[1]
+            body = ev.get("attributes", {})
+            msgs.append({"role": role, "content": text_of(maybe_json(body.get("content")))})
+    return msgs
+
+
+def output_messages(span: Span) -> list[dict]:
+    a = span.attributes
+    for key in ("gen_ai.output.messages", "gen_ai.output", "gen_ai.completion"):
+        if key in a:
+            return _normalise_messages(a[key])
+    oi = _unflatten(a, "llm.output_messages")
+    if oi:
+        return [_msg_from_oi(m) for m in oi]
+    flat = _unflatten(a, "gen_ai.completion")
+    if flat:
+        return _normalise_messages(flat)
+    if "output.value" in a:
+        return _normalise_messages(a["output.value"])
+    msgs = []
+    for ev in span.events:
+        if ev.get("name") == "gen_ai.choice":
+            body = ev.get("attributes", {})
+            msg = maybe_json(body.get("message", body))
+            msgs.extend(_normalise_messages([msg] if isinstance(msg, dict) else msg))
+    return msgs
+
+
+def _first(a: dict, *keys: str) -> Any:
+    for k in keys:
+        v = a.get(k)
+        if v is not None and v != "":
+            return v
+    return None
+
+
+def _tokens(a: dict, *keys: str) -> int | None:
+    v = _first(a, *keys)
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = None) -> Run:
+    spans = sorted(spans, key=lambda s: (s.start or datetime.min, s.end or datetime.min))
+    ids = {s.span_id for s in spans}
+    roots = [s for s in spans if not s.parent_id or s.parent_id not in ids]
+    has_tool_spans = any(operation(s) in TOOL_OPS for s in spans)
+    steps: list[Step] = []
+    seen_msgs: Counter = Counter()
+    pending: dict[str, list[int]] = {}  # tool name -> indices of calls awaiting a result
+    agent = model = None
+    total_in = total_out = 0
+    for sp in spans:
+        a = sp.attributes
+        op = operation(sp)
+        if op in AGENT_OPS:
+            agent = agent or _first(a, "gen_ai.agent.name") or sp.name.partition(" ")[2] or None
+            continue
+        if op in LLM_OPS:
+            model = model or _first(a, "gen_ai.request.model", "gen_ai.response.model",
+                                    "llm.model_name")
+            actor = _first(a, "gen_ai.agent.name")
+            local: Counter = Counter()
+            for m in input_messages(sp):
+                role = (m.get("role") or "").lower()
+                if role not in ("system", "user", "developer", "human", "tool"):
+                    continue
+                if role == "tool" and has_tool_spans:
+                    continue
+                key = (role, m.get("content") or "")
+                if not key[1]:
+                    continue
+                # Frameworks resend the whole history on every call: a message is new
+                # when this call holds it more often than all earlier calls did.
+                local[key] += 1
+                if local[key] <= seen_msgs[key]:
+                    continue
+                seen_msgs[key] += 1
+                kind = {"system": StepKind.SYSTEM, "developer": StepKind.SYSTEM,
+                        "tool": StepKind.TOOL_RESULT}.get(role, StepKind.USER)
+                steps.append(Step(kind=kind, content=key[1], span_id=sp.span_id,
+                                  parent_id=sp.parent_id, started_at=sp.start,
+                                  is_error=kind == StepKind.TOOL_RESULT and looks_like_error(key[1])))
+            tin = _tokens(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                          "llm.token_count.prompt")
+            tout = _tokens(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                           "llm.token_count.completion")
+            total_in += tin or 0
+            total_out += tout or 0
+            first_out = True
+            for m in output_messages(sp):
+                usage = {"input_tokens": tin, "output_tokens": tout} if first_out else {}
+                first_out = False
+                if m.get("reasoning"):
+                    steps.append(Step(kind=StepKind.THOUGHT, content=m["reasoning"], actor=actor,
+                                      span_id=sp.span_id, parent_id=sp.parent_id,
+                                      started_at=sp.start, ended_at=sp.end))
+                if m.get("content"):
+                    steps.append(Step(kind=StepKind.AGENT, content=m["content"], actor=actor,
+                                      span_id=sp.span_id, parent_id=sp.parent_id,
+                                      started_at=sp.start, ended_at=sp.end, is_error=sp.error,
+                                      **usage))
+                    usage = {}
+                for c in m.get("tool_calls") or []:
+                    name = c.get("name") or "tool"
+                    pending.setdefault(name, []).append(len(steps))
+                    steps.append(Step(kind=StepKind.TOOL_CALL, tool_name=name,
+                                      tool_args=maybe_json(c.get("arguments")), actor=actor,
+                                      span_id=str(c["id"]) if c.get("id") else sp.span_id,
+                                      parent_id=sp.parent_id, started_at=sp.start,
+                                      ended_at=sp.end, **usage))
+                    usage = {}
+            continue
+        if op in TOOL_OPS:
+            name = _first(a, "gen_ai.tool.name", "tool.name") or sp.name.partition(" ")[2] or "tool"
+            args = maybe_json(_first(a, "gen_ai.tool.args", "gen_ai.tool.call.arguments",
+                                     "tool.parameters", "input.value"))
+            result = _first(a, "gen_ai.output", "gen_ai.tool.call.result", "output.value")
+            if pending.get(name):
+                pending[name].pop(0)
+            else:
+                steps.append(Step(kind=StepKind.TOOL_CALL, tool_name=name, tool_args=args,
+                                  span_id=sp.span_id, parent_id=sp.parent_id,
+                                  started_at=sp.start))
+            content = text_of(maybe_json(result)) if result is not None else (sp.status_message or "")
+            steps.append(Step(kind=StepKind.TOOL_RESULT, tool_name=name, content=content,
+                              span_id=sp.span_id, parent_id=sp.parent_id, started_at=sp.start,
+                              ended_at=sp.end,
+                              is_error=sp.error or "error.type" in a,
+                              metadata={"call_id": a["gen_ai.tool.call.id"]}
+                              if a.get("gen_ai.tool.call.id") else None))
+            continue
+        if op == "retrieve":
+            out = _first(a, "output.value")
+            if out is not None:
+                steps.append(Step(kind=StepKind.OBSERVATION, content=text_of(maybe_json(out)),
+                                  actor=sp.name, span_id=sp.span_id, parent_id=sp.parent_id,
+                                  started_at=sp.start, ended_at=sp.end, is_error=sp.error))
+    root = roots[0] if roots else (spans[0] if spans else None)
+    if root is not None and not any(s.kind == StepKind.USER for s in steps):
+        inp = _first(root.attributes, "input.value", "gen_ai.input.messages")
+        if inp is not None:
+            steps.insert(0, Step(kind=StepKind.USER, content=text_of(maybe_json(inp)),
+                                 span_id=root.span_id, started_at=root.start))
+    final = (extra or {}).get("final_output")
+    if root is not None and final is None:
+        final = _first(root.attributes, "output.value")
+    if final is not None:
+        text = text_of(maybe_json(final)) if not isinstance(final, dict | list) else \
+            orjson.dumps(final).decode()
+        last_agent = next((s for s in reversed(steps) if s.kind == StepKind.AGENT), None)
+        if text and (last_agent is None or last_agent.content.strip() != text.strip()):
+            steps.append(Step(kind=StepKind.AGENT, content=text, actor=agent,
+                              metadata={"final_output": True},
+                              started_at=root.end if root else None))
+    resource = root.resource if root is not None else {}
+    any_error = any(s.error for s in roots)
+    task = next((s.content for s in steps if s.kind == StepKind.USER), None)
+    meta = {k: v for k, v in {
+        "service": resource.get("service.name"),
+        "framework": _first(root.attributes, "gen_ai.system", "gen_ai.provider.name")
+        if root is not None else None,
+        "tokens": {"input": total_in, "output": total_out} if (total_in or total_out) else None,
+        "spans": len(spans),
+    }.items() if v is not None}
+    if extra:
+        meta.update({k: v for k, v in extra.items() if k != "final_output"})
+    return Run(
+        native_id=spans[0].trace_id if spans else "",
+        format=fmt, source=source, steps=tuple(steps),
+        agent=agent or resource.get("service.name"), model=model, task=task[:4000] if task else None,
+        started_at=root.start if root else None, ended_at=root.end if root else None,
+        outcome="error" if any_error else None,
+        metadata=meta or None, globally_unique_id=True,
+    )
+
+
+def span_time(value: Any) -> datetime | None:
+    return parse_time(value)
+
+
+class TraceAssembler:
+    """Groups streamed spans into traces and hands back each trace once complete.
+
+    A trace is complete when its root span has arrived and `idle` further
+    records passed without a span of it, or at the end of the input. Keeps at
+    most `max_open` traces in memory, so memory stays flat on endless files.
+    """
+
+    def __init__(self, fmt: str, source: str, idle: int = 5000, max_open: int = 20000):
+        self.fmt, self.source, self.idle, self.max_open = fmt, source, idle, max_open
+        self.open: dict[str, list[Span]] = {}
+        self.last: dict[str, int] = {}
+        self.rooted: set[str] = set()
+        self.n = 0
+
+    def add(self, span: Span) -> list[Run]:
+        self.n += 1
+        tid = span.trace_id
+        self.open.setdefault(tid, []).append(span)
+        self.last[tid] = self.n
+        if not span.parent_id:
+            self.rooted.add(tid)
+        if self.n % 512 == 0 or len(self.open) > self.max_open:
+            return self._sweep()
+        return []
+
+    def _sweep(self) -> list[Run]:
+        done = [t for t in self.rooted if self.n - self.last[t] >= self.idle]
+        if len(self.open) - len(done) > self.max_open:
+            oldest = sorted((t for t in self.open if t not in done), key=self.last.__getitem__)
+            done += oldest[: len(self.open) - len(done) - self.max_open]
+        return [self._close(t) for t in done]
+
+    def _close(self, tid: str) -> Run:
+        spans = self.open.pop(tid)
+        self.last.pop(tid, None)
+        self.rooted.discard(tid)
+        return trace_to_run(spans, self.fmt, self.source)
+
+    def finish(self) -> list[Run]:
+        return [self._close(t) for t in list(self.open)]

@@ -1,0 +1,389 @@
+"""The importer contract and the streaming readers importers are built from.
+
+An importer recognises its format from a `Sample` of the input and turns the
+input into a stream of `Parsed` (runs built from some input records) and
+`Rejected` (records it could not use, kept with reason, line and field).
+Importers never write to the store and never raise for bad records.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+import orjson
+
+from traces.model import Parsed, Rejected
+
+RAW_LIMIT = 1 << 20  # quarantined raw text is kept up to 1 MiB per record
+
+
+class RecordError(ValueError):
+    """A record is unusable; `field` names the offending field (dotted path)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input to import: a file on disk or an in-memory blob (stdin, zip member)."""
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+
+    def open(self) -> BinaryIO:
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        assert self.path is not None
+        return open(self.path, "rb")
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.name).suffix.lower()
+
+    def size(self) -> int:
+        if self.data is not None:
+            return len(self.data)
+        return self.path.stat().st_size if self.path else 0
+
+
+@dataclass(frozen=True)
+class Record:
+    value: Any
+    line: int | None
+    offset: int | None
+    raw: bytes | str
+
+
+@dataclass
+class Sample:
+    """What detection looks at: the start of the input and its first record."""
+
+    source: Source
+    head: bytes
+    layout: str  # "jsonl" | "json_array" | "json_object" | "zip" | "csv" | "empty" | "unknown"
+    first: Any = None
+
+
+class Importer(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    # Higher wins when several importers recognise the same sample.
+    priority: ClassVar[int] = 0
+
+    @abstractmethod
+    def sniff(self, sample: Sample) -> bool:
+        """True when this importer can read the input the sample comes from."""
+
+    @abstractmethod
+    def parse(self, source: Source) -> Iterator[Parsed | Rejected]:
+        """Runs and rejected records, streamed; must not raise for bad input."""
+
+
+# -- helpers for importers -----------------------------------------------------
+
+def raw_text(raw: bytes | str) -> str:
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    return raw[:RAW_LIMIT]
+
+
+def reject(rec: Record, exc: Exception, records: int = 1) -> Rejected:
+    field = getattr(exc, "field", None)
+    return Rejected(
+        reason=str(exc) or type(exc).__name__, raw=raw_text(rec.raw), line=rec.line,
+        offset=rec.offset, field=field, records=records,
+    )
+
+
+def require(obj: Any, key: str, kind: type | tuple[type, ...] | None = None, path: str = "") -> Any:
+    where = f"{path}.{key}" if path else key
+    if not isinstance(obj, dict):
+        raise RecordError(f"expected an object at {path or 'top level'}", path or None)
+    if key not in obj or obj[key] is None:
+        raise RecordError(f"missing required field '{where}'", where)
+    value = obj[key]
+    if kind is not None and not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise RecordError(f"field '{where}' should be {names}, got {type(value).__name__}", where)
+    return value
+
+
+def text_of(value: Any) -> str:
+    """Message content in the many shapes formats use, as plain text."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        parts = []
+        for p in value:
+            if isinstance(p, str):
+                parts.append(p)
+            elif isinstance(p, dict):
+                for k in ("text", "content", "reasoning", "value"):
+                    if isinstance(p.get(k), str):
+                        parts.append(p[k])
+                        break
+                else:
+                    kind = p.get("type")
+                    parts.append(f"[{kind}]" if kind else json.dumps(p, default=str))
+        return "\n".join(parts)
+    if isinstance(value, dict):
+        for k in ("text", "content", "value"):
+            if isinstance(value.get(k), str):
+                return value[k]
+    return json.dumps(value, default=str)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Timestamps as formats write them: ISO text, epoch seconds/ms/us/ns. Naive UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        s = value.strip()
+        try:
+            value = float(s)
+        except ValueError:
+            try:
+                dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            if dt.tzinfo is not None:
+                dt = dt.astimezone(UTC).replace(tzinfo=None)
+            return dt
+    if isinstance(value, int | float):
+        v = float(value)
+        if v <= 0:
+            return None
+        for scale in (1.0, 1e3, 1e6, 1e9):  # s, ms, us, ns
+            if v / scale < 1e10:
+                try:
+                    return datetime.fromtimestamp(v / scale, UTC).replace(tzinfo=None)
+                except (OverflowError, OSError, ValueError):
+                    return None
+    return None
+
+
+def maybe_json(value: Any) -> Any:
+    """Formats often nest JSON inside strings; decode when it is."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def as_int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+# -- readers -------------------------------------------------------------------
+
+HEAD_BYTES = 64 * 1024
+FIRST_LINE_LIMIT = 256 * 1024 * 1024
+
+
+def sample(source: Source) -> Sample:
+    with source.open() as f:
+        head = f.read(HEAD_BYTES)
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not stripped:
+        return Sample(source, head, "empty")
+    if head[:4] == b"PK\x03\x04":
+        return Sample(source, head, "zip")
+    if stripped[:1] == b"[":
+        first = None
+        for item in iter_json_array(source, limit=1):
+            first = item.value if isinstance(item, Record) else None
+        return Sample(source, head, "json_array", first)
+    if stripped[:1] == b"{":
+        line = stripped.split(b"\n", 1)[0]
+        if b"\n" not in stripped and len(head) == HEAD_BYTES:
+            with source.open() as f:  # the first line is longer than the head: read all of it
+                line = f.readline(FIRST_LINE_LIMIT).lstrip(b"\xef\xbb\xbf \t\r")
+        try:
+            first = orjson.loads(line)
+            return Sample(source, head, "jsonl", first)
+        except orjson.JSONDecodeError:
+            pass
+        if len(head) < HEAD_BYTES or source.size() < 512 * 1024 * 1024:
+            doc = read_document(source)
+            if isinstance(doc, Record):
+                return Sample(source, head, "json_object", doc.value)
+        return Sample(source, head, "json_object")
+    if source.suffix in (".csv", ".tsv"):
+        return Sample(source, head, "csv")
+    return Sample(source, head, "unknown")
+
+
+def read_document(source: Source) -> Record | Rejected:
+    with source.open() as f:
+        raw = f.read()
+    try:
+        return Record(orjson.loads(raw), 1, 0, raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejected(reason=f"invalid JSON document: {exc}", raw=raw_text(raw), line=1, offset=0)
+
+
+def iter_jsonl(source: Source) -> Iterator[Record | Rejected]:
+    """One JSON value per line; blank lines are skipped, bad lines rejected in place."""
+    offset = 0
+    with source.open() as f:
+        for lineno, line in enumerate(f, 1):
+            start = offset
+            offset += len(line)
+            if not line.strip():
+                continue
+            try:
+                yield Record(orjson.loads(line), lineno, start, line)
+            except orjson.JSONDecodeError as exc:
+                yield Rejected(
+                    reason=f"invalid JSON: {exc}", raw=raw_text(line), line=lineno, offset=start
+                )
+
+
+def _skip_value(buf: str, pos: int) -> int | None:
+    """End of the bracketed value starting at pos, ignoring what is inside strings."""
+    depth = 0
+    in_str = False
+    esc = False
+    for i in range(pos, len(buf)):
+        c = buf[i]
+        if in_str:
+            if esc:
+                esc = False
+            elif c == "\\":
+                esc = True
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+            if depth <= 0:
+                return i + 1
+        elif depth == 0 and c in ",\n":
+            return i
+    return None
+
+
+_decoder = json.JSONDecoder()
+_WS = " \t\r\n"
+
+
+def iter_json_array(source: Source, limit: int | None = None) -> Iterator[Record | Rejected]:
+    """Items of a top-level JSON array, streamed, each with its line and character offset.
+
+    Memory stays at about one chunk plus the largest item. A decode error only
+    counts once the item's brackets close inside the buffer; until then the
+    item may simply continue in the next chunk.
+    """
+    chunk = 1 << 20
+    with source.open() as fb:
+        f = io.TextIOWrapper(fb, encoding="utf-8", errors="replace")
+        buf = f.read(chunk).lstrip("\ufeff")
+        eof = len(buf) < chunk
+        base = 0  # character offset of buf[0] in the input
+        line = 1  # line number of buf[0]
+        pos = 0
+        n = 0
+
+        def more() -> bool:
+            nonlocal buf, eof, base, pos, line
+            if eof:
+                return False
+            line += buf.count("\n", 0, pos)
+            base += pos
+            new = f.read(chunk)
+            eof = len(new) < chunk
+            buf = buf[pos:] + new
+            pos = 0
+            return True
+
+        def skip_ws() -> bool:
+            """Advance to the next non-blank character; False at end of input."""
+            nonlocal pos
+            while True:
+                while pos < len(buf) and buf[pos] in _WS:
+                    pos += 1
+                if pos < len(buf):
+                    return True
+                if not more():
+                    return False
+
+        if not skip_ws() or buf[pos] != "[":
+            return
+        pos += 1
+        while skip_ws() and buf[pos] != "]":
+            while True:
+                try:
+                    value, end = _decoder.raw_decode(buf, pos)
+                except json.JSONDecodeError as exc:
+                    stop = _skip_value(buf, pos)
+                    if stop is None and more():
+                        continue
+                    stop = len(buf) if stop is None else max(stop, pos + 1)
+                    yield Rejected(
+                        reason=f"invalid JSON in array item {n}: {exc.msg}",
+                        raw=raw_text(buf[pos:stop]), line=line + buf.count("\n", 0, pos),
+                        offset=base + pos,
+                    )
+                    pos = stop
+                    break
+                if end >= len(buf) and more():
+                    continue  # a number or literal cut by the chunk boundary
+                yield Record(value, line + buf.count("\n", 0, pos), base + pos, buf[pos:end])
+                pos = end
+                break
+            n += 1
+            if limit is not None and n >= limit:
+                return
+            if not skip_ws():
+                return
+            if buf[pos] == ",":
+                pos += 1
+            elif buf[pos] != "]":
+                stop = _skip_value(buf, pos) or len(buf)
+                stop = max(stop, pos + 1)
+                yield Rejected(
+                    reason="unexpected text between array items",
+                    raw=raw_text(buf[pos:stop]), line=line + buf.count("\n", 0, pos),
+                    offset=base + pos,
+                )
+                pos = stop
+
+
+def iter_records(source: Source, layout: str | None = None) -> Iterator[Record | Rejected]:
+    """Records of a JSON input whatever its layout: lines, array items, or one document."""
+    if layout is None:
+        layout = sample(source).layout
+    if layout == "jsonl":
+        yield from iter_jsonl(source)
+    elif layout == "json_array":
+        yield from iter_json_array(source)
+    elif layout == "json_object":
+        yield read_document(source)
+    elif layout == "empty":
+        return
+    else:
+        with source.open() as f:
+            raw = f.read(RAW_LIMIT)
+        yield Rejected(reason="not JSON", raw=raw_text(raw), line=1, offset=0)

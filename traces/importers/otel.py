@@ -1,0 +1,124 @@
+"""OpenTelemetry spans as SDK exporters and agent frameworks dump them to JSON.
+
+Shapes accepted: `{"spans": [...], "final_output": ...}` (any-agent and other
+frameworks' trace dumps), a JSON array of spans, or one span per line
+(the Python SDK's ConsoleSpanExporter). Ids may be integers, `0x` hex or
+hex; times ISO text or epoch nanoseconds. Spans are grouped by trace id;
+each trace becomes one run. The record unit is the span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from traces.importers import register
+from traces.importers._spans import Span, TraceAssembler, norm_id, span_time, trace_to_run
+from traces.importers.base import (
+    Importer, Record, RecordError, Sample, Source, iter_records, reject,
+)
+from traces.model import Parsed, Rejected
+
+
+def _looks_like_span(d: Any) -> bool:
+    return isinstance(d, dict) and "name" in d and "context" in d and (
+        "attributes" in d or "start_time" in d
+    )
+
+
+def parse_span(d: Any, where: str) -> Span:
+    if not isinstance(d, dict):
+        raise RecordError(f"'{where}' is not a span object", where)
+    ctx = d.get("context")
+    if not isinstance(ctx, dict):
+        raise RecordError(f"span '{where}' has no context", f"{where}.context")
+    tid, sid = norm_id(ctx.get("trace_id")), norm_id(ctx.get("span_id"))
+    if not tid:
+        raise RecordError(f"span '{where}' has no trace id", f"{where}.context.trace_id")
+    if not sid:
+        raise RecordError(f"span '{where}' has no span id", f"{where}.context.span_id")
+    parent = d.get("parent")
+    pid = norm_id(parent.get("span_id")) if isinstance(parent, dict) else norm_id(d.get("parent_id"))
+    attrs = d.get("attributes") or {}
+    if not isinstance(attrs, dict):
+        raise RecordError(f"span '{where}' attributes should be an object", f"{where}.attributes")
+    status = d.get("status") or {}
+    code = str(status.get("status_code", "")).lower() if isinstance(status, dict) else ""
+    events = []
+    for ev in d.get("events") or []:
+        if isinstance(ev, dict):
+            events.append({"name": ev.get("name", ""), "attributes": ev.get("attributes") or {}})
+            if ev.get("name") == "exception":
+                code = "error"
+    res = d.get("resource") or {}
+    name = d.get("name")
+    if not isinstance(name, str):
+        raise RecordError(f"span '{where}' has no name", f"{where}.name")
+    return Span(
+        trace_id=tid, span_id=sid, parent_id=pid, name=name,
+        start=span_time(d.get("start_time")), end=span_time(d.get("end_time")),
+        error=code.endswith("error"),
+        status_message=status.get("description") if isinstance(status, dict) else None,
+        attributes=attrs, events=events,
+        resource=res.get("attributes", {}) if isinstance(res, dict) else {},
+    )
+
+
+class OtelSpansImporter(Importer):
+    name = "otel-spans"
+    description = "OpenTelemetry spans dumped as JSON by SDK exporters and agent frameworks"
+    priority = 5
+
+    def sniff(self, sample: Sample) -> bool:
+        d = sample.first
+        if isinstance(d, dict) and isinstance(d.get("spans"), list):
+            return not d["spans"] or _looks_like_span(d["spans"][0])
+        return _looks_like_span(d)
+
+    def parse(self, source: Source) -> Iterator[Parsed | Rejected]:
+        asm = TraceAssembler(self.name, source.name)
+        for rec in iter_records(source):
+            if isinstance(rec, Rejected):
+                yield rec
+                continue
+            d = rec.value
+            if isinstance(d, dict) and isinstance(d.get("spans"), list):
+                yield from self._document(rec, source)
+                continue
+            try:
+                span = parse_span(d, "span")
+            except RecordError as exc:
+                yield reject(rec, exc)
+                continue
+            yield Parsed(tuple(asm.add(span)), records=1, line=rec.line)
+        runs = asm.finish()
+        if runs:
+            yield Parsed(tuple(runs), records=0)
+
+    def _document(self, rec: Record, source: Source) -> Iterator[Parsed | Rejected]:
+        d = rec.value
+        extra = {k: v for k, v in d.items() if k != "spans"}
+        by_trace: dict[str, list[Span]] = {}
+        good = 0
+        for i, raw in enumerate(d["spans"]):
+            try:
+                span = parse_span(raw, f"spans[{i}]")
+            except RecordError as exc:
+                yield reject(Record(raw, rec.line, rec.offset, _dump(raw)), exc)
+                continue
+            by_trace.setdefault(span.trace_id, []).append(span)
+            good += 1
+        runs = tuple(trace_to_run(spans, self.name, source.name, extra) for spans in by_trace.values())
+        yield Parsed(runs, records=good, line=rec.line)
+
+
+def _dump(v: Any) -> str:
+    import orjson
+
+    try:
+        return orjson.dumps(v, default=str).decode()
+    except TypeError:
+        return repr(v)
+
+
+register(OtelSpansImporter())

@@ -1,0 +1,165 @@
+"""OTLP JSON, as the OpenTelemetry Collector's file exporter writes it.
+
+Each line is an `ExportTraceServiceRequest`: `{"resourceSpans": [{"resource":
+{...}, "scopeSpans": [{"scope": {...}, "spans": [...]}]}]}`, with attributes
+as `[{"key", "value": {"stringValue" | "intValue" | ...}}]`. A trace's spans
+may be spread over many lines; traces are assembled as the file streams and
+emitted once complete. The record unit is the span.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+from typing import Any
+
+from traces.importers import register
+from traces.importers._spans import Span, TraceAssembler, span_time
+from traces.importers.base import (
+    Importer, Record, RecordError, Sample, Source, iter_records, raw_text,
+)
+from traces.model import Parsed, Rejected
+
+STATUS_ERROR = {2, "2", "STATUS_CODE_ERROR", "ERROR"}
+
+
+def any_value(v: Any) -> Any:
+    """Decode an OTLP AnyValue."""
+    if not isinstance(v, dict):
+        return v
+    if "stringValue" in v:
+        return v["stringValue"]
+    if "intValue" in v:
+        try:
+            return int(v["intValue"])
+        except (TypeError, ValueError):
+            return v["intValue"]
+    if "doubleValue" in v:
+        return v["doubleValue"]
+    if "boolValue" in v:
+        return v["boolValue"]
+    if "arrayValue" in v:
+        return [any_value(x) for x in (v["arrayValue"] or {}).get("values", [])]
+    if "kvlistValue" in v:
+        return attributes((v["kvlistValue"] or {}).get("values", []))
+    if "bytesValue" in v:
+        return v["bytesValue"]
+    return None
+
+
+def attributes(kvs: Any) -> dict[str, Any]:
+    if isinstance(kvs, dict):  # some writers use a plain map
+        return kvs
+    out = {}
+    for kv in kvs or []:
+        if isinstance(kv, dict) and isinstance(kv.get("key"), str):
+            out[kv["key"]] = any_value(kv.get("value"))
+    return out
+
+
+def otlp_id(value: Any, field: str, size: int) -> str | None:
+    """OTLP/JSON ids are hex; protobuf-JSON writers sometimes emit base64 instead."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"'{field}' should be a hex string", field)
+    s = value.strip().lower()
+    if len(s) == size * 2 and all(c in "0123456789abcdef" for c in s):
+        return s
+    try:
+        raw = base64.b64decode(value, validate=True)
+        if len(raw) == size:
+            return raw.hex()
+    except (binascii.Error, ValueError):
+        pass
+    raise RecordError(f"'{field}' is not a {size}-byte id: {value[:60]!r}", field)
+
+
+def parse_otlp_span(sp: Any, where: str, resource: dict, scope: dict) -> Span:
+    if not isinstance(sp, dict):
+        raise RecordError(f"'{where}' is not a span object", where)
+    tid = otlp_id(sp.get("traceId"), f"{where}.traceId", 16)
+    sid = otlp_id(sp.get("spanId"), f"{where}.spanId", 8)
+    if not tid:
+        raise RecordError(f"span '{where}' has no traceId", f"{where}.traceId")
+    if not sid:
+        raise RecordError(f"span '{where}' has no spanId", f"{where}.spanId")
+    name = sp.get("name")
+    if not isinstance(name, str):
+        raise RecordError(f"span '{where}' has no name", f"{where}.name")
+    status = sp.get("status") or {}
+    events = [
+        {"name": e.get("name", ""), "attributes": attributes(e.get("attributes"))}
+        for e in sp.get("events") or [] if isinstance(e, dict)
+    ]
+    error = isinstance(status, dict) and status.get("code") in STATUS_ERROR
+    error = error or any(e["name"] == "exception" for e in events)
+    attrs = attributes(sp.get("attributes"))
+    if scope.get("name"):
+        attrs.setdefault("otel.scope.name", scope["name"])
+    return Span(
+        trace_id=tid, span_id=sid,
+        parent_id=otlp_id(sp.get("parentSpanId"), f"{where}.parentSpanId", 8),
+        name=name, start=span_time(sp.get("startTimeUnixNano")),
+        end=span_time(sp.get("endTimeUnixNano")), error=error,
+        status_message=status.get("message") if isinstance(status, dict) else None,
+        attributes=attrs, events=events, resource=resource,
+    )
+
+
+class OtlpJsonImporter(Importer):
+    name = "otlp-json"
+    description = "OTLP JSON trace exports (OpenTelemetry Collector file exporter)"
+    priority = 6
+
+    def sniff(self, sample: Sample) -> bool:
+        return isinstance(sample.first, dict) and "resourceSpans" in sample.first
+
+    def parse(self, source: Source) -> Iterator[Parsed | Rejected]:
+        asm = TraceAssembler(self.name, source.name)
+        for rec in iter_records(source):
+            if isinstance(rec, Rejected):
+                yield rec
+                continue
+            yield from self._request(rec, asm)
+        runs = asm.finish()
+        if runs:
+            yield Parsed(tuple(runs), records=0)
+
+    def _request(self, rec: Record, asm: TraceAssembler) -> Iterator[Parsed | Rejected]:
+        d = rec.value
+        rs_list = d.get("resourceSpans") if isinstance(d, dict) else None
+        if not isinstance(rs_list, list):
+            yield Rejected(reason="missing 'resourceSpans' list", raw=raw_text(rec.raw),
+                           line=rec.line, offset=rec.offset, field="resourceSpans")
+            return
+        good, done = 0, []
+        for i, rs in enumerate(rs_list):
+            res = attributes((rs.get("resource") or {}).get("attributes")) if isinstance(rs, dict) else {}
+            for j, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []
+                                   if isinstance(rs, dict) else []):
+                scope = (ss.get("scope") or ss.get("instrumentationLibrary") or {}) if isinstance(ss, dict) else {}
+                for k, sp in enumerate(ss.get("spans") or [] if isinstance(ss, dict) else []):
+                    where = f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]"
+                    try:
+                        span = parse_otlp_span(sp, where, res, scope)
+                    except RecordError as exc:
+                        yield Rejected(reason=str(exc), raw=_raw(sp), line=rec.line,
+                                       offset=rec.offset, field=exc.field)
+                        continue
+                    good += 1
+                    done.extend(asm.add(span))
+        yield Parsed(tuple(done), records=good, line=rec.line)
+
+
+def _raw(v: Any) -> str:
+    import orjson
+
+    try:
+        return raw_text(orjson.dumps(v, default=str))
+    except TypeError:
+        return repr(v)[:100000]
+
+
+register(OtlpJsonImporter())

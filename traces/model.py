@@ -1,0 +1,181 @@
+"""The data model shared by importers, the store and everything downstream.
+
+Plain frozen dataclasses: importers build them, the store persists them, the
+rest of Libra reads them back. Pydantic lives only at trust boundaries
+(file formats, LLM output), never here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+
+class StepKind(StrEnum):
+    USER = "user_message"
+    AGENT = "agent_message"
+    THOUGHT = "thought"
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+    OBSERVATION = "observation"
+    SYSTEM = "system"
+
+
+STEP_KINDS = frozenset(k.value for k in StepKind)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    kind: str
+    content: str = ""
+    actor: str | None = None
+    tool_name: str | None = None
+    tool_args: Any = None
+    span_id: str | None = None
+    parent_id: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    is_error: bool = False
+    metadata: dict | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackItem:
+    """Free-text feedback on a run, optionally anchored to some of its steps."""
+
+    author: str
+    text: str
+    steps: tuple[int, ...] = ()
+    rating: float | None = None
+    origin: str = "imported"
+    created_at: datetime | None = None
+    metadata: dict | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One agent run. `native_id` is the id the source format gives it."""
+
+    native_id: str
+    format: str
+    source: str
+    steps: tuple[Step, ...] = ()
+    agent: str | None = None
+    model: str | None = None
+    task: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: str | None = None
+    reward: float | None = None
+    gold: dict | None = None
+    metadata: dict | None = None
+    feedback: tuple[FeedbackItem, ...] = ()
+    # Whether native_id identifies this run across files (a trace id, a uuid).
+    # When it does not, the run is identified by its content instead.
+    globally_unique_id: bool = False
+
+    def content_hash(self) -> str:
+        return run_content_hash(self)
+
+    def run_id(self, content_hash: str | None = None) -> str:
+        if self.globally_unique_id and self.native_id:
+            return f"{self.format}:{self.native_id}"
+        return f"{self.format}:h{(content_hash or self.content_hash())[:20]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record an importer could not turn into runs; kept verbatim with its reason."""
+
+    reason: str
+    raw: str
+    line: int | None = None
+    offset: int | None = None
+    field: str | None = None
+    records: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """What an importer yields: runs built from `records` input records."""
+
+    runs: tuple[Run, ...]
+    records: int = 1
+    line: int | None = None
+
+
+@dataclass(slots=True)
+class IngestSummary:
+    files: int = 0
+    records: int = 0
+    runs_added: int = 0
+    runs_updated: int = 0
+    duplicates: int = 0
+    steps: int = 0
+    feedback: int = 0
+    quarantined: int = 0
+    unrecognised_files: list[str] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+    formats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.quarantined == 0 and not self.unrecognised_files
+
+    def as_dict(self) -> dict:
+        return {
+            "files": self.files,
+            "records": self.records,
+            "runs_added": self.runs_added,
+            "runs_updated": self.runs_updated,
+            "duplicates": self.duplicates,
+            "steps": self.steps,
+            "feedback": self.feedback,
+            "quarantined": self.quarantined,
+            "unrecognised_files": list(self.unrecognised_files),
+            "reasons": dict(self.reasons),
+            "formats": dict(self.formats),
+        }
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON text (sorted keys) used for storage and hashing."""
+    return orjson.dumps(
+        value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str
+    ).decode()
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def run_content_hash(run: Run) -> str:
+    """Hash of everything that makes a run what it is, independent of where it was read.
+
+    The source path is left out on purpose so that the same log read from two
+    places is recognised as one run.
+    """
+    h = hashlib.sha256()
+    head = (
+        run.format, run.native_id, run.agent, run.model, run.task, _ts(run.started_at),
+        _ts(run.ended_at), run.outcome, run.reward, run.gold, run.metadata,
+    )
+    h.update(dumps(head).encode())
+    for s in run.steps:
+        h.update(b"\x1e")
+        h.update(dumps((
+            s.kind, s.content, s.actor, s.tool_name, s.tool_args, s.span_id, s.parent_id,
+            _ts(s.started_at), _ts(s.ended_at), s.input_tokens, s.output_tokens, s.is_error,
+            s.metadata,
+        )).encode())
+    for f in run.feedback:
+        h.update(b"\x1d")
+        h.update(dumps((f.author, f.text, f.steps, f.rating, f.metadata)).encode())
+    return h.hexdigest()

@@ -1,0 +1,139 @@
+"""The store's schema: the only place in Libra that writes DDL.
+
+Migrations are ordered and recorded in `schema_migrations`; opening a store
+applies whatever is missing, each migration in its own transaction. A
+migration is never edited once released: change the schema by appending one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core: runs, steps, feedback, quarantine", (
+        """CREATE TABLE runs (
+            run_id        VARCHAR PRIMARY KEY,
+            native_id     VARCHAR,
+            source        VARCHAR NOT NULL,
+            format        VARCHAR NOT NULL,
+            agent         VARCHAR,
+            model         VARCHAR,
+            task          VARCHAR,
+            started_at    TIMESTAMP,
+            ended_at      TIMESTAMP,
+            outcome       VARCHAR,
+            reward        DOUBLE,
+            gold          JSON,
+            metadata      JSON,
+            content_hash  VARCHAR NOT NULL,
+            n_steps       INTEGER NOT NULL,
+            ingested_at   TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE steps (
+            run_id        VARCHAR NOT NULL,
+            idx           INTEGER NOT NULL,
+            kind          VARCHAR NOT NULL,
+            actor         VARCHAR,
+            tool_name     VARCHAR,
+            tool_args     JSON,
+            content       VARCHAR,
+            span_id       VARCHAR,
+            parent_id     VARCHAR,
+            started_at    TIMESTAMP,
+            ended_at      TIMESTAMP,
+            input_tokens  BIGINT,
+            output_tokens BIGINT,
+            is_error      BOOLEAN NOT NULL,
+            metadata      JSON
+        )""",
+        """CREATE TABLE feedback (
+            feedback_id   VARCHAR PRIMARY KEY,
+            run_id        VARCHAR NOT NULL,
+            steps         INTEGER[],
+            author        VARCHAR NOT NULL,
+            text          VARCHAR NOT NULL,
+            rating        DOUBLE,
+            origin        VARCHAR NOT NULL,
+            created_at    TIMESTAMP NOT NULL,
+            edited_at     TIMESTAMP,
+            deleted_at    TIMESTAMP,
+            metadata      JSON
+        )""",
+        "CREATE SEQUENCE quarantine_seq",
+        """CREATE TABLE quarantine (
+            id            BIGINT PRIMARY KEY DEFAULT nextval('quarantine_seq'),
+            source        VARCHAR NOT NULL,
+            format        VARCHAR,
+            line          BIGINT,
+            byte_offset   BIGINT,
+            field         VARCHAR,
+            reason        VARCHAR NOT NULL,
+            raw           VARCHAR,
+            records       INTEGER NOT NULL,
+            ingested_at   TIMESTAMP NOT NULL
+        )""",
+        "CREATE INDEX steps_run ON steps (run_id)",
+        "CREATE INDEX runs_hash ON runs (content_hash)",
+        "CREATE INDEX feedback_run ON feedback (run_id)",
+    )),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+
+class SchemaTooNew(RuntimeError):
+    pass
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_name = 'schema_migrations' AND table_schema = current_schema()"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None) -> list[int]:
+    """Apply pending migrations up to `target` (default: all). Returns versions applied."""
+    target = LATEST if target is None else target
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
+    have = current_version(con)
+    if have > LATEST:
+        raise SchemaTooNew(
+            f"this store is at schema version {have}, newer than this Libra ({LATEST}); "
+            "upgrade Libra to open it"
+        )
+    applied = []
+    for m in MIGRATIONS:
+        if m.version <= have or m.version > target:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for stmt in m.statements:
+                con.execute(stmt)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                [m.version, m.name, datetime.now(UTC).replace(tzinfo=None)],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(m.version)
+    return applied
