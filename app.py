@@ -70,7 +70,7 @@ def run_view(s: Store, run_id: str) -> None:
             show_text(s_.content)
     st.markdown(f"**Feedback ({len(fb)})**")
     for f in fb.itertuples():
-        steps_txt = f" on steps {list(f.steps)}" if f.steps is not None and len(f.steps) else ""
+        steps_txt = f" on steps {[int(i) for i in f.steps]}" if f.steps is not None and len(f.steps) else ""
         rating = f" · rating {f.rating:g}" if f.rating == f.rating and f.rating is not None else ""
         st.text(f"{f.author}{steps_txt}{rating}")
         show_text(f.text, 800)
@@ -94,7 +94,7 @@ def main() -> None:
     page = st.number_input(f"page (of {pages}, {total:,} runs)", 1, pages, 1)
     df = list_runs(s, flt, PAGE, (page - 1) * PAGE)
     event = st.dataframe(df, hide_index=True, on_select="rerun", selection_mode="single-row",
-                         use_container_width=True, key="runs")
+                         width="stretch", key="runs")
     rows = event.selection.rows if event and event.selection else []
     if rows:
         st.session_state["run_id"] = df.iloc[rows[0]]["run_id"]

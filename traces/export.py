@@ -51,7 +51,7 @@ def export_parquet(store: Store, out_dir: str | os.PathLike, *, agent: str | Non
     counts = {}
     with store.connection() as con:
         for table, (sql, p) in queries.items():
-            reader = con.execute(sql, p).fetch_record_batch(50_000)
+            reader = con.execute(sql, p).to_arrow_reader(50_000)
             path = out / f"{table}.parquet"
             n = 0
             with pq.ParquetWriter(path, reader.schema, compression="zstd") as w:

@@ -305,7 +305,7 @@ def ingest_source(
     summary.formats[imp.name] = summary.formats.get(imp.name, 0) + 1
     total = source.size()
     tracked = source if progress is None else _tracked(source, total, progress)
-    for item in imp.parse(tracked):
+    for item in _guarded(imp.parse(tracked), source):
         if isinstance(item, Parsed):
             summary.records += item.records
             for run in item.runs:
@@ -318,6 +318,32 @@ def ingest_source(
             writer.add_rejected(item, source.name, imp.name)
     if progress:
         progress(source.name, total, total)
+
+
+def _guarded(items: Iterator[Parsed | Rejected], source: Source) -> Iterator[Parsed | Rejected]:
+    """An importer's stream that cannot take the ingest down with it.
+
+    Importers quarantine bad records themselves; if one still fails, the rest
+    of that input is quarantined with the error and the batch goes on.
+    """
+    n = 0
+    last_line = None
+    try:
+        for item in items:
+            n += 1
+            last_line = item.line if item.line is not None else last_line
+            yield item
+    except Exception as exc:  # noqa: BLE001
+        try:
+            with source.open() as f:
+                raw = f.read(RAW_LIMIT)
+        except OSError:
+            raw = b""
+        yield Rejected(
+            reason=f"importer failed after {n} records ({type(exc).__name__}: {exc}); "
+                   "the rest of this input was not read"[:2000],
+            raw=raw_text(raw), line=last_line,
+        )
 
 
 class _ProgressReader(io.RawIOBase):

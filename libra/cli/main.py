@@ -73,6 +73,8 @@ def quarantine_cmd(
         out.print("quarantine is empty")
         return
     t = Table("id", "source", "line", "field", "reason")
+    for col in t.columns:
+        col.overflow = "fold"
     for r in rows:
         t.add_row(str(r[0]), r[1], "" if r[2] is None else str(r[2]), r[3] or "", r[4])
     out.print(t)

@@ -122,11 +122,12 @@ def _normalise_messages(raw: Any) -> list[dict]:
         if not isinstance(m, dict):
             continue
         if "tool.name" in m:  # any-agent output: [{"tool.name", "tool.args"}]
-            out.append({"role": "assistant", "content": "",
-                        "tool_calls": [{"name": m["tool.name"], "arguments": m.get("tool.args")}]})
+            call = {"name": m["tool.name"], "arguments": m.get("tool.args")}
+            out.append({"role": "assistant", "content": "", "tool_calls": [call],
+                        "ordered": [("tool_call", call)]})
             continue
         role = m.get("role", "assistant")
-        calls, texts, reasoning = [], [], []
+        calls, texts, reasoning, ordered = [], [], [], []
         if isinstance(m.get("parts"), list):  # GenAI semconv >= 1.36
             for p in m["parts"]:
                 if not isinstance(p, dict):
@@ -134,24 +135,33 @@ def _normalise_messages(raw: Any) -> list[dict]:
                 t = p.get("type")
                 if t == "text":
                     texts.append(text_of(p.get("content")))
+                    ordered.append(("text", texts[-1]))
                 elif t == "tool_call":
                     calls.append({"name": p.get("name"), "arguments": p.get("arguments"),
                                   "id": p.get("id")})
+                    ordered.append(("tool_call", calls[-1]))
                 elif t == "tool_call_response":
                     texts.append(text_of(p.get("response", p.get("result"))))
-                    role = "tool" if role not in ("tool",) else role
+                    role = "tool"
                 elif t == "reasoning":
                     reasoning.append(text_of(p.get("content")))
+                    ordered.append(("reasoning", reasoning[-1]))
             content = "\n".join(t for t in texts if t)
         else:
             content = text_of(m.get("content"))
+            if m.get("reasoning"):
+                reasoning.append(text_of(m["reasoning"]))
+                ordered.append(("reasoning", reasoning[-1]))
+            if content:
+                ordered.append(("text", content))
             for tc in m.get("tool_calls") or []:
                 if isinstance(tc, dict):
                     fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc
                     calls.append({"name": fn.get("name"), "arguments": fn.get("arguments"),
                                   "id": tc.get("id")})
+                    ordered.append(("tool_call", calls[-1]))
         out.append({"role": role, "content": content, "tool_calls": calls,
-                    "reasoning": "\n".join(reasoning)})
+                    "reasoning": "\n".join(reasoning), "ordered": ordered})
     return out
 
 
@@ -267,29 +277,29 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                            "llm.token_count.completion")
             total_in += tin or 0
             total_out += tout or 0
-            first_out = True
+            usage = {"input_tokens": tin, "output_tokens": tout}
             for m in output_messages(sp):
-                usage = {"input_tokens": tin, "output_tokens": tout} if first_out else {}
-                first_out = False
-                if m.get("reasoning"):
-                    steps.append(Step(kind=StepKind.THOUGHT, content=m["reasoning"], actor=actor,
-                                      span_id=sp.span_id, parent_id=sp.parent_id,
-                                      started_at=sp.start, ended_at=sp.end))
-                if m.get("content"):
-                    steps.append(Step(kind=StepKind.AGENT, content=m["content"], actor=actor,
-                                      span_id=sp.span_id, parent_id=sp.parent_id,
-                                      started_at=sp.start, ended_at=sp.end, is_error=sp.error,
-                                      **usage))
-                    usage = {}
-                for c in m.get("tool_calls") or []:
-                    name = c.get("name") or "tool"
-                    pending.setdefault(name, []).append(len(steps))
-                    steps.append(Step(kind=StepKind.TOOL_CALL, tool_name=name,
-                                      tool_args=maybe_json(c.get("arguments")), actor=actor,
-                                      span_id=str(c["id"]) if c.get("id") else sp.span_id,
-                                      parent_id=sp.parent_id, started_at=sp.start,
-                                      ended_at=sp.end, **usage))
-                    usage = {}
+                parts = m.get("ordered")
+                if parts is None:  # OpenInference messages carry no part order
+                    parts = [("text", m.get("content"))] + [("tool_call", c) for c in m.get("tool_calls") or []]
+                for kind, payload in parts:
+                    common = dict(actor=actor, parent_id=sp.parent_id, started_at=sp.start, ended_at=sp.end)
+                    if kind == "reasoning" and payload:
+                        steps.append(Step(kind=StepKind.THOUGHT, content=payload, span_id=sp.span_id,
+                                          **common, **usage))
+                    elif kind == "text" and payload:
+                        steps.append(Step(kind=StepKind.AGENT, content=payload, span_id=sp.span_id,
+                                          is_error=sp.error, **common, **usage))
+                    elif kind == "tool_call":
+                        name = payload.get("name") or "tool"
+                        pending.setdefault(name, []).append(len(steps))
+                        steps.append(Step(kind=StepKind.TOOL_CALL, tool_name=name,
+                                          tool_args=maybe_json(payload.get("arguments")),
+                                          span_id=str(payload["id"]) if payload.get("id") else sp.span_id,
+                                          **common, **usage))
+                    else:
+                        continue
+                    usage = {}  # the call's tokens go on its first step only
             continue
         if op in TOOL_OPS:
             name = _first(a, "gen_ai.tool.name", "tool.name") or sp.name.partition(" ")[2] or "tool"
@@ -302,7 +312,10 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                 steps.append(Step(kind=StepKind.TOOL_CALL, tool_name=name, tool_args=args,
                                   span_id=sp.span_id, parent_id=sp.parent_id,
                                   started_at=sp.start))
-            content = text_of(maybe_json(result)) if result is not None else (sp.status_message or "")
+            if result is None:
+                content = sp.status_message or ""
+            else:  # tool output is kept verbatim; only structured values are serialised
+                content = result if isinstance(result, str) else orjson.dumps(result, default=str).decode()
             steps.append(Step(kind=StepKind.TOOL_RESULT, tool_name=name, content=content,
                               span_id=sp.span_id, parent_id=sp.parent_id, started_at=sp.start,
                               ended_at=sp.end,

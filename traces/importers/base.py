@@ -99,8 +99,11 @@ def raw_text(raw: bytes | str) -> str:
 
 def reject(rec: Record, exc: Exception, records: int = 1) -> Rejected:
     field = getattr(exc, "field", None)
+    reason = str(exc) or type(exc).__name__
+    if not isinstance(exc, RecordError):  # an importer tripped on input it did not foresee
+        reason = f"unreadable record ({type(exc).__name__}: {reason})"[:2000]
     return Rejected(
-        reason=str(exc) or type(exc).__name__, raw=raw_text(rec.raw), line=rec.line,
+        reason=reason, raw=raw_text(rec.raw), line=rec.line,
         offset=rec.offset, field=field, records=records,
     )
 
@@ -251,10 +254,11 @@ def iter_jsonl(source: Source) -> Iterator[Record | Rejected]:
             if not line.strip():
                 continue
             try:
-                yield Record(orjson.loads(line), lineno, start, line)
+                yield Record(orjson.loads(line), lineno, start, line.rstrip(b"\r\n"))
             except orjson.JSONDecodeError as exc:
                 yield Rejected(
-                    reason=f"invalid JSON: {exc}", raw=raw_text(line), line=lineno, offset=start
+                    reason=f"invalid JSON: {exc}", raw=raw_text(line.rstrip(b"\r\n")), line=lineno,
+                    offset=start,
                 )
 
 

@@ -85,7 +85,7 @@ def parse_step(s: Any, where: str) -> Step:
     if not isinstance(s, dict):
         raise RecordError(f"'{where}' should be an object", where)
     kind = s.get("kind")
-    if kind not in STEP_KINDS:
+    if not isinstance(kind, str) or kind not in STEP_KINDS:
         raise RecordError(
             f"'{where}.kind' must be one of {', '.join(sorted(STEP_KINDS))}; got {kind!r}"[:300],
             f"{where}.kind",
@@ -185,7 +185,7 @@ class GenericImporter(Importer):
                 continue
             try:
                 yield Parsed((parse_run(rec.value, source, self.name),), line=rec.line)
-            except RecordError as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
                 yield reject(rec, exc)
 
 

@@ -117,7 +117,7 @@ class InspectImporter(Importer):
         for i, s in enumerate(samples):
             try:
                 yield Parsed((sample_to_run(s, d, source, f"samples[{i}]"),), line=doc.line)
-            except (RecordError, TypeError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
                 yield reject(Record(s, doc.line, doc.offset, orjson.dumps(s, default=str)), exc)
 
     def _eval_zip(self, source: Source) -> Iterator[Parsed | Rejected]:
@@ -149,7 +149,7 @@ class InspectImporter(Importer):
                     yield Parsed((sample_to_run(s, header, source, name),))
                 except orjson.JSONDecodeError as exc:
                     yield Rejected(reason=f"invalid JSON in {name}: {exc}", raw=raw_text(raw), field=name)
-                except (RecordError, TypeError, ValueError) as exc:
+                except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
                     yield reject(rec, exc)
 
 

@@ -139,7 +139,7 @@ class OpenHandsImporter(Importer):
                 continue
             try:
                 yield Parsed((self.run_of(rec, source),), line=rec.line)
-            except RecordError as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
                 yield reject(rec, exc)
 
     def run_of(self, rec: Record, source: Source) -> Run:

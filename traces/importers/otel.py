@@ -87,7 +87,7 @@ class OtelSpansImporter(Importer):
                 continue
             try:
                 span = parse_span(d, "span")
-            except RecordError as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
                 yield reject(rec, exc)
                 continue
             yield Parsed(tuple(asm.add(span)), records=1, line=rec.line)
@@ -103,7 +103,7 @@ class OtelSpansImporter(Importer):
         for i, raw in enumerate(d["spans"]):
             try:
                 span = parse_span(raw, f"spans[{i}]")
-            except RecordError as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
                 yield reject(Record(raw, rec.line, rec.offset, _dump(raw)), exc)
                 continue
             by_trace.setdefault(span.trace_id, []).append(span)

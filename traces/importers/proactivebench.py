@@ -153,7 +153,7 @@ class ProactiveBenchImporter(Importer):
                 continue
             try:
                 yield Parsed((labelled_run(rec.value, source),), line=rec.line)
-            except RecordError as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
                 yield reject(rec, exc)
 
     def _zip(self, source: Source) -> Iterator[Parsed | Rejected]:

@@ -1,0 +1,223 @@
+"""Ingestion behaviour: errors that say where, re-ingestion, updates, exports, the CLI."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import orjson
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from libra.cli.main import app
+from traces.demo import generate_runs
+from traces.export import export_jsonl, export_parquet, iter_runs, run_to_otlp, write_jsonl
+from traces.importers.generic import run_to_record
+from traces.ingest import ingest
+
+runner = CliRunner()
+
+
+def demo_file(tmp_path, n=20, seed=3, name="runs.jsonl"):
+    p = tmp_path / name
+    write_jsonl(generate_runs(n, seed), p)
+    return p
+
+
+def test_generic_roundtrip_keeps_every_field(tmp_path, mem_store):
+    runs = list(generate_runs(12, seed=5))
+    p = tmp_path / "r.jsonl"
+    write_jsonl(runs, p)
+    s = ingest(mem_store, [p])
+    assert (s.runs_added, s.quarantined) == (12, 0)
+    assert s.steps == sum(len(r.steps) for r in runs)
+    assert s.feedback == sum(len(r.feedback) for r in runs)
+    back = {r.native_id: r for r in iter_runs(mem_store)}
+    for r in runs:
+        b = back[r.native_id]
+        assert [(x.kind, x.content, x.tool_name, x.tool_args, x.is_error, x.input_tokens, x.started_at)
+                for x in b.steps] == \
+               [(x.kind, x.content, x.tool_name, x.tool_args, x.is_error, x.input_tokens, x.started_at)
+                for x in r.steps]
+        assert sorted((f.author, f.text, f.steps, f.rating) for f in b.feedback) == \
+               sorted((f.author, f.text, f.steps, f.rating) for f in r.feedback)
+        assert (b.agent, b.outcome, b.reward, b.metadata) == (r.agent, r.outcome, r.reward, r.metadata)
+
+
+def test_bad_records_are_quarantined_with_file_line_and_field(tmp_path, mem_store):
+    good = [run_to_record(r) for r in generate_runs(3, seed=1)]
+    bad_kind = json.loads(json.dumps(good[1], default=str))
+    bad_kind["steps"][2]["kind"] = "telepathy"
+    bad_tokens = json.loads(json.dumps(good[2], default=str))
+    bad_tokens["steps"][1]["input_tokens"] = "lots"
+    lines = [orjson.dumps(good[0], default=str), b'{"run_id": "x", "steps": [', orjson.dumps(bad_kind),
+             orjson.dumps(bad_tokens), b"", b'{"no_id": true, "steps": []}']
+    p = tmp_path / "mixed.jsonl"
+    p.write_bytes(b"\n".join(lines) + b"\n")
+    s = ingest(mem_store, [p], fmt="libra")
+    assert s.runs_added == 1 and s.quarantined == 4
+    rows = mem_store.execute("SELECT source, line, field, reason, raw FROM quarantine ORDER BY line")
+    assert [r[1] for r in rows] == [2, 3, 4, 6]
+    assert all(r[0] == str(p) for r in rows)
+    assert rows[0][3].startswith("invalid JSON")
+    assert rows[1][2] == "steps[2].kind" and "telepathy" in rows[1][3]
+    assert rows[2][2] == "steps[1].input_tokens"
+    assert rows[3][2] == "run_id"
+    assert rows[1][4] == orjson.dumps(bad_kind).decode()  # raw record kept verbatim
+
+
+def test_reingest_adds_nothing_and_changed_runs_replace_old_ones(tmp_path, mem_store):
+    p = demo_file(tmp_path, 10)
+    first = ingest(mem_store, [p])
+    again = ingest(mem_store, [p])
+    assert (again.runs_added, again.duplicates) == (0, 10)
+    recs = [json.loads(line) for line in p.read_text().splitlines()]
+    recs[0]["steps"][0]["content"] = "edited upstream"
+    recs[0]["steps"].append({"kind": "agent_message", "content": "one more"})
+    p.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    mem_store.execute("INSERT INTO feedback (feedback_id, run_id, author, text, origin, created_at) "
+                      "VALUES ('app-1', ?, 'ana', 'written in the app', 'app', now())", [f"libra:{recs[0]['run_id']}"])
+    upd = ingest(mem_store, [p])
+    assert (upd.runs_added, upd.runs_updated, upd.duplicates) == (0, 1, 9)
+    rid = f"libra:{recs[0]['run_id']}"
+    assert mem_store.scalar("SELECT content FROM steps WHERE run_id = ? AND idx = 0", [rid]) == "edited upstream"
+    assert mem_store.scalar("SELECT n_steps FROM runs WHERE run_id = ?", [rid]) == len(recs[0]["steps"])
+    assert mem_store.scalar("SELECT count(*) FROM steps WHERE run_id = ?", [rid]) == len(recs[0]["steps"])
+    assert mem_store.scalar("SELECT count(*) FROM feedback WHERE feedback_id = 'app-1'") == 1
+    assert mem_store.counts()["runs"] == first.runs_added
+
+
+def test_gzip_glob_and_folders(tmp_path, mem_store):
+    p = demo_file(tmp_path, 6)
+    gz = tmp_path / "sub" / "more.jsonl.gz"
+    gz.parent.mkdir()
+    gz.write_bytes(gzip.compress(demo_file(tmp_path, 4, seed=99, name="other.jsonl").read_bytes()))
+    s = ingest(mem_store, [str(tmp_path / "*.jsonl"), tmp_path / "sub"])
+    assert s.runs_added == 10 and s.files == 3
+    assert ingest(mem_store, [p]).duplicates == 6
+
+
+def test_cli_ingest_summary_and_exit_status(tmp_path):
+    db = tmp_path / "cli.duckdb"
+    p = demo_file(tmp_path, 5)
+    r = runner.invoke(app, ["ingest", "--db", str(db), "-q", str(p)])
+    assert r.exit_code == 0, r.output
+    assert "runs added" in r.output and "5" in r.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(p.read_text().splitlines()[0] + "\n{broken\n")
+    r = runner.invoke(app, ["ingest", "--db", str(db), "-q", str(bad)])
+    assert r.exit_code == 1
+    assert "quarantined" in r.output and "invalid JSON" in r.output
+    r = runner.invoke(app, ["quarantine", "--db", str(db)])
+    assert "bad.jsonl" in r.output and r.exit_code == 0
+    r = runner.invoke(app, ["ingest", "--db", str(db), str(tmp_path / "missing.json")])
+    assert r.exit_code == 2
+    r = runner.invoke(app, ["ingest", "--db", str(db), "--format", "nope", str(p)])
+    assert r.exit_code != 0 and "unknown format" in r.output
+
+
+def test_cli_reads_stdin_and_env_db(tmp_path):
+    db = tmp_path / "env.duckdb"
+    p = demo_file(tmp_path, 3)
+    proc = subprocess.run([sys.executable, "-m", "libra.cli.main", "ingest", "-q", "-"],
+                          input=p.read_bytes(), capture_output=True, env={**_env(), "LIBRA_DB": str(db)})
+    assert proc.returncode == 0, proc.stderr.decode()
+    r = runner.invoke(app, ["stats", "--db", str(db)])
+    assert "runs: 3" in r.output
+
+
+def _env():
+    import os
+    return dict(os.environ)
+
+
+def test_every_command_has_help():
+    for cmd in (["--help"], ["ingest", "--help"], ["export", "--help"], ["stats", "--help"],
+                ["quarantine", "--help"], ["formats", "--help"], ["app", "--help"], ["demo", "build", "--help"]):
+        r = runner.invoke(app, cmd)
+        assert r.exit_code == 0 and "Usage" in r.output, cmd
+        if cmd != ["--help"] and cmd != ["formats", "--help"]:
+            assert "--db" in r.output, cmd
+
+
+def test_export_parquet_and_jsonl_roundtrip(tmp_path, mem_store, store):
+    ingest(mem_store, [demo_file(tmp_path, 15)])
+    counts = export_parquet(mem_store, tmp_path / "pq")
+    assert counts["runs"] == 15
+    assert pq.read_table(tmp_path / "pq" / "steps.parquet").num_rows == mem_store.counts()["steps"]
+    assert pq.read_table(tmp_path / "pq" / "feedback.parquet").num_rows == mem_store.counts()["feedback"]
+    n = export_jsonl(mem_store, tmp_path / "out.jsonl")
+    assert n == 15
+    s = ingest(store, [tmp_path / "out.jsonl"])
+    assert s.runs_added == 15 and s.quarantined == 0
+    assert store.counts()["steps"] == mem_store.counts()["steps"]
+    assert store.counts()["feedback"] == mem_store.counts()["feedback"]
+
+
+def test_otlp_export_reimports_to_the_same_conversation(tmp_path, mem_store):
+    runs = list(generate_runs(8, seed=21))
+    p = tmp_path / "otlp.jsonl"
+    with open(p, "wb") as f:
+        for i, r in enumerate(runs, 1):
+            req = run_to_otlp(r, f"{i:032x}")
+            # the Collector writes a trace's spans across several lines: split them
+            spans = req["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            for chunk in (spans[: len(spans) // 2], spans[len(spans) // 2:]):
+                line = {"resourceSpans": [{**req["resourceSpans"][0],
+                                           "scopeSpans": [{"scope": {"name": "x"}, "spans": chunk}]}]}
+                f.write(orjson.dumps(line) + b"\n")
+    s = ingest(mem_store, [p])
+    assert s.runs_added == 8 and s.quarantined == 0
+    assert s.formats == {"otlp-json": 1}
+    keep = ("user_message", "agent_message", "tool_call", "tool_result", "thought")
+    back = {r.native_id: r for r in iter_runs(mem_store)}
+    for i, r in enumerate(runs, 1):
+        b = back[f"{i:032x}"]
+        want = [(x.kind, x.content if x.kind != "tool_call" else x.tool_name) for x in r.steps if x.kind in keep]
+        got = [(x.kind, x.content if x.kind != "tool_call" else x.tool_name) for x in b.steps if x.kind in keep]
+        assert got == want
+        assert [x.is_error for x in b.steps if x.kind == "tool_result"] == \
+               [x.is_error for x in r.steps if x.kind == "tool_result"]
+        assert b.agent == r.agent
+
+
+def test_openinference_spans_are_understood(tmp_path, mem_store):
+    def kv(k, v):
+        return {"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
+
+    tid = "ab" * 16
+    spans = [
+        {"traceId": tid, "spanId": "01" * 8, "name": "agent", "startTimeUnixNano": "1700000000000000000",
+         "endTimeUnixNano": "1700000005000000000",
+         "attributes": [kv("openinference.span.kind", "AGENT"), kv("input.value", "Weather in Oslo?"),
+                        kv("output.value", "It is 3°C in Oslo.")]},
+        {"traceId": tid, "spanId": "02" * 8, "parentSpanId": "01" * 8, "name": "ChatCompletion",
+         "startTimeUnixNano": "1700000001000000000", "endTimeUnixNano": "1700000002000000000",
+         "attributes": [kv("openinference.span.kind", "LLM"), kv("llm.model_name", "gpt-4o"),
+                        kv("llm.input_messages.0.message.role", "user"),
+                        kv("llm.input_messages.0.message.content", "Weather in Oslo?"),
+                        kv("llm.output_messages.0.message.role", "assistant"),
+                        kv("llm.output_messages.0.message.tool_calls.0.tool_call.function.name", "weather"),
+                        kv("llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments",
+                           '{"city": "Oslo"}'),
+                        kv("llm.token_count.prompt", 42), kv("llm.token_count.completion", 7)]},
+        {"traceId": tid, "spanId": "03" * 8, "parentSpanId": "01" * 8, "name": "weather",
+         "startTimeUnixNano": "1700000003000000000", "endTimeUnixNano": "1700000004000000000",
+         "status": {"code": 2, "message": "timeout"},
+         "attributes": [kv("openinference.span.kind", "TOOL"), kv("tool.name", "weather"),
+                        kv("input.value", '{"city": "Oslo"}')]},
+    ]
+    p = tmp_path / "oi.json"
+    p.write_bytes(orjson.dumps({"resourceSpans": [{"resource": {"attributes": [kv("service.name", "wx-bot")]},
+                                                   "scopeSpans": [{"spans": spans}]}]}))
+    s = ingest(mem_store, [p])
+    assert s.runs_added == 1
+    run = next(iter_runs(mem_store))
+    kinds = [(x.kind, x.tool_name) for x in run.steps]
+    assert kinds == [("user_message", None), ("tool_call", "weather"), ("tool_result", "weather"),
+                     ("agent_message", None)]
+    assert run.steps[1].tool_args == {"city": "Oslo"} and run.steps[1].input_tokens == 42
+    assert run.steps[2].is_error and run.steps[2].content == "timeout"
+    assert run.model == "gpt-4o" and run.agent == "wx-bot"
