@@ -62,7 +62,7 @@ def test_who_and_when_mistake_step_is_a_step_index(shared, mem_store):
     rows = mem_store.execute(
         "SELECT r.run_id, CAST(json_extract(r.gold, '$.mistake_step') AS INT), r.n_steps, "
         "json_extract_string(r.gold, '$.mistake_agent') FROM runs r")
-    for run_id, step, n, agent in rows:
+    for run_id, step, n, _agent in rows:
         assert 0 <= step < n
         actor = mem_store.scalar("SELECT actor FROM steps WHERE run_id = ? AND idx = ?", [run_id, step])
         assert actor is not None
@@ -78,13 +78,14 @@ def test_sotopia_ratings_become_feedback_by_rater(shared, mem_store):
     assert s.records == 141 and s.quarantined == 2
     assert s.runs_added == 69
     assert mem_store.scalar("SELECT count(DISTINCT author) FROM feedback") > 10
-    fb = mem_store.execute("SELECT text, steps, metadata FROM feedback LIMIT 20")
-    for text, steps, meta in fb:
+    fb = mem_store.execute("SELECT run_id, text, steps, metadata FROM feedback LIMIT 40")
+    for run_id, text, steps, meta in fb:
         meta = json.loads(meta)
         assert len(meta["bullets"]) == text.count("\n") + 1
         assert not any(d in text for d in ("believability", "social_rules", "financial_and_material"))
-        agent = meta["agent"]
-        assert steps, "feedback is anchored to the rated agent's turns"
+        actors = {a for a, in mem_store.execute(
+            "SELECT actor FROM steps WHERE run_id = ? AND list_contains(?, idx)", [run_id, steps])}
+        assert steps and actors == {meta["agent"]}, "feedback is anchored to the rated agent's turns"
     rows = mem_store.execute("SELECT reason, field, line FROM quarantine")
     assert all(f == "data.parsed_conversation" and line > 1 for _, f, line in rows)
 

@@ -22,6 +22,16 @@ EXPECTED = {
                  "created_at", "edited_at", "deleted_at", "metadata"},
     "quarantine": {"id", "source", "format", "line", "byte_offset", "field", "reason", "raw",
                    "records", "ingested_at"},
+    "llm_calls": {"call_id", "job_id", "item_key", "purpose", "model", "request_hash", "status", "error",
+                  "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+                  "cost_usd", "latency_ms", "attempts", "batch", "created_at"},
+    "llm_cache": {"request_hash", "model", "purpose", "response", "created_at"},
+    "embeddings": {"model", "content_hash", "vector", "created_at"},
+    "jobs": {"job_id", "kind", "params_hash", "params", "status", "max_cost", "cost_usd", "items_total",
+             "items_done", "items_failed", "error", "started_at", "ended_at"},
+    "job_items": {"job_id", "item_key", "status", "error", "updated_at"},
+    "scores": {"run_id", "metric_set_id", "metric_set_version", "metric_id", "value", "evidence", "reason",
+               "confidence", "backend", "backend_version", "job_id", "created_at"},
 }
 
 

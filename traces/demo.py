@@ -290,7 +290,7 @@ def _repo(b: _Builder, rng: random.Random, good, traits, ctx: _Ctx) -> str:
         "not touching the tests", "failing test"
     b.call("run_tests", {"path": f"tests/test_{mod}.py"},
            f"FAILED tests/test_{mod}.py::test_roundtrip - AssertionError: expected 3, got 2", trait="grounding")
-    b.call("read_file", {"path": f"src/{mod}.py"}, f"def count(items):\n    return len(items) - 1\n")
+    b.call("read_file", {"path": f"src/{mod}.py"}, "def count(items):\n    return len(items) - 1\n")
     if rng.random() < .4:
         traits["error_recovery"] = 1 if good["error_recovery"] else -1
         b.call("edit_file", {"path": f"src/{mod}.py", "old": "len(items)-1", "new": "len(items)"},

@@ -62,10 +62,21 @@ def export_parquet(store: Store, out_dir: str | os.PathLike, *, agent: str | Non
     return counts
 
 
-def iter_runs(store: Store, *, agent: str | None = None, since: str | None = None,
-              fmt: str | None = None, run_ids: Iterable[str] | None = None,
-              page: int = 500) -> Iterator[Run]:
+def iter_runs(store: Store, **filters) -> Iterator[Run]:
     """Runs with their steps and live feedback, read back from the store page by page."""
+    for _, run in iter_runs_with_ids(store, **filters):
+        yield run
+
+
+def load_runs(store: Store, run_ids: Iterable[str]) -> dict[str, Run]:
+    """Runs by their stored id."""
+    return dict(iter_runs_with_ids(store, run_ids=list(run_ids)))
+
+
+def iter_runs_with_ids(store: Store, *, agent: str | None = None, since: str | None = None,
+                       fmt: str | None = None, run_ids: Iterable[str] | None = None,
+                       page: int = 500) -> Iterator[tuple[str, Run]]:
+    """(stored run id, run) pairs, page by page."""
     where, params = _where(agent, since, fmt)
     if run_ids is not None:
         ids = list(run_ids)
@@ -108,7 +119,7 @@ def iter_runs(store: Store, *, agent: str | None = None, since: str | None = Non
                     metadata=orjson.loads(row[7]) if row[7] else None,
                 ))
         for r in runs:
-            yield Run(
+            yield r[0], Run(
                 native_id=r[1] or r[0], format=r[2], source=r[3], agent=r[4], model=r[5], task=r[6],
                 started_at=r[7], ended_at=r[8], outcome=r[9], reward=r[10],
                 gold=orjson.loads(r[11]) if r[11] else None,

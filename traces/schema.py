@@ -87,6 +87,81 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX runs_hash ON runs (content_hash)",
         "CREATE INDEX feedback_run ON feedback (run_id)",
     )),
+    Migration(2, "llm calls and cache, embeddings, jobs, scores", (
+        """CREATE TABLE llm_calls (
+            call_id        VARCHAR PRIMARY KEY,
+            job_id         VARCHAR,
+            item_key       VARCHAR,
+            purpose        VARCHAR NOT NULL,
+            model          VARCHAR NOT NULL,
+            request_hash   VARCHAR NOT NULL,
+            status         VARCHAR NOT NULL,
+            error          VARCHAR,
+            input_tokens   BIGINT NOT NULL,
+            output_tokens  BIGINT NOT NULL,
+            cache_creation_input_tokens BIGINT NOT NULL,
+            cache_read_input_tokens     BIGINT NOT NULL,
+            cost_usd       DOUBLE NOT NULL,
+            latency_ms     DOUBLE,
+            attempts       INTEGER NOT NULL,
+            batch          BOOLEAN NOT NULL,
+            created_at     TIMESTAMP NOT NULL
+        )""",
+        "CREATE INDEX llm_calls_job ON llm_calls (job_id)",
+        """CREATE TABLE llm_cache (
+            request_hash   VARCHAR PRIMARY KEY,
+            model          VARCHAR NOT NULL,
+            purpose        VARCHAR NOT NULL,
+            response       JSON NOT NULL,
+            created_at     TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE embeddings (
+            model          VARCHAR NOT NULL,
+            content_hash   VARCHAR NOT NULL,
+            vector         FLOAT[] NOT NULL,
+            created_at     TIMESTAMP NOT NULL,
+            PRIMARY KEY (model, content_hash)
+        )""",
+        """CREATE TABLE jobs (
+            job_id         VARCHAR PRIMARY KEY,
+            kind           VARCHAR NOT NULL,
+            params_hash    VARCHAR NOT NULL,
+            params         JSON,
+            status         VARCHAR NOT NULL,
+            max_cost       DOUBLE,
+            cost_usd       DOUBLE NOT NULL DEFAULT 0,
+            items_total    INTEGER NOT NULL DEFAULT 0,
+            items_done     INTEGER NOT NULL DEFAULT 0,
+            items_failed   INTEGER NOT NULL DEFAULT 0,
+            error          VARCHAR,
+            started_at     TIMESTAMP NOT NULL,
+            ended_at       TIMESTAMP
+        )""",
+        """CREATE TABLE job_items (
+            job_id         VARCHAR NOT NULL,
+            item_key       VARCHAR NOT NULL,
+            status         VARCHAR NOT NULL,
+            error          VARCHAR,
+            updated_at     TIMESTAMP NOT NULL,
+            PRIMARY KEY (job_id, item_key)
+        )""",
+        """CREATE TABLE scores (
+            run_id          VARCHAR NOT NULL,
+            metric_set_id   VARCHAR NOT NULL,
+            metric_set_version INTEGER NOT NULL,
+            metric_id       VARCHAR NOT NULL,
+            value           TINYINT NOT NULL,
+            evidence        INTEGER[],
+            reason          VARCHAR,
+            confidence      DOUBLE,
+            backend         VARCHAR NOT NULL,
+            backend_version VARCHAR NOT NULL,
+            job_id          VARCHAR,
+            created_at      TIMESTAMP NOT NULL,
+            PRIMARY KEY (run_id, metric_set_id, metric_set_version, metric_id, backend)
+        )""",
+        "CREATE INDEX scores_metric ON scores (metric_set_id, metric_id)",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version
@@ -109,16 +184,18 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
 def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None) -> list[int]:
     """Apply pending migrations up to `target` (default: all). Returns versions applied."""
     target = LATEST if target is None else target
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
-    )
-    have = current_version(con)
+    have = current_version(con)  # a read: stores already up to date take no write lock here
     if have > LATEST:
         raise SchemaTooNew(
             f"this store is at schema version {have}, newer than this Libra ({LATEST}); "
             "upgrade Libra to open it"
         )
+    if have >= target:
+        return []
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
     applied = []
     for m in MIGRATIONS:
         if m.version <= have or m.version > target:

@@ -67,6 +67,7 @@ class Store:
         self._holds = 0
         if self.path == ":memory:":
             self._mem = duckdb.connect(":memory:")
+            self._mem.execute("SET python_enable_replacements = false")
             schema.migrate(self._mem)
         else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,8 @@ class Store:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.5)
         try:
+            # A missing table must be an error, never a Python variable of that name.
+            con.execute("SET python_enable_replacements = false")
             schema.migrate(con)
         except Exception:
             con.close()

@@ -13,7 +13,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -148,6 +148,9 @@ def text_of(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def parse_time(value: Any) -> datetime | None:
     """Timestamps as formats write them: ISO text, epoch seconds/ms/us/ns. Naive UTC."""
     if value is None or value == "":
@@ -156,6 +159,16 @@ def parse_time(value: Any) -> datetime | None:
         return None
     if isinstance(value, str):
         s = value.strip()
+        if len(s) >= 10 and s[4] == "-" and s[7] == "-":  # ISO 8601, the common case
+            try:
+                dt = datetime.fromisoformat(s)
+            except ValueError:
+                return None
+            if dt.tzinfo is not None:
+                dt = dt.astimezone(UTC).replace(tzinfo=None)
+            return dt
+        if s.isdigit() and len(s) > 17:
+            return parse_time(int(s))
         try:
             value = float(s)
         except ValueError:
@@ -166,6 +179,11 @@ def parse_time(value: Any) -> datetime | None:
             if dt.tzinfo is not None:
                 dt = dt.astimezone(UTC).replace(tzinfo=None)
             return dt
+    if type(value) is int and value > 10**17:  # epoch nanoseconds, as OTLP writes them
+        try:
+            return _EPOCH + timedelta(microseconds=value // 1000)
+        except OverflowError:
+            return None
     if isinstance(value, int | float):
         v = float(value)
         if v <= 0:

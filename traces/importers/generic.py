@@ -27,6 +27,7 @@ the run (it identifies the run when the same id is ingested again).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from traces.importers import register
@@ -74,6 +75,20 @@ def _opt_time(d: dict, key: str, where: str):
     return t
 
 
+_fromiso = datetime.fromisoformat
+
+
+def _fast_time(v: Any) -> datetime | None:
+    """Naive ISO timestamps, the overwhelmingly common case, without the general parser."""
+    if type(v) is str and len(v) >= 19 and v[4] == "-" and v[-1] != "Z" and "+" not in v[19:]:
+        try:
+            t = _fromiso(v)
+        except ValueError:
+            return None
+        return t if t.tzinfo is None else None
+    return None
+
+
 def _opt_obj(d: dict, key: str, where: str) -> dict | None:
     v = d.get(key)
     if v is None or isinstance(v, dict):
@@ -94,20 +109,39 @@ def parse_step(s: Any, where: str) -> Step:
     if not isinstance(err, bool):
         raise RecordError(f"field '{where}.error' should be true or false", f"{where}.error")
     content = s.get("content")
+    # Fast paths for well-formed values; the helpers produce the error messages otherwise.
+    get = s.get
+    actor, tool, span, parent = get("actor"), get("tool_name"), get("span_id"), get("parent_id")
+    if not (actor is None or type(actor) is str):
+        actor = _opt_str(s, "actor", where)
+    if not (tool is None or type(tool) is str):
+        tool = _opt_str(s, "tool_name", where)
+    if not (span is None or type(span) is str):
+        span = _opt_str(s, "span_id", where)
+    if not (parent is None or type(parent) is str):
+        parent = _opt_str(s, "parent_id", where)
+    tin, tout = get("input_tokens"), get("output_tokens")
+    if not (tin is None or (type(tin) is int and tin >= 0)):
+        tin = _opt_int(s, "input_tokens", where)
+    if not (tout is None or (type(tout) is int and tout >= 0)):
+        tout = _opt_int(s, "output_tokens", where)
+    meta = get("metadata")
+    if meta is not None:
+        meta = _opt_obj(s, "metadata", where)
     return Step(
         kind=kind,
         content=content if isinstance(content, str) else text_of(content),
-        actor=_opt_str(s, "actor", where),
-        tool_name=_opt_str(s, "tool_name", where),
-        tool_args=s.get("tool_args"),
-        span_id=_opt_str(s, "span_id", where),
-        parent_id=_opt_str(s, "parent_id", where),
-        started_at=_opt_time(s, "started_at", where),
-        ended_at=_opt_time(s, "ended_at", where),
-        input_tokens=_opt_int(s, "input_tokens", where),
-        output_tokens=_opt_int(s, "output_tokens", where),
+        actor=actor,
+        tool_name=tool,
+        tool_args=get("tool_args"),
+        span_id=span,
+        parent_id=parent,
+        started_at=_fast_time(get("started_at")) or _opt_time(s, "started_at", where),
+        ended_at=_fast_time(get("ended_at")) or _opt_time(s, "ended_at", where),
+        input_tokens=tin,
+        output_tokens=tout,
         is_error=err,
-        metadata=_opt_obj(s, "metadata", where),
+        metadata=meta,
     )
 
 

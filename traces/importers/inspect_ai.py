@@ -20,7 +20,7 @@ from traces.importers.base import (
 )
 from traces.model import Parsed, Rejected, Run
 
-CORRECT, INCORRECT = {"C", "correct", 1, 1.0, True}, {"I", "incorrect", 0, 0.0, False}
+CORRECT, INCORRECT = {"C", "correct", 1}, {"I", "incorrect", 0}
 
 
 def _outcome(scores: dict) -> tuple[str | None, float | None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from traces.importers.base import (
 )
 from traces.model import Parsed, Rejected
 
+_HEX = re.compile(r"[0-9a-f]+")
 STATUS_ERROR = {2, "2", "STATUS_CODE_ERROR", "ERROR"}
 
 
@@ -65,7 +67,7 @@ def otlp_id(value: Any, field: str, size: int) -> str | None:
     if not isinstance(value, str):
         raise RecordError(f"'{field}' should be a hex string", field)
     s = value.strip().lower()
-    if len(s) == size * 2 and all(c in "0123456789abcdef" for c in s):
+    if len(s) == size * 2 and _HEX.fullmatch(s):
         return s
     try:
         raw = base64.b64decode(value, validate=True)

@@ -1,0 +1,1 @@
+"""Metrics: definitions and sets, the LLM layer, judges, embeddings, scoring."""

@@ -1,0 +1,75 @@
+"""Metric definitions and metric sets: what a judge is asked to assess."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field, replace
+
+VALUES = (-1, 0, 1)  # did something wrong, not applicable, did it well
+
+
+@dataclass(frozen=True)
+class Example:
+    """A behaviour a metric rewards or penalises, linked to where people saw it."""
+
+    text: str
+    run_id: str | None = None
+    steps: tuple[int, ...] = ()
+    feedback_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    metric_id: str
+    name: str
+    explanation: str
+    good: tuple[Example, ...] = ()
+    bad: tuple[Example, ...] = ()
+    # what a verdict is about: the run, or each step/call/reply/session (PIPA criteria)
+    scope: str = "run"
+    kind: str = "induced"
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricSet:
+    set_id: str
+    version: int
+    name: str
+    metrics: tuple[Metric, ...]
+    status: str = "draft"  # draft | approved | retired
+    provenance: dict = field(default_factory=dict)
+
+    def get(self, metric_id: str) -> Metric:
+        for m in self.metrics:
+            if m.metric_id == metric_id:
+                return m
+        raise KeyError(metric_id)
+
+    def with_metrics(self, metrics) -> MetricSet:
+        return replace(self, metrics=tuple(metrics))
+
+
+def slug(name: str) -> str:
+    s = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return s[:48] or "metric"
+
+
+def metric_id_for(name: str, salt: str = "") -> str:
+    return f"{slug(name)}_{hashlib.sha1((name + salt).encode()).hexdigest()[:6]}"
+
+
+def rubric_text(metrics: tuple[Metric, ...] | list[Metric], max_examples: int = 4) -> str:
+    """The metrics as a judge reads them; stable text so it can be cached as a prompt prefix."""
+    parts = []
+    for m in metrics:
+        lines = [f"## {m.metric_id}: {m.name}", m.explanation.strip()]
+        if m.good:
+            lines.append("Good behaviour (+1), for example:")
+            lines += [f"- {e.text}" for e in m.good[:max_examples]]
+        if m.bad:
+            lines.append("Bad behaviour (-1), for example:")
+            lines += [f"- {e.text}" for e in m.bad[:max_examples]]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)

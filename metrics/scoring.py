@@ -1,0 +1,104 @@
+"""Scoring: apply a judge to stored runs and keep the verdicts.
+
+Runs already scored by the same metric set version and backend are skipped,
+so scoring is incremental and idempotent. The work is a job: a stopped or
+crashed job resumes where it stopped, a failed run is recorded and the rest
+go on, and a budget stops it cleanly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from metrics.definitions import MetricSet
+from metrics.jobs import Job
+from metrics.judge import Judge, LLMJudge, RunView
+from metrics.llm import Budget
+from traces.export import load_runs
+from traces.store import Store
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    job_id: str
+    status: str
+    runs_scored: int
+    runs_failed: int
+    runs_skipped: int
+    cost_usd: float
+    error: str | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def unscored(store: Store, metric_set: MetricSet, backend: str, run_ids: Sequence[str] | None = None) -> list[str]:
+    """Runs with no verdict yet from this metric set version and backend."""
+    params: list = [metric_set.set_id, metric_set.version, backend]
+    where = ""
+    if run_ids is not None:
+        where = " AND r.run_id IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(list(run_ids))
+    return [r for r, in store.execute(
+        "SELECT r.run_id FROM runs r WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.run_id = r.run_id "
+        "AND s.metric_set_id = ? AND s.metric_set_version = ? AND s.backend = ?)" + where + " ORDER BY r.run_id",
+        params)]
+
+
+def write_verdicts(store: Store, metric_set: MetricSet, judge: Judge, judgements, job_id: str | None) -> int:
+    rows = []
+    now = _now()
+    for j in judgements:
+        for v in j.verdicts:
+            rows.append([j.run_id, metric_set.set_id, metric_set.version, v.metric_id, v.value,
+                         list(v.evidence), v.reason[:1000], v.confidence, judge.backend, judge.version,
+                         job_id, now])
+    if rows:
+        with store.transaction() as con:
+            con.executemany(
+                "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id, metric_set_id, metric_set_version, metric_id, backend) DO UPDATE SET "
+                "value = excluded.value, evidence = excluded.evidence, reason = excluded.reason, "
+                "confidence = excluded.confidence, backend_version = excluded.backend_version, "
+                "job_id = excluded.job_id, created_at = excluded.created_at", rows)
+    return len(rows)
+
+
+def score_runs(store: Store, metric_set: MetricSet, judge: Judge, *, run_ids: Sequence[str] | None = None,
+               max_cost: float | None = None, chunk: int = 32, focus: str | None = None,
+               progress: Callable[[int, int], None] | None = None) -> ScoreSummary:
+    pending = unscored(store, metric_set, judge.backend, run_ids)
+    params = {"set": metric_set.set_id, "version": metric_set.version, "backend": judge.backend,
+              "runs": sorted(run_ids) if run_ids is not None else "unscored", "focus": focus}
+    job = Job.open(store, "score", params, max_cost=max_cost)
+    if isinstance(judge, LLMJudge):
+        judge.llm.job_id = job.job_id
+        judge.llm.store = judge.llm.store or store
+        judge.llm.budget = Budget(max_cost, spent=job.spent())
+    todo = job.pending(pending)
+    skipped = len(pending) - len(todo)
+    done = failed = 0
+    status, error = "done", None
+    for i in range(0, len(todo), chunk):
+        ids = todo[i:i + chunk]
+        runs = load_runs(store, ids)
+        views = [RunView.of(runs[r], r, focus) for r in ids if r in runs]
+        results = judge.judge(views, metric_set)
+        ok = [j for j in results if j.error is None]
+        bad = [j for j in results if j.error is not None]
+        write_verdicts(store, metric_set, judge, ok, job.job_id)
+        job.mark([j.run_id for j in ok], "done")
+        for j in bad:
+            job.mark(j.run_id, "failed", j.error)
+        done += len(ok)
+        failed += len(bad)
+        if progress:
+            progress(done + failed, len(todo))
+        if any("budget" in (j.error or "") for j in bad):
+            status, error = "stopped", "budget exhausted; run again with a larger --max-cost to resume"
+            break
+    summary = job.finish(status, error, total=len(pending))
+    return ScoreSummary(job.job_id, status, done, failed, skipped, summary["cost_usd"], error)
