@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import os
 import zipfile
 
 import orjson
@@ -182,7 +183,9 @@ def check_ingest(fmt: str, data: bytes, name: str = "input.json") -> IngestSumma
     return summary
 
 
-FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+# LIBRA_FUZZ_EXAMPLES=500 for a deeper search than CI's.
+FUZZ = settings(max_examples=int(os.environ.get("LIBRA_FUZZ_EXAMPLES", "30")), deadline=None,
+                suppress_health_check=list(HealthCheck))
 
 
 def _one_run_per_record(fmt, data, summary):

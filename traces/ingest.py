@@ -90,6 +90,22 @@ _FEEDBACK_SCHEMA = pa.schema([
 ])
 
 
+def _str(v):
+    return None if v is None else v if isinstance(v, str) else str(v)
+
+
+def _time(v):
+    return v if v is None or isinstance(v, datetime) else None
+
+
+def _num(v):
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _int(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 else None
+
+
 def _opt_dumps(v):
     return None if v is None else dumps(v)
 
@@ -222,14 +238,14 @@ class BatchWriter:
         sc = {f.name: [] for f in _STEP_SCHEMA}
         fc = {f.name: [] for f in _FEEDBACK_SCHEMA}
         for run, rid, h in todo:
-            starts = [s.started_at for s in run.steps if s.started_at is not None]
-            ends = [s.ended_at or s.started_at for s in run.steps if (s.ended_at or s.started_at)]
+            starts = [t for t in (_time(s.started_at) for s in run.steps) if t is not None]
+            ends = [t for t in (_time(s.ended_at) or _time(s.started_at) for s in run.steps) if t is not None]
             for k, v in (
-                ("run_id", rid), ("native_id", run.native_id), ("source", run.source),
-                ("format", run.format), ("agent", run.agent), ("model", run.model),
-                ("task", run.task), ("started_at", run.started_at or (min(starts) if starts else None)),
-                ("ended_at", run.ended_at or (max(ends) if ends else None)),
-                ("outcome", run.outcome), ("reward", run.reward), ("gold", _opt_dumps(run.gold)),
+                ("run_id", rid), ("native_id", _str(run.native_id)), ("source", _str(run.source)),
+                ("format", _str(run.format)), ("agent", _str(run.agent)), ("model", _str(run.model)),
+                ("task", _str(run.task)), ("started_at", _time(run.started_at) or (min(starts) if starts else None)),
+                ("ended_at", _time(run.ended_at) or (max(ends) if ends else None)),
+                ("outcome", _str(run.outcome)), ("reward", _num(run.reward)), ("gold", _opt_dumps(run.gold)),
                 ("metadata", _opt_dumps(run.metadata)), ("content_hash", h),
                 ("n_steps", len(run.steps)), ("ingested_at", now),
             ):
@@ -240,7 +256,7 @@ class BatchWriter:
                 ).hexdigest()[:24]
                 for k, v in (
                     ("feedback_id", fid), ("run_id", rid), ("steps", list(f.steps)),
-                    ("author", f.author), ("text", f.text), ("rating", f.rating),
+                    ("author", _str(f.author)), ("text", _str(f.text)), ("rating", _num(f.rating)),
                     ("origin", f.origin), ("created_at", f.created_at or now),
                     ("edited_at", None), ("deleted_at", None), ("metadata", _opt_dumps(f.metadata)),
                 ):
@@ -251,10 +267,15 @@ class BatchWriter:
         sc["run_id"] = [rid for run, rid, _ in todo for _ in run.steps]
         sc["idx"] = [i for run, _, _ in todo for i in range(len(run.steps))]
         sc["kind"] = [str(st.kind) for st in steps]
-        sc["content"] = [st.content for st in steps]
-        for name in ("actor", "tool_name", "span_id", "parent_id", "started_at", "ended_at",
-                     "input_tokens", "output_tokens", "is_error"):
-            sc[name] = [getattr(st, name) for st in steps]
+        # Importers should hand over well-typed values; the writer makes sure, because one
+        # odd value would otherwise fail the whole batch.
+        for name in ("content", "actor", "tool_name", "span_id", "parent_id"):
+            sc[name] = [v if v is None or type(v) is str else str(v) for v in (getattr(st, name) for st in steps)]
+        for name in ("started_at", "ended_at"):
+            sc[name] = [v if v is None or type(v) is datetime else _time(v) for v in (getattr(st, name) for st in steps)]
+        for name in ("input_tokens", "output_tokens"):
+            sc[name] = [v if v is None or type(v) is int else _int(v) for v in (getattr(st, name) for st in steps)]
+        sc["is_error"] = [bool(st.is_error) for st in steps]
         sc["tool_args"] = [None if st.tool_args is None else dumps(st.tool_args) for st in steps]
         sc["metadata"] = [None if st.metadata is None else dumps(st.metadata) for st in steps]
         runs_t = pa.table(rc, schema=_RUN_SCHEMA)

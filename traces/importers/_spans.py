@@ -244,7 +244,8 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
         a = sp.attributes
         op = operation(sp)
         if op in AGENT_OPS:
-            agent = agent or _first(a, "gen_ai.agent.name") or sp.name.partition(" ")[2] or None
+            name = _first(a, "gen_ai.agent.name")
+            agent = agent or (str(name) if name is not None else None) or sp.name.partition(" ")[2] or None
             continue
         if op in LLM_OPS:
             model = model or _first(a, "gen_ai.request.model", "gen_ai.response.model",
