@@ -220,6 +220,12 @@ class FakeAnthropic:
         length = int(h.headers.get("content-length") or 0)
         body = json.loads(h.rfile.read(length) or b"{}") if method == "POST" else {}
         path = h.path.split("?")[0]
+        try:
+            self._route(h, method, path, body)
+        except Exception as exc:  # noqa: BLE001 - a broken responder is a server error, not a hang
+            self._error(h, 500, "api_error", f"fake server error: {type(exc).__name__}: {exc}")
+
+    def _route(self, h: BaseHTTPRequestHandler, method: str, path: str, body: dict) -> None:
         if method == "POST" and path == "/v1/messages":
             fault = None
             with self._lock:
@@ -354,3 +360,21 @@ class FakeAnthropic:
                                          "result": {"type": "succeeded", "message": msg}}))
             b["results"] = ("\n".join(lines) + "\n").encode()
         self._send(h, 200, None, raw=b["results"], content_type="application/x-jsonl")
+
+
+def verdicts_responder(value_for: Callable[[str, dict], int] | None = None) -> Callable[[dict], Any]:
+    """A responder for judge requests: one verdict per metric id offered by the tool schema."""
+
+    def respond(request: dict) -> Any:
+        choice = request.get("tool_choice") or {}
+        if choice.get("name") != "record_verdicts":
+            return default_responder(request)
+        tool = next(t for t in request["tools"] if t["name"] == "record_verdicts")
+        defs = tool["input_schema"].get("$defs", {})
+        verdict = next(iter(defs.values()))
+        prop = verdict["properties"]["metric_id"]
+        ids = prop["enum"] if "enum" in prop else [prop["const"]]
+        return {"verdicts": [{"metric_id": i, "value": value_for(i, request) if value_for else 1,
+                              "evidence_steps": [0], "reason": "scripted"} for i in ids]}
+
+    return respond

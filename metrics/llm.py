@@ -37,7 +37,7 @@ from metrics.fake_anthropic import count_tokens
 
 log = logging.getLogger("libra.llm")
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"  # the newest Sonnet the SDK lists that is not deprecated
 # USD per million tokens (input, output). Cache writes cost 1.25x input, reads 0.1x; batches half.
 PRICES = {"opus": (5.0, 25.0), "sonnet": (3.0, 15.0), "haiku": (1.0, 5.0)}
 
@@ -79,7 +79,6 @@ def cost_usd(model: str, u: Usage, batch: bool = False) -> float:
 class LLMConfig:
     model: str = DEFAULT_MODEL
     max_tokens: int = 4096
-    temperature: float = 0.0
     concurrency: int = 4
     timeout: float = 120.0
     max_retries: int = 4  # the SDK's own retries, per HTTP request
@@ -108,19 +107,34 @@ class Budget:
         self.max_cost = max_cost
         self.spent = spent
         self._reserved = 0.0
+        self._n = 0
+        self._mean = 0.0
         self._lock = threading.Lock()
+        self.exhausted = threading.Event()  # once set, calls in flight finish and no new ones start
 
-    def reserve(self, estimate: float) -> None:
+    def reserve(self, estimate: float) -> float:
+        """Hold back money for one call; returns the amount held, to pass to `settle`.
+
+        The first calls hold a pessimistic estimate; once costs are observed, twice the
+        mean observed cost, so a job can use its budget rather than stop far short of it.
+        """
         with self._lock:
+            if self._n >= 3:
+                estimate = min(estimate, 2 * self._mean)
             if self.max_cost is not None and self.spent + self._reserved + estimate > self.max_cost:
+                self.exhausted.set()
                 raise BudgetExceeded(
                     f"budget ${self.max_cost:.4f} reached (spent ${self.spent:.4f}); stopping cleanly")
             self._reserved += estimate
+            return estimate
 
-    def settle(self, estimate: float, actual: float) -> None:
+    def settle(self, held: float, actual: float) -> None:
         with self._lock:
-            self._reserved = max(0.0, self._reserved - estimate)
+            self._reserved = max(0.0, self._reserved - held)
             self.spent += actual
+            if actual > 0:
+                self._n += 1
+                self._mean += (actual - self._mean) / self._n
 
 
 @dataclass(frozen=True)
@@ -134,14 +148,16 @@ class Request:
     system: str
     user: str
     rubric: str | None = None
+    cache_prefix: bool = True
 
     def params(self, config: LLMConfig) -> dict:
         system = [{"type": "text", "text": self.system}]
         if self.rubric:
             system.append({"type": "text", "text": self.rubric})
-        system[-1]["cache_control"] = {"type": "ephemeral"}
+        if self.cache_prefix:
+            system[-1]["cache_control"] = {"type": "ephemeral"}
         return {
-            "model": config.model, "max_tokens": config.max_tokens, "temperature": config.temperature,
+            "model": config.model, "max_tokens": config.max_tokens,
             "system": system,
             "tools": [{"name": self.tool_name, "description": self.tool_description,
                        "input_schema": self.schema.model_json_schema()}],
@@ -193,7 +209,6 @@ class LLM:
                                                     timeout=self.config.timeout)
         self.budget = budget or Budget()
         self.job_id = job_id
-        self._stop = threading.Event()
 
     # -- persistence ------------------------------------------------------------
 
@@ -250,16 +265,14 @@ class LLM:
                 return Outcome(key, True, value, cached=True)
             except ValidationError:
                 pass  # the schema changed since; ask again
-        if self._stop.is_set():
+        if self.budget.exhausted.is_set():
             return Outcome(key, False, error="not attempted: the job's budget is exhausted")
         params = req.params(self.config)
         total_cost, total_usage, attempts = 0.0, Usage(), 0
         for ask in range(2):  # the question, then at most one re-ask with the validation error
-            estimate = req.estimate(self.config)
             try:
-                self.budget.reserve(estimate)
+                estimate = self.budget.reserve(req.estimate(self.config))
             except BudgetExceeded as exc:
-                self._stop.set()
                 return Outcome(key, False, error=str(exc), cost=total_cost, usage=total_usage, attempts=attempts)
             try:
                 msg, latency, n = self._create(params)
@@ -348,9 +361,8 @@ class LLM:
         if existing_batch is None:
             fits = []
             for key, req, rk in todo:
-                est = req.estimate(self.config, batch=True)
                 try:
-                    self.budget.reserve(est)
+                    est = self.budget.reserve(req.estimate(self.config, batch=True))
                 except BudgetExceeded as exc:
                     out[key] = Outcome(rk, False, error=str(exc))
                     continue

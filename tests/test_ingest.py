@@ -135,7 +135,7 @@ def _env():
 
 def test_every_command_has_help():
     for cmd in (["--help"], ["ingest", "--help"], ["export", "--help"], ["stats", "--help"],
-                ["quarantine", "--help"], ["formats", "--help"], ["app", "--help"], ["demo", "build", "--help"]):
+                ["quarantine", "--help"], ["formats", "--help"], ["costs", "--help"], ["app", "--help"], ["demo", "build", "--help"]):
         r = runner.invoke(app, cmd)
         assert r.exit_code == 0 and "Usage" in r.output, cmd
         if cmd != ["--help"] and cmd != ["formats", "--help"]:

