@@ -82,7 +82,9 @@ def test_sotopia_ratings_become_feedback_by_rater(shared, mem_store):
     for run_id, text, steps, meta in fb:
         meta = json.loads(meta)
         assert len(meta["bullets"]) == text.count("\n") + 1
-        assert not any(d in text for d in ("believability", "social_rules", "financial_and_material"))
+        # each line is the rater's own reason, with no dimension label added by the importer
+        assert text.split("\n") == [f"- {b['text']}" for b in meta["bullets"]]
+        assert not any(line.startswith(("- believability:", "- goal:", "- secret:")) for line in text.split("\n"))
         actors = {a for a, in mem_store.execute(
             "SELECT actor FROM steps WHERE run_id = ? AND list_contains(?, idx)", [run_id, steps])}
         assert steps and actors == {meta["agent"]}, "feedback is anchored to the rated agent's turns"

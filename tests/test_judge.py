@@ -50,7 +50,7 @@ def test_similarity_judge_finds_loops_and_confirmations(embedder, mem_store):
     by_trait = {"loop": "error_recovery", "confirm": "confirmation"}
     for mid, trait in by_trait.items():
         agree = total = 0
-        for (rid, run), j in zip(runs, out, strict=True):
+        for (_rid, run), j in zip(runs, out, strict=True):
             truth = run.metadata["demo_traits"].get(trait)
             v = next(x for x in j.verdicts if x.metric_id == mid)
             if truth is not None and v.value != 0:

@@ -6,14 +6,15 @@ import json
 import threading
 import time
 import typing
+from pathlib import Path
 
 import anthropic
 import pytest
 from pydantic import BaseModel, Field
 
-from metrics.fake_anthropic import FakeAnthropic, default_responder
+from metrics.fake_anthropic import FakeAnthropic
 from metrics.jobs import Job
-from metrics.llm import DEFAULT_MODEL, LLM, Budget, LLMConfig, Request, cost_usd, Usage
+from metrics.llm import DEFAULT_MODEL, LLM, Budget, LLMConfig, Request, cost_usd
 
 
 class Answer(BaseModel):
@@ -209,7 +210,7 @@ def test_api_key_never_reaches_store_logs_or_exports(fake, store, monkeypatch, t
     llm.map([(f"k{i}", req(i)) for i in range(3)])
     from traces.export import export_parquet
     export_parquet(store, tmp_path / "out")
-    blobs = [open(store.path, "rb").read()] + [p.read_bytes() for p in (tmp_path / "out").iterdir()]
+    blobs = [Path(store.path).read_bytes()] + [p.read_bytes() for p in (tmp_path / "out").iterdir()]
     assert all(secret.encode() not in b for b in blobs)
     assert secret not in caplog.text
     assert all(secret not in json.dumps(r) for r in fake.requests)
