@@ -30,6 +30,12 @@ EXPECTED = {
     "jobs": {"job_id", "kind", "params_hash", "params", "status", "max_cost", "cost_usd", "items_total",
              "items_done", "items_failed", "error", "started_at", "ended_at"},
     "job_items": {"job_id", "item_key", "status", "error", "updated_at"},
+    "aspects": {"aspect_id", "feedback_id", "run_id", "backend", "idx", "bullet", "behaviour", "sign", "steps",
+                "steps_given", "focus", "metadata", "created_at"},
+    "metric_sets": {"set_id", "version", "name", "status", "backend", "provenance", "created_at", "created_by",
+                    "approved_by", "approved_at", "note"},
+    "metric_defs": {"set_id", "version", "position", "metric_id", "name", "explanation", "good", "bad", "scope",
+                    "kind", "metadata"},
     "scores": {"run_id", "metric_set_id", "metric_set_version", "metric_id", "value", "evidence", "reason",
                "confidence", "backend", "backend_version", "job_id", "created_at"},
 }

@@ -162,6 +162,52 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX scores_metric ON scores (metric_set_id, metric_id)",
     )),
+    Migration(3, "aspects and versioned metric sets", (
+        """CREATE TABLE aspects (
+            aspect_id      VARCHAR PRIMARY KEY,
+            feedback_id    VARCHAR NOT NULL,
+            run_id         VARCHAR NOT NULL,
+            backend        VARCHAR NOT NULL,
+            idx            INTEGER NOT NULL,
+            bullet         VARCHAR NOT NULL,
+            behaviour      VARCHAR NOT NULL,
+            sign           TINYINT NOT NULL,
+            steps          INTEGER[],
+            steps_given    BOOLEAN NOT NULL,
+            focus          VARCHAR,
+            metadata       JSON,
+            created_at     TIMESTAMP NOT NULL
+        )""",
+        "CREATE INDEX aspects_feedback ON aspects (feedback_id, backend)",
+        """CREATE TABLE metric_sets (
+            set_id         VARCHAR NOT NULL,
+            version        INTEGER NOT NULL,
+            name           VARCHAR NOT NULL,
+            status         VARCHAR NOT NULL,
+            backend        VARCHAR,
+            provenance     JSON,
+            created_at     TIMESTAMP NOT NULL,
+            created_by     VARCHAR,
+            approved_by    VARCHAR,
+            approved_at    TIMESTAMP,
+            note           VARCHAR,
+            PRIMARY KEY (set_id, version)
+        )""",
+        """CREATE TABLE metric_defs (
+            set_id         VARCHAR NOT NULL,
+            version        INTEGER NOT NULL,
+            position       INTEGER NOT NULL,
+            metric_id      VARCHAR NOT NULL,
+            name           VARCHAR NOT NULL,
+            explanation    VARCHAR NOT NULL,
+            good           JSON NOT NULL,
+            bad            JSON NOT NULL,
+            scope          VARCHAR NOT NULL,
+            kind           VARCHAR NOT NULL,
+            metadata       JSON,
+            PRIMARY KEY (set_id, version, metric_id)
+        )""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

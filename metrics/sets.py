@@ -1,0 +1,210 @@
+"""Metric sets in the store: versioned, editable by people, approved, and moved as YAML.
+
+Every change writes a new version; old versions stay, so scores always say
+exactly which definitions produced them. Only approved sets are applied by
+scheduled scoring.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+
+import yaml
+
+from metrics.definitions import Example, Metric, MetricSet
+from traces.store import Store
+
+STATUSES = ("draft", "approved", "retired")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _examples(raw: str | list) -> tuple[Example, ...]:
+    items = json.loads(raw) if isinstance(raw, str) else raw
+    return tuple(Example(text=e["text"], run_id=e.get("run_id"), steps=tuple(e.get("steps") or ()),
+                         feedback_id=e.get("feedback_id")) for e in items or [])
+
+
+def _ex_json(examples: tuple[Example, ...]) -> str:
+    return json.dumps([{k: v for k, v in asdict(e).items() if v not in (None, (), [])} for e in examples])
+
+
+def save(store: Store, ms: MetricSet, *, backend: str | None = None, created_by: str | None = None,
+         note: str | None = None) -> MetricSet:
+    """Store `ms` as the next version of its set id; returns it with that version."""
+    with store.transaction() as con:
+        latest = con.execute("SELECT max(version) FROM metric_sets WHERE set_id = ?", [ms.set_id]).fetchone()[0]
+        version = (latest or 0) + 1
+        ms = replace(ms, version=version, status="draft" if ms.status == "approved" and latest else ms.status)
+        con.execute(
+            "INSERT INTO metric_sets (set_id, version, name, status, backend, provenance, created_at, created_by, note) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [ms.set_id, version, ms.name, ms.status, backend, json.dumps(ms.provenance, default=str), _now(),
+             created_by, note])
+        con.executemany(
+            "INSERT INTO metric_defs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[ms.set_id, version, i, m.metric_id, m.name, m.explanation, _ex_json(m.good), _ex_json(m.bad),
+              m.scope, m.kind, json.dumps(m.metadata, default=str)] for i, m in enumerate(ms.metrics)])
+    return ms
+
+
+def load(store: Store, set_id: str, version: int | None = None) -> MetricSet:
+    with store.connection() as con:
+        if version is None:
+            row = con.execute("SELECT max(version) FROM metric_sets WHERE set_id = ?", [set_id]).fetchone()
+            version = row[0] if row else None
+        head = con.execute("SELECT name, status, provenance FROM metric_sets WHERE set_id = ? AND version = ?",
+                           [set_id, version]).fetchone() if version is not None else None
+        if head is None:
+            raise KeyError(f"no metric set {set_id!r}" + (f" version {version}" if version else ""))
+        rows = con.execute(
+            "SELECT metric_id, name, explanation, good, bad, scope, kind, metadata FROM metric_defs "
+            "WHERE set_id = ? AND version = ? ORDER BY position", [set_id, version]).fetchall()
+    metrics = tuple(Metric(r[0], r[1], r[2], _examples(r[3]), _examples(r[4]), r[5], r[6],
+                           json.loads(r[7]) if r[7] else {}) for r in rows)
+    return MetricSet(set_id, version, head[0], metrics, head[1], json.loads(head[2]) if head[2] else {})
+
+
+def list_sets(store: Store):
+    return store.df(
+        "SELECT s.set_id, s.version, s.name, s.status, s.backend, s.created_at, s.created_by, s.approved_by, "
+        "(SELECT count(*) FROM metric_defs d WHERE d.set_id = s.set_id AND d.version = s.version) AS metrics "
+        "FROM metric_sets s ORDER BY s.set_id, s.version")
+
+
+def approved(store: Store) -> list[MetricSet]:
+    """The newest approved version of every set."""
+    rows = store.execute(
+        "SELECT set_id, max(version) FROM metric_sets WHERE status = 'approved' GROUP BY set_id ORDER BY set_id")
+    return [load(store, s, v) for s, v in rows]
+
+
+def set_status(store: Store, set_id: str, version: int, status: str, by: str | None = None) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}")
+    with store.transaction() as con:
+        n = con.execute("SELECT count(*) FROM metric_sets WHERE set_id = ? AND version = ?",
+                        [set_id, version]).fetchone()[0]
+        if not n:
+            raise KeyError(f"no metric set {set_id!r} version {version}")
+        con.execute("UPDATE metric_sets SET status = ?, approved_by = ?, approved_at = ? "
+                    "WHERE set_id = ? AND version = ?",
+                    [status, by if status == "approved" else None, _now() if status == "approved" else None,
+                     set_id, version])
+
+
+def approve(store: Store, set_id: str, version: int, by: str) -> None:
+    set_status(store, set_id, version, "approved", by)
+
+
+# -- edits: each returns the new version ------------------------------------------
+
+def edit_metric(store: Store, ms: MetricSet, metric_id: str, *, by: str | None = None, **changes) -> MetricSet:
+    metrics = [replace(m, **changes) if m.metric_id == metric_id else m for m in ms.metrics]
+    if metrics == list(ms.metrics):
+        raise KeyError(metric_id)
+    return save(store, replace(ms, metrics=tuple(metrics), status="draft"), created_by=by,
+                note=f"edited {metric_id}: {', '.join(changes)}")
+
+
+def delete_metric(store: Store, ms: MetricSet, metric_id: str, *, by: str | None = None) -> MetricSet:
+    ms.get(metric_id)
+    return save(store, replace(ms, metrics=tuple(m for m in ms.metrics if m.metric_id != metric_id),
+                               status="draft"), created_by=by, note=f"deleted {metric_id}")
+
+
+def merge_metrics(store: Store, ms: MetricSet, metric_ids: list[str], name: str, explanation: str | None = None,
+                  *, by: str | None = None) -> MetricSet:
+    parts = [ms.get(i) for i in metric_ids]
+    merged = Metric(
+        metric_id=parts[0].metric_id, name=name,
+        explanation=explanation or " ".join(p.explanation for p in parts),
+        good=tuple(e for p in parts for e in p.good), bad=tuple(e for p in parts for e in p.bad),
+        scope=parts[0].scope, kind=parts[0].kind,
+        metadata={"merged_from": metric_ids, **parts[0].metadata})
+    out, placed = [], False
+    for m in ms.metrics:
+        if m.metric_id in metric_ids:
+            if not placed:
+                out.append(merged)
+                placed = True
+            continue
+        out.append(m)
+    return save(store, replace(ms, metrics=tuple(out), status="draft"), created_by=by,
+                note=f"merged {', '.join(metric_ids)}")
+
+
+# -- YAML -------------------------------------------------------------------------
+
+def to_yaml(ms: MetricSet) -> str:
+    def ex(e: Example) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(e).items() if v not in (None, ())}
+
+    doc = {
+        "libra_metric_set": 1, "set_id": ms.set_id, "version": ms.version, "name": ms.name,
+        "status": ms.status, "provenance": ms.provenance,
+        "metrics": [{"id": m.metric_id, "name": m.name, "explanation": m.explanation,
+                     "good": [ex(e) for e in m.good], "bad": [ex(e) for e in m.bad],
+                     "scope": m.scope, "kind": m.kind, **({"metadata": m.metadata} if m.metadata else {})}
+                    for m in ms.metrics],
+    }
+    return yaml.safe_dump(json.loads(json.dumps(doc, default=str)), sort_keys=False, allow_unicode=True, width=100)
+
+
+def from_yaml(text: str, source: str = "<yaml>") -> MetricSet:
+    """Parse a metric set; errors name the file and the field."""
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+    class ExampleIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        text: str = Field(min_length=1)
+        run_id: str | None = None
+        steps: list[int] = []
+        feedback_id: str | None = None
+
+    class MetricIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        id: str = Field(min_length=1)
+        name: str = Field(min_length=1)
+        explanation: str
+        good: list[ExampleIn] = []
+        bad: list[ExampleIn] = []
+        scope: str = "run"
+        kind: str = "induced"
+        metadata: dict = {}
+
+    class SetIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        libra_metric_set: int = 1
+        set_id: str = Field(min_length=1)
+        version: int = 0
+        name: str
+        status: str = "draft"
+        provenance: dict = {}
+        metrics: list[MetricIn] = Field(min_length=1)
+
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ValueError(f"{source}{where}: not valid YAML: {exc}") from None
+    try:
+        doc = SetIn.model_validate(raw)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise ValueError(f"{source}: field {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+    ids = [m.id for m in doc.metrics]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{source}: field metrics: metric ids repeat: {sorted({i for i in ids if ids.count(i) > 1})}")
+
+    def conv(e: ExampleIn) -> Example:
+        return Example(e.text, e.run_id, tuple(e.steps), e.feedback_id)
+
+    return MetricSet(doc.set_id, doc.version, doc.name, tuple(
+        Metric(m.id, m.name, m.explanation, tuple(map(conv, m.good)), tuple(map(conv, m.bad)), m.scope, m.kind,
+               m.metadata) for m in doc.metrics), doc.status if doc.status in STATUSES else "draft", doc.provenance)
