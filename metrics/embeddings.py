@@ -85,24 +85,39 @@ def text_hash(text: str) -> str:
 class CachedEmbedder:
     """Wraps an embedder with the store's `embeddings` table: each text embedded once per model."""
 
-    def __init__(self, inner: Embedder, store, lookup_chunk: int = 20_000):
+    def __init__(self, inner: Embedder, store, lookup_chunk: int = 20_000, memory: int = 200_000):
         self.inner = inner
         self.store = store
         self.name = inner.name
         self.lookup_chunk = lookup_chunk
         self.hits = 0
         self.misses = 0
+        # A bounded in-process layer in front of the store: pipelines embed the same texts
+        # many times, and each store lookup would otherwise take the file lock.
+        self.memory = memory
+        self._mem: dict[str, np.ndarray] = {}
+
+    def _keep(self, found: dict[str, np.ndarray]) -> None:
+        if len(self._mem) + len(found) > self.memory:
+            self._mem.clear()
+        self._mem.update(found)
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         hashes = [text_hash(t) for t in texts]
         unique = list(dict.fromkeys(hashes))
-        found: dict[str, np.ndarray] = {}
+        found: dict[str, np.ndarray] = {h: self._mem[h] for h in unique if h in self._mem}
+        if len(found) == len(unique):
+            self.hits += len(unique)
+            if progress:
+                progress(len(texts), len(texts))
+            return np.vstack([found[h] for h in hashes]) if texts else np.zeros((0, 0), dtype=np.float32)
+        lookup = [h for h in unique if h not in found]
         with self.store.connection() as con:
-            for i in range(0, len(unique), self.lookup_chunk):
+            for i in range(0, len(lookup), self.lookup_chunk):
                 tbl = con.execute(
                     "SELECT content_hash, vector FROM embeddings WHERE model = ? "
                     "AND content_hash IN (SELECT unnest(?::VARCHAR[]))",
-                    [self.name, unique[i:i + self.lookup_chunk]]).to_arrow_table()
+                    [self.name, lookup[i:i + self.lookup_chunk]]).to_arrow_table()
                 if tbl.num_rows:
                     vecs = tbl.column("vector").combine_chunks()
                     mat = vecs.flatten().to_numpy(zero_copy_only=False).reshape(tbl.num_rows, -1)
@@ -127,6 +142,7 @@ class CachedEmbedder:
             found.update(zip(missing, new, strict=True))
         elif progress:
             progress(len(texts), len(texts))
+        self._keep(found)
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.vstack([found[h] for h in hashes]).astype(np.float32)

@@ -196,14 +196,17 @@ class SimilarityJudge:
         anchors = [self._anchors(m) for m in metric_set.metrics]
         texts = [t for g, b in anchors for t in g + b]
         A = self.embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)  # noqa: N806
-        out = []
-        for i, view in enumerate(runs):
-            idx = [j for j, s in enumerate(view.steps) if view.focus is None or s.actor == view.focus]
+        idxs = [[j for j, s in enumerate(v.steps) if v.focus is None or s.actor == v.focus] for v in runs]
+        texts = [step_text(v.steps[j]) for v, idx in zip(runs, idxs, strict=True) for j in idx]
+        E = self.embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)  # noqa: N806 - one call for all
+        out, start = [], 0
+        for i, (view, idx) in enumerate(zip(runs, idxs, strict=True)):
             if not idx:
                 out.append(Judgement(view.run_id, tuple(Verdict(m.metric_id, 0, (), "no steps to judge")
                                                         for m in metric_set.metrics)))
                 continue
-            S = self.embedder.embed([step_text(view.steps[j]) for j in idx])  # noqa: N806
+            S = E[start:start + len(idx)]  # noqa: N806
+            start += len(idx)
             sims = S @ A.T if len(A) else np.zeros((len(idx), 0))
             verdicts, k = [], 0
             for m, (good, bad) in zip(metric_set.metrics, anchors, strict=True):

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from libra.cli.common import DbOption, console, open_store, out
+from libra.cli.induce import induce_cmd, metrics_app, score_cmd
 from libra.cli.ingest import ingest_cmd
 
 app = typer.Typer(
@@ -23,6 +24,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("ingest")(ingest_cmd)
+app.command("induce")(induce_cmd)
+app.command("score")(score_cmd)
+app.add_typer(metrics_app, name="metrics")
 
 
 @app.command("formats")

@@ -1,0 +1,46 @@
+"""Charts: functions from a DataFrame to an Altair chart."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+
+def frontier_chart(df: pd.DataFrame) -> alt.Chart:
+    """Coverage against redundancy for every candidate metric set, induction and held-out parts.
+
+    Expects columns coverage, redundancy, split, metrics, chosen (see Induction.frontier()).
+    """
+    base = alt.Chart(df).encode(
+        x=alt.X("redundancy:Q", title="redundancy (lower is better)", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("coverage:Q", title="coverage (higher is better)", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("split:N", title="feedback"),
+    )
+    points = base.mark_circle(opacity=0.75).encode(
+        size=alt.Size("metrics:Q", title="metrics"),
+        tooltip=[c for c in ("split", "metrics", "coverage", "redundancy", "min_cluster_size", "merge_at",
+                             "absorb_at") if c in df.columns])
+    chosen = base.transform_filter(alt.datum.chosen).mark_point(shape="diamond", size=260, filled=False,
+                                                                 strokeWidth=2)
+    return (points + chosen).properties(title="Coverage–redundancy frontier", width=420, height=320)
+
+
+def aspect_map_chart(df: pd.DataFrame) -> alt.Chart:
+    """Feedback aspects in 2-D, coloured by the metric they belong to (columns x, y, metric, sign, aspect)."""
+    return alt.Chart(df).mark_point(filled=True, opacity=0.7).encode(
+        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
+        color=alt.Color("metric:N", title="metric", legend=alt.Legend(columns=1, symbolLimit=40)),
+        shape=alt.Shape("sign:N", title="sign"),
+        tooltip=["metric", "sign", "aspect"],
+    ).properties(title="Feedback aspects by metric", width=480, height=360)
+
+
+def metric_scores_chart(df: pd.DataFrame) -> alt.Chart:
+    """Per-metric score #(+1)/(#(+1)+#(-1)) by agent (columns metric, agent, score, n)."""
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("score:Q", scale=alt.Scale(domain=[0, 1]), title="score"),
+        y=alt.Y("metric:N", title=None),
+        color=alt.Color("agent:N"),
+        yOffset="agent:N",
+        tooltip=["metric", "agent", alt.Tooltip("score:Q", format=".2f"), "n"],
+    ).properties(title="Metric scores by agent", width=420)

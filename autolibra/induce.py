@@ -1,0 +1,293 @@
+"""Metric induction from open-ended feedback, end to end.
+
+    feedback ─ground→ aspects ─embed→ ─cluster (HDBSCAN)→ metrics ─judge→ traits ─match→ coverage, redundancy
+
+Feedback is split by run into an induction part and a held-out part. The
+granularity of the metric set is searched (HDBSCAN's minimum cluster size,
+plus a second pass that turns aspects left uncovered into further metrics);
+every candidate is judged and meta-evaluated on both parts, the candidate on
+the induction part's coverage–redundancy frontier with the best balance is
+chosen, and the whole curve is kept. Held-out figures never steer the
+choice.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from autolibra.aspects import Aspect, Feedback, load_aspects, load_feedback, save_aspects
+from autolibra.clustering import AspectClusterer, centroids
+from autolibra.evaluation import MetaEval, OfflineMatcher, meta_evaluate, traits_of
+from autolibra.grounding import ground
+from metrics.definitions import MetricSet
+from metrics.judge import RunView
+from metrics.trained_judge import view_key
+from traces.export import load_runs
+from traces.model import Run
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class InduceConfig:
+    min_cluster_sizes: tuple[int, ...] = (5, 8, 12)
+    merge_thresholds: tuple[float | None, ...] = (None, 0.75, 0.65)
+    absorb_thresholds: tuple[float | None, ...] = (None, 0.5)
+    n_components: int = 16
+    min_samples: int | None = None
+    holdout: float = 0.3
+    add_uncovered: bool = True
+    max_examples: int = 5
+    random_state: int = 0
+
+
+@dataclass
+class Candidate:
+    params: dict
+    metric_set: MetricSet
+    train: MetaEval
+    heldout: MetaEval
+    labels: np.ndarray
+    clusterer: AspectClusterer
+
+
+@dataclass
+class Induction:
+    metric_set: MetricSet
+    chosen: Candidate
+    candidates: list[Candidate]
+    train_aspects: list[Aspect]
+    heldout_aspects: list[Aspect]
+    vectors: np.ndarray  # train aspects' embeddings, in order
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def frontier(self) -> pd.DataFrame:
+        rows = []
+        for c in self.candidates:
+            for split, ev in (("train", c.train), ("held-out", c.heldout)):
+                rows.append({**c.params, "split": split, "metrics": len(c.metric_set.metrics),
+                             "chosen": c is self.chosen, **ev.row()})
+        df = pd.DataFrame(rows)
+        df["pareto"] = False
+        for split in df["split"].unique():
+            part = df[df["split"] == split]
+            for i, r in part.iterrows():
+                dominated = ((part["coverage"] >= r["coverage"]) & (part["redundancy"] <= r["redundancy"])
+                             & ((part["coverage"] > r["coverage"]) | (part["redundancy"] < r["redundancy"]))).any()
+                df.loc[i, "pareto"] = not dominated
+        return df
+
+    def aspects_frame(self) -> pd.DataFrame:
+        """Train aspects with their metric and a 2-D projection, for the aspect map."""
+        from sklearn.decomposition import PCA
+
+        xy = PCA(n_components=2, random_state=0).fit_transform(self.vectors) if len(self.vectors) > 2 else \
+            np.zeros((len(self.vectors), 2))
+        by_cluster = {m.metadata.get("cluster"): m.name for m in self.metric_set.metrics}
+        return pd.DataFrame({
+            "x": xy[:, 0], "y": xy[:, 1], "aspect": [a.bullet for a in self.train_aspects],
+            "sign": ["praise" if a.sign > 0 else "criticism" for a in self.train_aspects],
+            "metric": [by_cluster.get(int(c), "(not covered)") for c in self.chosen.labels],
+            "run_id": [a.run_id for a in self.train_aspects],
+        })
+
+    def summary(self) -> dict:
+        c = self.chosen
+        return {"metrics": len(self.metric_set.metrics), "aspects_train": len(self.train_aspects),
+                "aspects_heldout": len(self.heldout_aspects), "params": c.params,
+                "train": c.train.row(), "heldout": c.heldout.row(), "failed_feedback": len(self.failures)}
+
+
+def split_by_run(feedback: Sequence[Feedback], holdout: float, random_state: int) -> tuple[list, list]:
+    runs = sorted({f.run_id for f in feedback})
+    rng = random.Random(random_state)
+    rng.shuffle(runs)
+    cut = int(round(len(runs) * holdout))
+    held = set(runs[:cut])
+    return [f for f in feedback if f.run_id not in held], [f for f in feedback if f.run_id in held]
+
+
+def ground_cached(store, feedback: Sequence[Feedback], runs: dict[str, Run], grounder,
+                  progress: Progress | None = None) -> tuple[list[Aspect], list[tuple[str, str]]]:
+    """Aspects for the feedback, grounding only feedback this backend has not grounded yet."""
+    backend = grounder.backend
+    have = load_aspects(store, backend, [f.feedback_id for f in feedback]) if store is not None else []
+    done = {a.feedback_id for a in have}
+    todo = [(f, runs[f.run_id]) for f in feedback if f.feedback_id not in done and f.run_id in runs]
+    new, failed = ground(todo, grounder, (lambda d, t: progress("ground", d, t)) if progress else None)
+    if store is not None and new:
+        save_aspects(store, new, backend)
+    return have + new, failed
+
+
+def _views(aspects: Sequence[Aspect], runs: dict[str, Run]) -> list[RunView]:
+    seen, out = set(), []
+    for a in aspects:
+        k = view_key(a.run_id, a.focus)
+        if k in seen or a.run_id not in runs:
+            continue
+        seen.add(k)
+        r = runs[a.run_id]
+        out.append(RunView(a.run_id, r.steps, r.task, a.focus))
+    return out
+
+
+def _labels(aspects: Sequence[Aspect], metric_of: Sequence[str | None]) -> dict[tuple[str, str], int]:
+    votes: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for a, m in zip(aspects, metric_of, strict=True):
+        if m is not None:
+            votes[(view_key(a.run_id, a.focus), m)][a.sign] += 1
+    return {k: (1 if c[1] >= c[-1] else -1) for k, c in votes.items()}
+
+
+def merge_close(X: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:  # noqa: N803
+    """Join clusters whose centres are closer than `threshold` (cosine), repeatedly.
+
+    Density clustering splits one behaviour by the wording around it
+    ("confirm before booking" and "before refunding"); merging near centres
+    makes the metric as general as the feedback allows.
+    """
+    labels = labels.copy()
+    while True:
+        cents = centroids(X, labels)
+        ids = sorted(cents)
+        if len(ids) < 2:
+            return labels
+        C = np.vstack([cents[i] for i in ids])  # noqa: N806
+        S = C @ C.T  # noqa: N806
+        np.fill_diagonal(S, -1)
+        i, j = np.unravel_index(int(S.argmax()), S.shape)
+        if S[i, j] < threshold:
+            return labels
+        labels[labels == ids[j]] = ids[i]
+
+
+def cluster_labels(params: dict, X: np.ndarray, config: InduceConfig) -> tuple[np.ndarray, AspectClusterer]:  # noqa: N803
+    """Cluster labels for one point of the granularity search (-1: not covered)."""
+    clusterer = AspectClusterer(min_cluster_size=params["min_cluster_size"], min_samples=config.min_samples,
+                                n_components=config.n_components, random_state=config.random_state).fit(X)
+    labels = clusterer.labels_.copy()
+    if config.add_uncovered and (labels == -1).sum() >= 4:
+        # aspects no cluster took get a second, finer pass: metrics for what is still uncovered
+        noise = np.where(labels == -1)[0]
+        second = AspectClusterer(min_cluster_size=max(2, params["min_cluster_size"] // 2),
+                                 n_components=config.n_components, random_state=config.random_state).fit(X[noise])
+        offset = labels.max() + 1
+        for i, lab in zip(noise, second.labels_, strict=True):
+            if lab >= 0:
+                labels[i] = offset + lab
+    absorb_at = params.get("absorb_at")
+    if absorb_at:  # aspects close to a cluster join it instead of staying uncovered
+        cents = centroids(X, labels)
+        if cents:
+            ids = sorted(cents)
+            sims = X @ np.vstack([cents[i] for i in ids]).T
+            for i in np.where(labels == -1)[0]:
+                j = int(sims[i].argmax())
+                if sims[i, j] >= absorb_at:
+                    labels[i] = ids[j]
+    merge_at = params.get("merge_at")
+    if merge_at:
+        labels = merge_close(X, labels, merge_at)
+    return labels, clusterer
+
+
+def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout: list[Aspect],  # noqa: N803
+                    runs: dict[str, Run], config: InduceConfig, namer, embedder, judge_factory,
+                    matcher_factory, set_id: str, labels: np.ndarray | None = None) -> Candidate:
+    """Metrics from a clustering (computed here unless `labels` are given), judged and meta-evaluated."""
+    clusterer = None
+    if labels is None:
+        labels, clusterer = cluster_labels(params, X, config)
+    cents = centroids(X, labels)
+    clusters: dict[int, list[tuple[Aspect, float]]] = defaultdict(list)
+    for i, (a, lab) in enumerate(zip(aspects, labels, strict=True)):
+        if lab >= 0:
+            clusters[int(lab)].append((a, float(X[i] @ cents[int(lab)])))
+    metrics = namer.define(dict(clusters), salt=set_id)
+    by_cluster = {}
+    for m in metrics:
+        c = m.metadata.get("cluster")
+        topics = [a.metadata.get("topic", a.behaviour) for a, _ in sorted(clusters[c], key=lambda x: -x[1])[:30]]
+        by_cluster[c] = replace(m, metadata={**m.metadata, "topics": topics})
+    metrics = [by_cluster[c] for c in sorted(by_cluster)]
+    ms = MetricSet(set_id, 0, "induced", tuple(metrics))
+    metric_of = [by_cluster[int(lab)].metric_id if lab >= 0 and int(lab) in by_cluster else None for lab in labels]
+
+    train_views, held_views = _views(aspects, runs), _views(heldout, runs)
+    judge = judge_factory()
+    if hasattr(judge, "fit"):
+        judge.fit(train_views, ms, _labels(aspects, metric_of))
+    matcher = matcher_factory()
+    if hasattr(matcher, "fit"):
+        matcher.fit(aspects, metric_of, ms)
+    evals = []
+    for part, views in ((aspects, train_views), (heldout, held_views)):
+        judgements = judge.judge(views, ms) if views else []
+        traits = traits_of(judgements, [v.focus for v in views])
+        evals.append(meta_evaluate(part, traits, matcher.match(part, traits, ms)))
+    return Candidate(dict(params), ms, evals[0], evals[1], labels, clusterer)
+
+
+def choose(candidates: Sequence[Candidate]) -> Candidate:
+    """On the induction part's frontier, the best coverage minus redundancy (fewer metrics on ties)."""
+    def dominated(c):
+        return any(o.train.coverage >= c.train.coverage and o.train.redundancy <= c.train.redundancy
+                   and (o.train.coverage > c.train.coverage or o.train.redundancy < c.train.redundancy)
+                   for o in candidates)
+    front = [c for c in candidates if not dominated(c) and c.metric_set.metrics] or list(candidates)
+    return max(front, key=lambda c: (round(c.train.coverage - c.train.redundancy, 4), -len(c.metric_set.metrics)))
+
+
+def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict[str, Run] | None = None,
+           grounder, namer, embedder, judge_factory, matcher_factory=None, config: InduceConfig = InduceConfig(),
+           set_id: str = "induced", name: str = "Induced metrics", save: bool = True,
+           progress: Progress | None = None) -> Induction:
+    if feedback is None:
+        feedback = load_feedback(store)
+    if not feedback:
+        raise ValueError("there is no feedback to induce metrics from")
+    if runs is None:
+        runs = load_runs(store, sorted({f.run_id for f in feedback}))
+    matcher_factory = matcher_factory or (lambda: OfflineMatcher(embedder))
+    aspects, failed = ground_cached(store, feedback, runs, grounder, progress)
+    train_fb, held_fb = split_by_run(feedback, config.holdout, config.random_state)
+    train_ids = {f.feedback_id for f in train_fb}
+    train = [a for a in aspects if a.feedback_id in train_ids]
+    held = [a for a in aspects if a.feedback_id not in train_ids]
+    if len(train) < 4:
+        raise ValueError(f"only {len(train)} aspects to induce from; more feedback is needed")
+    if progress:
+        progress("embed", 0, len(train))
+    X = embedder.embed([a.metadata.get("topic") or a.behaviour for a in train],  # noqa: N806
+                       (lambda d, t: progress("embed", d, t)) if progress else None)
+    candidates = []
+    sizes = [s for s in config.min_cluster_sizes if s < len(train)] or [2]
+    grid = [{"min_cluster_size": s, "merge_at": t, "absorb_at": a}
+            for s in sizes for t in config.merge_thresholds for a in config.absorb_thresholds]
+    for i, params in enumerate(grid):
+        candidates.append(build_candidate(params, train, X, held, runs, config, namer,
+                                          embedder, judge_factory, matcher_factory, set_id))
+        if progress:
+            progress("search", i + 1, len(grid))
+    chosen = choose(candidates)
+    ms = replace(chosen.metric_set, name=name, provenance={
+        "method": "autolibra", "grounding": grounder.backend, "naming": namer.backend,
+        "judge": getattr(judge_factory(), "backend", "?"), "params": chosen.params,
+        "feedback": sorted(train_ids), "heldout_feedback": sorted(f.feedback_id for f in held_fb),
+        "train": chosen.train.row(), "heldout": chosen.heldout.row(),
+        "frontier": [{**c.params, "metrics": len(c.metric_set.metrics), "train": c.train.row(),
+                      "heldout": c.heldout.row()} for c in candidates],
+    })
+    if save and store is not None:
+        from metrics import sets
+
+        ms = sets.save(store, ms, backend=f"{grounder.backend}/{namer.backend}")
+    chosen.metric_set = ms
+    return Induction(ms, chosen, candidates, train, held, X, failed)

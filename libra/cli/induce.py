@@ -1,0 +1,192 @@
+"""`libra induce`, `libra metrics ...` and `libra score`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from libra.cli.common import DbOption, console, open_store, out
+from libra.cli.progress import staged
+
+BackendOption = Annotated[str, typer.Option("--backend", help="auto (LLM with ANTHROPIC_API_KEY, else offline), "
+                                                             "llm or offline.")]
+CostOption = Annotated[float | None, typer.Option("--max-cost", help="Stop cleanly before spending more (USD).")]
+
+
+def induce_cmd(
+    db: DbOption = None,
+    backend: BackendOption = "auto",
+    set_id: Annotated[str, typer.Option("--set-id", help="Metric set id; a new version is added.")] = "induced",
+    name: Annotated[str, typer.Option(help="Metric set name.")] = "Induced metrics",
+    holdout: Annotated[float, typer.Option(help="Share of runs held out for evaluation.")] = 0.3,
+    min_cluster_size: Annotated[list[int] | None, typer.Option(help="HDBSCAN sizes to search (repeatable).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed for the split and the clustering.")] = 0,
+    max_cost: CostOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Induce metrics from the feedback in the store and report coverage and redundancy.
+
+    Feedback is grounded into aspects, clustered, and each cluster becomes a metric
+    with good and bad examples. Several granularities are tried; the set on the
+    coverage–redundancy frontier with the best balance is saved as a draft.
+    """
+    from autolibra import backends
+    from autolibra.induce import InduceConfig, induce
+
+    store = open_store(db)
+    b = backends.choose(store, backend, max_cost)
+    console.print(f"backend: {b.label}")
+    cfg = InduceConfig(holdout=holdout, random_state=seed,
+                       **({"min_cluster_sizes": tuple(min_cluster_size)} if min_cluster_size else {}))
+    try:
+        with staged(quiet) as progress:
+            res = induce(store, grounder=b.grounder, namer=b.namer, embedder=b.embedder,
+                         judge_factory=b.judge_factory, matcher_factory=b.matcher_factory, config=cfg,
+                         set_id=set_id, name=name, progress=progress)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    ms = res.metric_set
+    t = Table(title=f"{ms.set_id} v{ms.version}: {len(ms.metrics)} metrics ({b.kind})")
+    for col in ("metric", "aspects", "praised", "criticised"):
+        t.add_column(col)
+    for m in ms.metrics:
+        t.add_row(m.name, str(m.metadata.get("aspects", "")), str(m.metadata.get("praised", "")),
+                  str(m.metadata.get("criticised", "")))
+    out.print(t)
+    s = res.summary()
+    f = Table(title="coverage and redundancy", show_lines=False)
+    for col in ("part", "aspects", "coverage", "redundancy", "redundancy (N/A counted)"):
+        f.add_column(col)
+    for part in ("train", "heldout"):
+        r = s[part]
+        f.add_row("induction" if part == "train" else "held-out", str(r["aspects"]), f"{r['coverage']:.3f}",
+                  f"{r['redundancy']:.3f}", f"{r['redundancy_all']:.3f}")
+    out.print(f)
+    out.print(f"{len(res.candidates)} candidates searched; see the frontier with `libra metrics show {ms.set_id}` "
+              f"or in the app. Approve with `libra metrics approve {ms.set_id} {ms.version} --by NAME`.")
+    if res.failures:
+        console.print(f"[yellow]{len(res.failures)} feedback items could not be grounded[/]")
+
+
+metrics_app = typer.Typer(help="Metric sets: list, show, export, import, approve.", no_args_is_help=True)
+
+
+@metrics_app.command("list")
+def metrics_list(db: DbOption = None) -> None:
+    """Every metric set and version with its status."""
+    from metrics import sets
+
+    df = sets.list_sets(open_store(db))
+    if df.empty:
+        out.print("no metric sets yet; create one with `libra induce` or `libra metrics import`")
+        return
+    t = Table("set", "version", "status", "metrics", "created", "approved by", "name")
+    for col in t.columns:
+        col.overflow = "fold"
+    for r in df.itertuples(index=False):
+        t.add_row(r.set_id, str(r.version), r.status, str(r.metrics), f"{r.created_at:%Y-%m-%d %H:%M}",
+                  r.approved_by or "", r.name)
+    out.print(t)
+
+
+@metrics_app.command("show")
+def metrics_show(set_id: str, db: DbOption = None,
+                 version: Annotated[int | None, typer.Option(help="Default: the newest.")] = None) -> None:
+    """A metric set's definitions, examples and figures."""
+    from metrics import sets
+
+    try:
+        ms = sets.load(open_store(db), set_id, version)
+    except KeyError as exc:
+        console.print(f"[red]error:[/] {exc.args[0]}")
+        raise typer.Exit(2) from None
+    out.print(f"[bold]{ms.name}[/] ({ms.set_id} v{ms.version}, {ms.status})")
+    for m in ms.metrics:
+        out.print(f"\n[bold]{m.name}[/]  [dim]{m.metric_id}[/]", highlight=False)
+        out.print(m.explanation, markup=False)
+        for label, exs in (("+", m.good), ("-", m.bad)):
+            for e in exs[:3]:
+                out.print(f"  {label} {e.text}", markup=False)
+    prov = ms.provenance
+    if "heldout" in prov:
+        out.print(f"\nheld-out coverage {prov['heldout']['coverage']:.3f}, redundancy {prov['heldout']['redundancy']:.3f}")
+
+
+@metrics_app.command("export")
+def metrics_export(set_id: str, path: Path, db: DbOption = None,
+                   version: Annotated[int | None, typer.Option()] = None) -> None:
+    """Write a metric set to YAML."""
+    from metrics import sets
+
+    path.write_text(sets.to_yaml(sets.load(open_store(db), set_id, version)))
+    out.print(f"-> {path}")
+
+
+@metrics_app.command("import")
+def metrics_import(path: Path, db: DbOption = None,
+                   by: Annotated[str | None, typer.Option(help="Who imports it.")] = None) -> None:
+    """Read a metric set from YAML as a new version (a draft)."""
+    from metrics import sets
+
+    try:
+        ms = sets.from_yaml(path.read_text(), str(path))
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    ms = sets.save(open_store(db), ms, backend="import", created_by=by, note=f"imported from {path.name}")
+    out.print(f"imported {ms.set_id} v{ms.version} ({len(ms.metrics)} metrics)")
+
+
+@metrics_app.command("approve")
+def metrics_approve(set_id: str, version: int, by: Annotated[str, typer.Option(help="Who approves.")],
+                    db: DbOption = None) -> None:
+    """Approve a version: scheduled scoring applies approved sets."""
+    from metrics import sets
+
+    try:
+        sets.approve(open_store(db), set_id, version, by)
+    except KeyError as exc:
+        console.print(f"[red]error:[/] {exc.args[0]}")
+        raise typer.Exit(2) from None
+    out.print(f"{set_id} v{version} approved by {by}")
+
+
+def score_cmd(
+    db: DbOption = None,
+    set_id: Annotated[str | None, typer.Option("--set", help="Metric set (default: every approved set).")] = None,
+    version: Annotated[int | None, typer.Option(help="Version (default: the newest).")] = None,
+    backend: BackendOption = "auto",
+    max_cost: CostOption = None,
+    batch: Annotated[bool, typer.Option(help="Use the Message Batches API (half price, slower).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Score runs not yet scored by a metric set version; resumable, with a budget."""
+    from autolibra import backends
+    from metrics import sets
+    from metrics.judge import LLMJudge
+    from metrics.scoring import score_runs
+
+    store = open_store(db)
+    targets = [sets.load(store, set_id, version)] if set_id else sets.approved(store)
+    if not targets:
+        console.print("no approved metric set to apply; pass --set or approve one")
+        raise typer.Exit(2)
+    b = backends.choose(store, backend, max_cost)
+    console.print(f"judge: {b.label}")
+    exit_code = 0
+    for ms in targets:
+        judge = LLMJudge(b.llm, use_batch=batch) if b.kind == "llm" else \
+            backends.fit_offline_judge(store, ms, b.embedder)
+        with staged(quiet) as progress:
+            res = score_runs(store, ms, judge, max_cost=max_cost,
+                             progress=lambda d, t, p=progress, k=ms.set_id: p(k, d, t))
+        out.print(f"{ms.set_id} v{ms.version}: {res.runs_scored} runs scored, {res.runs_failed} failed, "
+                  f"{res.runs_skipped} already done, ${res.cost_usd:.4f}, {res.status}"
+                  + (f" ({res.error})" if res.error else ""))
+        if res.status != "done" or res.runs_failed:
+            exit_code = 1
+    raise typer.Exit(exit_code)

@@ -1,0 +1,235 @@
+"""Metric induction: grounding, clustering, metrics, meta-evaluation, metric sets, CLI."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import anthropic
+import pytest
+from typer.testing import CliRunner
+
+from autolibra import backends
+from autolibra.aspects import Aspect, load_aspects
+from autolibra.evaluation import Trait, meta_evaluate
+from autolibra.grounding import (
+    LLMGrounder, OfflineGrounder, StepLocator, detect_sign, explicit_steps, split_bullets, topic_text,
+)
+from autolibra.induce import InduceConfig, induce
+from autolibra.naming import LLMNamer, OfflineNamer
+from libra.cli.main import app
+from metrics import sets
+from metrics.definitions import Example, Metric, MetricSet
+from metrics.embeddings import default_embedder
+from metrics.fake_anthropic import FakeAnthropic
+from metrics.llm import LLM, LLMConfig
+from metrics.trained_judge import TrainedJudge
+from traces.demo import build_demo
+from traces.model import Step, StepKind
+
+
+@pytest.fixture(scope="module")
+def emb():
+    return default_embedder()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from traces.store import Store
+
+    s = Store(tmp_path_factory.mktemp("demo") / "demo.duckdb")
+    build_demo(s, n=120)
+    return s
+
+
+def test_split_bullets_and_sign():
+    assert split_bullets("- Good summary.\n- It looped on the search.") == ["Good summary.", "It looped on the search."]
+    assert split_bullets("Asked for the date. Then booked without confirming!") == \
+        ["Asked for the date.", "Then booked without confirming!"]
+    cases = {
+        "No secrets were revealed": 1, "no social rules were broken": 1, "No knowledge gain": -1,
+        "Kept calling the tool with the same arguments after it failed": -1,
+        "Noticed the request had no travel date and asked the user.": 1,
+        "Should have asked which order the user meant.": -1, "Asked for the missing date instead of guessing.": 1,
+        "Told the user a fact the tools never returned; hallucinated.": -1, "Clear, short final summary.": 1,
+    }
+    assert {t: detect_sign(t) for t in cases} == cases
+
+
+def test_topic_text_removes_verdict_names_and_slots():
+    assert topic_text("No secrets were revealed by Sasha Ramirez", ["Sasha Ramirez"]) == "secrets were revealed by the agent"
+    assert "the tool" in topic_text("called search_flights twice for $250", []) and "$" not in \
+        topic_text("called search_flights twice for $250", [])
+
+
+def test_explicit_references_and_locator(emb):
+    steps = [Step(kind=StepKind.USER, content="book a flight"),
+             Step(kind=StepKind.TOOL_CALL, tool_name="search_flights", tool_args={"date": "x"}),
+             Step(kind=StepKind.TOOL_RESULT, content="Error: invalid date", tool_name="search_flights", is_error=True),
+             Step(kind=StepKind.AGENT, content="Your flight LB123 is booked.", actor="Planner")]
+    assert explicit_steps("see step 2 and steps 0-1, also [3]", 4) == [0, 1, 2, 3]
+    loc = StepLocator(emb)
+    assert loc.locate("at step 1 it used the wrong date", steps) == [1]
+    assert loc.locate("the search_flights call failed with an invalid date", steps)[0] in (1, 2)
+    assert loc.locate('it said "LB123 is booked" without checking', steps) == [3]
+
+
+def test_locator_learns_from_anchored_feedback(emb, demo):
+    from autolibra.aspects import load_feedback
+    from traces.export import load_runs
+
+    fb = [f for f in load_feedback(demo) if f.steps and len(split_bullets(f.text)) == 1]
+    runs = load_runs(demo, [f.run_id for f in fb])
+    ex = [(f.text, runs[f.run_id].steps, list(f.steps), None) for f in fb]
+    half = len(ex) // 2
+    fitted = StepLocator(emb).fit(ex[:half])
+    default = StepLocator(emb)
+
+    def hit(loc):
+        return sum(loc.locate(t, s)[0] in g for t, s, g, _ in ex[half:]) / len(ex[half:])
+
+    assert fitted.n_examples_ == half and set(fitted.coef_) >= {"sim", "explicit", "actor"}
+    assert hit(fitted) >= hit(default) - 0.02 and hit(fitted) > 0.6
+
+
+def test_meta_evaluation_arithmetic():
+    def asp(i, run, sign):
+        return Aspect(f"a{i}", f"f{i}", run, 0, "b", "b", sign, metadata={"topic": "b"})
+
+    aspects = [asp(1, "r1", 1), asp(2, "r1", -1), asp(3, "r2", 1), asp(4, "r2", 1)]
+    traits = [Trait("r1", "m1", 1), Trait("r1", "m2", -1), Trait("r1", "m3", 0), Trait("r2", "m1", -1),
+              Trait("r2", "m2", 1), Trait("r3", "m1", 1)]  # r3 has no feedback: out of scope
+    ev = meta_evaluate(aspects, traits, [("a1", 0), ("a2", 1), ("a3", 4), ("a4", 4)])
+    assert ev.coverage == 1.0
+    assert ev.traits == 4 and ev.traits_matched == 3
+    assert ev.redundancy == pytest.approx(1 / 4)
+    assert ev.redundancy_all == pytest.approx(1 - 3 / 5)
+
+
+def test_induce_offline_on_demo_recovers_the_behaviours(emb, demo):
+    b = backends.choose(demo, "offline")
+    res = induce(demo, grounder=b.grounder, namer=b.namer, embedder=b.embedder, judge_factory=b.judge_factory,
+                 matcher_factory=b.matcher_factory, config=InduceConfig(min_cluster_sizes=(5, 8), merge_thresholds=(None, 0.65)),
+                 set_id="demo-test")
+    ms = res.metric_set
+    assert ms.version == 1 and ms.status == "draft" and 5 <= len(ms.metrics) <= 40
+    assert res.chosen.heldout.coverage > 0.5
+    assert len({m.name for m in ms.metrics}) == len(ms.metrics)
+    # clusters follow the behaviour people talked about, not the wording
+    purity = []
+    for m in ms.metrics:
+        c = m.metadata["cluster"]
+        traits = Counter(a.metadata["label"]["trait"] for a, lab in zip(res.train_aspects, res.chosen.labels,
+                                                                       strict=True) if lab == c and "label" in a.metadata)
+        purity.append(traits.most_common(1)[0][1] / sum(traits.values()))
+    assert sum(purity) / len(purity) > 0.8
+    # every example is a person's words, linked to their feedback and run
+    fb_ids = {f for f, in demo.execute("SELECT feedback_id FROM feedback")}
+    for m in ms.metrics:
+        for e in m.good + m.bad:
+            assert e.feedback_id in fb_ids and e.run_id
+    assert set(res.frontier()["split"]) == {"train", "held-out"} and res.frontier()["chosen"].any()
+    assert ms.provenance["heldout"]["coverage"] == res.chosen.heldout.coverage
+    assert sets.load(demo, "demo-test").metrics == ms.metrics
+    assert len(res.aspects_frame()) == len(res.train_aspects)
+
+
+def test_grounding_is_cached_between_runs(emb, demo):
+    class Counting(OfflineGrounder):
+        calls = 0
+
+        def ground(self, fb, run):
+            Counting.calls += 1
+            return super().ground(fb, run)
+
+    g = Counting(StepLocator(emb))
+    n = len(load_aspects(demo, "offline"))
+    res = induce(demo, grounder=g, namer=OfflineNamer(), embedder=emb, judge_factory=lambda: TrainedJudge(emb),
+                 config=InduceConfig(min_cluster_sizes=(8,), merge_thresholds=(None,), absorb_thresholds=(None,)),
+                 save=False)
+    assert Counting.calls == 0 and n > 0 and res.metric_set.metrics
+
+
+def test_metric_sets_versions_edits_approval_yaml(mem_store):
+    ms = MetricSet("s1", 0, "set", (
+        Metric("a", "Alpha", "about a", good=(Example("did a", "r1", (1, 2), "f1"),)),
+        Metric("b", "Beta", "about b", bad=(Example("missed b"),)),
+        Metric("c", "Gamma", "about c")))
+    v1 = sets.save(mem_store, ms)
+    v2 = sets.edit_metric(mem_store, v1, "a", name="Alpha renamed", by="ana")
+    v3 = sets.merge_metrics(mem_store, v2, ["b", "c"], "Beta and gamma", by="ana")
+    v4 = sets.delete_metric(mem_store, v3, "a", by="bo")
+    assert [v.version for v in (v1, v2, v3, v4)] == [1, 2, 3, 4]
+    assert sets.load(mem_store, "s1", 2).get("a").name == "Alpha renamed"
+    assert [m.metric_id for m in sets.load(mem_store, "s1", 3).metrics] == ["a", "b"]
+    assert sets.load(mem_store, "s1", 3).get("b").bad == (Example("missed b"),)
+    assert sets.load(mem_store, "s1", 1).get("a").name == "Alpha"  # history kept
+    sets.approve(mem_store, "s1", 4, by="chief")
+    assert [m.version for m in sets.approved(mem_store)] == [4]
+    back = sets.from_yaml(sets.to_yaml(sets.load(mem_store, "s1", 2)))
+    assert back.metrics == sets.load(mem_store, "s1", 2).metrics
+    with pytest.raises(ValueError, match="x.yaml: field metrics.0.name"):
+        sets.from_yaml("set_id: s\nname: n\nmetrics:\n  - id: a\n    explanation: e\n", "x.yaml")
+    with pytest.raises(ValueError, match="x.yaml line 2"):
+        sets.from_yaml("set_id: s\n  name: [unclosed\n", "x.yaml")
+    with pytest.raises(ValueError, match="ids repeat"):
+        sets.from_yaml("set_id: s\nname: n\nmetrics:\n  - {id: a, name: A, explanation: e}\n"
+                       "  - {id: a, name: B, explanation: e}\n", "x.yaml")
+
+
+def test_llm_backends_run_the_same_pipeline(emb, tmp_path):
+    from traces.store import Store
+
+    store = Store(tmp_path / "llm.duckdb")
+    build_demo(store, n=40)
+
+    def responder(req):
+        tool = req["tool_choice"]["name"]
+        text = req["messages"][0]["content"]
+        if tool == "record_aspects":
+            fb = text.split("<data-feedback-")[1].split(">\n", 1)[1].split("\n</data-feedback")[0]
+            return {"aspects": [{"bullet": b, "behaviour": b, "sign": detect_sign(b), "steps": [1]}
+                                for b in split_bullets(fb)]}
+        if tool == "define_metric":
+            first = text.split("0. (")[1].split(") ", 1)[1].split("\n")[0]
+            return {"name": "Metric about " + first[:40], "explanation": "Scripted.", "good": [0], "bad": [1]}
+        if tool == "record_verdicts":
+            defs = next(iter(req["tools"][0]["input_schema"]["$defs"].values()))
+            p = defs["properties"]["metric_id"]
+            ids = p.get("enum") or [p["const"]]
+            return {"verdicts": [{"metric_id": i, "value": 1, "evidence_steps": [0], "reason": "r"} for i in ids]}
+        return {"matches": []}
+
+    with FakeAnthropic(responder=responder) as fake:
+        client = anthropic.Anthropic(api_key="k", base_url=fake.base_url, max_retries=1)
+        llm = LLM(store, LLMConfig(max_tokens=512, concurrency=4), client=client)
+        res = induce(store, grounder=LLMGrounder(llm), namer=LLMNamer(llm), embedder=emb,
+                     judge_factory=lambda: TrainedJudge(emb), config=InduceConfig(min_cluster_sizes=(5,),
+                     merge_thresholds=(0.75,), absorb_thresholds=(None,)), set_id="llm-set")
+        purposes = Counter(r["tool_choice"]["name"] for r in fake.requests)
+    assert purposes["record_aspects"] == store.scalar("SELECT count(*) FROM feedback")
+    assert purposes["define_metric"] == len(res.metric_set.metrics) > 0
+    assert all(m.name.startswith("Metric about") for m in res.metric_set.metrics)
+    assert res.metric_set.provenance["grounding"] == "llm"
+    assert store.scalar("SELECT count(*) FROM llm_calls WHERE purpose = 'ground'") > 0
+
+
+def test_cli_induce_metrics_and_score(tmp_path):
+    runner = CliRunner()
+    db = str(tmp_path / "cli.duckdb")
+    assert runner.invoke(app, ["demo", "build", "--db", db, "--runs", "80"]).exit_code == 0
+    r = runner.invoke(app, ["induce", "--db", db, "-q", "--backend", "offline", "--min-cluster-size", "8"])
+    assert r.exit_code == 0, r.output
+    assert "held-out" in r.output and "coverage" in r.output
+    r = runner.invoke(app, ["metrics", "list", "--db", db])
+    assert "induced" in r.output
+    y = tmp_path / "set.yaml"
+    assert runner.invoke(app, ["metrics", "export", "induced", str(y), "--db", db]).exit_code == 0
+    r = runner.invoke(app, ["metrics", "import", str(y), "--db", db, "--by", "ana"])
+    assert "v2" in r.output
+    assert runner.invoke(app, ["score", "--db", db, "-q"]).exit_code == 2  # nothing approved yet
+    assert runner.invoke(app, ["metrics", "approve", "induced", "2", "--by", "ana", "--db", db]).exit_code == 0
+    r = runner.invoke(app, ["score", "--db", db, "-q", "--backend", "offline"])
+    assert r.exit_code == 0, r.output
+    assert "80 runs scored" in r.output
+    r = runner.invoke(app, ["score", "--db", db, "-q", "--backend", "offline"])
+    assert "0 runs scored" in r.output

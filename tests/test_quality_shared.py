@@ -1,0 +1,41 @@
+"""Quality on the shared human judgements, at floors well under the figures reported in the notes."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from metrics.embeddings import default_embedder
+from traces.ingest import ingest
+from traces.store import Store
+
+pytestmark = [pytest.mark.shared, pytest.mark.slow]
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_who_and_when_grounding_beats_nearest_step(shared):
+    r = load("quality_whowhen").evaluate(shared / "who-and-when", seeds=(0, 1))
+    assert r["baseline"][0] < 0.12
+    assert r["fitted"][0] >= 1.8 * r["baseline"][0] and r["default"][0] > r["baseline"][0]
+    assert r["fitted"][1] > r["baseline"][1]
+
+
+def test_sotopia_induction_covers_feedback_and_recovers_dimensions(shared, tmp_path):
+    q = load("quality_sotopia")
+    store = Store(tmp_path / "s.duckdb")
+    ingest(store, [shared / "sotopia-pi-human-eval"])
+    r = q.run(shared, 0, store, default_embedder(store))
+    assert r["heldout"]["coverage"] >= 0.40
+    assert r["heldout"]["redundancy"] <= 0.75
+    assert len(r["recovered"]) >= 4
+    assert r["nmi_clustered"] > 0.31  # BERTopic's figure on these reasons
+    assert set(r["human_vs_human"]) >= {"goal", "relationship"}
