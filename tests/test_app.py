@@ -1,4 +1,4 @@
-"""The Streamlit app, driven with streamlit.testing."""
+"""Every page of the app, driven with streamlit.testing."""
 
 from __future__ import annotations
 
@@ -7,64 +7,192 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from traces import accounts, feedback, queues
 from traces.demo import build_demo
 from traces.ingest import BatchWriter
 from traces.model import IngestSummary, Run, Step, StepKind
 from traces.store import Store
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
 EVIL = '<script>alert("x")</script> **bold** [click](javascript:alert(1)) <img src=x onerror=alert(2)>'
 
 
 @pytest.fixture
-def app_db(tmp_path, monkeypatch):
-    db = tmp_path / "app.duckdb"
-    s = Store(db)
+def db(tmp_path, monkeypatch):
+    path = tmp_path / "app.duckdb"
+    s = Store(path)
     build_demo(s, n=60)
-    summary = IngestSummary()
-    w = BatchWriter(s, summary)
+    w = BatchWriter(s, IngestSummary())
     w.add_run(Run(native_id="evil-1", format="libra", source="test", agent="evil-agent", task=EVIL,
                   steps=(Step(kind=StepKind.USER, content=EVIL),
                          Step(kind=StepKind.TOOL_RESULT, content="Error: " + EVIL, tool_name="t", is_error=True)),
                   globally_unique_id=True))
     w.flush()
-    monkeypatch.setenv("LIBRA_DB", str(db))
-    return db
+    accounts.add_user(s, "ana", "correct horse", "annotator")
+    accounts.add_user(s, "bo", "battery staple", "annotator")
+    accounts.add_user(s, "root", "admin password", "admin")
+    accounts.add_user(s, "vic", "viewer password", "viewer")
+    monkeypatch.setenv("LIBRA_DB", str(path))
+    return s
 
 
-def test_browser_lists_runs_with_paging(app_db):
+def page_app(page: str, user: str, db: Store, run_id: str | None = None, queue_id: str | None = None) -> AppTest:
+    script = f"""
+import streamlit as st
+from libra.web import {page} as page_module
+st.session_state.setdefault("pages", {{}})
+page_module.page()
+"""
+    at = AppTest.from_string(script, default_timeout=60)
+    at.session_state["user"] = accounts.get_user(db, user)
+    if run_id:
+        at.session_state["run_id"] = run_id
+        at.session_state["queue_id"] = queue_id
+    return at
+
+
+def test_sign_in_with_password_and_roles(db):
     at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception and "Libra" in at.title[0].value
+    at.text_input(key="signin-user").input("ana")
+    at.text_input(key="signin-pass").input("wrong one")
+    at.button[0].click().run()
+    assert any("Wrong username or password" in e.value for e in at.error)
+    at.text_input(key="signin-pass").input("correct horse")
+    at.button[0].click().run()
     assert not at.exception
-    df = at.dataframe[0].value
-    assert len(df) == 50 and {"run_id", "agent", "outcome", "feedback"} <= set(df.columns)
-    assert "61 runs" in at.number_input[0].label
-    at.number_input[0].set_value(2).run()
-    assert len(at.dataframe[0].value) == 11
-
-
-def test_filters_narrow_the_list(app_db):
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.sidebar.multiselect[1].select("travel-concierge@v2").run()
-    df = at.dataframe[0].value
-    assert len(df) > 0 and set(df["agent"]) == {"travel-concierge@v2"}
-
-
-def test_run_view_shows_trace_content_as_text(app_db):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["run_id"] = "libra:evil-1"
+    assert at.session_state["user"].username == "ana"
+    assert len(at.dataframe) == 1  # landed on the runs browser
+    accounts.set_disabled(db, "ana", True)
     at.run()
+    assert any("disabled" in e.value for e in at.error)
+
+
+def test_runs_browser_filters_search_and_pages(db):
+    at = page_app("runs", "ana", db).run()
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 50 and "61 runs match" in at.caption[0].value
+    at.number_input(key="f-page").set_value(2).run()
+    assert len(at.dataframe[0].value) == 11
+    at.number_input(key="f-page").set_value(1).run()
+    at.multiselect(key="f-agent").select("support-desk@v3").run()
+    assert set(at.dataframe[0].value["agent"]) == {"support-desk@v3"}
+    at.text_input(key="f-text").input("supervisor").run()
+    df = at.dataframe[0].value
+    assert len(df) > 0 and set(df["agent"]) == {"support-desk@v3"}
+    at.selectbox(key="f-annotated").select("without feedback").run()
+    assert (at.dataframe[0].value["feedback"] == 0).all()
+
+
+def test_run_view_saves_feedback_anchored_to_steps_edits_and_deletes(db):
+    run_id = db.scalar("SELECT run_id FROM runs WHERE agent = 'travel-concierge@v1' LIMIT 1")
+    at = page_app("run_view", "ana", db, run_id).run()
+    assert not at.exception
+    at.multiselect(key=f"draft-{run_id}-steps").select(2).select(3)
+    at.text_area(key=f"draft-{run_id}").input("Looped on the failing search call.")
+    at.radio(key=f"draft-{run_id}-rating").set_value(2)
+    at.button(key=f"draft-{run_id}-save").click().run()
+    assert any("Saved" in s.value for s in at.success)
+    assert at.text_area(key=f"draft-{run_id}").value == ""  # cleared only after a successful save
+    feedback.flush(db)
+    row = db.execute("SELECT author, steps, rating, text, feedback_id FROM feedback WHERE origin = 'app'")[0]
+    assert row[:4] == ("ana", [2, 3], 2.0, "Looped on the failing search call.")
+    fid = row[4]
+    assert any("ana on steps [2, 3] · rating 2" in t.value for t in at.text)
+    at.text_area(key=f"edit-{fid}").input("Looped three times on the failing search call.")
+    at.button(key=f"edit-{fid}-save").click().run()
+    feedback.flush(db)
+    assert db.scalar("SELECT text FROM feedback WHERE feedback_id = ?", [fid]).startswith("Looped three times")
+    assert [a for a, in db.execute("SELECT action FROM feedback_history WHERE feedback_id = ? ORDER BY revision",
+                                   [fid])] == ["create", "edit"]
+    at.button(key=f"edit-{fid}-del").click().run()
+    feedback.flush(db)
+    assert db.scalar("SELECT deleted_at IS NOT NULL FROM feedback WHERE feedback_id = ?", [fid])
+    assert db.scalar("SELECT count(*) FROM feedback_history WHERE feedback_id = ?", [fid]) == 3
+
+
+def test_empty_note_is_refused_and_the_draft_survives_reruns(db):
+    run_id = db.scalar("SELECT run_id FROM runs LIMIT 1")
+    at = page_app("run_view", "ana", db, run_id).run()
+    at.button(key=f"draft-{run_id}-save").click().run()
+    assert any("write something" in e.value for e in at.error)
+    at.text_area(key=f"draft-{run_id}").input("half-written")
+    at.run()
+    at.run()
+    assert at.text_area(key=f"draft-{run_id}").value == "half-written"
+
+
+def test_others_feedback_is_not_editable_and_viewers_cannot_write(db):
+    run_id = db.scalar("SELECT run_id FROM runs LIMIT 1")
+    feedback.add(db, run_id, "bo", "bo's note")
+    at = page_app("run_view", "ana", db, run_id).run()
+    assert not [t for t in at.text_area if t.key and t.key.startswith("edit-")]
+    at = page_app("run_view", "vic", db, run_id).run()
+    assert not at.exception and not [b for b in at.button if b.key and b.key.endswith("-save")]
+    assert any("Viewers can read" in c.value for c in at.caption)
+
+
+def test_trace_content_is_shown_as_text(db):
+    at = page_app("run_view", "ana", db, "libra:evil-1").run()
     assert not at.exception
     codes = [c.value for c in at.code]
     assert EVIL in codes and ("Error: " + EVIL) in codes
-    # nothing from the trace reached markdown, where it could render as HTML or links
     assert all(EVIL not in m.value for m in at.markdown)
     assert any("error" in e.value for e in at.error)
 
 
-def test_run_view_shows_feedback_anchored_to_steps(app_db):
-    s = Store(app_db)
-    run_id, steps = s.execute("SELECT run_id, steps FROM feedback WHERE len(steps) > 0 LIMIT 1")[0]
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["run_id"] = run_id
-    at.run()
-    assert any(f"on steps {list(steps)}" in t.value for t in at.text)
+def test_queues_next_run_progress_and_agreement(db):
+    at = page_app("queues_page", "root", db).run()
+    assert not at.exception
+    at.text_input(key="q-name").input("travel review")
+    at.multiselect(key="q-agents").select("travel-concierge@v1")
+    at.number_input(key="q-k").set_value(2)
+    at.button[0].click().run()
+    assert any("created" in s.value for s in at.success)
+    qid = db.scalar("SELECT queue_id FROM queues")
+    n = db.scalar("SELECT count(*) FROM queue_items WHERE queue_id = ?", [qid])
+    first = queues.next_run(db, qid, "ana")
+    assert queues.next_run(db, qid, "ana") == first  # an open assignment is resumed
+    assert queues.next_run(db, qid, "bo") == first  # k = 2: both get it
+    queues.finish(db, qid, first, "ana")
+    feedback.add(db, first, "ana", "fine", rating=4)
+    feedback.add(db, first, "bo", "fine too", rating=4)
+    queues.finish(db, qid, first, "bo")
+    at = page_app("queues_page", "ana", db).run()
+    texts = [p.text for p in at.get("progress")] if hasattr(at, "get") else []
+    assert any(f"2 of {2 * n}" in t for t in texts)
+    at = page_app("queues_page", "root", db).run()
+    assert any("Krippendorff" in c.value for c in at.caption)
+
+
+def test_metrics_page_review_edit_and_approve(db):
+    from metrics import sets
+    from metrics.definitions import Example, Metric, MetricSet
+
+    run_id = db.scalar("SELECT run_id FROM runs LIMIT 1")
+    ms = sets.save(db, MetricSet("review", 0, "to review", (
+        Metric("m1", "Tool error recovery", "Recovers from errors.", good=(Example("fixed it", run_id, (2,), "f"),)),
+        Metric("m2", "Confirmation", "Asks first.", bad=(Example("did not ask", run_id, (5,)),)))))
+    at = page_app("metrics_page", "root", db).run()
+    assert not at.exception
+    assert any("Tool error recovery" in h.value for h in at.subheader)
+    at.text_input(key="ed-name-m1").input("Recovering from tool errors")
+    at.button(key="ed-save-m1").click().run()
+    assert sets.load(db, "review").get("m1").name == "Recovering from tool errors"
+    assert sets.load(db, "review").version == ms.version + 1
+    at = page_app("metrics_page", "root", db).run()
+    at.button(key="ms-approve").click().run()
+    assert [m.version for m in sets.approved(db)] == [ms.version + 1]
+    at = page_app("metrics_page", "ana", db).run()
+    assert not [b for b in at.button if b.key in ("ms-approve", "ed-save-m1")]
+
+
+def test_accounts_page_for_admins_only(db):
+    at = page_app("admin", "root", db).run()
+    at.text_input(key="u-name").input("cy")
+    at.text_input(key="u-pass").input("long enough pw")
+    at.button[0].click().run()
+    assert accounts.get_user(db, "cy").role == "annotator"
+    at = page_app("admin", "ana", db).run()
+    assert any("Only admins" in w.value for w in at.warning)

@@ -221,6 +221,7 @@ class BatchWriter:
                     "AND run_id IN (SELECT unnest($1::VARCHAR[]))", [upd],
                 )
                 con.execute("DELETE FROM runs WHERE run_id IN (SELECT unnest($1::VARCHAR[]))", [upd])
+                con.execute("DELETE FROM run_text WHERE run_id IN (SELECT unnest($1::VARCHAR[]))", [upd])
             todo = fresh + updated
             if todo:
                 n_steps, n_fb = self._insert(con, todo, now)
@@ -286,6 +287,10 @@ class BatchWriter:
         if n_steps:
             con.register("_libra_steps", pa.table(sc, schema=_STEP_SCHEMA))
             con.execute("INSERT INTO steps BY NAME SELECT * FROM _libra_steps")
+            # the text full-text search indexes, one row per run
+            con.execute(
+                "INSERT OR REPLACE INTO run_text SELECT run_id, left(string_agg(coalesce(content, '') || ' ' || "
+                "coalesce(tool_name, ''), ' ' ORDER BY idx), 20000) FROM _libra_steps GROUP BY run_id")
             con.unregister("_libra_steps")
         n_fb = len(fc["feedback_id"])
         if n_fb:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -18,6 +18,10 @@ class RunFilter:
     annotated: bool | None = None
     since: str | None = None
     until: str | None = None
+    # (metric set id, version, metric id) and the verdicts wanted: +1, -1 and/or 0
+    metric: tuple[str, int, str] | None = None
+    metric_values: tuple[int, ...] = ()
+    fts: bool = False  # search with the BM25 index (when built) instead of substring matching
     extra: dict = field(default_factory=dict)
 
     def where(self) -> tuple[str, list]:
@@ -26,10 +30,20 @@ class RunFilter:
             if values:
                 clauses.append(f"r.{col} IN (SELECT unnest(?::VARCHAR[]))")
                 params.append(list(values))
-        if self.text:
-            clauses.append("(r.task ILIKE ? OR r.run_id ILIKE ? OR r.native_id ILIKE ?)")
+        if self.text and self.fts:
+            clauses.append("r.run_id IN (SELECT run_id FROM (SELECT run_id, "
+                           "fts_main_run_text.match_bm25(run_id, ?) AS score FROM run_text) WHERE score IS NOT NULL)")
+            params.append(self.text)
+        elif self.text:
+            clauses.append("(r.task ILIKE ? OR r.run_id ILIKE ? OR r.native_id ILIKE ? OR r.run_id IN "
+                           "(SELECT run_id FROM run_text WHERE text ILIKE ?))")
             like = f"%{self.text}%"
-            params += [like, like, like]
+            params += [like, like, like, like]
+        if self.metric and self.metric_values:
+            clauses.append("EXISTS (SELECT 1 FROM scores s WHERE s.run_id = r.run_id AND s.metric_set_id = ? "
+                           "AND s.metric_set_version = ? AND s.metric_id = ? AND s.value IN "
+                           "(SELECT unnest(?::INTEGER[])))")
+            params += [*self.metric, list(self.metric_values)]
         if self.annotated is not None:
             clauses.append(("" if self.annotated else "NOT ") +
                            "EXISTS (SELECT 1 FROM feedback f WHERE f.run_id = r.run_id AND f.deleted_at IS NULL)")
@@ -51,21 +65,34 @@ def facets(store: Store) -> dict[str, list[str]]:
         }
 
 
+def search_index_ready(con) -> bool:
+    """Whether the BM25 index exists and the extension loads in this connection."""
+    from traces import schema
+
+    exists = con.execute("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'fts_main_run_text'"
+                         ).fetchone()[0]
+    return bool(exists) and schema.load_fts(con)
+
+
+def _query(store: Store, flt: RunFilter, sql_of, tail: list) -> pd.DataFrame:
+    with store.connection() as con:
+        if flt.text and flt.fts and not search_index_ready(con):
+            flt = replace(flt, fts=False)
+        where, params = flt.where()
+        return con.execute(sql_of(where), [*params, *tail]).df()
+
+
 def count_runs(store: Store, flt: RunFilter) -> int:
-    where, params = flt.where()
-    return store.scalar(f"SELECT count(*) FROM runs r{where}", params)
+    return int(_query(store, flt, lambda w: f"SELECT count(*) AS n FROM runs r{w}", []).iloc[0, 0])
 
 
 def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0) -> pd.DataFrame:
-    where, params = flt.where()
-    return store.df(
+    return _query(store, flt, lambda where: (
         "SELECT r.run_id, r.agent, r.format, r.outcome, r.reward, r.n_steps, "
         "left(r.task, 160) AS task, r.started_at, "
         "(SELECT count(*) FROM feedback f WHERE f.run_id = r.run_id AND f.deleted_at IS NULL) AS feedback "
         f"FROM runs r{where} ORDER BY coalesce(r.started_at, r.ingested_at) DESC, r.run_id "
-        "LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    )
+        "LIMIT ? OFFSET ?"), [limit, offset])
 
 
 def get_run(store: Store, run_id: str) -> tuple[dict | None, pd.DataFrame, pd.DataFrame]:

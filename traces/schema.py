@@ -208,7 +208,88 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (set_id, version, metric_id)
         )""",
     )),
+    Migration(4, "accounts, feedback history, annotation queues, run search text", (
+        """CREATE TABLE users (
+            username       VARCHAR PRIMARY KEY,
+            display_name   VARCHAR,
+            email          VARCHAR,
+            role           VARCHAR NOT NULL,
+            password_hash  VARCHAR,
+            disabled       BOOLEAN NOT NULL DEFAULT false,
+            created_at     TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE feedback_history (
+            feedback_id    VARCHAR NOT NULL,
+            revision       INTEGER NOT NULL,
+            action         VARCHAR NOT NULL,
+            text           VARCHAR,
+            rating         DOUBLE,
+            steps          INTEGER[],
+            edited_by      VARCHAR NOT NULL,
+            edited_at      TIMESTAMP NOT NULL,
+            PRIMARY KEY (feedback_id, revision)
+        )""",
+        """CREATE TABLE queues (
+            queue_id       VARCHAR PRIMARY KEY,
+            name           VARCHAR NOT NULL,
+            k              INTEGER NOT NULL,
+            filter         JSON,
+            created_by     VARCHAR NOT NULL,
+            created_at     TIMESTAMP NOT NULL,
+            closed         BOOLEAN NOT NULL DEFAULT false
+        )""",
+        """CREATE TABLE queue_items (
+            queue_id       VARCHAR NOT NULL,
+            run_id         VARCHAR NOT NULL,
+            position       INTEGER NOT NULL,
+            PRIMARY KEY (queue_id, run_id)
+        )""",
+        """CREATE TABLE queue_assignments (
+            queue_id       VARCHAR NOT NULL,
+            run_id         VARCHAR NOT NULL,
+            username       VARCHAR NOT NULL,
+            status         VARCHAR NOT NULL,
+            assigned_at    TIMESTAMP NOT NULL,
+            done_at        TIMESTAMP,
+            PRIMARY KEY (queue_id, run_id, username)
+        )""",
+        """CREATE TABLE run_text (
+            run_id         VARCHAR PRIMARY KEY,
+            text           VARCHAR NOT NULL
+        )""",
+        "INSERT INTO run_text SELECT run_id, left(string_agg(coalesce(content, '') || ' ' || coalesce(tool_name, ''), "
+        "' ' ORDER BY idx), 20000) FROM steps GROUP BY run_id",
+        "CREATE INDEX runs_started ON runs (started_at)",
+    )),
 )
+
+
+def fts_extension_path() -> str | None:
+    """The full-text search extension shipped in the duckdb-extension-fts package."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("duckdb_extension_fts")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(list(spec.submodule_search_locations)[0]).rglob("fts.duckdb_extension"))
+    return str(found[-1]) if found else None
+
+
+def load_fts(con: duckdb.DuckDBPyConnection) -> bool:
+    path = fts_extension_path()
+    if path is None:
+        return False
+    con.execute(f"LOAD '{path.replace(chr(39), chr(39) * 2)}'")  # a path from our own install, not user input
+    return True
+
+
+def rebuild_search_index(con: duckdb.DuckDBPyConnection) -> bool:
+    """(Re)build the BM25 index over run_text; DuckDB's FTS index is not maintained on insert."""
+    if not load_fts(con):
+        return False
+    con.execute("PRAGMA create_fts_index('run_text', 'run_id', 'text', overwrite = 1)")
+    return True
 
 LATEST = MIGRATIONS[-1].version
 

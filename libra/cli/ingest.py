@@ -14,6 +14,9 @@ from traces import importers
 from traces.ingest import ingest
 
 
+INDEX_AUTOMATICALLY_UP_TO = 50_000  # runs; beyond that rebuilding is left to `libra index`
+
+
 def ingest_cmd(
     paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or - for stdin.")],
     db: DbOption = None,
@@ -73,5 +76,17 @@ def ingest_cmd(
             r.add_row(reason, str(n))
         out.print(r)
         console.print("see them with: libra quarantine")
+    if summary.runs_added or summary.runs_updated:
+        from traces import schema
+
+        runs = store.scalar("SELECT count(*) FROM runs")
+        if runs <= INDEX_AUTOMATICALLY_UP_TO:
+            with store.transaction() as con:
+                schema.rebuild_search_index(con)
+        else:
+            console.print("run `libra index` to bring full-text search up to date")
+    from traces import feedback
+
+    feedback.flush(store, timeout=5)  # apply any saves the app journalled while we held the store
     if summary.quarantined:
         raise typer.Exit(1)

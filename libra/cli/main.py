@@ -15,6 +15,7 @@ from rich.table import Table
 from libra.cli.common import DbOption, console, open_store, out
 from libra.cli.induce import induce_cmd, metrics_app, score_cmd
 from libra.cli.ingest import ingest_cmd
+from libra.cli.users import user_app
 
 app = typer.Typer(
     name="libra",
@@ -27,6 +28,17 @@ app.command("ingest")(ingest_cmd)
 app.command("induce")(induce_cmd)
 app.command("score")(score_cmd)
 app.add_typer(metrics_app, name="metrics")
+app.add_typer(user_app, name="user")
+
+
+@app.command("index")
+def index_cmd(db: DbOption = None) -> None:
+    """Rebuild the full-text search index over run content (the app's search uses it)."""
+    from traces import schema
+
+    with open_store(db).transaction() as con:
+        ok = schema.rebuild_search_index(con)
+    out.print("search index rebuilt" if ok else "the fts extension is not installed; search falls back to substrings")
 
 
 @app.command("formats")
@@ -149,6 +161,9 @@ def costs_cmd(
     out.print(t)
 
 
+DEMO_ACCOUNTS = (("admin", "admin", "libra-admin"), ("alice", "annotator", "libra-demo"),
+                 ("bao", "annotator", "libra-demo"), ("viewer", "viewer", "libra-demo"))
+
 demo_app = typer.Typer(help="The demo corpus.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
 
@@ -162,9 +177,19 @@ def demo_build(
     """Generate the seeded demo corpus (agents, tool errors, loops, feedback) into the store."""
     from traces.demo import build_demo
 
-    s = build_demo(open_store(db), n=runs, seed=seed)
+    from traces import accounts, schema
+
+    store = open_store(db)
+    s = build_demo(store, n=runs, seed=seed)
     out.print(f"demo: {s['runs_added']} runs added, {s['duplicates']} already there, "
               f"{s['steps']:,} steps, {s['feedback']} feedback")
+    with store.transaction() as con:
+        schema.rebuild_search_index(con)
+    if not store.scalar("SELECT count(*) FROM users"):
+        for name, role, pw in DEMO_ACCOUNTS:
+            accounts.add_user(store, name, pw, role)
+        out.print("demo accounts (for this demo store only): "
+                  + ", ".join(f"{n} / {p} ({r})" for n, r, p in DEMO_ACCOUNTS))
 
 
 @demo_app.command("write")

@@ -1,0 +1,89 @@
+"""Metric review: definitions and examples linked to their feedback and steps; edit, merge, approve."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from autolibra.charts import frontier_chart
+from libra.web import session
+from libra.web.widgets import open_run
+from metrics import sets
+
+
+def frontier_frame(provenance: dict) -> pd.DataFrame:
+    rows = []
+    chosen = provenance.get("params")
+    for c in provenance.get("frontier", []):
+        params = {k: v for k, v in c.items() if k not in ("train", "heldout", "metrics")}
+        for split, key in (("train", "train"), ("held-out", "heldout")):
+            rows.append({**params, "split": split, "metrics": c["metrics"], "chosen": params == chosen,
+                         "coverage": c[key]["coverage"], "redundancy": c[key]["redundancy"]})
+    return pd.DataFrame(rows)
+
+
+def _open(run_id: str) -> None:
+    open_run(run_id)
+
+
+def page() -> None:
+    s = session.store()
+    user = session.current_user()
+    st.header("Metrics")
+    listing = sets.list_sets(s)
+    if listing.empty:
+        st.info("No metric sets yet: run `libra induce`, or import one with `libra metrics import`.")
+        return
+    choices = [f"{r.set_id} v{r.version} · {r.status} · {r.metrics} metrics" for r in listing.itertuples()]
+    pick = st.selectbox("metric set", choices, index=len(choices) - 1, key="ms-pick")
+    row = listing.iloc[choices.index(pick)]
+    ms = sets.load(s, row.set_id, int(row.version))
+    st.caption(f"{ms.name} · status {ms.status} · backend {row.backend or '?'}")
+    prov = ms.provenance
+    if "heldout" in prov:
+        c = st.columns(4)
+        c[0].metric("held-out coverage", f"{prov['heldout']['coverage']:.2f}")
+        c[1].metric("held-out redundancy", f"{prov['heldout']['redundancy']:.2f}")
+        c[2].metric("induction coverage", f"{prov['train']['coverage']:.2f}")
+        c[3].metric("induction redundancy", f"{prov['train']['redundancy']:.2f}")
+        df = frontier_frame(prov)
+        if not df.empty:
+            st.altair_chart(frontier_chart(df), width="stretch")
+    admin = user.can("admin")
+    if admin and ms.status != "approved" and st.button("Approve this version", type="primary", key="ms-approve"):
+        sets.approve(s, ms.set_id, ms.version, user.username)
+        st.success("Approved: scheduled scoring will apply it.")
+        st.rerun()
+    if admin and len(ms.metrics) > 1:
+        with st.expander("merge metrics"):
+            names = {m.metric_id: m.name for m in ms.metrics}
+            pickm = st.multiselect("metrics to merge", list(names), format_func=names.get, key="ms-merge")
+            new_name = st.text_input("name of the merged metric", key="ms-merge-name")
+            if st.button("Merge", key="ms-merge-go") and len(pickm) >= 2 and new_name:
+                sets.merge_metrics(s, ms, pickm, new_name, by=user.username)
+                st.rerun()
+    for m in ms.metrics:
+        with st.container(border=True):
+            st.subheader(m.name)
+            st.caption(f"{m.metric_id} · {m.metadata.get('aspects', '?')} remarks · scope {m.scope}")
+            st.text(m.explanation)
+            for title, exs in (("good behaviour", m.good), ("bad behaviour", m.bad)):
+                if exs:
+                    st.markdown(f"*{title}*")
+                for j, e in enumerate(exs):
+                    c1, c2 = st.columns([5, 1])
+                    c1.text(f"“{e.text}”" + (f"  (steps {list(e.steps)})" if e.steps else ""))
+                    if e.run_id and c2.button("open run", key=f"ex-{m.metric_id}-{title}-{j}",
+                                              on_click=_open, args=(e.run_id,)):
+                        st.switch_page(st.session_state["pages"]["run"])
+            if admin:
+                with st.expander("edit"):
+                    name = st.text_input("name", value=m.name, key=f"ed-name-{m.metric_id}")
+                    expl = st.text_area("explanation", value=m.explanation, key=f"ed-expl-{m.metric_id}")
+                    c1, c2 = st.columns(2)
+                    if c1.button("Save as a new version", key=f"ed-save-{m.metric_id}"):
+                        sets.edit_metric(s, ms, m.metric_id, name=name, explanation=expl, by=user.username)
+                        st.rerun()
+                    if c2.button("Delete metric", key=f"ed-del-{m.metric_id}"):
+                        sets.delete_metric(s, ms, m.metric_id, by=user.username)
+                        st.rerun()

@@ -1,0 +1,65 @@
+"""Annotation queues: the next run for me, progress, and (for admins) creation and agreement."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from libra.web import session
+from libra.web.widgets import open_run
+from traces import queues
+from traces.queries import RunFilter, facets
+
+
+def _create(s, user) -> None:
+    with st.expander("New queue", expanded=False):
+        f = facets(s)
+        with st.form("new-queue"):
+            name = st.text_input("name", key="q-name")
+            agents = st.multiselect("agents", f["agent"], key="q-agents")
+            formats = st.multiselect("source formats", f["format"], key="q-formats")
+            outcomes = st.multiselect("outcomes", f["outcome"], key="q-outcomes")
+            sample = st.number_input("random sample of runs (0 = all that match)", 0, 100_000, 0, key="q-sample")
+            k = st.number_input("annotators per run", 1, 10, 2, key="q-k")
+            ok = st.form_submit_button("Create queue")
+        if ok:
+            try:
+                qid = queues.create(s, name or "queue", user.username, int(k),
+                                    RunFilter(formats=tuple(formats), agents=tuple(agents), outcomes=tuple(outcomes)),
+                                    sample=int(sample) or None)
+                st.success(f"Queue {qid} created.")
+            except ValueError as exc:
+                st.error(str(exc))
+
+
+def page() -> None:
+    s = session.store()
+    user = session.current_user()
+    st.header("Queues")
+    if user.can("admin"):
+        _create(s, user)
+    qs = queues.list_queues(s)
+    if qs.empty:
+        st.info("No queues yet." + (" Create one above." if user.can("admin") else " An admin creates them."))
+        return
+    for q in qs.itertuples():
+        with st.container(border=True):
+            prog = queues.progress(s, q.queue_id, user.username)
+            st.subheader(f"{q.name}")
+            st.caption(f"{q.runs} runs × {q.k} annotators · created by {q.created_by}")
+            st.progress(min(1.0, prog["done"] / max(prog["slots"], 1)),
+                        text=f"overall {prog['done']} of {prog['slots']}")
+            mine_total = prog["mine_done"] + prog["mine_available"]
+            st.progress(min(1.0, prog["mine_done"] / max(mine_total, 1)),
+                        text=f"you: {prog['mine_done']} done, {prog['mine_available']} left for you")
+            if user.can("annotate") and st.button("Next run for me", key=f"next-{q.queue_id}", type="primary"):
+                nxt = queues.next_run(s, q.queue_id, user.username)
+                if nxt is None:
+                    st.success("Nothing left for you in this queue.")
+                else:
+                    open_run(nxt, q.queue_id)
+                    st.switch_page(st.session_state["pages"]["run"])
+            if user.can("admin"):
+                a = queues.agreement(s, q.queue_id)
+                alpha = "n/a" if a["alpha"] is None else f"{a['alpha']:.3f}"
+                st.caption(f"inter-annotator agreement (Krippendorff's alpha on ratings): {alpha} "
+                           f"over {a['runs_with_overlap']} runs rated by two or more people")

@@ -1,0 +1,168 @@
+"""The run viewer: a readable timeline, and feedback anchored to steps."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from libra.web import session
+from libra.web.widgets import KIND_LABEL, show_text, step_label
+from traces import feedback, queues
+from traces.feedback import FeedbackError
+from traces.queries import get_run
+
+
+def _timeline(steps, anchored: set[int]) -> None:
+    for s_ in steps.itertuples():
+        label = step_label(s_)
+        mark = " ◀ your selection" if int(s_.idx) in anchored else ""
+        if s_.is_error:
+            st.error(f"{label} · error{mark}", icon="⚠️")
+        elif s_.kind in ("user_message", "system"):
+            st.markdown(f"**{label}**{mark}")
+        else:
+            st.text(label + mark)
+        if isinstance(s_.tool_args, str) and s_.tool_args not in ("null", ""):
+            st.code(s_.tool_args, language="json", wrap_lines=True)
+        if s_.content:
+            show_text(s_.content)
+
+
+def _save(s, run_id: str, user, n_steps: int, draft_key: str) -> None:
+    try:
+        rating = st.session_state.get(f"{draft_key}-rating")
+        feedback.add(s, run_id, user.username, st.session_state.get(draft_key, ""),
+                     steps=st.session_state.get(f"{draft_key}-steps", []),
+                     rating=None if rating in (None, "none") else float(rating), n_steps=n_steps)
+    except FeedbackError as exc:
+        st.session_state["flash"] = ("error", str(exc))
+        return
+    st.session_state[draft_key] = ""
+    st.session_state[f"{draft_key}-steps"] = []
+    st.session_state[f"{draft_key}-rating"] = "none"
+    st.session_state["flash"] = ("success", "Saved.")
+
+
+def _feedback_form(s, run_id: str, user, steps) -> None:
+    st.subheader("Your feedback")
+    draft = f"draft-{run_id}"
+    options = [int(i) for i in steps["idx"]]
+    labels = {int(r.idx): step_label(r) for r in steps.itertuples()}
+    st.multiselect("About which steps? (leave empty for the whole run)", options, key=f"{draft}-steps",
+                   format_func=lambda i: labels[i])
+    st.text_area("What did the agent do well or badly?", key=draft, height=140,
+                 placeholder="e.g. It booked the flight without confirming the price with the user.")
+    st.radio("Overall rating (optional)", ["none", 1, 2, 3, 4, 5], horizontal=True, key=f"{draft}-rating")
+    st.button("Save feedback", type="primary", key=f"{draft}-save",
+              on_click=_save, args=(s, run_id, user, len(steps), draft))
+    flash = st.session_state.pop("flash", None)
+    if flash:
+        (st.success if flash[0] == "success" else st.error)(flash[1])
+
+
+def _edit(s, fid: str, user, n_steps: int) -> None:
+    try:
+        rating = st.session_state.get(f"edit-{fid}-rating")
+        feedback.edit(s, fid, user.username, text=st.session_state.get(f"edit-{fid}"),
+                      rating=None if rating in (None, "none") else float(rating),
+                      steps=st.session_state.get(f"edit-{fid}-steps", []), n_steps=n_steps)
+        st.session_state["flash"] = ("success", "Updated; the earlier version is kept in the history.")
+    except FeedbackError as exc:
+        st.session_state["flash"] = ("error", str(exc))
+
+
+def _delete(s, fid: str, user) -> None:
+    try:
+        feedback.delete(s, fid, user.username)
+        st.session_state["flash"] = ("success", "Deleted; it stays in the history.")
+    except FeedbackError as exc:
+        st.session_state["flash"] = ("error", str(exc))
+
+
+def _feedback_list(s, run_id: str, user, steps) -> None:
+    items = feedback.for_run(s, run_id)
+    st.subheader(f"Feedback ({len(items)})")
+    labels = {int(r.idx): step_label(r) for r in steps.itertuples()}
+    for f in items:
+        on = f" on steps {f['steps']}" if f["steps"] else " on the whole run"
+        rating = f" · rating {f['rating']:g}" if f["rating"] is not None else ""
+        edited = " · edited" if f["edited_at"] else ""
+        st.text(f"{f['author']}{on}{rating}{edited}")
+        show_text(f["text"], 800)
+        if user.can("annotate") and f["author"] == user.username:
+            with st.expander("edit or delete"):
+                fid = f["feedback_id"]
+                st.text_area("text", value=f["text"], key=f"edit-{fid}")
+                st.multiselect("steps", list(labels), default=[i for i in f["steps"] if i in labels],
+                               format_func=lambda i: labels[i], key=f"edit-{fid}-steps")
+                current = int(f["rating"]) if f["rating"] is not None else "none"
+                st.radio("rating", ["none", 1, 2, 3, 4, 5], index=["none", 1, 2, 3, 4, 5].index(current),
+                         horizontal=True, key=f"edit-{fid}-rating")
+                c1, c2 = st.columns(2)
+                c1.button("Save changes", key=f"edit-{fid}-save", on_click=_edit, args=(s, fid, user, len(steps)))
+                c2.button("Delete", key=f"edit-{fid}-del", on_click=_delete, args=(s, fid, user))
+                hist = feedback.history(s, fid)
+                if len(hist) > 1:
+                    st.caption("history")
+                    for h in hist.itertuples():
+                        st.text(f"revision {h.revision} · {h.action} by {h.edited_by} at {h.edited_at:%Y-%m-%d %H:%M}")
+                        if isinstance(h.text, str):
+                            show_text(h.text, 400)
+
+
+def page() -> None:
+    s = session.store()
+    user = session.current_user()
+    run_id = st.session_state.get("run_id")
+    if not run_id:
+        st.info("Pick a run in the Runs page, or take the next one from a queue.")
+        return
+    run, steps, _ = get_run(s, run_id)
+    if run is None:
+        st.warning("That run is not in the store.")
+        return
+    queue_id = st.session_state.get("queue_id")
+    st.header(f"Run {run_id}")
+    c = st.columns(4)
+    c[0].metric("agent", run["agent"] or "?")
+    c[1].metric("outcome", run["outcome"] or "?")
+    c[2].metric("reward", "" if run["reward"] is None else f"{run['reward']:.2f}")
+    c[3].metric("steps", run["n_steps"])
+    st.caption(f"format {run['format']} · source {run['source']}")
+    if queue_id:
+        prog = queues.progress(s, queue_id, user.username)
+        st.progress(min(1.0, prog["mine_done"] / max(prog["mine_done"] + prog["mine_available"], 1)),
+                    text=f"queue: {prog['mine_done']} done by you; {prog['done']}/{prog['slots']} overall")
+        b1, b2 = st.columns(2)
+        if b1.button("Done, next run", type="primary", key="queue-next"):
+            queues.finish(s, queue_id, run_id, user.username)
+            nxt = queues.next_run(s, queue_id, user.username)
+            st.session_state["run_id"] = nxt
+            if nxt is None:
+                st.session_state["queue_id"] = None
+            st.rerun()
+        if b2.button("Skip", key="queue-skip"):
+            queues.finish(s, queue_id, run_id, user.username, "skipped")
+            st.session_state["run_id"] = queues.next_run(s, queue_id, user.username)
+            st.rerun()
+    if run["task"]:
+        st.markdown("**Task**")
+        show_text(run["task"], 600)
+    if run["gold"]:
+        with st.expander("gold labels from the source"):
+            st.json(json.loads(run["gold"]), expanded=False)
+    left, right = st.columns([3, 2])
+    with right:
+        if user.can("annotate"):
+            _feedback_form(s, run_id, user, steps)
+        else:
+            st.caption("Viewers can read feedback but not write it.")
+        _feedback_list(s, run_id, user, steps)
+    with left:
+        anchored = set(st.session_state.get(f"draft-{run_id}-steps", []))
+        st.subheader("Timeline")
+        _timeline(steps, anchored)
+
+
+__all__ = ["page", "KIND_LABEL"]

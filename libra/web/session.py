@@ -1,0 +1,102 @@
+"""The store, the signed-in user, and sign-in itself.
+
+Feedback is always attributed to the signed-in account. Teams with an
+identity provider can use Streamlit's OIDC sign-in (`LIBRA_AUTH=oidc` and an
+`[auth]` section in `.streamlit/secrets.toml`); the account is then found by
+its email, and must have been added by an admin (`libra user add --email`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import streamlit as st
+
+from traces import accounts, feedback
+from traces.accounts import User
+from traces.store import Store, default_db_path
+
+
+def store() -> Store:
+    s = Store(os.environ.get("LIBRA_DB") or default_db_path(), lock_timeout=60)
+    _start_flusher(s.path)
+    return s
+
+
+@st.cache_resource
+def _flusher_registry() -> dict:
+    return {}
+
+
+def _start_flusher(path: str) -> None:
+    """One thread per store applies journalled saves every second or two, whatever pages do."""
+    reg = _flusher_registry()
+    if path in reg or path == ":memory:":
+        return
+
+    def loop():
+        s = Store(path, lock_timeout=2)
+        while True:
+            try:
+                feedback.flush(s, timeout=2)
+            except Exception:  # noqa: BLE001 - a failed attempt is retried on the next tick
+                pass
+            time.sleep(1.5)
+
+    t = threading.Thread(target=loop, name=f"libra-flush-{path}", daemon=True)
+    reg[path] = t
+    t.start()
+
+
+def current_user() -> User | None:
+    return st.session_state.get("user")
+
+
+def _oidc_enabled() -> bool:
+    return os.environ.get("LIBRA_AUTH", "password") == "oidc"
+
+
+def sign_in(s: Store) -> User | None:
+    """The sign-in form; returns the user once signed in."""
+    user = current_user()
+    if user is not None:
+        fresh = accounts.get_user(s, user.username)
+        if fresh is None or fresh.disabled:
+            st.session_state.pop("user", None)
+            st.error("Your account has been disabled.")
+            return None
+        st.session_state["user"] = fresh
+        return fresh
+    st.title("Libra")
+    if _oidc_enabled():
+        if getattr(st.user, "is_logged_in", False):
+            found = accounts.user_by_email(s, st.user.get("email", ""))
+            if found and not found.disabled:
+                st.session_state["user"] = found
+                st.rerun()
+            st.error("Your identity provider account has no Libra account yet; ask an admin to add your email.")
+        else:
+            st.button("Sign in with your identity provider", on_click=st.login)
+        return None
+    with st.form("sign-in"):
+        username = st.text_input("Username", key="signin-user")
+        password = st.text_input("Password", type="password", key="signin-pass")
+        ok = st.form_submit_button("Sign in")
+    if ok:
+        user = accounts.authenticate(s, username, password)
+        if user is None:
+            st.error("Wrong username or password, or the account is disabled.")
+        else:
+            st.session_state["user"] = user
+            st.rerun()
+    if not s.scalar("SELECT count(*) FROM users"):
+        st.info("No accounts yet: create the first admin with `libra user add NAME --role admin`.")
+    return None
+
+
+def sign_out() -> None:
+    st.session_state.clear()
+    if _oidc_enabled() and getattr(st.user, "is_logged_in", False):
+        st.logout()

@@ -1,0 +1,35 @@
+"""Small display helpers. Trace content is untrusted: it is only ever shown as text."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+KIND_LABEL = {"user_message": "USER", "agent_message": "AGENT", "thought": "THOUGHT",
+              "tool_call": "TOOL CALL", "tool_result": "TOOL RESULT", "observation": "OBSERVATION",
+              "system": "SYSTEM"}
+
+
+def show_text(text: str | None, limit: int = 1500, key: str | None = None) -> None:
+    """Verbatim text in a code block (no HTML, no markdown); long text collapsed."""
+    text = text or ""
+    if len(text) <= limit:
+        st.code(text, language=None, wrap_lines=True)
+        return
+    st.code(text[:limit] + " …", language=None, wrap_lines=True)
+    with st.expander(f"show all {len(text):,} characters"):
+        st.code(text, language=None, wrap_lines=True)
+
+
+def step_label(step) -> str:
+    kind = KIND_LABEL.get(step.kind, str(step.kind).upper())
+    parts = [f"{int(step.idx)}. {kind}"]
+    if isinstance(step.actor, str) and step.actor:
+        parts.append(step.actor)
+    if isinstance(step.tool_name, str) and step.tool_name:
+        parts.append(step.tool_name)
+    return " · ".join(parts)
+
+
+def open_run(run_id: str, queue_id: str | None = None) -> None:
+    st.session_state["run_id"] = run_id
+    st.session_state["queue_id"] = queue_id

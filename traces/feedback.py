@@ -1,0 +1,183 @@
+"""People's feedback on runs: add, edit and delete one's own, with every revision kept.
+
+Writes go through the journal (see `traces.journal`), so saving never waits
+on another process holding the store; `flush` applies them. Reads merge what
+is still in the journal, so a saved note shows at once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+from traces.journal import Journal
+from traces.store import Store, StoreBusy
+
+MAX_TEXT = 20_000
+_journals: dict[str, Journal] = {}
+
+
+class FeedbackError(ValueError):
+    pass
+
+
+def journal(store: Store) -> Journal:
+    key = store.path if store.path != ":memory:" else f":memory:{id(store)}"
+    if key not in _journals:
+        _journals[key] = Journal(store.path)
+    return _journals[key]
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(tzinfo=None).isoformat()
+
+
+def _clean_steps(steps, n_steps: int | None) -> list[int]:
+    out = sorted({int(s) for s in steps or ()})
+    if any(s < 0 for s in out) or (n_steps is not None and any(s >= n_steps for s in out)):
+        raise FeedbackError(f"steps must be between 0 and {(n_steps or 1) - 1}")
+    return out
+
+
+def _check_text(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise FeedbackError("write something before saving")
+    if len(text) > MAX_TEXT:
+        raise FeedbackError(f"feedback is limited to {MAX_TEXT:,} characters")
+    return text
+
+
+def _check_rating(rating) -> float | None:
+    if rating is None:
+        return None
+    r = float(rating)
+    if not 1 <= r <= 5:
+        raise FeedbackError("a rating is between 1 and 5")
+    return r
+
+
+def add(store: Store, run_id: str, author: str, text: str, steps=(), rating: float | None = None,
+        n_steps: int | None = None, metadata: dict | None = None, flush_now: bool = True) -> str:
+    """Save a note on a run (optionally on some of its steps); returns its id. Durable on return."""
+    fid = f"app-{uuid.uuid4().hex}"
+    journal(store).append("create", {
+        "feedback_id": fid, "run_id": run_id, "author": author, "text": _check_text(text),
+        "steps": _clean_steps(steps, n_steps), "rating": _check_rating(rating), "at": _now(),
+        "metadata": metadata or {}})
+    if flush_now:
+        flush(store, timeout=0.5)
+    return fid
+
+
+def _current(store: Store, feedback_id: str) -> dict | None:
+    rows = store.execute("SELECT author, text, rating, steps, deleted_at IS NOT NULL, run_id FROM feedback "
+                         "WHERE feedback_id = ?", [feedback_id])
+    cur = {"author": rows[0][0], "text": rows[0][1], "rating": rows[0][2], "steps": list(rows[0][3] or []),
+           "deleted": rows[0][4], "run_id": rows[0][5]} if rows else None
+    revision = store.scalar("SELECT coalesce(max(revision), 0) FROM feedback_history WHERE feedback_id = ?",
+                            [feedback_id]) or (1 if cur else 0)
+    for _, kind, p in journal(store).pending():
+        if p.get("feedback_id") != feedback_id:
+            continue
+        if kind == "create":
+            cur = {"author": p["author"], "text": p["text"], "rating": p["rating"], "steps": p["steps"],
+                   "deleted": False, "run_id": p["run_id"]}
+            revision = max(revision, 1)
+        elif cur is not None:
+            cur = {**cur, **{k: p[k] for k in ("text", "rating", "steps") if k in p}}
+            cur["deleted"] = kind == "delete" or cur["deleted"]
+            revision = max(revision, p["revision"])
+    if cur is not None:
+        cur["revision"] = revision
+    return cur
+
+
+def edit(store: Store, feedback_id: str, editor: str, text: str | None = None, rating=..., steps=None,
+         n_steps: int | None = None) -> None:
+    cur = _current(store, feedback_id)
+    if cur is None or cur["deleted"]:
+        raise FeedbackError("that feedback does not exist (any more)")
+    if cur["author"] != editor:
+        raise FeedbackError("you can only edit your own feedback")
+    payload = {"feedback_id": feedback_id, "editor": editor, "revision": cur["revision"] + 1, "at": _now(),
+               "text": _check_text(text) if text is not None else cur["text"],
+               "rating": _check_rating(rating) if rating is not ... else cur["rating"],
+               "steps": _clean_steps(steps, n_steps) if steps is not None else cur["steps"]}
+    journal(store).append("edit", payload)
+    flush(store, timeout=0.5)
+
+
+def delete(store: Store, feedback_id: str, editor: str) -> None:
+    cur = _current(store, feedback_id)
+    if cur is None or cur["deleted"]:
+        raise FeedbackError("that feedback does not exist (any more)")
+    if cur["author"] != editor:
+        raise FeedbackError("you can only delete your own feedback")
+    journal(store).append("delete", {"feedback_id": feedback_id, "editor": editor,
+                                     "revision": cur["revision"] + 1, "at": _now()})
+    flush(store, timeout=0.5)
+
+
+def flush(store: Store, timeout: float | None = None) -> int:
+    """Apply journalled writes to the store; returns how many. Leaves them for later if the store is busy."""
+    j = journal(store)
+    events = j.pending()
+    if not events:
+        return 0
+    target = store if timeout is None or store.path == ":memory:" else Store(store.path, lock_timeout=timeout)
+    try:
+        with target.transaction() as con:
+            for _, kind, p in events:
+                at = datetime.fromisoformat(p["at"])
+                if kind == "create":
+                    con.execute(
+                        "INSERT INTO feedback (feedback_id, run_id, steps, author, text, rating, origin, created_at, "
+                        "metadata) VALUES (?, ?, ?, ?, ?, ?, 'app', ?, ?) ON CONFLICT DO NOTHING",
+                        [p["feedback_id"], p["run_id"], p["steps"], p["author"], p["text"], p["rating"], at,
+                         json.dumps(p.get("metadata") or {})])
+                    con.execute("INSERT INTO feedback_history VALUES (?, 1, 'create', ?, ?, ?, ?, ?) "
+                                "ON CONFLICT DO NOTHING",
+                                [p["feedback_id"], p["text"], p["rating"], p["steps"], p["author"], at])
+                elif kind == "edit":
+                    con.execute("UPDATE feedback SET text = ?, rating = ?, steps = ?, edited_at = ? "
+                                "WHERE feedback_id = ?", [p["text"], p["rating"], p["steps"], at, p["feedback_id"]])
+                    con.execute("INSERT INTO feedback_history VALUES (?, ?, 'edit', ?, ?, ?, ?, ?) "
+                                "ON CONFLICT DO NOTHING",
+                                [p["feedback_id"], p["revision"], p["text"], p["rating"], p["steps"], p["editor"], at])
+                elif kind == "delete":
+                    con.execute("UPDATE feedback SET deleted_at = ? WHERE feedback_id = ? AND deleted_at IS NULL",
+                                [at, p["feedback_id"]])
+                    con.execute("INSERT INTO feedback_history VALUES (?, ?, 'delete', NULL, NULL, NULL, ?, ?) "
+                                "ON CONFLICT DO NOTHING", [p["feedback_id"], p["revision"], p["editor"], at])
+    except StoreBusy:
+        return 0
+    j.mark_applied([s for s, _, _ in events])
+    return len(events)
+
+
+def for_run(store: Store, run_id: str) -> list[dict]:
+    """Live feedback on a run, including what is saved but not yet applied to the store."""
+    rows = store.execute(
+        "SELECT feedback_id, author, text, rating, steps, origin, created_at, edited_at FROM feedback "
+        "WHERE run_id = ? AND deleted_at IS NULL ORDER BY created_at, feedback_id", [run_id])
+    items = {r[0]: {"feedback_id": r[0], "author": r[1], "text": r[2], "rating": r[3], "steps": list(r[4] or []),
+                    "origin": r[5], "created_at": r[6], "edited_at": r[7], "pending": False} for r in rows}
+    for _, kind, p in journal(store).pending():
+        fid = p.get("feedback_id")
+        if kind == "create" and p["run_id"] == run_id:
+            items[fid] = {"feedback_id": fid, "author": p["author"], "text": p["text"], "rating": p["rating"],
+                          "steps": p["steps"], "origin": "app", "created_at": datetime.fromisoformat(p["at"]),
+                          "edited_at": None, "pending": True}
+        elif kind == "edit" and fid in items:
+            items[fid].update(text=p["text"], rating=p["rating"], steps=p["steps"],
+                              edited_at=datetime.fromisoformat(p["at"]), pending=True)
+        elif kind == "delete":
+            items.pop(fid, None)
+    return list(items.values())
+
+
+def history(store: Store, feedback_id: str):
+    return store.df("SELECT revision, action, text, rating, steps, edited_by, edited_at FROM feedback_history "
+                    "WHERE feedback_id = ? ORDER BY revision", [feedback_id])

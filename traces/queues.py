@@ -1,0 +1,111 @@
+"""Annotation queues: a set of runs, each to be annotated by k people.
+
+"Next run for me" hands an annotator the first run that still needs people
+and that they have not had; the assignment is written in the same
+transaction that chose it, so two annotators never take the last slot of a
+run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from datetime import UTC, datetime
+
+from traces.queries import RunFilter
+from traces.store import Store
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def create(store: Store, name: str, created_by: str, k: int = 1, flt: RunFilter | None = None,
+           sample: int | None = None, seed: int = 0) -> str:
+    if k < 1:
+        raise ValueError("each run needs at least one annotator")
+    flt = flt or RunFilter()
+    where, params = flt.where()
+    ids = [r for r, in store.execute(f"SELECT r.run_id FROM runs r{where} ORDER BY r.run_id", params)]
+    if sample is not None and sample < len(ids):
+        ids = random.Random(seed).sample(ids, sample)
+    if not ids:
+        raise ValueError("no run matches that filter")
+    qid = f"q-{uuid.uuid4().hex[:10]}"
+    filt = {"formats": flt.formats, "agents": flt.agents, "outcomes": flt.outcomes, "text": flt.text,
+            "sample": sample, "seed": seed}
+    with store.transaction() as con:
+        con.execute("INSERT INTO queues VALUES (?, ?, ?, ?, ?, ?, false)",
+                    [qid, name, k, json.dumps(filt), created_by, _now()])
+        con.executemany("INSERT INTO queue_items VALUES (?, ?, ?)", [[qid, r, i] for i, r in enumerate(ids)])
+    return qid
+
+
+def list_queues(store: Store):
+    return store.df(
+        "SELECT q.queue_id, q.name, q.k, q.created_by, q.created_at, count(i.run_id) AS runs, "
+        "(SELECT count(*) FROM queue_assignments a WHERE a.queue_id = q.queue_id AND a.status = 'done') AS done "
+        "FROM queues q LEFT JOIN queue_items i USING (queue_id) WHERE NOT q.closed GROUP BY ALL ORDER BY q.created_at")
+
+
+def next_run(store: Store, queue_id: str, username: str) -> str | None:
+    """The run this annotator should do next in the queue (resuming an open one), or None when done."""
+    with store.transaction() as con:
+        open_ = con.execute("SELECT run_id FROM queue_assignments WHERE queue_id = ? AND username = ? "
+                            "AND status = 'assigned' ORDER BY assigned_at LIMIT 1", [queue_id, username]).fetchone()
+        if open_:
+            return open_[0]
+        k = con.execute("SELECT k FROM queues WHERE queue_id = ?", [queue_id]).fetchone()
+        if not k:
+            raise KeyError(f"no queue {queue_id!r}")
+        row = con.execute(
+            "SELECT i.run_id FROM queue_items i WHERE i.queue_id = ? "
+            "AND NOT EXISTS (SELECT 1 FROM queue_assignments a WHERE a.queue_id = i.queue_id "
+            "                AND a.run_id = i.run_id AND a.username = ?) "
+            "AND (SELECT count(*) FROM queue_assignments a WHERE a.queue_id = i.queue_id AND a.run_id = i.run_id "
+            "     AND a.status != 'skipped') < ? "
+            "ORDER BY i.position LIMIT 1", [queue_id, username, k[0]]).fetchone()
+        if row is None:
+            return None
+        con.execute("INSERT INTO queue_assignments VALUES (?, ?, ?, 'assigned', ?, NULL)",
+                    [queue_id, row[0], username, _now()])
+        return row[0]
+
+
+def finish(store: Store, queue_id: str, run_id: str, username: str, status: str = "done") -> None:
+    if status not in ("done", "skipped"):
+        raise ValueError("status is done or skipped")
+    with store.transaction() as con:
+        con.execute("UPDATE queue_assignments SET status = ?, done_at = ? WHERE queue_id = ? AND run_id = ? "
+                    "AND username = ?", [status, _now(), queue_id, run_id, username])
+
+
+def progress(store: Store, queue_id: str, username: str | None = None) -> dict:
+    total, k = store.execute("SELECT count(*), any_value(q.k) FROM queue_items i JOIN queues q USING (queue_id) "
+                             "WHERE queue_id = ?", [queue_id])[0]
+    done = store.scalar("SELECT count(*) FROM queue_assignments WHERE queue_id = ? AND status = 'done'", [queue_id])
+    out = {"runs": total, "k": k or 1, "slots": total * (k or 1), "done": done}
+    if username:
+        out["mine_done"] = store.scalar("SELECT count(*) FROM queue_assignments WHERE queue_id = ? AND username = ? "
+                                        "AND status = 'done'", [queue_id, username])
+        out["mine_available"] = store.scalar(
+            "SELECT count(*) FROM queue_items i WHERE queue_id = ? AND NOT EXISTS (SELECT 1 FROM queue_assignments a "
+            "WHERE a.queue_id = i.queue_id AND a.run_id = i.run_id AND a.username = ?)", [queue_id, username])
+    return out
+
+
+def agreement(store: Store, queue_id: str) -> dict:
+    """Krippendorff's alpha (interval) on the queue annotators' ratings of the queue's runs."""
+    from metrics.agreement import krippendorff_alpha
+
+    rows = store.execute(
+        "SELECT f.run_id, f.author, avg(f.rating) FROM feedback f "
+        "JOIN queue_assignments a ON a.run_id = f.run_id AND a.username = f.author AND a.queue_id = ? "
+        "WHERE f.rating IS NOT NULL AND f.deleted_at IS NULL GROUP BY ALL", [queue_id])
+    units: dict[str, list[float]] = {}
+    for run_id, _, rating in rows:
+        units.setdefault(run_id, []).append(float(rating))
+    overlap = [u for u in units.values() if len(u) >= 2]
+    return {"alpha": krippendorff_alpha(list(units.values())), "runs_rated": len(units),
+            "runs_with_overlap": len(overlap), "ratings": sum(len(u) for u in units.values())}
