@@ -12,20 +12,25 @@ from libra.web import admin, metrics_page, queues_page, run_view, runs, session
 
 st.set_page_config(page_title="Libra", layout="wide")
 store = session.store()
-user = session.sign_in(store)
-if user is not None:
-    pages = {
-        "runs": st.Page(runs.page, title="Runs", url_path="runs", default=True),
-        "run": st.Page(run_view.page, title="Run", url_path="run"),
-        "queues": st.Page(queues_page.page, title="Queues", url_path="queues"),
-        "metrics": st.Page(metrics_page.page, title="Metrics", url_path="metrics"),
-    }
-    if user.can("admin"):
-        pages["admin"] = st.Page(admin.page, title="Accounts", url_path="accounts")
-    st.session_state["pages"] = pages
+user = session.signed_in(store)
+# Pages are declared on every run, signed in or not, so a link to /run?run_id=... still
+# lands on that run after signing in.
+pages = {
+    "runs": st.Page(runs.page, title="Runs", url_path="runs", default=True),
+    "run": st.Page(run_view.page, title="Run", url_path="run"),
+    "queues": st.Page(queues_page.page, title="Queues", url_path="queues"),
+    "metrics": st.Page(metrics_page.page, title="Metrics", url_path="metrics"),
+    "admin": st.Page(admin.page, title="Accounts", url_path="accounts"),
+}
+visible = [p for k, p in pages.items() if k != "admin" or (user is not None and user.can("admin"))]
+nav = st.navigation(visible, position="sidebar" if user is not None else "hidden")
+st.session_state["pages"] = pages
+if user is None:
+    session.sign_in(store)
+else:
     with st.sidebar:
         st.caption(f"signed in as **{user.username}** ({user.role})")
         if st.button("Sign out", key="sign-out"):
             session.sign_out()
             st.rerun()
-    st.navigation(list(pages.values())).run()
+    nav.run()

@@ -36,7 +36,7 @@ def accuracy(pred, gold) -> tuple[float, float]:
 def evaluate(data: Path, seeds=(0, 1, 2)) -> dict:
     store = Store(":memory:")
     ingest(store, [data])
-    emb = default_embedder()
+    emb = default_embedder(store)
     runs = [r for r in iter_runs(store) if r.gold and "mistake_step" in r.gold]
     examples = [(r.gold["mistake_reason"], r.steps, [r.gold["mistake_step"]], None) for r in runs]
     gold = [r.gold["mistake_step"] for r in runs]

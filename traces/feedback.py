@@ -8,6 +8,7 @@ is still in the journal, so a saved note shows at once.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -15,7 +16,11 @@ from traces.journal import Journal
 from traces.store import Store, StoreBusy
 
 MAX_TEXT = 20_000
+# A process applies its journal at most this often on its own saves: flushing takes the store's
+# file lock, and sixteen busy annotators flushing on every keystroke would starve batch jobs of it.
+FLUSH_INTERVAL = 2.0
 _journals: dict[str, Journal] = {}
+_last_flush: dict[str, float] = {}
 
 
 class FeedbackError(ValueError):
@@ -67,8 +72,17 @@ def add(store: Store, run_id: str, author: str, text: str, steps=(), rating: flo
         "steps": _clean_steps(steps, n_steps), "rating": _check_rating(rating), "at": _now(),
         "metadata": metadata or {}})
     if flush_now:
-        flush(store, timeout=0.5)
+        maybe_flush(store)
     return fid
+
+
+def maybe_flush(store: Store) -> int:
+    """Flush unless this process flushed this store within FLUSH_INTERVAL seconds."""
+    now = time.monotonic()
+    if now - _last_flush.get(store.path, 0.0) < FLUSH_INTERVAL:
+        return 0
+    _last_flush[store.path] = now
+    return flush(store, timeout=0.3)
 
 
 def _current(store: Store, feedback_id: str) -> dict | None:
@@ -106,7 +120,7 @@ def edit(store: Store, feedback_id: str, editor: str, text: str | None = None, r
                "rating": _check_rating(rating) if rating is not ... else cur["rating"],
                "steps": _clean_steps(steps, n_steps) if steps is not None else cur["steps"]}
     journal(store).append("edit", payload)
-    flush(store, timeout=0.5)
+    maybe_flush(store)
 
 
 def delete(store: Store, feedback_id: str, editor: str) -> None:
@@ -117,7 +131,7 @@ def delete(store: Store, feedback_id: str, editor: str) -> None:
         raise FeedbackError("you can only delete your own feedback")
     journal(store).append("delete", {"feedback_id": feedback_id, "editor": editor,
                                      "revision": cur["revision"] + 1, "at": _now()})
-    flush(store, timeout=0.5)
+    maybe_flush(store)
 
 
 def flush(store: Store, timeout: float | None = None) -> int:

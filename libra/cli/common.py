@@ -29,5 +29,9 @@ def db_default() -> Path:
     return Path(os.environ.get("LIBRA_DB") or DEFAULT_DB)
 
 
+# Batch jobs wait longer for the store than the app's interactive requests do.
+JOB_LOCK_TIMEOUT = 600.0
+
+
 def open_store(db: Path | None) -> Store:
-    return Store(db or db_default())
+    return Store(db or db_default(), lock_timeout=JOB_LOCK_TIMEOUT)

@@ -223,6 +223,7 @@ def app_cmd(
     store = open_store(db)
     env = {**os.environ, "LIBRA_DB": store.path}
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_script()), "--server.port", str(port),
+           "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
            "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false"]
     console.print(f"Libra app on http://localhost:{port}  (store: {store.path})")
     raise typer.Exit(subprocess.call(cmd, env=env))

@@ -114,6 +114,10 @@ def _feedback_list(s, run_id: str, user, steps) -> None:
 def page() -> None:
     s = session.store()
     user = session.current_user()
+    linked = st.query_params.get("run_id")
+    if linked and linked != st.session_state.get("run_id"):  # a shared link, or a reload
+        st.session_state["run_id"] = linked
+        st.session_state["queue_id"] = st.query_params.get("queue")
     run_id = st.session_state.get("run_id")
     if not run_id:
         st.info("Pick a run in the Runs page, or take the next one from a queue.")
@@ -123,6 +127,11 @@ def page() -> None:
         st.warning("That run is not in the store.")
         return
     queue_id = st.session_state.get("queue_id")
+    st.query_params["run_id"] = run_id  # the address bar always links to this run
+    if queue_id:
+        st.query_params["queue"] = queue_id
+    elif "queue" in st.query_params:
+        del st.query_params["queue"]
     st.header(f"Run {run_id}")
     c = st.columns(4)
     c[0].metric("agent", run["agent"] or "?")

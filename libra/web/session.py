@@ -58,17 +58,22 @@ def _oidc_enabled() -> bool:
     return os.environ.get("LIBRA_AUTH", "password") == "oidc"
 
 
-def sign_in(s: Store) -> User | None:
-    """The sign-in form; returns the user once signed in."""
+def signed_in(s: Store) -> User | None:
+    """The signed-in user, re-read so that a disabled account is signed out at once."""
     user = current_user()
-    if user is not None:
-        fresh = accounts.get_user(s, user.username)
-        if fresh is None or fresh.disabled:
-            st.session_state.pop("user", None)
-            st.error("Your account has been disabled.")
-            return None
-        st.session_state["user"] = fresh
-        return fresh
+    if user is None:
+        return None
+    fresh = accounts.get_user(s, user.username)
+    if fresh is None or fresh.disabled:
+        st.session_state.pop("user", None)
+        st.error("Your account has been disabled.")
+        return None
+    st.session_state["user"] = fresh
+    return fresh
+
+
+def sign_in(s: Store) -> None:
+    """The sign-in form."""
     st.title("Libra")
     if _oidc_enabled():
         if getattr(st.user, "is_logged_in", False):
@@ -79,7 +84,7 @@ def sign_in(s: Store) -> User | None:
             st.error("Your identity provider account has no Libra account yet; ask an admin to add your email.")
         else:
             st.button("Sign in with your identity provider", on_click=st.login)
-        return None
+        return
     with st.form("sign-in"):
         username = st.text_input("Username", key="signin-user")
         password = st.text_input("Password", type="password", key="signin-pass")
@@ -93,7 +98,6 @@ def sign_in(s: Store) -> User | None:
             st.rerun()
     if not s.scalar("SELECT count(*) FROM users"):
         st.info("No accounts yet: create the first admin with `libra user add NAME --role admin`.")
-    return None
 
 
 def sign_out() -> None:

@@ -1,0 +1,148 @@
+"""Real-browser tests: Debian's Chromium driven by Playwright against a running app.
+
+Screenshots land in artifacts/. Set LIBRA_REQUIRE_BROWSER=1 (CI does) to fail
+rather than skip when Chromium is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from traces import accounts, queues
+from traces.demo import build_demo
+from traces.ingest import BatchWriter
+from traces.model import IngestSummary, Run, Step, StepKind
+from traces.queries import RunFilter
+from traces.store import Store
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync"]
+EVIL = '<script>alert("x")</script> **bold** <img src=x onerror=alert(2)>'
+ROOT = Path(__file__).resolve().parents[1]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("LIBRA_REQUIRE_BROWSER"):
+        raise RuntimeError(f"{CHROMIUM} is required (apt-get install chromium)")
+    pytest.skip(f"{CHROMIUM} not installed", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    db = tmp / "browser.duckdb"
+    s = Store(db)
+    build_demo(s, n=40)
+    w = BatchWriter(s, IngestSummary())
+    w.add_run(Run(native_id="evil-1", format="libra", source="test", agent="evil-agent", task="xss",
+                  steps=(Step(kind=StepKind.USER, content=EVIL),), globally_unique_id=True))
+    w.flush()
+    for name, role in (("alice", "annotator"), ("bao", "annotator"), ("root", "admin")):
+        accounts.add_user(s, name, "browser-pass", role)
+    qid = queues.create(s, "travel", "root", k=2, flt=RunFilter(agents=("travel-concierge@v2",)))
+    port = free_port()
+    env = {**os.environ, "LIBRA_DB": str(db)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("the app did not start")
+    yield {"url": url, "store": s, "queue": qid}
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield b
+        b.close()
+
+
+def sign_in(page, url: str, user: str, path: str = "") -> None:
+    page.goto(url + path)
+    page.get_by_role("textbox", name="Username").fill(user)
+    page.get_by_role("textbox", name="Password").fill("browser-pass")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text(f"signed in as {user}").wait_for(timeout=30_000)
+
+
+def test_annotate_a_step_save_reload_and_see_it(app_url, browser, artifacts):
+    url, s = app_url["url"], app_url["store"]
+    run_id = s.scalar("SELECT run_id FROM runs WHERE agent = 'support-desk@v3' ORDER BY run_id LIMIT 1")
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    sign_in(page, url, "alice", f"/run?run_id={run_id}")
+    page.get_by_text(f"Run {run_id}").wait_for(timeout=30_000)
+    steps = page.get_by_test_id("stMultiSelect").filter(has_text="About which steps?")
+    steps.locator("input").click()
+    page.get_by_role("option").filter(has_text="2. TOOL CALL").click()
+    page.keyboard.press("Escape")
+    note = "Browser check: refunded without asking the customer first."
+    page.get_by_label("What did the agent do well or badly?").fill(note)
+    page.get_by_role("button", name="Save feedback").click()
+    page.get_by_text("Saved.").wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts / "browser-saved.png"), full_page=True)
+    page.reload()
+    sign_in(page, url, "alice", f"/run?run_id={run_id}")
+    page.get_by_text(note).first.wait_for(timeout=30_000)
+    page.get_by_text("alice on steps [2]").first.wait_for(timeout=10_000)
+    page.screenshot(path=str(artifacts / "browser-after-reload.png"), full_page=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not s.scalar("SELECT count(*) FROM feedback WHERE text = ?", [note]):
+        time.sleep(0.5)
+    assert s.execute("SELECT author, steps FROM feedback WHERE text = ?", [note]) == [("alice", [2])]
+
+
+def test_second_annotator_sees_queue_progress(app_url, browser, artifacts):
+    url, qid = app_url["url"], app_url["queue"]
+    a = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
+    sign_in(a, url, "alice", "/queues")
+    a.get_by_role("button", name="Next run for me").click()
+    a.get_by_role("button", name="Done, next run").click()
+    a.get_by_text("queue: 1 done by you").wait_for(timeout=30_000)
+    b = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
+    sign_in(b, url, "bao", "/queues")
+    b.get_by_text("overall 1 of").wait_for(timeout=30_000)
+    b.screenshot(path=str(artifacts / "browser-queue-second-annotator.png"), full_page=True)
+    assert queues.progress(app_url["store"], qid)["done"] == 1
+
+
+def test_script_and_markdown_in_a_trace_render_as_text(app_url, browser, artifacts):
+    page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in(page, app_url["url"], "alice", "/run?run_id=libra:evil-1")
+    page.get_by_text('<script>alert("x")</script>').first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    assert dialogs == []
+    assert page.locator("img[src='x']").count() == 0
+    assert page.locator("strong", has_text="bold").count() == 0
+    page.screenshot(path=str(artifacts / "browser-untrusted-content.png"), full_page=True)
