@@ -36,6 +36,9 @@ class Verdict:
     evidence: tuple[int, ...] = ()
     reason: str = ""
     confidence: float | None = None
+    # scoped criteria (PIPA): share of units passing, and (unit, value, reason) per unit
+    rate: float | None = None
+    units: tuple[tuple[int, int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,13 @@ class RunView:
     steps: tuple[Step, ...]
     task: str | None = None
     focus: str | None = None  # e.g. one agent of a two-agent dialogue
+    # the task's own check, for criteria computed from it (never shown to an LLM judge)
+    reward: float | None = None
+    outcome: str | None = None
 
     @classmethod
     def of(cls, run: Run, run_id: str | None = None, focus: str | None = None) -> RunView:
-        return cls(run_id or run.run_id(), run.steps, run.task, focus)
+        return cls(run_id or run.run_id(), run.steps, run.task, focus, run.reward, run.outcome)
 
 
 class Judge(Protocol):

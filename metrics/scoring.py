@@ -49,21 +49,27 @@ def unscored(store: Store, metric_set: MetricSet, backend: str, run_ids: Sequenc
 
 
 def write_verdicts(store: Store, metric_set: MetricSet, judge: Judge, judgements, job_id: str | None) -> int:
-    rows = []
+    rows, units = [], []
     now = _now()
     for j in judgements:
         for v in j.verdicts:
             rows.append([j.run_id, metric_set.set_id, metric_set.version, v.metric_id, v.value,
                          list(v.evidence), v.reason[:1000], v.confidence, judge.backend, judge.version,
-                         job_id, now])
+                         job_id, now, v.rate])
+            units += [[j.run_id, metric_set.set_id, metric_set.version, v.metric_id, judge.backend, u, val,
+                       why[:500]] for u, val, why in v.units]
     if rows:
         with store.transaction() as con:
             con.executemany(
-                "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO scores (run_id, metric_set_id, metric_set_version, metric_id, value, evidence, "
+                "reason, confidence, backend, backend_version, job_id, created_at, rate) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id, metric_set_id, metric_set_version, metric_id, backend) DO UPDATE SET "
                 "value = excluded.value, evidence = excluded.evidence, reason = excluded.reason, "
                 "confidence = excluded.confidence, backend_version = excluded.backend_version, "
-                "job_id = excluded.job_id, created_at = excluded.created_at", rows)
+                "job_id = excluded.job_id, created_at = excluded.created_at, rate = excluded.rate", rows)
+            if units:
+                con.executemany("INSERT OR REPLACE INTO score_units VALUES (?, ?, ?, ?, ?, ?, ?, ?)", units)
     return len(rows)
 
 

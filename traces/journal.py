@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+from traces.schema import JOURNAL_DDL
+
 _local = threading.local()
 
 
@@ -28,11 +30,7 @@ class Journal:
         self._lock = threading.Lock()
         if self.path:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            with self._con() as con:
-                con.execute("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                            "kind TEXT NOT NULL, payload TEXT NOT NULL, created REAL NOT NULL, "
-                            "applied INTEGER NOT NULL DEFAULT 0)")
-                con.execute("CREATE INDEX IF NOT EXISTS events_pending ON events (applied, seq)")
+            self._retry(lambda con: [con.execute(sql) for sql in JOURNAL_DDL])
 
     def _con(self) -> sqlite3.Connection:
         cons = getattr(_local, "cons", None)
@@ -46,23 +44,36 @@ class Journal:
             cons[self.path] = con
         return con
 
+    def _retry(self, op, attempts: int = 60):
+        # WAL writers can get SQLITE_BUSY without the busy handler being used
+        # (a read snapshot that must upgrade, or a checkpoint in progress), so
+        # a save retries with backoff rather than surfacing "database is locked".
+        delay = 0.005
+        for i in range(attempts):
+            try:
+                return op(self._con())
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or i == attempts - 1:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
     def append(self, kind: str, payload: dict) -> int:
         if self.path is None:
             with self._lock:
                 self._seq += 1
                 self._mem.append((self._seq, kind, payload))
                 return self._seq
-        con = self._con()
-        cur = con.execute("INSERT INTO events (kind, payload, created) VALUES (?, ?, ?)",
-                          [kind, json.dumps(payload, default=str), time.time()])
-        return int(cur.lastrowid)
+        row = [kind, json.dumps(payload, default=str), time.time()]
+        return self._retry(lambda con: int(con.execute(
+            "INSERT INTO events (kind, payload, created) VALUES (?, ?, ?)", row).lastrowid))
 
     def pending(self, limit: int = 5000) -> list[tuple[int, str, dict]]:
         if self.path is None:
             with self._lock:
                 return list(self._mem[:limit])
-        rows = self._con().execute("SELECT seq, kind, payload FROM events WHERE applied = 0 ORDER BY seq LIMIT ?",
-                                   [limit]).fetchall()
+        rows = self._retry(lambda con: con.execute(
+            "SELECT seq, kind, payload FROM events WHERE applied = 0 ORDER BY seq LIMIT ?", [limit]).fetchall())
         return [(s, k, json.loads(p)) for s, k, p in rows]
 
     def mark_applied(self, seqs: list[int]) -> None:
@@ -73,10 +84,17 @@ class Journal:
             with self._lock:
                 self._mem = [e for e in self._mem if e[0] not in done]
             return
-        con = self._con()
-        con.executemany("UPDATE events SET applied = 1 WHERE seq = ?", [[s] for s in seqs])
+        def mark(con):
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.executemany("UPDATE events SET applied = 1 WHERE seq = ?", [[s] for s in seqs])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        self._retry(mark)
 
     def backlog(self) -> int:
         if self.path is None:
             return len(self._mem)
-        return self._con().execute("SELECT count(*) FROM events WHERE applied = 0").fetchone()[0]
+        return self._retry(lambda con: con.execute("SELECT count(*) FROM events WHERE applied = 0").fetchone()[0])

@@ -261,6 +261,34 @@ MIGRATIONS: tuple[Migration, ...] = (
         "' ' ORDER BY idx), 20000) FROM steps GROUP BY run_id",
         "CREATE INDEX runs_started ON runs (started_at)",
     )),
+    Migration(5, "pipa criteria units, versioned reward models", (
+        # per-unit verdicts of step/call/reply-scoped criteria; the run-level row in
+        # scores carries the pass rate over its units
+        """CREATE TABLE score_units (
+            run_id          VARCHAR NOT NULL,
+            metric_set_id   VARCHAR NOT NULL,
+            metric_set_version INTEGER NOT NULL,
+            metric_id       VARCHAR NOT NULL,
+            backend         VARCHAR NOT NULL,
+            unit            INTEGER NOT NULL,
+            value           TINYINT NOT NULL,
+            reason          VARCHAR,
+            PRIMARY KEY (run_id, metric_set_id, metric_set_version, metric_id, backend, unit)
+        )""",
+        "ALTER TABLE scores ADD COLUMN rate DOUBLE",
+        """CREATE TABLE reward_models (
+            model_id        VARCHAR PRIMARY KEY,
+            name            VARCHAR NOT NULL,
+            version         INTEGER NOT NULL,
+            kind            VARCHAR NOT NULL,
+            data_hash       VARCHAR NOT NULL,
+            params          JSON,
+            metrics         JSON,
+            path            VARCHAR,
+            created_at      TIMESTAMP NOT NULL,
+            UNIQUE (name, version)
+        )""",
+    )),
 )
 
 
@@ -292,6 +320,14 @@ def rebuild_search_index(con: duckdb.DuckDBPyConnection) -> bool:
     return True
 
 LATEST = MIGRATIONS[-1].version
+
+# The annotators' write-ahead journal is a SQLite file beside the store
+# (traces/journal.py); its two statements live here so all DDL is in one place.
+JOURNAL_DDL = (
+    "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
+    "payload TEXT NOT NULL, created REAL NOT NULL, applied INTEGER NOT NULL DEFAULT 0)",
+    "CREATE INDEX IF NOT EXISTS events_pending ON events (applied, seq)",
+)
 
 
 class SchemaTooNew(RuntimeError):

@@ -1,0 +1,1 @@
+"""PIPA atomic criteria and proactivity reward models."""

@@ -1,0 +1,1 @@
+"""Proactivity reward models after ProactiveBench (Lu et al., 2024)."""

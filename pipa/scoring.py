@@ -1,0 +1,53 @@
+"""Score stored runs on the PIPA criteria, one metric set per domain policy."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+from metrics import sets
+from metrics.definitions import MetricSet
+from metrics.scoring import ScoreSummary, score_runs
+from pipa.criteria import pipa_metric_set, policy_from_run
+from pipa.judge import PipaJudge
+from traces.export import iter_runs_with_ids
+from traces.store import Store
+
+
+def ensure_set(store: Store, policy: str | None, criteria: Sequence[str] | None = None) -> MetricSet:
+    """The stored PIPA metric set for this policy, saved (approved) the first time it is needed."""
+    ms = pipa_metric_set(policy, criteria)
+    try:
+        stored = sets.load(store, ms.set_id)
+        if [m.metric_id for m in stored.metrics] == [m.metric_id for m in ms.metrics]:
+            return stored
+    except KeyError:
+        pass
+    saved = sets.save(store, ms, backend="pipa", created_by="libra", note="PIPA atomic criteria")
+    if saved.status != "approved":
+        sets.set_status(store, saved.set_id, saved.version, "approved", by="libra")
+    return sets.load(store, saved.set_id, saved.version)
+
+
+def policies(store: Store, *, run_ids: Sequence[str] | None = None, fmt: str | None = None,
+             agent: str | None = None) -> dict[str | None, list[str]]:
+    """Runs grouped by the policy in their system prompt (None: no policy found)."""
+    groups: dict[str | None, list[str]] = defaultdict(list)
+    for rid, run in iter_runs_with_ids(store, run_ids=run_ids, fmt=fmt, agent=agent):
+        groups[policy_from_run(run)].append(rid)
+    return dict(groups)
+
+
+def score_pipa(store: Store, judge: PipaJudge, *, run_ids: Sequence[str] | None = None,
+               fmt: str | None = None, agent: str | None = None, policy: str | None = None,
+               criteria: Sequence[str] | None = None, max_cost: float | None = None,
+               progress: Callable[[int, int], None] | None = None) -> list[tuple[MetricSet, ScoreSummary]]:
+    """Score runs on the PIPA criteria; a given `policy` overrides the one found in each run."""
+    groups = policies(store, run_ids=run_ids, fmt=fmt, agent=agent)
+    if policy is not None:
+        groups = {policy: [r for ids in groups.values() for r in ids]}
+    out = []
+    for pol, ids in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        ms = ensure_set(store, pol, criteria)
+        out.append((ms, score_runs(store, ms, judge, run_ids=ids, max_cost=max_cost, progress=progress)))
+    return out
