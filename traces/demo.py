@@ -397,13 +397,6 @@ def generate_runs(n: int = 200, seed: int = 7, *, with_feedback: bool = True) ->
 
 def build_demo(store, n: int = 240, seed: int = 7) -> dict:
     """Write the demo corpus into a store through the normal ingest path."""
-    from traces.ingest import BatchWriter
-    from traces.model import IngestSummary
+    from traces.ingest import ingest_runs
 
-    summary = IngestSummary()
-    w = BatchWriter(store, summary)
-    for run in generate_runs(n, seed):
-        summary.records += 1
-        w.add_run(run)
-    w.flush()
-    return summary.as_dict()
+    return ingest_runs(store, generate_runs(n, seed)).as_dict()

@@ -334,6 +334,19 @@ def ingest(
     return summary
 
 
+def ingest_runs(store: Store, runs: Iterable[Run]) -> IngestSummary:
+    """Write runs built in code (a notebook, a test, the demo) through the same path as files."""
+    summary = IngestSummary()
+    writer = BatchWriter(store, summary)
+    try:
+        for run in runs:
+            summary.records += 1
+            writer.add_run(run)
+    finally:
+        writer.close()
+    return summary
+
+
 def ingest_source(
     store: Store,
     source: Source,

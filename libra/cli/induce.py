@@ -155,6 +155,21 @@ def metrics_approve(set_id: str, version: int, by: Annotated[str, typer.Option(h
     out.print(f"{set_id} v{version} approved by {by}")
 
 
+def judge_for(store, ms, b, batch: bool = False):
+    """The judge a metric set needs: PIPA sets mix computed and judged criteria."""
+    from autolibra import backends
+    from metrics.judge import LLMJudge
+    from pipa.judge import PipaJudge
+
+    llm = LLMJudge(b.llm, use_batch=batch) if b.kind == "llm" else None
+    kind = ms.provenance.get("kind")
+    if kind == "pipa":
+        return PipaJudge(llm)
+    if kind == "proactivity":
+        return None
+    return llm or backends.fit_offline_judge(store, ms, b.embedder)
+
+
 def score_cmd(
     db: DbOption = None,
     set_id: Annotated[str | None, typer.Option("--set", help="Metric set (default: every approved set).")] = None,
@@ -167,7 +182,6 @@ def score_cmd(
     """Score runs not yet scored by a metric set version; resumable, with a budget."""
     from autolibra import backends
     from metrics import sets
-    from metrics.judge import LLMJudge
     from metrics.scoring import score_runs
 
     store = open_store(db)
@@ -179,8 +193,10 @@ def score_cmd(
     console.print(f"judge: {b.label}")
     exit_code = 0
     for ms in targets:
-        judge = LLMJudge(b.llm, use_batch=batch) if b.kind == "llm" else \
-            backends.fit_offline_judge(store, ms, b.embedder)
+        judge = judge_for(store, ms, b, batch)
+        if judge is None:
+            console.print(f"{ms.set_id}: scored by `libra proactive score` (it needs a trained reward model)")
+            continue
         with staged(quiet) as progress:
             res = score_runs(store, ms, judge, max_cost=max_cost,
                              progress=lambda d, t, p=progress, k=ms.set_id: p(k, d, t))

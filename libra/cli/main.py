@@ -15,6 +15,7 @@ from rich.table import Table
 from libra.cli.common import DbOption, console, open_store, out
 from libra.cli.induce import induce_cmd, metrics_app, score_cmd
 from libra.cli.ingest import ingest_cmd
+from libra.cli.pipa import pipa_app, proactive_app
 from libra.cli.users import user_app
 
 app = typer.Typer(
@@ -29,6 +30,8 @@ app.command("induce")(induce_cmd)
 app.command("score")(score_cmd)
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(user_app, name="user")
+app.add_typer(pipa_app, name="pipa")
+app.add_typer(proactive_app, name="proactive")
 
 
 @app.command("index")

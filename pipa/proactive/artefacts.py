@@ -1,0 +1,104 @@
+"""Trained reward models as versioned artefacts.
+
+A model is saved under `<models dir>/<name>/v<version>/` with a manifest
+(kind, parameters, the training data's hash, its cross-validated metrics)
+and registered in the store's `reward_models` table, so a score can always
+be traced to the exact model and data behind it. Versions only grow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from datetime import UTC, datetime
+from pathlib import Path
+
+from traces.store import Store
+
+
+def models_dir(store: Store) -> Path:
+    env = os.environ.get("LIBRA_MODELS_DIR")
+    if env:
+        return Path(env)
+    if store.path in (None, ":memory:"):
+        return Path.cwd() / "libra_models"
+    return Path(store.path).resolve().parent / "libra_models"
+
+
+def save(store: Store, model, name: str, *, data_hash: str, metrics: dict | None = None,
+         root: Path | None = None) -> dict:
+    """Persist a fitted model as the next version of `name`; returns its manifest."""
+    root = root or models_dir(store)
+    with store.transaction() as con:
+        latest = con.execute("SELECT max(version) FROM reward_models WHERE name = ?", [name]).fetchone()[0]
+        version = (latest or 0) + 1
+        path = root / name / f"v{version}"
+        path.mkdir(parents=True, exist_ok=True)
+        manifest = {"model_id": f"{name}@v{version}", "name": name, "version": version, "kind": model.kind,
+                    "data_hash": data_hash, "params": model.params(), "metrics": metrics or {},
+                    "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "path": str(path)}
+        _dump(model, path)
+        (path / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        con.execute("INSERT INTO reward_models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [manifest["model_id"], name, version, model.kind, data_hash,
+                     json.dumps(manifest["params"], default=str), json.dumps(metrics or {}, default=str),
+                     str(path), datetime.now(UTC).replace(tzinfo=None)])
+    return manifest
+
+
+def _dump(model, path: Path) -> None:
+    if model.kind == "finetuned-minilm":
+        import torch
+
+        model.encoder_.save_pretrained(path / "encoder")
+        model.tokenizer_.save_pretrained(path / "encoder")
+        torch.save(model.head_.state_dict(), path / "head.pt")
+        state = {"params": model.params(), "threshold_": model.threshold_, "n_train_": model.n_train_}
+    elif model.kind == "embedding-lr":
+        state = {"params": model.params(), "classifier_": model.classifier_, "threshold_": model.threshold_,
+                 "n_train_": model.n_train_}
+    else:
+        raise ValueError(f"{model.kind} models are prompts, not artefacts: nothing to save")
+    with (path / "model.pkl").open("wb") as f:
+        pickle.dump(state, f)
+
+
+def list_models(store: Store):
+    return store.df("SELECT model_id, name, version, kind, data_hash, metrics, path, created_at "
+                    "FROM reward_models ORDER BY name, version")
+
+
+def load(store: Store, name: str, version: int | None = None, embedder=None):
+    """A saved model by name (newest version unless given), ready to predict."""
+    row = store.execute(
+        "SELECT version, kind, path FROM reward_models WHERE name = ? AND (? IS NULL OR version = ?) "
+        "ORDER BY version DESC LIMIT 1", [name, version, version])
+    if not row:
+        raise KeyError(f"no reward model {name!r}" + (f" version {version}" if version else ""))
+    _, kind, path = row[0]
+    path = Path(path)
+    with (path / "model.pkl").open("rb") as f:
+        state = pickle.load(f)  # noqa: S301 - our own artefact, written by save()
+    from pipa.proactive.reward import EmbeddingRewardModel, FineTunedRewardModel
+
+    p = dict(state["params"])
+    if kind == "embedding-lr":
+        p.pop("embedding_model", None)
+        model = EmbeddingRewardModel(embedder=embedder, **p)
+        model.classifier_ = state["classifier_"]
+    elif kind == "finetuned-minilm":
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        model = FineTunedRewardModel(**p)
+        model.tokenizer_ = AutoTokenizer.from_pretrained(path / "encoder")
+        model.encoder_ = AutoModel.from_pretrained(path / "encoder").eval()
+        model.head_ = torch.nn.Linear(model.encoder_.config.hidden_size, 1)
+        model.head_.load_state_dict(torch.load(path / "head.pt"))
+    else:
+        raise ValueError(f"unknown reward model kind {kind!r}")
+    model.threshold_ = state["threshold_"]
+    model.n_train_ = state["n_train_"]
+    model.model_id_ = f"{name}@v{row[0][0]}"
+    return model
