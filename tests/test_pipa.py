@@ -27,7 +27,7 @@ def shop_run(i: int, *, error: bool, invent: bool, reward: float | None) -> Run:
         Step(StepKind.USER, f"Please refund order ORD{i:04d}."),
         Step(StepKind.THOUGHT, "I should look the order up first."),
         Step(StepKind.TOOL_CALL, "", tool_name="get_order", tool_args={"id": f"ORD{i:04d}"}),
-        Step(StepKind.TOOL_RESULT, '{"id": "ORD%04d", "total": 40, "days": 3}' % i, tool_name="get_order"),
+        Step(StepKind.TOOL_RESULT, f'{{"id": "ORD{i:04d}", "total": 40, "days": 3}}', tool_name="get_order"),
         Step(StepKind.TOOL_CALL, "", tool_name="refund", tool_args={"id": f"ORD{i:04d}"}),
         Step(StepKind.TOOL_RESULT, "Error: refund service unavailable" if error else '{"status": "ok"}',
              tool_name="refund", is_error=False),

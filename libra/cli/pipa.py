@@ -202,8 +202,9 @@ def proactive_score(
     out.print(f"{ms.set_id}: {res.runs_scored} streams scored, {res.runs_skipped} already done")
     rep = agent_report(store, ms.set_id)
     t = Table("agent", "streams", "TP", "FP", "TN", "FN", "precision", "recall", "F1", "accuracy",
-              "false alarm (1-precision)")
+              "false alarm")
     for r in rep.itertuples(index=False):
         t.add_row(r.agent, str(r.runs), str(r.tp), str(r.fp), str(r.tn), str(r.fn), _fmt(r.precision),
                   _fmt(r.recall), _fmt(r.f1), _fmt(r.accuracy), _fmt(r.false_alarm))
     out.print(t)
+    out.print("ProactiveBench's false alarm is 1 - precision: the share of proposals people would reject.")

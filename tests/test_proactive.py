@@ -1,0 +1,201 @@
+"""Proactivity reward models: data, ProactiveBench measures, training, artefacts, LLM judge, agent scoring."""
+
+from __future__ import annotations
+
+import json
+import random
+import zipfile
+
+import anthropic
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from libra.cli.main import app
+from metrics.fake_anthropic import FakeAnthropic
+from metrics.llm import LLM, LLMConfig
+from pipa.proactive import artefacts
+from pipa.proactive.data import Event, Proposal, category, data_hash, from_store, load_jsonl
+from pipa.proactive.evaluate import agent_metrics, cross_validate, reward_model_metrics
+from pipa.proactive.reward import EmbeddingRewardModel, LLMRewardModel
+from traces.ingest import ingest
+
+TOPICS = {
+    "python": (["The user opens 'report.py' in the editor.", "The user types a pandas read_csv call.",
+                "The user runs the script and a KeyError traceback appears."],
+               ["Explain the KeyError and suggest a fix for the column name.",
+                "Offer to check the CSV column names that read_csv loaded."]),
+    "essay": (["The user opens a document titled 'Climate essay'.", "The user writes the introduction.",
+               "The user searches for statistics on sea level rise."],
+              ["Find recent sea level rise statistics with sources.",
+               "Suggest a structure for the essay's argument on climate."]),
+}
+OFF_TOPIC = ["Recommend a new music playlist.", "Offer to book a restaurant for tonight.",
+             "Suggest buying a new keyboard."]
+IDLE = "The user scrolls slowly through their email inbox."
+
+
+def synthetic(n_streams: int = 12, seed: int = 0) -> list[dict]:
+    """Proposals relevant to what the user does are accepted, unrelated ones rejected;
+    silence is right while the user idles and wrong after an error."""
+    rng = random.Random(seed)
+    rows = []
+    for s in range(n_streams):
+        topic = list(TOPICS)[s % 2]
+        events, good = TOPICS[topic]
+        obs = [{"time": f"Day {s}, 10:0{i}", "event": e + (f" (session {s})" if i == 0 else "")}
+               for i, e in enumerate(events)]
+        for task in good:
+            rows.append({"obs": obs, "pred_task": task, "valid": True, "help_needed": True,
+                         "annotation": [True, True, rng.random() < 0.8], "category": "Correct-Detection (CD)"})
+        for task in rng.sample(OFF_TOPIC, 2):
+            rows.append({"obs": obs, "pred_task": task, "valid": False, "help_needed": True,
+                         "annotation": [False, False, rng.random() < 0.2], "category": "False-Alarm (FA)"})
+        rows.append({"obs": obs[:1] + [{"time": "later", "event": IDLE}], "pred_task": None, "valid": True,
+                     "help_needed": False, "annotation": [True, True], "category": "Correct-Rejection (CR)"})
+        rows.append({"obs": obs, "pred_task": None, "valid": False, "help_needed": True,
+                     "annotation": [False, False], "category": "Missed-Need (MN)"})
+    return rows
+
+
+@pytest.fixture
+def train_file(tmp_path):
+    p = tmp_path / "train_data.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in synthetic()) + "\n")
+    return p
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from metrics.embeddings import default_embedder
+
+    return default_embedder()
+
+
+def test_proposals_load_with_categories_and_errors_name_the_line(train_file, tmp_path):
+    ps = load_jsonl(train_file)
+    assert len(ps) == 12 * 6
+    assert {p.category for p in ps} == {"Correct-Detection (CD)", "False-Alarm (FA)", "Correct-Rejection (CR)",
+                                        "Missed-Need (MN)"}
+    assert all(p.category == r["category"] for p, r in zip(ps, synthetic(), strict=True))
+    assert ps[0].majority is True and ps[0].source == "train_data.jsonl:1"
+    assert category(silent=True, valid=False) == "Missed-Need (MN)"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(synthetic()[0]) + "\n" + json.dumps({"pred_task": None}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:2"):
+        load_jsonl(bad)
+    assert data_hash(ps) == data_hash(load_jsonl(train_file)) != data_hash(ps[:-1])
+
+
+def test_store_round_trip_keeps_labels(train_file, mem_store):
+    ingest(mem_store, [train_file])
+    stored = from_store(mem_store)
+    assert len(stored) == 72
+    direct = {(tuple(e.text for e in p.events), p.task): (p.valid, p.judgements) for p in load_jsonl(train_file)}
+    for p in stored:
+        assert direct[(tuple(e.text for e in p.events), p.task)] == (p.valid, p.judgements)
+
+
+def test_measures_follow_proactivebench():
+    ev = (Event(None, "x"),)
+    ps = [Proposal(ev, "a", valid=True), Proposal(ev, "b", valid=False), Proposal(ev, None, valid=True),
+          Proposal(ev, None, valid=False), Proposal(ev, "c", valid=True)]
+    m = reward_model_metrics(ps, [True, True, False, False, False])
+    assert m["confusion"] == {"tp": 1, "fp": 1, "fn": 2, "tn": 1}
+    assert m["precision"] == 0.5 and m["recall"] == pytest.approx(1 / 3) and m["accuracy"] == 0.4
+    assert m["categories"]["Correct-Detection (CD)"] == {"n": 2, "agreement": 0.5}
+    assert m["categories"]["Missed-Need (MN)"]["agreement"] == 1.0
+    a = agent_metrics(ps, [True, False, True, False, True])  # reward model verdict per decision
+    assert (a["tp"], a["fp"], a["tn"], a["fn"]) == (2, 1, 1, 1)
+    assert a["false_alarm"] == pytest.approx(1 - a["precision"]) == pytest.approx(1 / 3)
+
+
+def test_embedding_reward_model_learns_relevance_under_grouped_cv(train_file, embedder):
+    ps = load_jsonl(train_file)
+    cv = cross_validate(lambda: EmbeddingRewardModel(embedder=embedder), ps, n_splits=4)
+    assert cv["pooled"]["accuracy"] >= 0.85, cv["pooled"]
+    assert cv["pooled"]["f1"] > cv["accept_all"]["f1"] + 0.2
+    assert cv["pooled"]["categories"]["False-Alarm (FA)"]["agreement"] >= 0.8
+
+
+def test_artefacts_are_versioned_and_predict_the_same_after_loading(train_file, store, embedder, tmp_path):
+    ps = load_jsonl(train_file)
+    model = EmbeddingRewardModel(embedder=embedder).fit(ps)
+    m1 = artefacts.save(store, model, "rm", data_hash=data_hash(ps), metrics={"note": 1}, root=tmp_path / "m")
+    m2 = artefacts.save(store, model, "rm", data_hash=data_hash(ps), root=tmp_path / "m")
+    assert (m1["version"], m2["version"]) == (1, 2) and m1["data_hash"] == data_hash(ps)
+    assert json.loads((tmp_path / "m" / "rm" / "v1" / "manifest.json").read_text())["metrics"] == {"note": 1}
+    loaded = artefacts.load(store, "rm", 1, embedder=embedder)
+    assert loaded.model_id_ == "rm@v1"
+    np.testing.assert_allclose(loaded.predict_proba(ps), model.predict_proba(ps))
+    assert artefacts.load(store, "rm", embedder=embedder).model_id_ == "rm@v2"
+    assert list(artefacts.list_models(store)["model_id"]) == ["rm@v1", "rm@v2"]
+    with pytest.raises(KeyError, match="no reward model"):
+        artefacts.load(store, "missing")
+
+
+def test_llm_reward_model_through_the_fake_api(train_file, mem_store):
+    ps = load_jsonl(train_file)
+
+    def respond(req):
+        text = req["messages"][0]["content"]
+        proposal = text.split("<data-proposal", 1)[1]
+        return {"accept": not any(o in proposal for o in OFF_TOPIC), "reason": "scripted"}
+
+    with FakeAnthropic(responder=respond) as fake:
+        client = anthropic.Anthropic(api_key="k", base_url=fake.base_url, max_retries=0)
+        model = LLMRewardModel(LLM(mem_store, LLMConfig(max_tokens=200), client=client)).fit(ps)
+        fake.inject("500", times=1)
+        prob = model.predict_proba(ps[:10])
+        assert np.isnan(prob).sum() == 1 and len(model.errors_) == 1
+        req = fake.requests[-1]
+        assert "People's verdict" in req["system"][-1]["text"] and req["system"][-1]["cache_control"]
+        assert "<data-events" in req["messages"][0]["content"]
+    proposals = [p for p, v in zip(ps[:10], prob, strict=True) if v == v]
+    m = reward_model_metrics(proposals, [v >= 0.5 for v in prob if v == v])
+    assert m["categories"]["False-Alarm (FA)"]["agreement"] == 1.0
+
+
+def stream_zip(path, agents: dict[str, list]) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        for agent, responses in agents.items():
+            events = TOPICS["python"][0]
+            items = [{"observation": {"time": str(i), "event": e}, "agent_response": {"candidate_task": r}}
+                     for i, (e, r) in enumerate(zip(events, responses, strict=True))]
+            z.writestr(f"eval/traces/{agent}/code_1.json", json.dumps(items))
+
+
+def test_cli_trains_then_scores_agents_as_proactivebench_counts(train_file, tmp_path):
+    db = str(tmp_path / "p.duckdb")
+    runner = CliRunner()
+    env = {"LIBRA_MODELS_DIR": str(tmp_path / "models")}
+    r = runner.invoke(app, ["proactive", "train", str(train_file), "--db", db, "-q", "--folds", "3"], env=env)
+    assert r.exit_code == 0, r.output
+    assert "proactive-reward@v1" in r.output and "agreement False-Alarm" in r.output
+    traces = tmp_path / "eval_traces.zip"
+    stream_zip(traces, {"helpful": [[], [], ["Explain the KeyError and suggest a fix for the column name."]],
+                        "noisy": [OFF_TOPIC[:1], OFF_TOPIC[1:2], []]})
+    assert runner.invoke(app, ["ingest", "-q", "--db", db, str(traces)]).exit_code == 0
+    r = runner.invoke(app, ["proactive", "score", "--db", db, "-q"], env=env)
+    assert r.exit_code == 0, r.output
+    assert "2 streams scored" in r.output and "false alarm" in r.output
+    from pipa.proactive.scoring import agent_report
+    from traces.store import Store
+
+    rep = agent_report(Store(db), "proactivity-proactive-reward-v1").set_index("agent")
+    assert rep.loc["noisy", "fp"] == 2 and rep.loc["noisy", "fn"] == 1
+    assert rep.loc["helpful", "tp"] == 1 and rep.loc["helpful", "precision"] == 1.0
+    assert rep.loc["noisy", "false_alarm"] == 1.0
+    again = runner.invoke(app, ["proactive", "score", "--db", db, "-q"], env=env)
+    assert "0 streams scored" in again.output
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_reward_model_on_proactivebench_beats_accepting_everything(shared, embedder):
+    ps = load_jsonl(shared / "proactivebench" / "reward_data" / "train_data.jsonl")
+    assert len(ps) == 1629
+    cv = cross_validate(lambda: EmbeddingRewardModel(embedder=embedder), ps, n_splits=4)
+    assert cv["pooled"]["accuracy"] >= 0.60 > cv["accept_all"]["accuracy"]
+    assert cv["pooled"]["f1"] > cv["accept_all"]["f1"]
+    assert cv["pooled"]["categories"]["False-Alarm (FA)"]["agreement"] >= 0.6
