@@ -289,6 +289,46 @@ MIGRATIONS: tuple[Migration, ...] = (
             UNIQUE (name, version)
         )""",
     )),
+    Migration(6, "watched files, scheduled job runs, alerts", (
+        # a watched file is known by device and inode, so a rename (rotation) keeps its place
+        """CREATE TABLE watch_files (
+            file_key        VARCHAR PRIMARY KEY,
+            path            VARCHAR NOT NULL,
+            committed       BIGINT NOT NULL,
+            head            VARCHAR,
+            done_traces     JSON,
+            updated_at      TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE schedule_runs (
+            run_no          BIGINT PRIMARY KEY,
+            job             VARCHAR NOT NULL,
+            action          VARCHAR NOT NULL,
+            started_at      TIMESTAMP NOT NULL,
+            ended_at        TIMESTAMP,
+            status          VARCHAR NOT NULL,
+            runs_ingested   INTEGER NOT NULL DEFAULT 0,
+            runs_scored     INTEGER NOT NULL DEFAULT 0,
+            cost_usd        DOUBLE NOT NULL DEFAULT 0,
+            alerts          INTEGER NOT NULL DEFAULT 0,
+            errors          VARCHAR,
+            detail          JSON
+        )""",
+        """CREATE TABLE alerts (
+            alert_id        VARCHAR PRIMARY KEY,
+            rule            VARCHAR NOT NULL,
+            metric_set_id   VARCHAR NOT NULL,
+            metric_id       VARCHAR NOT NULL,
+            agent           VARCHAR,
+            value           DOUBLE,
+            threshold       DOUBLE NOT NULL,
+            runs            INTEGER NOT NULL,
+            window_start    TIMESTAMP,
+            raised_at       TIMESTAMP NOT NULL,
+            cleared_at      TIMESTAMP,
+            job             VARCHAR
+        )""",
+        "CREATE INDEX scores_created ON scores (created_at)",
+    )),
 )
 
 

@@ -18,13 +18,22 @@ INDEX_AUTOMATICALLY_UP_TO = 50_000  # runs; beyond that rebuilding is left to `l
 
 
 def ingest_cmd(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or - for stdin.")],
+    paths: Annotated[list[str] | None, typer.Argument(help="Files, folders, globs, or - for stdin.")] = None,
     db: DbOption = None,
     fmt: Annotated[str | None, typer.Option("--format", "-f",
                                             help="Skip detection and read every input as this format "
                                                  "(see `libra formats`).")] = None,
     batch_steps: Annotated[int, typer.Option(help="Steps per write transaction (above a DuckDB row group, 122,880, rows go straight to the file).")] = 130_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    watch: Annotated[Path | None, typer.Option(help="Follow a directory of OTLP JSON files as the "
+                                                    "OpenTelemetry Collector's file exporter writes them "
+                                                    "(rotation included) until interrupted.")] = None,
+    pattern: Annotated[str, typer.Option(help="With --watch: file names to follow.")] = "*.json*",
+    interval: Annotated[float, typer.Option(help="With --watch: seconds between polls.")] = 2.0,
+    settle: Annotated[float, typer.Option(help="With --watch: a trace is written once its root span is in "
+                                               "and no span came for this many seconds.")] = 5.0,
+    once: Annotated[bool, typer.Option(help="With --watch: read what is there, write every trace, stop.")]
+    = False,
 ) -> None:
     """Ingest agent traces, detecting each file's format.
 
@@ -33,6 +42,11 @@ def ingest_cmd(
     Re-ingesting the same data adds nothing. Exit status 1 means some records
     were quarantined.
     """
+    if watch is not None:
+        _watch(open_store(db), watch, pattern, interval, settle, once, quiet)
+        return
+    if not paths:
+        raise typer.BadParameter("give files to ingest, or --watch DIR", param_hint="PATHS")
     if fmt:
         try:
             importers.get(fmt)
@@ -89,4 +103,35 @@ def ingest_cmd(
 
     feedback.flush(store, timeout=5)  # apply any saves the app journalled while we held the store
     if summary.quarantined:
+        raise typer.Exit(1)
+
+
+def _watch(store, directory: Path, pattern: str, interval: float, settle: float, once: bool, quiet: bool) -> None:
+    import time
+
+    from traces import feedback
+    from traces.watch import Watcher
+
+    if not directory.is_dir():
+        console.print(f"[red]error:[/] {directory} is not a directory")
+        raise typer.Exit(2)
+    w = Watcher(store, directory, pattern=pattern, settle=settle)
+    if not quiet:
+        console.print(f"watching {directory}/{pattern} every {interval:g}s (Ctrl-C to stop)")
+    try:
+        while True:
+            got = w.poll()
+            if not quiet and (got.runs_added or got.runs_updated or got.quarantined):
+                console.print(f"{got.runs_added} runs added, {got.runs_updated} updated, {got.steps} steps, "
+                              f"{got.quarantined} quarantined; {w.open_traces} traces still open")
+            feedback.flush(store, timeout=1)
+            if once:
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    total = w.close()
+    out.print(f"watch: {total.runs_added} runs added, {total.runs_updated} updated, {total.steps} steps, "
+              f"{total.quarantined} quarantined")
+    if total.quarantined:
         raise typer.Exit(1)
