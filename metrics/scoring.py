@@ -8,6 +8,7 @@ go on, and a budget stops it cleanly.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,28 @@ class ScoreSummary:
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def select_runs(store: Store, *, agent: str | None = None, fmt: str | None = None, since=None,
+                sample: float | None = None, salt: str = "") -> list[str] | None:
+    """Runs matching the filters; None when no filter applies (every run).
+
+    Sampling is by a hash of the run id, so the same share of runs is chosen
+    on every scheduled pass: new runs are sampled at the same rate and runs
+    already left out stay out, which keeps scoring incremental.
+    """
+    if sample is not None and not 0 < sample <= 1:
+        raise ValueError("sample must be a share of runs in (0, 1]")
+    if agent is None and fmt is None and since is None and (sample is None or sample == 1):
+        return None
+    ids = [r for r, in store.execute(
+        "SELECT run_id FROM runs WHERE (?::VARCHAR IS NULL OR agent = ?) AND (?::VARCHAR IS NULL OR format = ?) "
+        "AND (?::TIMESTAMP IS NULL OR coalesce(started_at, ingested_at) >= ?) ORDER BY run_id",
+        [agent, agent, fmt, fmt, since, since])]
+    if sample is not None and sample < 1:
+        limit = int(sample * 2**32)
+        ids = [r for r in ids if int(hashlib.sha1((salt + r).encode()).hexdigest()[:8], 16) < limit]
+    return ids
 
 
 def unscored(store: Store, metric_set: MetricSet, backend: str, run_ids: Sequence[str] | None = None) -> list[str]:

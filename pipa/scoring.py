@@ -30,9 +30,20 @@ def ensure_set(store: Store, policy: str | None, criteria: Sequence[str] | None 
 
 
 def policies(store: Store, *, run_ids: Sequence[str] | None = None, fmt: str | None = None,
-             agent: str | None = None) -> dict[str | None, list[str]]:
-    """Runs grouped by the policy in their system prompt (None: no policy found)."""
+             agent: str | None = None, unscored_by: str | None = None) -> dict[str | None, list[str]]:
+    """Runs grouped by the policy in their system prompt (None: no policy found).
+
+    With `unscored_by` (a backend), only runs that backend has not given PIPA
+    verdicts yet are read, so a scheduled pass costs what is new.
+    """
+    if unscored_by is not None:
+        todo = [r for r, in store.execute(
+            "SELECT run_id FROM runs r WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.run_id = r.run_id "
+            "AND s.metric_set_id LIKE 'pipa-%' AND s.backend = ?) ORDER BY run_id", [unscored_by])]
+        run_ids = todo if run_ids is None else sorted(set(run_ids) & set(todo))
     groups: dict[str | None, list[str]] = defaultdict(list)
+    if run_ids is not None and not run_ids:
+        return {}
     for rid, run in iter_runs_with_ids(store, run_ids=run_ids, fmt=fmt, agent=agent):
         groups[policy_from_run(run)].append(rid)
     return dict(groups)
@@ -43,7 +54,7 @@ def score_pipa(store: Store, judge: PipaJudge, *, run_ids: Sequence[str] | None 
                criteria: Sequence[str] | None = None, max_cost: float | None = None,
                progress: Callable[[int, int], None] | None = None) -> list[tuple[MetricSet, ScoreSummary]]:
     """Score runs on the PIPA criteria; a given `policy` overrides the one found in each run."""
-    groups = policies(store, run_ids=run_ids, fmt=fmt, agent=agent)
+    groups = policies(store, run_ids=run_ids, fmt=fmt, agent=agent, unscored_by=judge.backend)
     if policy is not None:
         groups = {policy: [r for ids in groups.values() for r in ids]}
     out = []

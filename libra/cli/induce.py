@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -170,36 +171,82 @@ def judge_for(store, ms, b, batch: bool = False):
     return llm or backends.fit_offline_judge(store, ms, b.embedder)
 
 
+BATCH_FROM = 500  # pending runs from which `--batch auto` uses the Message Batches API
+
+
+def score_approved(store, *, set_id: str | None = None, version: int | None = None, backend: str = "auto",
+                   max_cost: float | None = None, batch: str = "auto", agent: str | None = None,
+                   fmt: str | None = None, since=None, sample: float | None = None, progress=None) -> list:
+    """Apply metric sets (default: every approved one) to runs they have not scored; [(set, summary)]."""
+    from autolibra import backends
+    from metrics import sets
+    from metrics.scoring import score_runs, select_runs, unscored
+
+    targets = [sets.load(store, set_id, version)] if set_id else sets.approved(store)
+    b = backends.choose(store, backend, max_cost)
+    results = []
+    if any(ms.provenance.get("kind") == "pipa" for ms in targets):
+        # PIPA sets are per domain policy: score_pipa finds each new run's policy and its set
+        from metrics.judge import LLMJudge
+        from pipa.judge import PipaJudge
+        from pipa.scoring import score_pipa
+
+        ids = select_runs(store, agent=agent, fmt=fmt, since=since, sample=sample, salt="pipa")
+        judge = PipaJudge(LLMJudge(b.llm) if b.kind == "llm" else None)
+        results += score_pipa(store, judge, run_ids=ids, max_cost=max_cost,
+                              progress=(lambda d, t: progress("pipa", d, t)) if progress else None)
+        targets = [ms for ms in targets if ms.provenance.get("kind") != "pipa"]
+    for ms in targets:
+        ids = select_runs(store, agent=agent, fmt=fmt, since=since, sample=sample, salt=ms.set_id)
+        use_batch = batch == "on" or (batch == "auto" and b.kind == "llm" and
+                                      len(unscored(store, ms, "llm", ids)) >= BATCH_FROM)
+        judge = judge_for(store, ms, b, use_batch)
+        if judge is None:
+            continue
+        res = score_runs(store, ms, judge, run_ids=ids, max_cost=max_cost,
+                         progress=(lambda d, t, k=ms.set_id: progress(k, d, t)) if progress else None)
+        results.append((ms, res))
+    return results
+
+
 def score_cmd(
     db: DbOption = None,
     set_id: Annotated[str | None, typer.Option("--set", help="Metric set (default: every approved set).")] = None,
     version: Annotated[int | None, typer.Option(help="Version (default: the newest).")] = None,
     backend: BackendOption = "auto",
     max_cost: CostOption = None,
-    batch: Annotated[bool, typer.Option(help="Use the Message Batches API (half price, slower).")] = False,
+    batch: Annotated[str, typer.Option(help="Message Batches API (half price, slower): on, off, or auto "
+                                            f"(on from {BATCH_FROM} pending runs).")] = "auto",
+    agent: Annotated[str | None, typer.Option(help="Only runs of this agent.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Only runs of this trace format.")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Only runs started since (UTC).")] = None,
+    sample: Annotated[float | None, typer.Option(help="Score this share of runs (0-1), chosen by a stable hash "
+                                                      "of the run id so later passes keep the same sample.")]
+    = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Score runs not yet scored by a metric set version; resumable, with a budget."""
-    from autolibra import backends
-    from metrics import sets
-    from metrics.scoring import score_runs
+    """Score runs not yet scored by a metric set version: incremental, resumable, with a budget.
 
+    Applies induced metric sets, PIPA criteria and (with a trained reward
+    model, via `libra proactive score`) proactivity. Exit status 1 when a
+    run failed or the budget stopped the job.
+    """
+    if batch not in ("on", "off", "auto"):
+        raise typer.BadParameter("on, off or auto", param_hint="--batch")
     store = open_store(db)
-    targets = [sets.load(store, set_id, version)] if set_id else sets.approved(store)
-    if not targets:
+    try:
+        with staged(quiet) as progress:
+            results = score_approved(store, set_id=set_id, version=version, backend=backend, max_cost=max_cost,
+                                     batch=batch, agent=agent, fmt=fmt, since=since, sample=sample,
+                                     progress=progress)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        console.print(f"[red]error:[/] {exc.args[0] if exc.args else exc}")
+        raise typer.Exit(2) from None
+    if not results:
         console.print("no approved metric set to apply; pass --set or approve one")
         raise typer.Exit(2)
-    b = backends.choose(store, backend, max_cost)
-    console.print(f"judge: {b.label}")
     exit_code = 0
-    for ms in targets:
-        judge = judge_for(store, ms, b, batch)
-        if judge is None:
-            console.print(f"{ms.set_id}: scored by `libra proactive score` (it needs a trained reward model)")
-            continue
-        with staged(quiet) as progress:
-            res = score_runs(store, ms, judge, max_cost=max_cost,
-                             progress=lambda d, t, p=progress, k=ms.set_id: p(k, d, t))
+    for ms, res in results:
         out.print(f"{ms.set_id} v{ms.version}: {res.runs_scored} runs scored, {res.runs_failed} failed, "
                   f"{res.runs_skipped} already done, ${res.cost_usd:.4f}, {res.status}"
                   + (f" ({res.error})" if res.error else ""))

@@ -16,6 +16,7 @@ from libra.cli.common import DbOption, console, open_store, out
 from libra.cli.induce import induce_cmd, metrics_app, score_cmd
 from libra.cli.ingest import ingest_cmd
 from libra.cli.pipa import pipa_app, proactive_app
+from libra.cli.schedule import alerts_app, schedule_app
 from libra.cli.users import user_app
 
 app = typer.Typer(
@@ -32,6 +33,8 @@ app.add_typer(metrics_app, name="metrics")
 app.add_typer(user_app, name="user")
 app.add_typer(pipa_app, name="pipa")
 app.add_typer(proactive_app, name="proactive")
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(alerts_app, name="alerts")
 
 
 @app.command("index")

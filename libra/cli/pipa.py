@@ -177,7 +177,7 @@ def proactive_score(
     from metrics.embeddings import default_embedder
     from metrics.scoring import score_runs
     from pipa.proactive import artefacts
-    from pipa.proactive.scoring import ProactivityJudge, agent_report, proactivity_set
+    from pipa.proactive.scoring import ProactivityJudge, agent_report, proactivity_set, stream_runs
 
     store = open_store(db)
     try:
@@ -190,12 +190,7 @@ def proactive_score(
         ms = sets.load(store, ms.set_id)
     except KeyError:
         ms = sets.save(store, ms, backend="reward-model", created_by="libra")
-    ids = [r for r, in store.execute(
-        "SELECT DISTINCT run_id FROM steps WHERE kind = 'agent_message' AND "
-        "(json_exists(metadata, '$.proposal') OR json_exists(metadata, '$.silent')) "
-        "AND run_id IN (SELECT run_id FROM runs WHERE format = 'proactivebench' AND (gold IS NULL OR "
-        "json_extract(gold, '$.valid') IS NULL)) AND (? IS NULL OR run_id IN (SELECT run_id FROM runs WHERE agent = ?))",
-        [agent, agent])]
+    ids = stream_runs(store, agent)
     with staged(quiet) as progress:
         res = score_runs(store, ms, ProactivityJudge(model, model.model_id_), run_ids=ids,
                          progress=lambda d, t: progress("streams", d, t))

@@ -64,6 +64,15 @@ class ProactivityJudge:
         return out
 
 
+def stream_runs(store: Store, agent: str | None = None) -> list[str]:
+    """Stored proactive agents' event streams (unlabelled runs with proposals or silences)."""
+    return [r for r, in store.execute(
+        "SELECT DISTINCT s.run_id FROM steps s JOIN runs r USING (run_id) WHERE s.kind = 'agent_message' "
+        "AND (json_exists(s.metadata, '$.proposal') OR json_exists(s.metadata, '$.silent')) "
+        "AND r.format = 'proactivebench' AND (r.gold IS NULL OR json_extract(r.gold, '$.valid') IS NULL) "
+        "AND (?::VARCHAR IS NULL OR r.agent = ?) ORDER BY 1", [agent, agent])]
+
+
 def agent_report(store: Store, set_id: str) -> pd.DataFrame:
     """Per agent: TP/FP/TN/FN over its decisions and ProactiveBench's measures (false alarm = 1 - precision)."""
     df = store.df(

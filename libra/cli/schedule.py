@@ -1,0 +1,205 @@
+"""`libra schedule` and `libra alerts`: scheduled jobs over the store, and metric alerts."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from libra.cli.common import DbOption, console, open_store, out
+
+schedule_app = typer.Typer(help="Run ingest and scoring jobs on cron schedules, and see their history.",
+                           no_args_is_help=True)
+alerts_app = typer.Typer(help="Metric alerts: rules from the schedule config, what is firing now.",
+                         no_args_is_help=True)
+
+ALERT_EXIT = 3  # exit status when an alert fires: distinct from failures (1) and usage errors (2)
+
+
+def make_actions():
+    """The scheduler's actions, wired to the packages; one Watcher per directory survives between runs."""
+    from metrics.schedule import JobResult
+
+    watchers: dict = {}
+
+    def ingest_action(store, spec):
+        from traces.ingest import ingest
+
+        s = ingest(store, spec.paths)
+        return JobResult(runs_ingested=s.runs_added + s.runs_updated,
+                         errors=[f"{s.quarantined} records quarantined"] if s.quarantined else [],
+                         detail=s.as_dict())
+
+    def watch_action(store, spec):
+        from traces.watch import Watcher
+
+        if not spec.directory:
+            raise ValueError("a watch job needs 'directory'")
+        w = watchers.get(spec.directory)
+        if w is None:
+            w = watchers[spec.directory] = Watcher(store, spec.directory)
+        s = w.poll()
+        return JobResult(runs_ingested=s.runs_added + s.runs_updated, detail={"open_traces": w.open_traces})
+
+    def score_action(store, spec):
+        from libra.cli.induce import score_approved
+
+        results = score_approved(store, set_id=spec.set, backend=spec.backend, max_cost=spec.max_cost,
+                                 batch=spec.batch, agent=spec.agent, fmt=spec.format, sample=spec.sample)
+        errors = [f"{ms.set_id}: {r.runs_failed} runs failed" for ms, r in results if r.runs_failed]
+        errors += [f"{ms.set_id}: {r.error}" for ms, r in results if r.status != "done" and r.error]
+        return JobResult(runs_scored=sum(r.runs_scored for _, r in results),
+                         cost_usd=sum(r.cost_usd for _, r in results), errors=errors,
+                         detail={ms.set_id: r.status for ms, r in results})
+
+    def pipa_action(store, spec):
+        from autolibra import backends
+        from metrics.judge import LLMJudge
+        from pipa.judge import PipaJudge
+        from pipa.scoring import score_pipa
+
+        b = backends.choose(store, spec.backend, spec.max_cost)
+        res = score_pipa(store, PipaJudge(LLMJudge(b.llm) if b.kind == "llm" else None), fmt=spec.format,
+                         agent=spec.agent, max_cost=spec.max_cost)
+        return JobResult(runs_scored=sum(r.runs_scored for _, r in res), cost_usd=sum(r.cost_usd for _, r in res),
+                         errors=[f"{ms.set_id}: {r.runs_failed} failed" for ms, r in res if r.runs_failed])
+
+    def proactive_action(store, spec):
+        from metrics import sets
+        from metrics.embeddings import default_embedder
+        from metrics.scoring import score_runs
+        from pipa.proactive import artefacts
+        from pipa.proactive.scoring import ProactivityJudge, proactivity_set, stream_runs
+
+        model = artefacts.load(store, spec.reward_model or "proactive-reward", embedder=default_embedder(store))
+        ms = proactivity_set(model.model_id_)
+        try:
+            ms = sets.load(store, ms.set_id)
+        except KeyError:
+            ms = sets.save(store, ms, backend="reward-model", created_by="libra")
+        r = score_runs(store, ms, ProactivityJudge(model, model.model_id_), run_ids=stream_runs(store, spec.agent))
+        return JobResult(runs_scored=r.runs_scored)
+
+    def alerts_action(store, spec):
+        return JobResult()  # rules are checked after every job; this job only checks them
+
+    return {"ingest": ingest_action, "watch": watch_action, "score": score_action, "pipa": pipa_action,
+            "proactive": proactive_action, "alerts": alerts_action}
+
+
+def _config(path: Path):
+    from metrics.schedule import load_config
+
+    try:
+        return load_config(path)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _report(r: dict) -> None:
+    line = (f"[{r['run_no']}] {r['job']}: {r['status']}, {r['runs_ingested']} ingested, {r['runs_scored']} scored, "
+            f"${r['cost_usd']:.4f}")
+    out.print(line)
+    for e in r["errors"]:
+        console.print(f"  [red]error:[/] {e}")
+    for a in r["alerts"]:
+        console.print(f"  [yellow]ALERT[/] {a}")
+
+
+@schedule_app.command("run")
+def schedule_run(
+    config: Annotated[Path, typer.Argument(help="Schedule config (YAML): jobs with cron expressions, alert rules.")],
+    db: DbOption = None,
+    once: Annotated[bool, typer.Option(help="Run every job (or --job) once now and exit, for cron or systemd "
+                                            "timers.")] = False,
+    job: Annotated[list[str] | None, typer.Option(help="With --once: only these jobs.")] = None,
+) -> None:
+    """Run the config's jobs on their schedules in this process (or once, with --once).
+
+    Every job run is recorded (see `libra schedule history`). With --once the
+    exit status is 1 when a job failed and 3 when an alert is firing.
+    """
+    from metrics.schedule import run_job, serve
+
+    cfg = _config(config)
+    store = open_store(db)
+    actions = make_actions()
+    if once:
+        chosen = [j for j in cfg.jobs if not job or j.name in job]
+        if job and len(chosen) != len(set(job)):
+            console.print(f"[red]error:[/] unknown job among {job}; known: {[j.name for j in cfg.jobs]}")
+            raise typer.Exit(2)
+        results = [run_job(store, j, actions, cfg.alerts) for j in chosen]
+        for r in results:
+            _report(r)
+        if any(r["errors"] for r in results):
+            raise typer.Exit(1)
+        if any(r["alerts"] for r in results):
+            raise typer.Exit(ALERT_EXIT)
+        return
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    console.print(f"scheduler: {len(cfg.jobs)} jobs, {len(cfg.alerts)} alert rules (Ctrl-C or SIGTERM to stop)")
+    try:
+        serve(store, cfg, actions, on_result=_report, stop=lambda: bool(stopping))
+    except KeyboardInterrupt:
+        pass
+
+
+@schedule_app.command("history")
+def schedule_history(db: DbOption = None, limit: Annotated[int, typer.Option(help="Rows.")] = 30) -> None:
+    """Recorded job runs, newest first."""
+    from metrics.schedule import history
+
+    df = history(open_store(db), limit)
+    t = Table("#", "job", "action", "started", "seconds", "status", "ingested", "scored", "cost", "alerts", "errors")
+    for r in df.itertuples(index=False):
+        secs = "" if r.ended_at is None or r.ended_at != r.ended_at else f"{(r.ended_at - r.started_at).total_seconds():.1f}"
+        t.add_row(str(r.run_no), r.job, r.action, f"{r.started_at:%Y-%m-%d %H:%M:%S}", secs, r.status,
+                  str(r.runs_ingested), str(r.runs_scored), f"${r.cost_usd:.4f}", str(r.alerts),
+                  (r.errors or "")[:60])
+    out.print(t)
+
+
+@alerts_app.command("check")
+def alerts_check(
+    config: Annotated[Path, typer.Argument(help="Schedule config holding the alert rules.")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Evaluate the alert rules now; exit status 3 when any fires."""
+    from metrics.alerts import check
+
+    states = check(open_store(db), _config(config).alerts, job="alerts check")
+    if as_json:
+        out.print_json(json.dumps([vars(s) for s in states]))
+    else:
+        t = Table("rule", "metric set", "metric", "agent", "score", "threshold", "runs", "firing")
+        for s in states:
+            t.add_row(s.rule, s.metric_set_id, s.metric_id, s.agent or "all",
+                      "—" if s.value is None else f"{s.value:.3f}", f"{s.threshold:g}", str(s.runs),
+                      "[red]FIRING[/]" if s.firing else "ok")
+        out.print(t)
+    if any(s.firing for s in states):
+        raise typer.Exit(ALERT_EXIT)
+
+
+@alerts_app.command("list")
+def alerts_list(db: DbOption = None) -> None:
+    """Alerts firing now."""
+    from metrics.alerts import firing
+
+    df = firing(open_store(db))
+    if df.empty:
+        out.print("no alert is firing")
+        return
+    t = Table("rule", "metric", "agent", "score", "threshold", "runs", "since", "job")
+    for r in df.itertuples(index=False):
+        t.add_row(r.rule, r.metric, r.agent or "all", f"{r.value:.3f}", f"{r.threshold:g}", str(r.runs),
+                  f"{r.raised_at:%Y-%m-%d %H:%M}", r.job or "")
+    out.print(t)
