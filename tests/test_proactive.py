@@ -199,3 +199,18 @@ def test_reward_model_on_proactivebench_beats_accepting_everything(shared, embed
     assert cv["pooled"]["accuracy"] >= 0.60 > cv["accept_all"]["accuracy"]
     assert cv["pooled"]["f1"] > cv["accept_all"]["f1"]
     assert cv["pooled"]["categories"]["False-Alarm (FA)"]["agreement"] >= 0.6
+
+
+def test_fine_tuned_reward_model_trains_saves_and_reloads(train_file, store, tmp_path):
+    from pipa.proactive.reward import FineTunedRewardModel
+
+    ps = load_jsonl(train_file)
+    steps = []
+    model = FineTunedRewardModel(epochs=1, batch_size=24, max_length=64, progress=lambda d, t: steps.append((d, t)))
+    model.fit(ps)
+    assert steps[-1] == (3, 3)  # 72 examples, batches of 24, one epoch
+    before = model.predict_proba(ps[:8])
+    assert before.shape == (8,) and ((before > 0) & (before < 1)).all()
+    artefacts.save(store, model, "ft", data_hash=data_hash(ps), root=tmp_path / "m")
+    again = artefacts.load(store, "ft")
+    np.testing.assert_allclose(again.predict_proba(ps[:8]), before, rtol=1e-4, atol=1e-5)
