@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from libra.web import admin, metrics_page, queues_page, run_view, runs, session
+from libra.web import admin, dashboards, metrics_page, queues_page, run_view, runs, session
 
 st.set_page_config(page_title="Libra", layout="wide")
 store = session.store()
@@ -20,6 +20,7 @@ pages = {
     "run": st.Page(run_view.page, title="Run", url_path="run"),
     "queues": st.Page(queues_page.page, title="Queues", url_path="queues"),
     "metrics": st.Page(metrics_page.page, title="Metrics", url_path="metrics"),
+    "dashboards": st.Page(dashboards.page, title="Dashboards", url_path="dashboards"),
     "admin": st.Page(admin.page, title="Accounts", url_path="accounts"),
 }
 visible = [p for k, p in pages.items() if k != "admin" or (user is not None and user.can("admin"))]

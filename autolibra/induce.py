@@ -57,6 +57,9 @@ class Candidate:
     clusterer: AspectClusterer
 
 
+MAP_POINTS = 3000  # aspects kept for the app's map
+
+
 @dataclass
 class Induction:
     metric_set: MetricSet
@@ -277,6 +280,8 @@ def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict
         if progress:
             progress("search", i + 1, len(grid))
     chosen = choose(candidates)
+    result = Induction(chosen.metric_set, chosen, candidates, train, held, X, failed)
+    amap = result.aspects_frame().head(MAP_POINTS)
     ms = replace(chosen.metric_set, name=name, provenance={
         "method": "autolibra", "grounding": grounder.backend, "naming": namer.backend,
         "judge": getattr(judge_factory(), "backend", "?"), "params": chosen.params,
@@ -284,10 +289,14 @@ def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict
         "train": chosen.train.row(), "heldout": chosen.heldout.row(),
         "frontier": [{**c.params, "metrics": len(c.metric_set.metrics), "train": c.train.row(),
                       "heldout": c.heldout.row()} for c in candidates],
+        # the aspect map the app draws; kept with the set so it needs no re-embedding
+        "aspect_map": amap.round({"x": 4, "y": 4}).assign(aspect=amap["aspect"].str.slice(0, 200))
+        .to_dict("records"),
     })
     if save and store is not None:
         from metrics import sets
 
         ms = sets.save(store, ms, backend=f"{grounder.backend}/{namer.backend}")
     chosen.metric_set = ms
-    return Induction(ms, chosen, candidates, train, held, X, failed)
+    result.metric_set = ms
+    return result

@@ -196,3 +196,33 @@ def test_accounts_page_for_admins_only(db):
     assert accounts.get_user(db, "cy").role == "annotator"
     at = page_app("admin", "ana", db).run()
     assert any("Only admins" in w.value for w in at.warning)
+
+
+def test_dashboards_show_alerts_scores_drill_down_and_pipa(db):
+    from metrics import alerts, sets
+    from metrics.definitions import Example, Metric, MetricSet
+    from metrics.embeddings import default_embedder
+    from metrics.judge import SimilarityJudge
+    from metrics.scoring import score_runs
+    from pipa.judge import PipaJudge
+    from pipa.scoring import score_pipa
+
+    ms = sets.save(db, MetricSet("dash", 0, "dash", (
+        Metric("loop", "Tool error recovery", "Recovers from failing tool calls.",
+               good=(Example("fixed the arguments after the error and the retry worked"),),
+               bad=(Example("Error: invalid date format, expected YYYY-MM-DD"),)),
+        Metric("confirm", "Confirmation", "Asks before booking.",
+               good=(Example("Shall I book it?"),), bad=(Example("booked without asking"),)))))
+    assert score_runs(db, ms, SimilarityJudge(default_embedder(db))).runs_scored == 61
+    score_pipa(db, PipaJudge())
+    alerts.check(db, [alerts.AlertRule(name="recovery", metric="loop", below=0.99, window_hours=None, min_runs=1)])
+    at = page_app("dashboards", "ana", db).run()
+    assert not at.exception, at.exception
+    assert any("recovery" in e.value for e in at.error)
+    assert len(at.tabs) == 5
+    charts = at.get("vega_lite_chart")
+    assert len(charts) >= 4  # over time, by agent, heatmap, PIPA profile
+    run_id = at.selectbox(key="dash-run").value
+    assert any(run_id in h.value for h in at.subheader)
+    assert at.expander  # one per metric with the judge's reason and evidence steps
+    assert any("needs a judge" in c.value for c in at.caption)

@@ -1,0 +1,143 @@
+"""Dashboards: scores over time, runs × metrics with drill-down, PIPA profiles, induction, people and cost."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from autolibra.charts import aspect_map_chart, frontier_chart
+from libra.web import session
+from libra.web.metrics_page import frontier_frame
+from libra.web.widgets import open_run, show_text
+from metrics import alerts, charts, dashboard, schedule, sets
+from pipa import profile
+
+
+def _alerts(s) -> None:
+    df = alerts.firing(s)
+    for r in df.itertuples(index=False):
+        st.error(f"Alert **{r.rule}**: {r.metric} = {r.value:.3f} < {r.threshold:g}"
+                 f"{' for ' + r.agent if r.agent else ''} over {r.runs} runs (since {r.raised_at:%Y-%m-%d %H:%M})",
+                 icon="🚨")
+
+
+def _pick_set(s, key: str):
+    avail = dashboard.score_sets(s)
+    avail = avail[~avail["metric_set_id"].str.startswith("pipa-")]
+    if avail.empty:
+        return None
+    labels = [f"{r.metric_set_id} v{r.metric_set_version} · {r.runs} runs" for r in avail.itertuples()]
+    i = labels.index(st.selectbox("metric set", labels, index=len(labels) - 1, key=key))
+    return avail.iloc[i]["metric_set_id"], int(avail.iloc[i]["metric_set_version"])
+
+
+def _scores_tab(s) -> None:
+    picked = _pick_set(s, "dash-set")
+    if picked is None:
+        st.info("Nothing scored yet: approve a metric set and run `libra score`.")
+        return
+    set_id, version = picked
+    bucket = st.segmented_control("bucket", ["hour", "day", "week", "month"], default="day", key="dash-bucket")
+    df = dashboard.scores_over_time(s, set_id, bucket=bucket or "day")
+    if df.empty:
+        st.info("No ±1 verdicts in this set yet.")
+        return
+    st.altair_chart(charts.scores_over_time_chart(df))
+    summ = dashboard.agent_metric_summary(s, set_id, version)
+    if not summ.empty:
+        st.altair_chart(charts.agent_summary_chart(summ), width="stretch")
+
+
+def _matrix_tab(s) -> None:
+    picked = _pick_set(s, "dash-set-matrix")
+    if picked is None:
+        st.info("Nothing scored yet.")
+        return
+    set_id, version = picked
+    df = dashboard.run_metric_matrix(s, set_id, version, limit=st.slider("runs", 10, 200, 40, key="dash-n"))
+    event = st.altair_chart(charts.heatmap_chart(df), on_select="rerun", key="dash-heat")
+    chosen = [p.get("run_id") for p in (event.selection.get("run") or [])] if event and event.selection else []
+    runs = list(dict.fromkeys(df["run_id"]))
+    run_id = chosen[0] if chosen else st.selectbox("run to inspect", runs, key="dash-run")
+    if not run_id:
+        return
+    st.subheader(f"Evidence for {run_id}")
+    ev = dashboard.run_evidence(s, run_id, set_id, version)
+    for metric, g in ev.groupby("metric", sort=False):
+        first = g.iloc[0]
+        verdict = {1: "+1", -1: "−1", 0: "n/a"}.get(int(first["value"]), "?")
+        rate = "" if pd.isna(first["rate"]) else f" · {first['rate']:.0%} of units pass"
+        with st.expander(f"{metric}: {verdict}{rate}", expanded=int(first["value"]) < 0):
+            st.caption(f"judge: {first['backend']}")
+            show_text(first["reason"] or "", 600)
+            for r in g.dropna(subset=["step"]).itertuples(index=False):
+                st.markdown(f"**step {int(r.step)}** · {r.kind}")
+                show_text(r.content or "", 400)
+    if st.button("Open this run", key="dash-open"):
+        open_run(run_id)
+        st.switch_page(st.session_state["pages"]["run"])
+
+
+def _pipa_tab(s) -> None:
+    prof = profile.agent_profile(s)
+    if prof.empty:
+        st.info("No PIPA scores yet: run `libra pipa score`.")
+        return
+    st.altair_chart(profile.profile_chart(prof))
+    st.caption("Criteria marked “needs a judge” have no verdict: set ANTHROPIC_API_KEY and run `libra pipa score`.")
+    worst = profile.weakest_stage(prof)
+    if not worst.empty:
+        st.markdown("**Where each agent fails first**")
+        st.dataframe(worst, hide_index=True)
+    rel = profile.reward_relation(profile.run_criteria(s))
+    st.markdown("**Criteria against the task's own reward** (point-biserial r)")
+    st.dataframe(rel.drop(columns=["metric_id"]), hide_index=True)
+
+
+def _induction_tab(s) -> None:
+    listing = sets.list_sets(s)
+    listing = listing[listing["backend"].fillna("").str.contains("/")]  # induced sets: grounder/namer
+    if listing.empty:
+        st.info("No induced metric set yet: run `libra induce`.")
+        return
+    labels = [f"{r.set_id} v{r.version}" for r in listing.itertuples()]
+    i = labels.index(st.selectbox("induced set", labels, index=len(labels) - 1, key="dash-ind"))
+    ms = sets.load(s, listing.iloc[i]["set_id"], int(listing.iloc[i]["version"]))
+    fr = frontier_frame(ms.provenance)
+    if not fr.empty:
+        st.altair_chart(frontier_chart(fr), width="stretch")
+    amap = pd.DataFrame(ms.provenance.get("aspect_map") or [])
+    if not amap.empty:
+        st.altair_chart(aspect_map_chart(amap), width="stretch")
+
+
+def _people_tab(s) -> None:
+    agree = dashboard.annotator_agreement(s).dropna(subset=["alpha"])
+    if agree.empty:
+        st.info("No queue has runs rated by two or more people yet.")
+    else:
+        st.altair_chart(charts.agreement_chart(agree), width="stretch")
+    picked = _pick_set(s, "dash-set-people")
+    if picked is not None:
+        jh = dashboard.judge_human_agreement(s, *picked)
+        if not jh.empty:
+            st.altair_chart(charts.judge_human_chart(jh), width="stretch")
+    cost = dashboard.judge_cost(s)
+    if cost.empty:
+        st.caption("No LLM calls recorded: everything so far ran on the offline backends, at no cost.")
+    else:
+        st.altair_chart(charts.cost_chart(cost), width="stretch")
+    hist = schedule.history(s, 50)
+    if not hist.empty:
+        st.markdown("**Scheduled job runs**")
+        st.dataframe(hist.drop(columns=["detail"]), hide_index=True)
+
+
+def page() -> None:
+    s = session.store()
+    st.header("Dashboards")
+    _alerts(s)
+    tabs = st.tabs(["Scores over time", "Runs × metrics", "PIPA profile", "Induction", "People & cost"])
+    for tab, fn in zip(tabs, (_scores_tab, _matrix_tab, _pipa_tab, _induction_tab, _people_tab), strict=True):
+        with tab:
+            fn(s)

@@ -1,0 +1,91 @@
+"""Dashboard charts: functions from a DataFrame (see `metrics.dashboard`) to an Altair chart."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+VERDICT_COLOURS = alt.Scale(domain=[-1, 0, 1], range=["#d6604d", "#e0e0e0", "#4393c3"])
+
+
+def scores_over_time_chart(df: pd.DataFrame) -> alt.Chart:
+    """Score over time per agent (colour) and set version (dash), with the 95% interval as a band.
+
+    Columns: t, agent, version, metric, score, lo, hi, n.
+    """
+    base = alt.Chart(df).encode(
+        x=alt.X("t:T", title=None),
+        color=alt.Color("agent:N", title="agent"),
+        strokeDash=alt.StrokeDash("version:O", title="set version"),
+    )
+    band = base.mark_area(opacity=0.15).encode(y=alt.Y("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])),
+                                               y2="hi:Q")
+    line = base.mark_line(point=True).encode(
+        y="score:Q",
+        tooltip=["metric", "agent", "version", alt.Tooltip("t:T", title="from"),
+                 alt.Tooltip("score:Q", format=".2f"), alt.Tooltip("lo:Q", format=".2f"),
+                 alt.Tooltip("hi:Q", format=".2f"), "n"],
+    )
+    return (band + line).properties(width=260, height=160).facet(
+        facet=alt.Facet("metric:N", title=None), columns=3)
+
+
+def heatmap_chart(df: pd.DataFrame) -> alt.Chart:
+    """Runs (rows) × metrics (columns), coloured by verdict; a click selects the run for drill-down.
+
+    Columns: run_id, metric, value, rate.
+    """
+    pick = alt.selection_point(fields=["run_id"], name="run")
+    return alt.Chart(df).mark_rect(stroke="white").encode(
+        x=alt.X("metric:N", title=None, axis=alt.Axis(labelAngle=-30, labelLimit=160)),
+        y=alt.Y("run_id:N", title=None, sort=None, axis=alt.Axis(labelLimit=220)),
+        color=alt.Color("value:Q", scale=VERDICT_COLOURS, title="verdict",
+                        legend=alt.Legend(values=[-1, 0, 1])),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),
+        tooltip=["run_id", "metric", "value", alt.Tooltip("rate:Q", format=".0%"), "backend"],
+    ).add_params(pick).properties(width=alt.Step(46), height=alt.Step(14), title="Runs × metrics")
+
+
+def agent_summary_chart(df: pd.DataFrame) -> alt.Chart:
+    """Per metric and agent: score with its 95% interval (columns agent, metric, score, lo, hi, n)."""
+    base = alt.Chart(df).encode(y=alt.Y("metric:N", title=None), yOffset="agent:N",
+                                color=alt.Color("agent:N"))
+    rule = base.mark_rule().encode(x=alt.X("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])), x2="hi:Q")
+    point = base.mark_point(filled=True, size=60).encode(
+        x="score:Q", tooltip=["metric", "agent", alt.Tooltip("score:Q", format=".2f"),
+                              alt.Tooltip("lo:Q", format=".2f"), alt.Tooltip("hi:Q", format=".2f"), "n"])
+    return (rule + point).properties(width=420, title="Score by agent (95% interval)")
+
+
+def cost_chart(df: pd.DataFrame) -> alt.Chart:
+    """LLM spend over time, stacked by purpose (columns t, purpose, cost_usd, calls)."""
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("t:T", title=None),
+        y=alt.Y("sum(cost_usd):Q", title="USD"),
+        color=alt.Color("purpose:N"),
+        tooltip=["t:T", "purpose", "model", alt.Tooltip("cost_usd:Q", format="$.4f"), "calls",
+                 "input_tokens", "cache_read_tokens"],
+    ).properties(width=520, height=200, title="Judge cost")
+
+
+def judge_human_chart(df: pd.DataFrame) -> alt.Chart:
+    """Per metric: people's mean rating where the judge passed vs failed the run."""
+    long = df.melt(id_vars=["metric", "runs", "spearman"], value_vars=["rating_when_pass", "rating_when_fail"],
+                   var_name="judge", value_name="rating")
+    long["judge"] = long["judge"].map({"rating_when_pass": "judge +1", "rating_when_fail": "judge −1"})
+    return alt.Chart(long).mark_bar().encode(
+        x=alt.X("rating:Q", title="people's mean rating (1-5)", scale=alt.Scale(domain=[1, 5])),
+        y=alt.Y("metric:N", title=None), yOffset="judge:N",
+        color=alt.Color("judge:N", scale=alt.Scale(range=["#4393c3", "#d6604d"])),
+        tooltip=["metric", "judge", alt.Tooltip("rating:Q", format=".2f"), "runs",
+                 alt.Tooltip("spearman:Q", format=".2f")],
+    ).properties(width=420, title="Judge vs people")
+
+
+def agreement_chart(df: pd.DataFrame) -> alt.Chart:
+    """Krippendorff's alpha per queue, with the 0.667 line below which agreement is tentative."""
+    bars = alt.Chart(df).mark_bar().encode(
+        x=alt.X("alpha:Q", title="Krippendorff's alpha", scale=alt.Scale(domain=[-0.2, 1])),
+        y=alt.Y("queue:N", title=None), tooltip=["queue", "runs", alt.Tooltip("alpha:Q", format=".2f")])
+    line = alt.Chart(pd.DataFrame({"x": [0.667]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="x:Q")
+    return (bars + line).properties(width=420, title="Annotator agreement")

@@ -1,0 +1,167 @@
+"""The dashboards' queries. Aggregation happens in DuckDB; pandas only receives the result.
+
+Every function takes the store and filters and returns a small DataFrame
+that a chart function in `metrics.charts` draws. `bench/dashboard.py`
+times each of them on a large generated store.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from traces.store import Store
+
+Z95 = 1.959964
+
+
+def score_sets(store: Store) -> pd.DataFrame:
+    """Metric sets that have scores, with their versions and counts (for pickers)."""
+    return store.df("SELECT metric_set_id, metric_set_version, count(*) AS scores, count(DISTINCT run_id) AS runs "
+                    "FROM scores GROUP BY ALL ORDER BY metric_set_id, metric_set_version")
+
+
+def scores_over_time(store: Store, set_id: str, *, metric_id: str | None = None, agent: str | None = None,
+                     bucket: str = "day") -> pd.DataFrame:
+    """Per time bucket (of the run's start), agent, set version and metric: the score and its 95% interval.
+
+    Score = #(+1) / (#(+1) + #(-1)); the interval is Wilson's, which stays
+    inside [0, 1] and is honest for the small counts of a new agent.
+    """
+    if bucket not in ("hour", "day", "week", "month"):
+        raise ValueError("bucket must be hour, day, week or month")
+    return store.df(
+        f"""
+        WITH c AS (
+            SELECT date_trunc('{bucket}', coalesce(r.started_at, s.created_at)) AS t,
+                   coalesce(r.agent, r.model, r.format) AS agent, s.metric_set_version AS version, s.metric_id,
+                   count(*) FILTER (WHERE s.value > 0) AS pos, count(*) FILTER (WHERE s.value < 0) AS neg
+            FROM scores s JOIN runs r USING (run_id)
+            WHERE s.metric_set_id = ? AND (?::VARCHAR IS NULL OR s.metric_id = ?)
+              AND (?::VARCHAR IS NULL OR r.agent = ?)
+            GROUP BY ALL
+        )
+        SELECT c.*, coalesce(d.name, c.metric_id) AS metric, pos + neg AS n,
+               pos / nullif(pos + neg, 0) AS score,
+               (pos + {Z95}^2 / 2) / (pos + neg + {Z95}^2)
+                 - {Z95} * sqrt(pos * neg / (pos + neg) + {Z95}^2 / 4) / (pos + neg + {Z95}^2) AS lo,
+               (pos + {Z95}^2 / 2) / (pos + neg + {Z95}^2)
+                 + {Z95} * sqrt(pos * neg / (pos + neg) + {Z95}^2 / 4) / (pos + neg + {Z95}^2) AS hi
+        FROM c LEFT JOIN metric_defs d ON d.set_id = ? AND d.version = c.version AND d.metric_id = c.metric_id
+        WHERE pos + neg > 0
+        ORDER BY t, agent, version, metric
+        """, [set_id, metric_id, metric_id, agent, agent, set_id])
+
+
+def run_metric_matrix(store: Store, set_id: str, version: int, *, agent: str | None = None,
+                      limit: int = 60) -> pd.DataFrame:
+    """The latest `limit` scored runs × the set's metrics: value, unit pass rate, backend."""
+    return store.df(
+        """
+        WITH runs_ AS (
+            SELECT s.run_id, max(coalesce(r.started_at, s.created_at)) AS t
+            FROM scores s JOIN runs r USING (run_id)
+            WHERE s.metric_set_id = ? AND s.metric_set_version = ? AND (?::VARCHAR IS NULL OR r.agent = ?)
+            GROUP BY s.run_id ORDER BY t DESC, s.run_id LIMIT ?
+        )
+        SELECT s.run_id, runs_.t, coalesce(d.name, s.metric_id) AS metric, s.metric_id, s.value, s.rate, s.backend
+        FROM scores s JOIN runs_ USING (run_id)
+        LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version
+                                AND d.metric_id = s.metric_id
+        WHERE s.metric_set_id = ? AND s.metric_set_version = ?
+        ORDER BY runs_.t DESC, s.run_id, metric
+        """, [set_id, version, agent, agent, limit, set_id, version])
+
+
+def run_evidence(store: Store, run_id: str, set_id: str, version: int) -> pd.DataFrame:
+    """One run's verdicts with the judge's reasons and the text of each evidence step."""
+    return store.df(
+        """
+        WITH s AS (
+            SELECT *, unnest(CASE WHEN len(evidence) > 0 THEN evidence ELSE [NULL] END) AS step FROM scores
+            WHERE run_id = ? AND metric_set_id = ? AND metric_set_version = ?
+        )
+        SELECT coalesce(d.name, s.metric_id) AS metric, s.value, s.rate, s.reason, s.backend, s.step,
+               st.kind, left(st.content, 400) AS content
+        FROM s
+        LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version
+                                AND d.metric_id = s.metric_id
+        LEFT JOIN steps st ON st.run_id = s.run_id AND st.idx = s.step
+        ORDER BY metric, s.step
+        """, [run_id, set_id, version])
+
+
+def judge_human_agreement(store: Store, set_id: str, version: int) -> pd.DataFrame:
+    """Per metric: how the judge's verdicts on a run go with people's ratings of that run.
+
+    People rate runs 1-5 when they leave feedback; for runs with both, this
+    gives the mean rating where the judge said +1 and where it said -1, and
+    their Spearman correlation (computed in DuckDB over ranks).
+    """
+    return store.df(
+        """
+        WITH h AS (
+            SELECT run_id, avg(rating) AS rating, count(*) AS raters FROM feedback
+            WHERE rating IS NOT NULL AND deleted_at IS NULL GROUP BY run_id
+        ), j AS (
+            SELECT s.metric_id, s.value, h.rating FROM scores s JOIN h USING (run_id)
+            WHERE s.metric_set_id = ? AND s.metric_set_version = ? AND s.value <> 0
+        ), r AS (
+            SELECT metric_id, value, rating,
+                   rank() OVER (PARTITION BY metric_id ORDER BY value) AS rv,
+                   rank() OVER (PARTITION BY metric_id ORDER BY rating) AS rr
+            FROM j
+        )
+        SELECT r.metric_id, coalesce(any_value(d.name), r.metric_id) AS metric, count(*) AS runs,
+               avg(rating) FILTER (WHERE value > 0) AS rating_when_pass,
+               avg(rating) FILTER (WHERE value < 0) AS rating_when_fail,
+               corr(rv, rr) AS spearman
+        FROM r LEFT JOIN metric_defs d ON d.set_id = ? AND d.version = ? AND d.metric_id = r.metric_id
+        GROUP BY r.metric_id ORDER BY metric
+        """, [set_id, version, set_id, version])
+
+
+def annotator_agreement(store: Store) -> pd.DataFrame:
+    """Krippendorff's alpha of people's ratings per queue (runs rated by two or more people)."""
+    from metrics.agreement import krippendorff_alpha
+
+    rows = store.execute(
+        "SELECT q.name, f.run_id, list(f.rating) FROM queues q JOIN queue_items i USING (queue_id) "
+        "JOIN feedback f ON f.run_id = i.run_id AND f.rating IS NOT NULL AND f.deleted_at IS NULL "
+        "GROUP BY q.name, f.run_id")
+    by_queue: dict[str, list] = {}
+    for name, _, ratings in rows:
+        by_queue.setdefault(name, []).append(ratings)
+    out = [{"queue": q, "runs": sum(1 for u in units if len(u) >= 2),
+            "alpha": krippendorff_alpha(units, "ordinal")} for q, units in sorted(by_queue.items())]
+    return pd.DataFrame(out, columns=["queue", "runs", "alpha"])
+
+
+def judge_cost(store: Store, bucket: str = "day") -> pd.DataFrame:
+    """LLM spend per time bucket, purpose and model, with tokens and cache reads."""
+    if bucket not in ("hour", "day", "week", "month"):
+        raise ValueError("bucket must be hour, day, week or month")
+    return store.df(
+        f"SELECT date_trunc('{bucket}', created_at) AS t, purpose, model, count(*) AS calls, "
+        "sum(cost_usd) AS cost_usd, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
+        "sum(cache_read_input_tokens) AS cache_read_tokens "
+        "FROM llm_calls GROUP BY ALL ORDER BY t, purpose")
+
+
+def agent_metric_summary(store: Store, set_id: str, version: int) -> pd.DataFrame:
+    """Per agent and metric over all scored runs: the score with its Wilson interval."""
+    return store.df(
+        f"""
+        WITH c AS (
+            SELECT coalesce(r.agent, r.model, r.format) AS agent, s.metric_id,
+                   count(*) FILTER (WHERE s.value > 0) AS pos, count(*) FILTER (WHERE s.value < 0) AS neg
+            FROM scores s JOIN runs r USING (run_id)
+            WHERE s.metric_set_id = ? AND s.metric_set_version = ? GROUP BY ALL
+        )
+        SELECT c.agent, coalesce(d.name, c.metric_id) AS metric, pos + neg AS n, pos / nullif(pos + neg, 0) AS score,
+               (pos + {Z95}^2 / 2) / (pos + neg + {Z95}^2)
+                 - {Z95} * sqrt(pos * neg / nullif(pos + neg, 0) + {Z95}^2 / 4) / (pos + neg + {Z95}^2) AS lo,
+               (pos + {Z95}^2 / 2) / (pos + neg + {Z95}^2)
+                 + {Z95} * sqrt(pos * neg / nullif(pos + neg, 0) + {Z95}^2 / 4) / (pos + neg + {Z95}^2) AS hi
+        FROM c LEFT JOIN metric_defs d ON d.set_id = ? AND d.version = ? AND d.metric_id = c.metric_id
+        WHERE pos + neg > 0 ORDER BY metric, agent
+        """, [set_id, version, set_id, version])

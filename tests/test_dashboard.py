@@ -1,0 +1,110 @@
+"""Dashboard queries (DuckDB) against hand-computed figures, and the charts' specs."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from metrics import charts, dashboard, sets
+from metrics.definitions import Metric, MetricSet
+from metrics.judge import Judgement, Verdict
+from metrics.scoring import write_verdicts
+from traces.ingest import ingest_runs
+from traces.model import FeedbackItem, Run, Step, StepKind
+
+T0 = datetime(2026, 11, 20, 9)
+
+
+class Fixed:
+    backend, version = "test", "1"
+
+
+@pytest.fixture
+def scored(mem_store):
+    runs = []
+    for i in range(20):
+        runs.append(Run(native_id=f"r{i}", format="libra", source="t", agent="a" if i < 10 else "b",
+                        started_at=T0 + timedelta(days=i % 2), globally_unique_id=True,
+                        steps=(Step(StepKind.USER, "hi"), Step(StepKind.AGENT, f"answer {i}")),
+                        feedback=(FeedbackItem(author="p", text="ok", rating=5.0 if i % 3 else 1.0),)))
+    ingest_runs(mem_store, runs)
+    ms = sets.save(mem_store, MetricSet("d", 0, "d", (Metric("m", "Helpfulness", "helps"),
+                                                      Metric("n", "Brevity", "short"))))
+    js = [Judgement(f"libra:r{i}", (Verdict("m", 1 if i % 3 else -1, (1,), f"reason {i}"),
+                                    Verdict("n", 1 if i % 2 else 0, (), "")))
+          for i in range(20)]
+    write_verdicts(mem_store, ms, Fixed(), js, None)
+    return mem_store, ms
+
+
+def wilson(pos, n, z=1.959964):
+    c = (pos + z * z / 2) / (n + z * z)
+    h = z * math.sqrt(pos * (n - pos) / n + z * z / 4) / (n + z * z)
+    return c - h, c + h
+
+
+def test_scores_over_time_with_wilson_intervals(scored):
+    store, ms = scored
+    df = dashboard.scores_over_time(store, "d", metric_id="m")
+    # agent a, day 0: runs 0, 2, 4, 6, 8 -> m is -1 for 0 and 6
+    row = df[(df.agent == "a") & (df.t == T0.replace(hour=0))].iloc[0]
+    assert (row.pos, row.neg, row.metric) == (3, 2, "Helpfulness")
+    assert (row.lo, row.hi) == pytest.approx(wilson(3, 5))
+    assert set(df.agent) == {"a", "b"} and len(df) == 4
+    n = dashboard.scores_over_time(store, "d", metric_id="n")
+    assert (n["neg"] == 0).all()  # N/A verdicts are not failures
+    with pytest.raises(ValueError):
+        dashboard.scores_over_time(store, "d", bucket="minute")
+
+
+def test_matrix_evidence_and_judge_human(scored):
+    store, ms = scored
+    m = dashboard.run_metric_matrix(store, "d", ms.version, limit=5)
+    assert m["run_id"].nunique() == 5 and set(m["metric"]) == {"Helpfulness", "Brevity"}
+    ev = dashboard.run_evidence(store, "libra:r3", "d", ms.version)
+    h = ev[ev.metric == "Helpfulness"].iloc[0]
+    assert (h.step, h.content, h.reason) == (1, "answer 3", "reason 3")
+    assert ev[ev.metric == "Brevity"]["step"].isna().all()
+    jh = dashboard.judge_human_agreement(store, "d", ms.version).set_index("metric_id")
+    # ratings were 1 exactly where the judge said -1
+    assert jh.loc["m", "rating_when_pass"] == 5.0 and jh.loc["m", "rating_when_fail"] == 1.0
+    assert jh.loc["m", "spearman"] == pytest.approx(1.0)
+    summary = dashboard.agent_metric_summary(store, "d", ms.version)
+    assert set(summary.agent) == {"a", "b"} and summary["lo"].le(summary["score"]).all()
+
+
+def test_judge_cost_buckets(mem_store):
+    rows = [[f"c{i}", None, None, "judge" if i % 2 else "ground", "m", "h", "ok", None, 100, 10, 0, 50, 0.01,
+             5.0, 1, False, T0 + timedelta(hours=i)] for i in range(6)]
+    with mem_store.transaction() as con:
+        con.executemany("INSERT INTO llm_calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    df = dashboard.judge_cost(mem_store, "day")
+    assert df.groupby("purpose")["calls"].sum().to_dict() == {"ground": 3, "judge": 3}
+    assert df["cost_usd"].sum() == pytest.approx(0.06)
+
+
+def test_chart_specs():
+    t = pd.to_datetime(["2026-11-20", "2026-11-21"])
+    over = pd.DataFrame({"t": t, "agent": "a", "version": 1, "metric": "M", "score": [0.5, 0.7],
+                         "lo": [0.3, 0.5], "hi": [0.7, 0.9], "n": [10, 12]})
+    spec = charts.scores_over_time_chart(over).to_dict()
+    assert spec["facet"]["field"] == "metric" and spec["columns"] == 3
+    layers = spec["spec"]["layer"]
+    assert layers[0]["mark"]["type"] == "area" and layers[0]["encoding"]["y2"]["field"] == "hi"
+    assert layers[1]["encoding"]["strokeDash"]["field"] == "version"
+    heat = charts.heatmap_chart(pd.DataFrame({"run_id": ["r1"], "metric": ["M"], "value": [-1], "rate": [0.5],
+                                              "backend": ["x"]})).to_dict()
+    assert heat["mark"]["type"] == "rect" and heat["params"][0]["name"] == "run"
+    assert heat["encoding"]["color"]["scale"]["domain"] == [-1, 0, 1]
+    cost = charts.cost_chart(pd.DataFrame({"t": t, "purpose": ["judge", "ground"], "model": "m", "calls": [1, 2],
+                                           "cost_usd": [0.1, 0.2], "input_tokens": 1, "cache_read_tokens": 0}))
+    assert cost.to_dict()["encoding"]["y"]["aggregate"] == "sum"
+    jh = charts.judge_human_chart(pd.DataFrame({"metric": ["M"], "runs": [4], "spearman": [0.5],
+                                                "rating_when_pass": [4.0], "rating_when_fail": [2.0]})).to_dict()
+    data = next(iter(jh["datasets"].values()))
+    assert {d["judge"] for d in data} == {"judge +1", "judge −1"}
+    ag = charts.agreement_chart(pd.DataFrame({"queue": ["q"], "runs": [3], "alpha": [0.4]})).to_dict()
+    assert ag["layer"][1]["mark"]["type"] == "rule"
