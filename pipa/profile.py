@@ -85,29 +85,34 @@ def weakest_stage(profile: pd.DataFrame) -> pd.DataFrame:
     return scored.loc[scored.groupby("agent")["rate"].idxmin(), ["agent", "criterion", "stage", "rate", "units"]]
 
 
-def reward_relation(runs: pd.DataFrame) -> pd.DataFrame:
+def reward_relation(store: Store, run_ids: list[str] | None = None) -> pd.DataFrame:
     """Per criterion: its rate among successful and failed runs, and the point-biserial r with reward.
 
-    Reward is binarised at 1 (the task's own success check). The task
-    completion criterion computed from the recorded reward correlates
-    perfectly by construction and is reported for completeness.
+    Reward is binarised at 1 (the task's own success check); the point-biserial
+    r is Pearson's r between that and each run's pass rate, computed in DuckDB,
+    with its two-sided p from the t distribution. Task completion computed from
+    the recorded reward correlates perfectly by construction and is listed for
+    completeness.
     """
-    from scipy.stats import pointbiserialr
+    from scipy.stats import t as t_dist
 
-    rows = []
-    df = runs.dropna(subset=["reward", "rate"])
-    for mid in ORDER:
-        d = df[df["metric_id"] == mid]
-        success = (d["reward"] >= 1.0).astype(int)
-        row = {"criterion": NAMES[mid], "metric_id": mid, "runs": len(d),
-               "rate": float(d["passed"].sum() / d["units"].sum()) if d["units"].sum() else np.nan,
-               "rate_success": d.loc[success == 1, "rate"].mean(), "rate_failure": d.loc[success == 0, "rate"].mean(),
-               "r_pb": np.nan, "p": np.nan}
-        if len(d) > 2 and success.nunique() == 2 and d["rate"].nunique() > 1:
-            r, p = pointbiserialr(success, d["rate"])
-            row["r_pb"], row["p"] = float(r), float(p)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    sql = "SELECT * FROM (" + _LATEST + ") WHERE reward IS NOT NULL AND rate IS NOT NULL"
+    params: list = [ORDER]
+    if run_ids is not None:
+        sql += " AND run_id IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(list(run_ids))
+    df = store.df(
+        "SELECT metric_id, count(*) AS runs, sum(passed) / nullif(sum(units), 0) AS rate, "
+        "avg(rate) FILTER (WHERE reward >= 1) AS rate_success, avg(rate) FILTER (WHERE reward < 1) AS rate_failure, "
+        "corr((reward >= 1)::DOUBLE, rate) AS r_pb FROM (" + sql + ") GROUP BY metric_id", params)
+    df = pd.DataFrame({"metric_id": ORDER}).merge(df, on="metric_id", how="left")
+    df["runs"] = df["runs"].fillna(0).astype(int)
+    r, n = df["r_pb"].astype(float), df["runs"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tstat = r * np.sqrt((n - 2) / (1 - r ** 2))
+    df["p"] = np.where(n > 2, 2 * t_dist.sf(np.abs(tstat), np.maximum(n - 2, 1)), np.nan)
+    df.insert(0, "criterion", df["metric_id"].map(NAMES))
+    return df
 
 
 def profile_chart(profile: pd.DataFrame) -> alt.Chart:

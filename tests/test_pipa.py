@@ -93,7 +93,7 @@ def test_offline_scores_what_is_computable_and_leaves_the_rest_to_a_judge(mem_st
         assert set(prof.xs(mid, level="metric_id")["status"]) == {"needs a judge"}
     assert mem_store.scalar("SELECT count(*) FROM scores WHERE metric_id = ?", [STATE_CONSISTENCY]) == 0
     assert score_pipa(mem_store, PipaJudge()) == []  # incremental: nothing new to read or score
-    rel = profile.reward_relation(profile.run_criteria(mem_store)).set_index("metric_id")
+    rel = profile.reward_relation(mem_store).set_index("metric_id")
     assert rel.loc[TOOL_EFFICIENCY, "r_pb"] > 0.9  # the failing refund is what fails the task here
     assert rel.loc[TASK_COMPLETION, "r_pb"] == pytest.approx(1.0)
     worst = profile.weakest_stage(profile.agent_profile(mem_store))
@@ -154,7 +154,20 @@ def test_tau_bench_rates_and_relation_to_reward(shared, mem_store):
     ingest(mem_store, [shared / "tau-bench"])
     [(ms, res)] = score_pipa(mem_store, PipaJudge())
     assert res.runs_scored == 200 and "Airline Agent Policy" in ms.get(POLICY_ADHERENCE).explanation
-    rel = profile.reward_relation(profile.run_criteria(mem_store)).set_index("metric_id")
+    rel = profile.reward_relation(mem_store).set_index("metric_id")
     assert 0.85 < rel.loc[TOOL_EFFICIENCY, "rate"] < 0.99
     assert rel.loc[TOOL_EFFICIENCY, "r_pb"] > 0  # failed calls go with failed tasks
     assert rel.loc[TASK_COMPLETION, "rate"] == pytest.approx(84 / 200)
+
+
+def test_point_biserial_in_duckdb_matches_scipy(mem_store):
+    from scipy.stats import pointbiserialr
+
+    ingest_runs(mem_store, RUNS)
+    score_pipa(mem_store, PipaJudge())
+    runs = profile.run_criteria(mem_store)
+    d = runs[(runs.metric_id == TOOL_EFFICIENCY) & runs.reward.notna()]
+    r, p = pointbiserialr((d.reward >= 1).astype(int), d.rate)
+    rel = profile.reward_relation(mem_store).set_index("metric_id")
+    assert rel.loc[TOOL_EFFICIENCY, "r_pb"] == pytest.approx(r) and rel.loc[TOOL_EFFICIENCY, "p"] == pytest.approx(p)
+    assert rel.loc[TOOL_EFFICIENCY, "rate_failure"] == pytest.approx(d[d.reward < 1].rate.mean())

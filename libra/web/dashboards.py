@@ -89,7 +89,7 @@ def _pipa_tab(s) -> None:
     if not worst.empty:
         st.markdown("**Where each agent fails first**")
         st.dataframe(worst, hide_index=True)
-    rel = profile.reward_relation(profile.run_criteria(s))
+    rel = profile.reward_relation(s)
     st.markdown("**Criteria against the task's own reward** (point-biserial r)")
     st.dataframe(rel.drop(columns=["metric_id"]), hide_index=True)
 

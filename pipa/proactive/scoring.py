@@ -84,6 +84,7 @@ def agent_report(store: Store, set_id: str) -> pd.DataFrame:
     rows = []
     for r in df.itertuples(index=False):
         m = prf(r.tp, r.fp, r.fn, r.tn)
-        rows.append({"agent": r.agent, "runs": r.runs, "tp": r.tp, "fp": r.fp, "tn": r.tn, "fn": r.fn, **m,
+        rows.append({"agent": r.agent, "runs": int(r.runs), "tp": int(r.tp), "fp": int(r.fp), "tn": int(r.tn),
+                     "fn": int(r.fn), **m,
                      "false_alarm": 1 - m["precision"] if m["precision"] == m["precision"] else float("nan")})
     return pd.DataFrame(rows)
