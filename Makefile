@@ -20,6 +20,7 @@ install: $(STAMP)
 
 demo: install
 	$(VENV)/bin/libra demo build --db $(DEMO_DB)
+	$(VENV)/bin/libra demo score --db $(DEMO_DB)
 	$(VENV)/bin/libra app --db $(DEMO_DB) --port $(PORT)
 
 test: install

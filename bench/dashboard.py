@@ -58,17 +58,19 @@ def build(path: Path, runs: int, steps_per_run: int, scores: int) -> Store:
                     [METRICS])
         con.execute(
             "INSERT INTO scores (run_id, metric_set_id, metric_set_version, metric_id, value, evidence, reason, "
-            "backend, backend_version, created_at) "
+            "backend, backend_version, created_at, agent, run_at) "
             "SELECT 'bench:' || r, 'bench', 1, 'm' || m, (hash(r, m) % 3)::INT - 1, [1, 3], 'generated reason', "
-            "'offline', '1', TIMESTAMP '2026-08-01' + to_seconds(r * 60) FROM range(?) a(r), range(?) b(m)",
-            [runs, per_run])
+            "'offline', '1', TIMESTAMP '2026-08-01' + to_seconds(r * 60), 'agent-' || (r % ?), "
+            "TIMESTAMP '2026-08-01' + to_seconds(r * 60) FROM range(?) a(r), range(?) b(m)",
+            [AGENTS, runs, per_run])
         pipa = ['pipa_tool_efficiency', 'pipa_task_completion']
         con.execute(
             "INSERT INTO scores (run_id, metric_set_id, metric_set_version, metric_id, value, reason, backend, "
-            "backend_version, created_at, rate) "
+            "backend_version, created_at, rate, agent, run_at) "
             "SELECT 'bench:' || r, 'pipa-bench', 1, p, CASE WHEN hash(r, p) % 5 = 0 THEN -1 ELSE 1 END, '', "
-            "'pipa-offline', '1', now(), CASE WHEN hash(r, p) % 5 = 0 THEN 0.5 ELSE 1.0 END "
-            "FROM range(?) a(r), unnest(?::VARCHAR[]) b(p) WHERE r % 10 = 0", [runs, pipa])
+            "'pipa-offline', '1', now(), CASE WHEN hash(r, p) % 5 = 0 THEN 0.5 ELSE 1.0 END, 'agent-' || (r % ?), "
+            "TIMESTAMP '2026-08-01' + to_seconds(r * 60) "
+            "FROM range(?) a(r), unnest(?::VARCHAR[]) b(p) WHERE r % 10 = 0", [AGENTS, runs, pipa])
         con.execute(
             "INSERT INTO feedback (feedback_id, run_id, author, text, rating, origin, created_at) "
             "SELECT 'fb' || r, 'bench:' || r, 'rater', 'generated', 1 + hash(r) % 5, 'app', now() "

@@ -16,8 +16,8 @@ Z95 = 1.959964
 
 def score_sets(store: Store) -> pd.DataFrame:
     """Metric sets that have scores, with their versions and counts (for pickers)."""
-    return store.df("SELECT metric_set_id, metric_set_version, count(*) AS scores, count(DISTINCT run_id) AS runs "
-                    "FROM scores GROUP BY ALL ORDER BY metric_set_id, metric_set_version")
+    return store.df("SELECT metric_set_id, metric_set_version, count(*) AS scores FROM scores "
+                    "GROUP BY ALL ORDER BY metric_set_id, metric_set_version")
 
 
 def scores_over_time(store: Store, set_id: str, *, metric_id: str | None = None, agent: str | None = None,
@@ -32,12 +32,12 @@ def scores_over_time(store: Store, set_id: str, *, metric_id: str | None = None,
     return store.df(
         f"""
         WITH c AS (
-            SELECT date_trunc('{bucket}', coalesce(r.started_at, s.created_at)) AS t,
-                   coalesce(r.agent, r.model, r.format) AS agent, s.metric_set_version AS version, s.metric_id,
+            SELECT date_trunc('{bucket}', coalesce(s.run_at, s.created_at)) AS t,
+                   s.agent, s.metric_set_version AS version, s.metric_id,
                    count(*) FILTER (WHERE s.value > 0) AS pos, count(*) FILTER (WHERE s.value < 0) AS neg
-            FROM scores s JOIN runs r USING (run_id)
+            FROM scores s
             WHERE s.metric_set_id = ? AND (?::VARCHAR IS NULL OR s.metric_id = ?)
-              AND (?::VARCHAR IS NULL OR r.agent = ?)
+              AND (?::VARCHAR IS NULL OR s.agent = ?)
             GROUP BY ALL
         )
         SELECT c.*, coalesce(d.name, c.metric_id) AS metric, pos + neg AS n,
@@ -58,9 +58,9 @@ def run_metric_matrix(store: Store, set_id: str, version: int, *, agent: str | N
     return store.df(
         """
         WITH runs_ AS (
-            SELECT s.run_id, max(coalesce(r.started_at, s.created_at)) AS t
-            FROM scores s JOIN runs r USING (run_id)
-            WHERE s.metric_set_id = ? AND s.metric_set_version = ? AND (?::VARCHAR IS NULL OR r.agent = ?)
+            SELECT s.run_id, max(coalesce(s.run_at, s.created_at)) AS t
+            FROM scores s
+            WHERE s.metric_set_id = ? AND s.metric_set_version = ? AND (?::VARCHAR IS NULL OR s.agent = ?)
             GROUP BY s.run_id ORDER BY t DESC, s.run_id LIMIT ?
         )
         SELECT s.run_id, runs_.t, coalesce(d.name, s.metric_id) AS metric, s.metric_id, s.value, s.rate, s.backend
@@ -152,9 +152,9 @@ def agent_metric_summary(store: Store, set_id: str, version: int) -> pd.DataFram
     return store.df(
         f"""
         WITH c AS (
-            SELECT coalesce(r.agent, r.model, r.format) AS agent, s.metric_id,
+            SELECT s.agent, s.metric_id,
                    count(*) FILTER (WHERE s.value > 0) AS pos, count(*) FILTER (WHERE s.value < 0) AS neg
-            FROM scores s JOIN runs r USING (run_id)
+            FROM scores s
             WHERE s.metric_set_id = ? AND s.metric_set_version = ? GROUP BY ALL
         )
         SELECT c.agent, coalesce(d.name, c.metric_id) AS metric, pos + neg AS n, pos / nullif(pos + neg, 0) AS score,

@@ -74,23 +74,29 @@ def unscored(store: Store, metric_set: MetricSet, backend: str, run_ids: Sequenc
 def write_verdicts(store: Store, metric_set: MetricSet, judge: Judge, judgements, job_id: str | None) -> int:
     rows, units = [], []
     now = _now()
+    judgements = list(judgements)
+    ids = sorted({j.run_id for j in judgements})
+    where = {r: (a, t) for r, a, t in store.execute(
+        "SELECT run_id, coalesce(agent, model, format), coalesce(started_at, ingested_at) FROM runs "
+        "WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [ids])} if ids else {}
     for j in judgements:
         for v in j.verdicts:
             rows.append([j.run_id, metric_set.set_id, metric_set.version, v.metric_id, v.value,
                          list(v.evidence), v.reason[:1000], v.confidence, judge.backend, judge.version,
-                         job_id, now, v.rate])
+                         job_id, now, v.rate, *where.get(j.run_id, (None, None))])
             units += [[j.run_id, metric_set.set_id, metric_set.version, v.metric_id, judge.backend, u, val,
                        why[:500]] for u, val, why in v.units]
     if rows:
         with store.transaction() as con:
             con.executemany(
                 "INSERT INTO scores (run_id, metric_set_id, metric_set_version, metric_id, value, evidence, "
-                "reason, confidence, backend, backend_version, job_id, created_at, rate) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "reason, confidence, backend, backend_version, job_id, created_at, rate, agent, run_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id, metric_set_id, metric_set_version, metric_id, backend) DO UPDATE SET "
                 "value = excluded.value, evidence = excluded.evidence, reason = excluded.reason, "
                 "confidence = excluded.confidence, backend_version = excluded.backend_version, "
-                "job_id = excluded.job_id, created_at = excluded.created_at, rate = excluded.rate", rows)
+                "job_id = excluded.job_id, created_at = excluded.created_at, rate = excluded.rate, "
+                "agent = excluded.agent, run_at = excluded.run_at", rows)
             if units:
                 con.executemany("INSERT OR REPLACE INTO score_units VALUES (?, ?, ?, ?, ?, ?, ?, ?)", units)
     return len(rows)

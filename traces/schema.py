@@ -329,6 +329,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX scores_created ON scores (created_at)",
     )),
+    # Dashboards group a million verdicts by agent and time; carrying both on the
+    # verdict row saves a join with runs on every chart.
+    Migration(7, "scores carry their run's agent and time", (
+        "ALTER TABLE scores ADD COLUMN agent VARCHAR",
+        "ALTER TABLE scores ADD COLUMN run_at TIMESTAMP",
+        "UPDATE scores SET agent = coalesce(r.agent, r.model, r.format), run_at = coalesce(r.started_at, r.ingested_at) "
+        "FROM runs r WHERE r.run_id = scores.run_id",
+    )),
 )
 
 

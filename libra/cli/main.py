@@ -198,6 +198,46 @@ def demo_build(
                   + ", ".join(f"{n} / {p} ({r})" for n, r, p in DEMO_ACCOUNTS))
 
 
+@demo_app.command("score")
+def demo_score(
+    db: DbOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Fill the demo's dashboards offline: induce metrics, approve them, score every run, PIPA criteria,
+    and record one scheduled job run with an example alert rule."""
+    from autolibra import backends
+    from autolibra.induce import InduceConfig, induce
+    from libra.cli.induce import score_approved
+    from libra.cli.progress import staged
+    from libra.cli.schedule import make_actions
+    from metrics import sets
+    from metrics.alerts import AlertRule
+    from metrics.schedule import JobSpec, run_job
+    from pipa.judge import PipaJudge
+    from pipa.scoring import score_pipa
+
+    store = open_store(db)
+    b = backends.choose(store, "offline")
+    with staged(quiet) as progress:
+        if not any(ms.provenance.get("method") == "autolibra" for ms in map(
+                lambda r: sets.load(store, r.set_id, int(r.version)), sets.list_sets(store).itertuples())):
+            res = induce(store, grounder=b.grounder, namer=b.namer, embedder=b.embedder,
+                         judge_factory=b.judge_factory, matcher_factory=b.matcher_factory,
+                         config=InduceConfig(random_state=0), set_id="induced", name="Demo metrics",
+                         progress=progress)
+            sets.approve(store, res.metric_set.set_id, res.metric_set.version, "admin")
+            out.print(f"induced {len(res.metric_set.metrics)} metrics; held-out coverage "
+                      f"{res.summary()['heldout']['coverage']:.2f}")
+        scored = score_approved(store, backend="offline", progress=progress)
+        scored += score_pipa(store, PipaJudge(), progress=lambda d, t: progress("pipa", d, t))
+    out.print("scored: " + ", ".join(f"{ms.set_id} {r.runs_scored} runs" for ms, r in scored))
+    rule = AlertRule(name="demo: tool efficiency below 90%", metric="pipa_tool_efficiency", below=0.9,
+                     window_hours=None, min_runs=10)
+    r = run_job(store, JobSpec(name="demo-score", cron="@hourly", action="score", backend="offline"),
+                make_actions(), [rule])
+    out.print(f"scheduled job recorded: {r['status']}" + (f"; {r['alerts'][0]}" if r["alerts"] else ""))
+
+
 @demo_app.command("write")
 def demo_write(
     path: Annotated[Path, typer.Argument(help="JSONL file to write (Libra generic format).")],

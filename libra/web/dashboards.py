@@ -26,7 +26,7 @@ def _pick_set(s, key: str):
     avail = avail[~avail["metric_set_id"].str.startswith("pipa-")]
     if avail.empty:
         return None
-    labels = [f"{r.metric_set_id} v{r.metric_set_version} · {r.runs} runs" for r in avail.itertuples()]
+    labels = [f"{r.metric_set_id} v{r.metric_set_version} · {r.scores} verdicts" for r in avail.itertuples()]
     i = labels.index(st.selectbox("metric set", labels, index=len(labels) - 1, key=key))
     return avail.iloc[i]["metric_set_id"], int(avail.iloc[i]["metric_set_version"])
 
