@@ -226,3 +226,6 @@ def test_dashboards_show_alerts_scores_drill_down_and_pipa(db):
     assert any(run_id in h.value for h in at.subheader)
     assert at.expander  # one per metric with the judge's reason and evidence steps
     assert any("needs a judge" in c.value for c in at.caption)
+    at = page_app("run_view", "ana", db, run_id=run_id).run()
+    assert not at.exception
+    assert any(e.label.startswith("Scores (") for e in at.expander)

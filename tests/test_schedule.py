@@ -134,3 +134,10 @@ def test_cli_once_exits_3_on_an_alert_and_records_history(tmp_path):
     assert "tools" in r.output and "0.833" in r.output
     assert runner.invoke(app, ["alerts", "check", str(cfg), "--db", db]).exit_code == 3
     assert runner.invoke(app, ["schedule", "run", str(cfg), "--once", "--job", "nope", "--db", db]).exit_code == 2
+
+
+def test_the_example_schedule_is_valid():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "schedule.yaml")
+    assert {j.action for j in cfg.jobs} == {"watch", "score", "pipa"} and len(cfg.alerts) == 2

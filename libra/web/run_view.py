@@ -111,6 +111,23 @@ def _feedback_list(s, run_id: str, user, steps) -> None:
                             show_text(h.text, 400)
 
 
+def _scores(s, run_id: str) -> None:
+    """The judges' verdicts on this run, and its PIPA profile when it has one."""
+    from pipa import profile
+
+    df = s.df("SELECT s.metric_set_id AS set, s.metric_set_version AS v, coalesce(d.name, s.metric_id) AS metric, "
+              "s.value AS verdict, s.rate, s.evidence, s.backend, s.reason FROM scores s "
+              "LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version "
+              "AND d.metric_id = s.metric_id WHERE s.run_id = ? ORDER BY set, v, metric", [run_id])
+    if df.empty:
+        return
+    with st.expander(f"Scores ({len(df)} verdicts)"):
+        st.dataframe(df, hide_index=True)
+        prof = profile.run_profile(s, run_id)
+        if not prof.empty:
+            st.altair_chart(profile.profile_chart(prof))
+
+
 def page() -> None:
     s = session.store()
     user = session.current_user()
@@ -158,6 +175,7 @@ def page() -> None:
     if run["task"]:
         st.markdown("**Task**")
         show_text(run["task"], 600)
+    _scores(s, run_id)
     if run["gold"]:
         with st.expander("gold labels from the source"):
             st.json(json.loads(run["gold"]), expanded=False)
