@@ -55,6 +55,13 @@ def app_url(tmp_path_factory):
     for name, role in (("alice", "annotator"), ("bao", "annotator"), ("root", "admin")):
         accounts.add_user(s, name, "browser-pass", role)
     qid = queues.create(s, "travel", "root", k=2, flt=RunFilter(agents=("travel-concierge@v2",)))
+    from metrics import alerts
+    from pipa.judge import PipaJudge
+    from pipa.scoring import score_pipa
+
+    score_pipa(s, PipaJudge())
+    alerts.check(s, [alerts.AlertRule(name="tool errors", metric="pipa_tool_efficiency", below=0.95,
+                                      window_hours=None, min_runs=5)])
     port = free_port()
     env = {**os.environ, "LIBRA_DB": str(db)}
     proc = subprocess.Popen(
@@ -146,3 +153,16 @@ def test_script_and_markdown_in_a_trace_render_as_text(app_url, browser, artifac
     assert page.locator("img[src='x']").count() == 0
     assert page.locator("strong", has_text="bold").count() == 0
     page.screenshot(path=str(artifacts / "browser-untrusted-content.png"), full_page=True)
+
+
+def test_dashboards_draw_the_pipa_profile_and_the_alert(app_url, browser, artifacts):
+    page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    sign_in(page, app_url["url"], "alice", "/dashboards")
+    page.get_by_text("Alert tool errors").first.wait_for(timeout=30_000)
+    page.get_by_role("tab", name="PIPA profile").click()
+    chart = page.locator(".vega-embed").first
+    chart.wait_for(timeout=30_000)
+    page.get_by_text("Where each agent fails first").wait_for(timeout=10_000)
+    box = chart.bounding_box()
+    assert box and box["width"] > 200 and box["height"] > 100  # drawn, not an empty placeholder
+    page.screenshot(path=str(artifacts / "browser-dashboards-pipa.png"), full_page=True)

@@ -16,9 +16,9 @@ from pipa import profile
 def _alerts(s) -> None:
     df = alerts.firing(s)
     for r in df.itertuples(index=False):
-        st.error(f"Alert **{r.rule}**: {r.metric} = {r.value:.3f} < {r.threshold:g}"
+        st.error(f"Alert **{r.rule}**: {r.metric} ({r.metric_set_id}) = {r.value:.3f} < {r.threshold:g}"
                  f"{' for ' + r.agent if r.agent else ''} over {r.runs} runs (since {r.raised_at:%Y-%m-%d %H:%M})",
-                 icon="🚨")
+                 icon=":material/notifications_active:")
 
 
 def _pick_set(s, key: str):
