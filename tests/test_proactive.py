@@ -192,7 +192,10 @@ def test_cli_trains_then_scores_agents_as_proactivebench_counts(train_file, tmp_
 
 @pytest.mark.shared
 @pytest.mark.slow
-def test_reward_model_on_proactivebench_beats_accepting_everything(shared, embedder):
+def test_reward_model_on_proactivebench_beats_accepting_everything(shared, mem_store):
+    from metrics.embeddings import default_embedder
+
+    embedder = default_embedder(mem_store)  # cached by content: each fold re-embeds the same texts
     ps = load_jsonl(shared / "proactivebench" / "reward_data" / "train_data.jsonl")
     assert len(ps) == 1629
     cv = cross_validate(lambda: EmbeddingRewardModel(embedder=embedder), ps, n_splits=4)
