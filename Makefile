@@ -34,6 +34,8 @@ lint: install
 
 bench: install
 	$(PY) bench/ingest.py
+	$(PY) bench/judge_cost.py
+	$(PY) bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) .pytest_cache artifacts
