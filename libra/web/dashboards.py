@@ -37,12 +37,15 @@ def _scores_tab(s) -> None:
         st.info("Nothing scored yet: approve a metric set and run `libra score`.")
         return
     set_id, version = picked
-    bucket = st.segmented_control("bucket", ["hour", "day", "week", "month"], default="day", key="dash-bucket")
-    df = dashboard.scores_over_time(s, set_id, bucket=bucket or "day")
+    bucket = st.segmented_control("bucket", ["hour", "day", "week", "month"], default="week", key="dash-bucket")
+    df = dashboard.scores_over_time(s, set_id, bucket=bucket or "week")
     if df.empty:
         st.info("No ±1 verdicts in this set yet.")
         return
-    st.altair_chart(charts.scores_over_time_chart(df))
+    # a facet per metric is unreadable past a handful: start with the most-judged ones
+    by_n = df.groupby("metric")["n"].sum().sort_values(ascending=False).index.tolist()
+    shown = st.multiselect("metrics", by_n, default=by_n[:6], key="dash-metrics")
+    st.altair_chart(charts.scores_over_time_chart(df[df["metric"].isin(shown or by_n[:6])]))
     summ = dashboard.agent_metric_summary(s, set_id, version)
     if not summ.empty:
         st.altair_chart(charts.agent_summary_chart(summ), width="stretch")
