@@ -56,7 +56,7 @@ def _dump(model, path: Path) -> None:
         torch.save(model.head_.state_dict(), path / "head.pt")
         state = {"params": model.params(), "threshold_": model.threshold_, "n_train_": model.n_train_}
     elif model.kind == "embedding-lr":
-        state = {"params": model.params(), "classifier_": model.classifier_, "threshold_": model.threshold_,
+        state = {"params": model.params(), "classifiers_": model.classifiers_, "threshold_": model.threshold_,
                  "n_train_": model.n_train_}
     else:
         raise ValueError(f"{model.kind} models are prompts, not artefacts: nothing to save")
@@ -86,7 +86,7 @@ def load(store: Store, name: str, version: int | None = None, embedder=None):
     if kind == "embedding-lr":
         p.pop("embedding_model", None)
         model = EmbeddingRewardModel(embedder=embedder, **p)
-        model.classifier_ = state["classifier_"]
+        model.classifiers_ = state["classifiers_"]
     elif kind == "finetuned-minilm":
         import torch
         from transformers import AutoModel, AutoTokenizer

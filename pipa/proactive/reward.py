@@ -32,12 +32,23 @@ def context_text(p: Proposal, events: int) -> str:
 
 
 class EmbeddingRewardModel:
+    """Logistic regression over MiniLM embeddings, one model for proposals and one for silences.
+
+    Whether a proposal is welcome depends on how it relates to what the user
+    is doing; whether silence was right depends on the events alone. One
+    shared model lets the majority of proposals drown the silences (in
+    ProactiveBench's data it then agrees with nearly every silence, missing
+    the needs), so by default each kind gets its own classifier.
+    """
+
     kind = "embedding-lr"
 
-    def __init__(self, embedder=None, context_events: int = 3, C: float = 1.0, random_state: int = 0):  # noqa: N803
+    def __init__(self, embedder=None, context_events: int = 3, C: float = 1.0,  # noqa: N803
+                 split_silence: bool = True, random_state: int = 0):
         self.embedder = embedder
         self.context_events = context_events
         self.C = C
+        self.split_silence = split_silence
         self.random_state = random_state
 
     def _embedder(self):
@@ -56,7 +67,13 @@ class EmbeddingRewardModel:
         n = np.log1p([[len(p.events)] for p in proposals])
         length = np.log1p([[len(p.task or "")] for p in proposals])
         return np.hstack([ctx, task, ctx * task, silent, (ctx * task).sum(1, keepdims=True),
-                          (last * task).sum(1, keepdims=True), n, length])
+                          (last * task).sum(1, keepdims=True), n, length, last])
+
+    def _groups(self, proposals: Sequence[Proposal]) -> dict[str, np.ndarray]:
+        silent = np.array([p.silent for p in proposals])
+        if not self.split_silence:
+            return {"all": np.ones(len(proposals), dtype=bool)}
+        return {"proposal": ~silent, "silence": silent}
 
     def fit(self, proposals: Sequence[Proposal]) -> EmbeddingRewardModel:
         from sklearn.linear_model import LogisticRegression
@@ -64,21 +81,38 @@ class EmbeddingRewardModel:
         y = np.array([bool(p.valid) for p in proposals])
         if len(set(y)) < 2:
             raise ValueError("training data needs both accepted and rejected proposals")
-        self.classifier_ = LogisticRegression(C=self.C, max_iter=3000, class_weight="balanced",
-                                              random_state=self.random_state).fit(self.features(proposals), y)
+        X = self.features(proposals)  # noqa: N806
+        self.classifiers_: dict[str, object] = {}
+        for name, mask in self._groups(proposals).items():
+            if mask.sum() == 0:
+                continue
+            if len(set(y[mask])) < 2:  # one kind only ever labelled one way: its base rate is all there is
+                self.classifiers_[name] = float(y[mask].mean())
+                continue
+            self.classifiers_[name] = LogisticRegression(
+                C=self.C, max_iter=3000, class_weight="balanced", random_state=self.random_state).fit(X[mask], y[mask])
         self.threshold_ = 0.5
         self.n_train_ = len(y)
         return self
 
     def predict_proba(self, proposals: Sequence[Proposal]) -> np.ndarray:
-        return self.classifier_.predict_proba(self.features(proposals))[:, 1]
+        X = self.features(proposals)  # noqa: N806
+        out = np.full(len(proposals), np.nan)
+        for name, mask in self._groups(proposals).items():
+            if not mask.any():
+                continue
+            clf = self.classifiers_.get(name, self.classifiers_.get("all"))
+            if clf is None:  # a kind never seen in training: fall back to the other model
+                clf = next(iter(self.classifiers_.values()))
+            out[mask] = clf if isinstance(clf, float) else clf.predict_proba(X[mask])[:, 1]
+        return out
 
     def predict(self, proposals: Sequence[Proposal]) -> np.ndarray:
         return self.predict_proba(proposals) >= self.threshold_
 
     def params(self) -> dict:
-        return {"context_events": self.context_events, "C": self.C, "random_state": self.random_state,
-                "embedding_model": getattr(self._embedder(), "name", None)}
+        return {"context_events": self.context_events, "C": self.C, "split_silence": self.split_silence,
+                "random_state": self.random_state, "embedding_model": getattr(self._embedder(), "name", None)}
 
 
 class FineTunedRewardModel:
