@@ -12,6 +12,11 @@ import pandas as pd
 from traces.store import Store
 
 Z95 = 1.959964
+# Wilson's 95% interval for pos successes in pos + neg trials, as SQL over those two columns
+WILSON = (f"(pos + {Z95}^2 / 2) / (pos + neg + {Z95}^2) "
+          f"- {Z95} * sqrt(pos * neg / nullif(pos + neg, 0) + {Z95}^2 / 4) / (pos + neg + {Z95}^2) AS lo, "
+          f"(pos + {Z95}^2 / 2) / (pos + neg + {Z95}^2) "
+          f"+ {Z95} * sqrt(pos * neg / nullif(pos + neg, 0) + {Z95}^2 / 4) / (pos + neg + {Z95}^2) AS hi")
 
 
 def score_sets(store: Store) -> pd.DataFrame:
@@ -41,11 +46,7 @@ def scores_over_time(store: Store, set_id: str, *, metric_id: str | None = None,
             GROUP BY ALL
         )
         SELECT c.*, coalesce(d.name, c.metric_id) AS metric, pos + neg AS n,
-               pos / nullif(pos + neg, 0) AS score,
-               (pos + {Z95}^2 / 2) / (pos + neg + {Z95}^2)
-                 - {Z95} * sqrt(pos * neg / (pos + neg) + {Z95}^2 / 4) / (pos + neg + {Z95}^2) AS lo,
-               (pos + {Z95}^2 / 2) / (pos + neg + {Z95}^2)
-                 + {Z95} * sqrt(pos * neg / (pos + neg) + {Z95}^2 / 4) / (pos + neg + {Z95}^2) AS hi
+               pos / nullif(pos + neg, 0) AS score, {WILSON}
         FROM c LEFT JOIN metric_defs d ON d.set_id = ? AND d.version = c.version AND d.metric_id = c.metric_id
         WHERE pos + neg > 0
         ORDER BY t, agent, version, metric
@@ -158,10 +159,7 @@ def agent_metric_summary(store: Store, set_id: str, version: int) -> pd.DataFram
             WHERE s.metric_set_id = ? AND s.metric_set_version = ? GROUP BY ALL
         )
         SELECT c.agent, coalesce(d.name, c.metric_id) AS metric, pos + neg AS n, pos / nullif(pos + neg, 0) AS score,
-               (pos + {Z95}^2 / 2) / (pos + neg + {Z95}^2)
-                 - {Z95} * sqrt(pos * neg / nullif(pos + neg, 0) + {Z95}^2 / 4) / (pos + neg + {Z95}^2) AS lo,
-               (pos + {Z95}^2 / 2) / (pos + neg + {Z95}^2)
-                 + {Z95} * sqrt(pos * neg / nullif(pos + neg, 0) + {Z95}^2 / 4) / (pos + neg + {Z95}^2) AS hi
+               {WILSON}
         FROM c LEFT JOIN metric_defs d ON d.set_id = ? AND d.version = ? AND d.metric_id = c.metric_id
         WHERE pos + neg > 0 ORDER BY metric, agent
         """, [set_id, version, set_id, version])

@@ -173,11 +173,9 @@ def proactive_score(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Score stored proactive agents' event streams with a reward model: TP/FP/TN/FN per agent."""
-    from metrics import sets
     from metrics.embeddings import default_embedder
-    from metrics.scoring import score_runs
     from pipa.proactive import artefacts
-    from pipa.proactive.scoring import ProactivityJudge, agent_report, proactivity_set, stream_runs
+    from pipa.proactive.scoring import agent_report, score_streams
 
     store = open_store(db)
     try:
@@ -185,15 +183,8 @@ def proactive_score(
     except KeyError as exc:
         console.print(f"[red]error:[/] {exc.args[0]}; train one with `libra proactive train`")
         raise typer.Exit(2) from None
-    ms = proactivity_set(model.model_id_)
-    try:
-        ms = sets.load(store, ms.set_id)
-    except KeyError:
-        ms = sets.save(store, ms, backend="reward-model", created_by="libra")
-    ids = stream_runs(store, agent)
     with staged(quiet) as progress:
-        res = score_runs(store, ms, ProactivityJudge(model, model.model_id_), run_ids=ids,
-                         progress=lambda d, t: progress("streams", d, t))
+        ms, res = score_streams(store, model, agent=agent, progress=lambda d, t: progress("streams", d, t))
     out.print(f"{ms.set_id}: {res.runs_scored} streams scored, {res.runs_skipped} already done")
     rep = agent_report(store, ms.set_id)
     t = Table("agent", "streams", "TP", "FP", "TN", "FN", "precision", "recall", "F1", "accuracy",

@@ -69,19 +69,12 @@ def make_actions():
                          errors=[f"{ms.set_id}: {r.runs_failed} failed" for ms, r in res if r.runs_failed])
 
     def proactive_action(store, spec):
-        from metrics import sets
         from metrics.embeddings import default_embedder
-        from metrics.scoring import score_runs
         from pipa.proactive import artefacts
-        from pipa.proactive.scoring import ProactivityJudge, proactivity_set, stream_runs
+        from pipa.proactive.scoring import score_streams
 
         model = artefacts.load(store, spec.reward_model or "proactive-reward", embedder=default_embedder(store))
-        ms = proactivity_set(model.model_id_)
-        try:
-            ms = sets.load(store, ms.set_id)
-        except KeyError:
-            ms = sets.save(store, ms, backend="reward-model", created_by="libra")
-        r = score_runs(store, ms, ProactivityJudge(model, model.model_id_), run_ids=stream_runs(store, spec.agent))
+        _, r = score_streams(store, model, agent=spec.agent)
         return JobResult(runs_scored=r.runs_scored)
 
     def alerts_action(store, spec):

@@ -64,6 +64,21 @@ class ProactivityJudge:
         return out
 
 
+def score_streams(store: Store, model, *, agent: str | None = None,
+                  progress: Callable[[int, int], None] | None = None):
+    """Score stored event streams with a saved reward model under its own (stored) metric set."""
+    from metrics import sets
+    from metrics.scoring import score_runs
+
+    ms = proactivity_set(model.model_id_)
+    try:
+        ms = sets.load(store, ms.set_id)
+    except KeyError:
+        ms = sets.save(store, ms, backend="reward-model", created_by="libra")
+    return ms, score_runs(store, ms, ProactivityJudge(model, model.model_id_), run_ids=stream_runs(store, agent),
+                          progress=progress)
+
+
 def stream_runs(store: Store, agent: str | None = None) -> list[str]:
     """Stored proactive agents' event streams (unlabelled runs with proposals or silences)."""
     return [r for r, in store.execute(
