@@ -24,6 +24,10 @@ def ingest_cmd(
                                             help="Skip detection and read every input as this format "
                                                  "(see `libra formats`).")] = None,
     batch_steps: Annotated[int, typer.Option(help="Steps per write transaction (above a DuckDB row group, 122,880, rows go straight to the file).")] = 130_000,
+    workers: Annotated[int | None, typer.Option(
+        help="Processes parsing one big file at once (generic JSONL and OTLP JSON above 8 MB); "
+             "default: the cores, at most 4, or LIBRA_INGEST_WORKERS. 1 parses in this process.",
+        min=1)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     watch: Annotated[Path | None, typer.Option(help="Follow a directory of OTLP JSON files as the "
                                                     "OpenTelemetry Collector's file exporter writes them "
@@ -68,7 +72,7 @@ def ingest_cmd(
 
     try:
         with progress:
-            summary = ingest(store, paths, fmt=fmt, batch_steps=batch_steps,
+            summary = ingest(store, paths, fmt=fmt, batch_steps=batch_steps, workers=workers,
                              progress=None if quiet else on_progress, on_file=on_file)
     except FileNotFoundError as exc:
         console.print(f"[red]error:[/] {exc}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,6 +80,9 @@ class Importer(ABC):
     description: ClassVar[str]
     # Higher wins when several importers recognise the same sample.
     priority: ClassVar[int] = 0
+    # True when parse() accepts shard=(k, n) and then keeps only the runs whose key
+    # hashes to k (see `in_shard`), so n processes can read one big input at once.
+    shardable: ClassVar[bool] = False
 
     @abstractmethod
     def sniff(self, sample: Sample) -> bool:
@@ -90,6 +94,19 @@ class Importer(ABC):
 
 
 # -- helpers for importers -----------------------------------------------------
+
+def in_shard(key: Any, shard: tuple[int, int] | None) -> bool:
+    """Whether a record keyed `key` belongs to shard (k, n); unkeyable records go to 0.
+
+    The hash must be the same in every process, so not Python's salted hash().
+    """
+    if shard is None:
+        return True
+    k, n = shard
+    if key is None:
+        return k == 0
+    return zlib.crc32(str(key).encode("utf-8", "surrogatepass")) % n == k
+
 
 def raw_text(raw: bytes | str) -> str:
     if isinstance(raw, bytes):

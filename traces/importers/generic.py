@@ -32,7 +32,7 @@ from typing import Any
 
 from traces.importers import register
 from traces.importers.base import (
-    Importer, RecordError, Sample, Source, iter_records, parse_time, reject, text_of,
+    Importer, RecordError, Sample, Source, in_shard, iter_records, parse_time, reject, text_of,
 )
 from traces.model import STEP_KINDS, FeedbackItem, Parsed, Rejected, Run, Step
 
@@ -204,6 +204,7 @@ class GenericImporter(Importer):
     name = "libra"
     description = "Libra generic JSONL: one run per line with typed steps and feedback"
     priority = 10
+    shardable = True
 
     def sniff(self, sample: Sample) -> bool:
         d = sample.first
@@ -212,11 +213,16 @@ class GenericImporter(Importer):
         steps = d["steps"]
         return not steps or (isinstance(steps[0], dict) and steps[0].get("kind") in STEP_KINDS)
 
-    def parse(self, source: Source) -> Iterator[Parsed | Rejected]:
+    def parse(self, source: Source, shard: tuple[int, int] | None = None) -> Iterator[Parsed | Rejected]:
         for rec in iter_records(source):
             if isinstance(rec, Rejected):
-                yield rec
+                if in_shard(None, shard):
+                    yield rec
                 continue
+            if shard is not None:
+                key = rec.value.get("run_id") if isinstance(rec.value, dict) else None
+                if not in_shard(key if isinstance(key, str | int) and key != "" else None, shard):
+                    continue
             try:
                 yield Parsed((parse_run(rec.value, source, self.name),), line=rec.line)
             except Exception as exc:  # noqa: BLE001 - any failure quarantines the record

@@ -18,7 +18,7 @@ from typing import Any
 from traces.importers import register
 from traces.importers._spans import Span, TraceAssembler, span_time
 from traces.importers.base import (
-    Importer, Record, RecordError, Sample, Source, iter_records, raw_text,
+    Importer, Record, RecordError, Sample, Source, in_shard, iter_records, raw_text,
 )
 from traces.model import Parsed, Rejected
 
@@ -114,27 +114,32 @@ class OtlpJsonImporter(Importer):
     name = "otlp-json"
     description = "OTLP JSON trace exports (OpenTelemetry Collector file exporter)"
     priority = 6
+    shardable = True  # by trace id: a trace spread over many lines stays in one process
 
     def sniff(self, sample: Sample) -> bool:
         return isinstance(sample.first, dict) and "resourceSpans" in sample.first
 
-    def parse(self, source: Source) -> Iterator[Parsed | Rejected]:
-        asm = TraceAssembler(self.name, source.name)
+    def parse(self, source: Source, shard: tuple[int, int] | None = None) -> Iterator[Parsed | Rejected]:
+        # A shard sees 1/n of the spans, so a trace goes idle after 1/n as many.
+        asm = TraceAssembler(self.name, source.name, idle=5000 // (shard[1] if shard else 1))
         for rec in iter_records(source):
             if isinstance(rec, Rejected):
-                yield rec
+                if in_shard(None, shard):
+                    yield rec
                 continue
-            yield from self._request(rec, asm)
+            yield from self._request(rec, asm, shard)
         runs = asm.finish()
         if runs:
             yield Parsed(tuple(runs), records=0)
 
-    def _request(self, rec: Record, asm: TraceAssembler) -> Iterator[Parsed | Rejected]:
+    def _request(self, rec: Record, asm: TraceAssembler,
+                 shard: tuple[int, int] | None) -> Iterator[Parsed | Rejected]:
         d = rec.value
         rs_list = d.get("resourceSpans") if isinstance(d, dict) else None
         if not isinstance(rs_list, list):
-            yield Rejected(reason="missing 'resourceSpans' list", raw=raw_text(rec.raw),
-                           line=rec.line, offset=rec.offset, field="resourceSpans")
+            if in_shard(None, shard):
+                yield Rejected(reason="missing 'resourceSpans' list", raw=raw_text(rec.raw),
+                               line=rec.line, offset=rec.offset, field="resourceSpans")
             return
         good, done = 0, []
         for i, rs in enumerate(rs_list):
@@ -143,6 +148,8 @@ class OtlpJsonImporter(Importer):
                                    if isinstance(rs, dict) else []):
                 scope = (ss.get("scope") or ss.get("instrumentationLibrary") or {}) if isinstance(ss, dict) else {}
                 for k, sp in enumerate(ss.get("spans") or [] if isinstance(ss, dict) else []):
+                    if shard is not None and not in_shard(_trace_key(sp), shard):
+                        continue
                     where = f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]"
                     try:
                         span = parse_otlp_span(sp, where, res, scope)
@@ -153,6 +160,13 @@ class OtlpJsonImporter(Importer):
                     good += 1
                     done.extend(asm.add(span))
         yield Parsed(tuple(done), records=good, line=rec.line)
+
+
+def _trace_key(sp: Any) -> str | None:
+    try:
+        return otlp_id(sp.get("traceId"), "traceId", 16) if isinstance(sp, dict) else None
+    except RecordError:
+        return None
 
 
 def _raw(v: Any) -> str:

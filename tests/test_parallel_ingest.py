@@ -1,0 +1,99 @@
+"""Parsing one input in several processes gives exactly what one process gives."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+
+from traces import parallel
+from traces.demo import generate_runs
+from traces.export import run_to_otlp
+from traces.importers.base import Source
+from traces.importers.generic import GenericImporter, run_to_record
+from traces.ingest import ingest
+from traces.model import IngestSummary
+from traces.store import Store
+from traces.writer import BatchWriter
+
+TABLES = {
+    "runs": "SELECT * EXCLUDE (ingested_at) FROM runs ORDER BY run_id",
+    "steps": "SELECT * FROM steps ORDER BY run_id, idx",
+    "feedback": "SELECT * EXCLUDE (created_at) FROM feedback ORDER BY feedback_id",
+    "quarantine": "SELECT source, format, line, byte_offset, field, reason, raw FROM quarantine ORDER BY line, reason",
+}
+
+
+@pytest.fixture(autouse=True)
+def shard_small_files(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_BYTES", 0)
+
+
+def contents(store: Store) -> dict[str, list]:
+    return {t: store.execute(q) for t, q in TABLES.items()}
+
+
+def both_ways(tmp_path, path, **kw):
+    out = []
+    for workers in (1, 3):
+        s = Store(tmp_path / f"w{workers}.duckdb")
+        summary = ingest(s, [path], workers=workers, batch_steps=200, **kw)
+        out.append((summary.as_dict(), contents(s)))
+        s.close()
+    return out
+
+
+def test_generic_jsonl_sharded_matches_one_process(tmp_path):
+    recs = [run_to_record(r) for r in generate_runs(60, seed=8)]
+    edited = json.loads(json.dumps(recs[5], default=str))
+    edited["steps"][0]["content"] = "a later version of run 5"
+    bad = json.loads(json.dumps(recs[7], default=str))
+    bad["steps"][1]["kind"] = "telepathy"
+    lines = [orjson.dumps(r, default=str) for r in recs]
+    lines[7] = orjson.dumps(bad)
+    # a broken line, an unkeyable record, a repeat and a later version of an earlier run
+    lines += [b'{"run_id": "x", "steps": [', b'{"no_id": 1, "steps": []}', lines[3], orjson.dumps(edited)]
+    p = tmp_path / "runs.jsonl"
+    p.write_bytes(b"\n".join(lines) + b"\n")
+    (one, one_rows), (three, three_rows) = both_ways(tmp_path, p)
+    assert one == three
+    assert one_rows == three_rows
+    assert one["quarantined"] == 3 and one["runs_added"] == 59
+    assert [r[2] for r in one_rows["quarantine"]] == [8, 61, 62]
+    assert any(r[6] == "a later version of run 5" for r in one_rows["steps"])  # the last version won
+
+
+def test_otlp_traces_spread_over_lines_stay_whole(tmp_path):
+    lines = []
+    for i, run in enumerate(generate_runs(40, seed=4, with_feedback=False)):
+        req = run_to_otlp(run, f"{i + 1:032x}")
+        spans = req["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        # each span of a trace on its own line, interleaved with other traces' spans
+        for sp in spans:
+            one = json.loads(json.dumps(req))
+            one["resourceSpans"][0]["scopeSpans"][0]["spans"] = [sp]
+            lines.append((len(lines) % 7, orjson.dumps(one)))
+    lines.sort(key=lambda x: x[0])
+    body = [line for _, line in lines] + [b'{"resourceSpans": 3}', b"not json"]
+    p = tmp_path / "otlp.jsonl"
+    p.write_bytes(b"\n".join(body) + b"\n")
+    (one, one_rows), (three, three_rows) = both_ways(tmp_path, p, fmt="otlp-json")
+    assert one == three and one_rows == three_rows
+    assert one["runs_added"] == 40 and one["quarantined"] == 2
+
+
+def test_a_failing_parser_process_is_reported(tmp_path):
+    p = tmp_path / "runs.jsonl"
+    p.write_bytes(b"\n".join(orjson.dumps(run_to_record(r), default=str) for r in generate_runs(5, seed=1)))
+    s = Store(tmp_path / "x.duckdb")
+    summary = IngestSummary()
+    writer = BatchWriter(s, summary)
+
+    class Unregistered(GenericImporter):
+        name = "not-registered-anywhere"  # the parsing processes cannot find it
+
+    with pytest.raises(RuntimeError, match=r"parsing process \d failed: KeyError"):
+        parallel.ingest_sharded(Source(name=str(p), path=p), Unregistered(), writer, summary, 2)
+    writer.close()
+    assert s.counts()["runs"] == 0

@@ -1,0 +1,305 @@
+"""Writing parsed runs to the store in whole-run transactions.
+
+Runs become Arrow tables first (`prepare`), then one transaction per batch
+inserts them with the quarantined records read alongside. Preparing is pure
+Python and holds the GIL, so it can happen in the process that parsed the
+runs (see `traces.parallel`); writing is DuckDB's and releases it.
+
+Re-ingesting the same data adds nothing: runs are recognised by their content
+hash. A run whose id is known but whose content changed replaces the stored
+version (feedback people wrote in the app stays). Within a batch the last
+version of a run wins, and repeats are duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from traces.importers.base import RAW_LIMIT
+from traces.model import IngestSummary, Rejected, Run, dumps
+from traces.store import Store
+
+RUN_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("native_id", pa.string()), ("source", pa.string()),
+    ("format", pa.string()), ("agent", pa.string()), ("model", pa.string()),
+    ("task", pa.string()), ("started_at", pa.timestamp("us")), ("ended_at", pa.timestamp("us")),
+    ("outcome", pa.string()), ("reward", pa.float64()), ("gold", pa.string()),
+    ("metadata", pa.string()), ("content_hash", pa.string()), ("n_steps", pa.int32()),
+    ("ingested_at", pa.timestamp("us")),
+])
+STEP_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("idx", pa.int32()), ("kind", pa.string()), ("actor", pa.string()),
+    ("tool_name", pa.string()), ("tool_args", pa.string()), ("content", pa.string()),
+    ("span_id", pa.string()), ("parent_id", pa.string()), ("started_at", pa.timestamp("us")),
+    ("ended_at", pa.timestamp("us")), ("input_tokens", pa.int64()),
+    ("output_tokens", pa.int64()), ("is_error", pa.bool_()), ("metadata", pa.string()),
+])
+FEEDBACK_SCHEMA = pa.schema([
+    ("feedback_id", pa.string()), ("run_id", pa.string()), ("steps", pa.list_(pa.int32())),
+    ("author", pa.string()), ("text", pa.string()), ("rating", pa.float64()),
+    ("origin", pa.string()), ("created_at", pa.timestamp("us")),
+    ("edited_at", pa.timestamp("us")), ("deleted_at", pa.timestamp("us")),
+    ("metadata", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Runs ready to insert: one row per run (unique ids), their steps and feedback."""
+
+    runs: pa.Table
+    steps: pa.Table
+    feedback: pa.Table
+    duplicates: int = 0  # repeats dropped inside the batch
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _str(v):
+    return None if v is None else v if isinstance(v, str) else str(v)
+
+
+def _time(v):
+    return v if v is None or isinstance(v, datetime) else None
+
+
+def _num(v):
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _int(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 else None
+
+
+def _opt_dumps(v):
+    return None if v is None else dumps(v)
+
+
+def prepare(runs: list[Run], now: datetime | None = None) -> Batch:
+    """Arrow tables for runs, keeping the last version of each id and dropping repeats."""
+    now = now or utcnow()
+    by_id: dict[str, tuple[Run, str, str]] = {}
+    seen_hash: set[str] = set()
+    dup = 0
+    for run in runs:
+        h = run.content_hash()
+        if h in seen_hash:
+            dup += 1
+            continue
+        seen_hash.add(h)
+        rid = run.run_id(h)
+        if rid in by_id:
+            dup += 1
+        by_id[rid] = (run, rid, h)
+    todo = list(by_id.values())
+    rc = {f.name: [] for f in RUN_SCHEMA}
+    fc = {f.name: [] for f in FEEDBACK_SCHEMA}
+    for run, rid, h in todo:
+        starts = [t for t in (_time(s.started_at) for s in run.steps) if t is not None]
+        ends = [t for t in (_time(s.ended_at) or _time(s.started_at) for s in run.steps) if t is not None]
+        for k, v in (
+            ("run_id", rid), ("native_id", _str(run.native_id)), ("source", _str(run.source)),
+            ("format", _str(run.format)), ("agent", _str(run.agent)), ("model", _str(run.model)),
+            ("task", _str(run.task)), ("started_at", _time(run.started_at) or (min(starts) if starts else None)),
+            ("ended_at", _time(run.ended_at) or (max(ends) if ends else None)),
+            ("outcome", _str(run.outcome)), ("reward", _num(run.reward)), ("gold", _opt_dumps(run.gold)),
+            ("metadata", _opt_dumps(run.metadata)), ("content_hash", h),
+            ("n_steps", len(run.steps)), ("ingested_at", now),
+        ):
+            rc[k].append(v)
+        for j, f in enumerate(run.feedback):
+            fid = hashlib.sha256(dumps([rid, j, f.author, f.text, list(f.steps)]).encode()).hexdigest()[:24]
+            for k, v in (
+                ("feedback_id", fid), ("run_id", rid), ("steps", list(f.steps)),
+                ("author", _str(f.author)), ("text", _str(f.text)), ("rating", _num(f.rating)),
+                ("origin", f.origin), ("created_at", f.created_at or now),
+                ("edited_at", None), ("deleted_at", None), ("metadata", _opt_dumps(f.metadata)),
+            ):
+                fc[k].append(v)
+    # Column by column: one comprehension per field is several times faster than
+    # appending field by field per step, and this loop is ingest's hot path.
+    steps = [st for run, _, _ in todo for st in run.steps]
+    sc: dict[str, list] = {
+        "run_id": [rid for run, rid, _ in todo for _ in run.steps],
+        "idx": [i for run, _, _ in todo for i in range(len(run.steps))],
+        "kind": [str(st.kind) for st in steps],
+    }
+    # Importers should hand over well-typed values; the writer makes sure, because one
+    # odd value would otherwise fail the whole batch.
+    for name in ("content", "actor", "tool_name", "span_id", "parent_id"):
+        sc[name] = [v if v is None or type(v) is str else str(v) for v in (getattr(st, name) for st in steps)]
+    for name in ("started_at", "ended_at"):
+        sc[name] = [v if v is None or type(v) is datetime else _time(v) for v in (getattr(st, name) for st in steps)]
+    for name in ("input_tokens", "output_tokens"):
+        sc[name] = [v if v is None or type(v) is int else _int(v) for v in (getattr(st, name) for st in steps)]
+    sc["is_error"] = [bool(st.is_error) for st in steps]
+    sc["tool_args"] = [None if st.tool_args is None else dumps(st.tool_args) for st in steps]
+    sc["metadata"] = [None if st.metadata is None else dumps(st.metadata) for st in steps]
+    return Batch(pa.table(rc, schema=RUN_SCHEMA), pa.table(sc, schema=STEP_SCHEMA),
+                 pa.table(fc, schema=FEEDBACK_SCHEMA), dup)
+
+
+def _keep(t: pa.Table, ids: list[str]) -> pa.Table:
+    return t.filter(pc.is_in(t["run_id"], value_set=pa.array(ids, pa.string())))
+
+
+def write_batch(con, batch: Batch, rejected: list[tuple[Rejected, str, str | None]],
+                summary: IngestSummary) -> None:
+    """Insert a prepared batch and quarantined records in the caller's transaction."""
+    ids = batch.runs["run_id"].to_pylist()
+    hashes = batch.runs["content_hash"].to_pylist()
+    dup = batch.duplicates
+    known = con.execute(
+        "SELECT run_id, content_hash FROM runs WHERE run_id IN (SELECT unnest($1::VARCHAR[])) "
+        "OR content_hash IN (SELECT unnest($2::VARCHAR[]))",
+        [ids, hashes],
+    ).fetchall() if ids else []
+    known_hashes = {h for _, h in known}
+    known_ids = {r for r, _ in known}
+    fresh, updated = [], []
+    for rid, h in zip(ids, hashes, strict=True):
+        if h in known_hashes:
+            dup += 1
+        elif rid in known_ids:
+            updated.append(rid)
+        else:
+            fresh.append(rid)
+    if updated:
+        for sql in ("DELETE FROM steps WHERE run_id IN (SELECT unnest($1::VARCHAR[]))",
+                    "DELETE FROM feedback WHERE origin = 'imported' AND run_id IN (SELECT unnest($1::VARCHAR[]))",
+                    "DELETE FROM runs WHERE run_id IN (SELECT unnest($1::VARCHAR[]))",
+                    "DELETE FROM run_text WHERE run_id IN (SELECT unnest($1::VARCHAR[]))"):
+            con.execute(sql, [updated])
+    n = len(fresh) + len(updated)
+    if n:
+        runs, steps, fb = batch.runs, batch.steps, batch.feedback
+        if n < len(ids):
+            todo = fresh + updated
+            runs, steps, fb = _keep(runs, todo), _keep(steps, todo), _keep(fb, todo)
+        _insert(con, runs, steps, fb)
+        summary.steps += steps.num_rows
+        summary.feedback += fb.num_rows
+    if rejected:
+        quarantine(con, rejected, utcnow())
+    summary.runs_added += len(fresh)
+    summary.runs_updated += len(updated)
+    summary.duplicates += dup
+
+
+def _insert(con, runs: pa.Table, steps: pa.Table, fb: pa.Table) -> None:
+    con.register("_libra_runs", runs)  # registered views are exempt from the replacement-scan ban
+    con.execute("INSERT INTO runs BY NAME SELECT * FROM _libra_runs")
+    con.unregister("_libra_runs")
+    if steps.num_rows:
+        con.register("_libra_steps", steps)
+        con.execute("INSERT INTO steps BY NAME SELECT * FROM _libra_steps")
+        # the text full-text search indexes, one row per run
+        con.execute(
+            "INSERT OR REPLACE INTO run_text SELECT run_id, left(string_agg(coalesce(content, '') || ' ' || "
+            "coalesce(tool_name, ''), ' ' ORDER BY idx), 20000) FROM _libra_steps GROUP BY run_id")
+        con.unregister("_libra_steps")
+    if fb.num_rows:
+        con.register("_libra_feedback", fb)
+        con.execute("INSERT INTO feedback BY NAME SELECT * FROM _libra_feedback")
+        con.unregister("_libra_feedback")
+
+
+def quarantine(con, rejected: list[tuple[Rejected, str, str | None]], now: datetime) -> None:
+    con.executemany(
+        "INSERT INTO quarantine (source, format, line, byte_offset, field, reason, raw, "
+        "records, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[src, fmt, r.line, r.offset, r.field, r.reason[:2000], r.raw[:RAW_LIMIT], r.records, now]
+         for r, src, fmt in rejected],
+    )
+
+
+class BatchWriter:
+    """Collects runs and rejected records and writes them in whole-run transactions."""
+
+    def __init__(self, store: Store, summary: IngestSummary, batch_steps: int = 130_000,
+                 background: bool = False):
+        self.store = store
+        self.summary = summary
+        self.batch_steps = batch_steps
+        self.runs: list[Run] = []
+        self.rejected: list[tuple[Rejected, str, str | None]] = []
+        self.n_steps = 0
+        # With `background`, batches are written by one thread while the caller parses the
+        # next: DuckDB releases the GIL while it inserts, so both cores work. The queue holds
+        # one batch, so at most two batches are ever in memory.
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=1)
+            self._thread = threading.Thread(target=self._drain, name="libra-writer", daemon=True)
+            self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    self._write(*item)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    self._error = exc
+
+    def _check(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def close(self) -> None:
+        """Write what is pending and wait for it; raises what the writer hit."""
+        self.flush()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._check()
+
+    def add_run(self, run: Run) -> None:
+        self.runs.append(run)
+        self.n_steps += len(run.steps)
+        if self.n_steps >= self.batch_steps:
+            self.flush()
+
+    def add_rejected(self, rej: Rejected, source: str, fmt: str | None) -> None:
+        self.rejected.append((rej, source, fmt))
+        if len(self.rejected) >= 1000:
+            self.flush()
+
+    def add_batch(self, batch: Batch, rejected: list[tuple[Rejected, str, str | None]]) -> None:
+        """A batch prepared elsewhere (a parsing process), written in order with the rest."""
+        self.flush()
+        self._submit(batch, rejected)
+
+    def flush(self) -> None:
+        if not self.runs and not self.rejected:
+            return
+        runs, rejected = self.runs, self.rejected
+        self.runs, self.rejected, self.n_steps = [], [], 0
+        self._submit(runs, rejected)
+
+    def _submit(self, runs: list[Run] | Batch, rejected: list) -> None:
+        if self._thread is not None:
+            self._check()
+            self._queue.put((runs, rejected))
+        else:
+            self._write(runs, rejected)
+
+    def _write(self, runs: list[Run] | Batch, rejected: list) -> None:
+        batch = runs if isinstance(runs, Batch) else prepare(runs)
+        with self.store.transaction() as con:
+            write_batch(con, batch, rejected, self.summary)
