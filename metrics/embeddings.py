@@ -19,6 +19,8 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
+from traces.store import merge
+
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
@@ -136,9 +138,7 @@ class CachedEmbedder:
                 "created_at": [now] * len(missing),
             })
             with self.store.transaction() as con:
-                con.register("_libra_vectors", table)
-                con.execute("INSERT INTO embeddings SELECT * FROM _libra_vectors ON CONFLICT DO NOTHING")
-                con.unregister("_libra_vectors")
+                merge(con, "embeddings", table, keys=["model", "content_hash"])
             found.update(zip(missing, new, strict=True))
         elif progress:
             progress(len(texts), len(texts))

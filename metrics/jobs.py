@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from traces.store import Store
+from traces.store import Store, merge
 
 
 def _now() -> datetime:
@@ -70,10 +70,9 @@ class Job:
         if not keys:
             return
         with self.store.transaction() as con:
-            con.executemany(
-                "INSERT INTO job_items VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, item_key) "
-                "DO UPDATE SET status = excluded.status, error = excluded.error, updated_at = excluded.updated_at",
-                [[self.job_id, k, status, (error or "")[:2000] or None, _now()] for k in keys])
+            merge(con, "job_items", [[self.job_id, k, status, (error or "")[:2000] or None, _now()] for k in keys],
+                  keys=["job_id", "item_key"], update=["status", "error", "updated_at"],
+                  columns=["job_id", "item_key", "status", "error", "updated_at"])
 
     def finish(self, status: str = "done", error: str | None = None, total: int | None = None) -> dict:
         with self.store.transaction() as con:

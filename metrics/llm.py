@@ -34,6 +34,7 @@ import anthropic
 from pydantic import BaseModel, ValidationError
 
 from metrics.fake_anthropic import count_tokens
+from traces.store import merge
 
 log = logging.getLogger("libra.llm")
 
@@ -94,6 +95,9 @@ class LLMConfig:
 
 def api_key_available() -> bool:
     return bool(os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
+
+
+_CACHE_COLS = ["request_hash", "model", "purpose", "response", "created_at"]
 
 
 class BudgetExceeded(RuntimeError):
@@ -222,8 +226,8 @@ class LLM:
         if self.store is None:
             return
         with self.store.transaction() as con:
-            con.execute("INSERT INTO llm_cache VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                        [key, self.config.model, purpose, json.dumps(value), _now()])
+            merge(con, "llm_cache", [[key, self.config.model, purpose, json.dumps(value), _now()]],
+                  keys=["request_hash"], columns=_CACHE_COLS)
 
     def _record(self, *, purpose: str, key: str, item: str | None, status: str, usage: Usage,
                 cost: float, attempts: int, latency: float | None, batch: bool, error: str | None = None) -> None:

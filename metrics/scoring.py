@@ -18,7 +18,7 @@ from metrics.jobs import Job
 from metrics.judge import Judge, LLMJudge, RunView
 from metrics.llm import Budget
 from traces.export import load_runs
-from traces.store import Store
+from traces.store import Store, merge
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,12 @@ def unscored(store: Store, metric_set: MetricSet, backend: str, run_ids: Sequenc
         params)]
 
 
+SCORE_COLS = ["run_id", "metric_set_id", "metric_set_version", "metric_id", "value", "evidence", "reason",
+              "confidence", "backend", "backend_version", "job_id", "created_at", "rate", "agent", "run_at"]
+SCORE_KEY = ["run_id", "metric_set_id", "metric_set_version", "metric_id", "backend"]
+UNIT_COLS = [*SCORE_KEY, "unit", "value", "reason"]
+
+
 def write_verdicts(store: Store, metric_set: MetricSet, judge: Judge, judgements, job_id: str | None) -> int:
     rows, units = [], []
     now = _now()
@@ -88,17 +94,8 @@ def write_verdicts(store: Store, metric_set: MetricSet, judge: Judge, judgements
                        why[:500]] for u, val, why in v.units]
     if rows:
         with store.transaction() as con:
-            con.executemany(
-                "INSERT INTO scores (run_id, metric_set_id, metric_set_version, metric_id, value, evidence, "
-                "reason, confidence, backend, backend_version, job_id, created_at, rate, agent, run_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (run_id, metric_set_id, metric_set_version, metric_id, backend) DO UPDATE SET "
-                "value = excluded.value, evidence = excluded.evidence, reason = excluded.reason, "
-                "confidence = excluded.confidence, backend_version = excluded.backend_version, "
-                "job_id = excluded.job_id, created_at = excluded.created_at, rate = excluded.rate, "
-                "agent = excluded.agent, run_at = excluded.run_at", rows)
-            if units:
-                con.executemany("INSERT OR REPLACE INTO score_units VALUES (?, ?, ?, ?, ?, ?, ?, ?)", units)
+            merge(con, "scores", rows, keys=SCORE_KEY, update=[c for c in SCORE_COLS if c not in SCORE_KEY], columns=SCORE_COLS)
+            merge(con, "score_units", units, keys=[*SCORE_KEY, "unit"], update=UNIT_COLS[6:], columns=UNIT_COLS)
     return len(rows)
 
 

@@ -7,13 +7,14 @@ is still in the journal, so a saved note shows at once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
 from datetime import UTC, datetime
 
 from traces.journal import Journal
-from traces.store import Store, StoreBusy
+from traces.store import Store, StoreBusy, merge
 
 MAX_TEXT = 20_000
 # A process applies its journal at most this often on its own saves: flushing takes the store's
@@ -30,7 +31,10 @@ class FeedbackError(ValueError):
 def journal(store: Store) -> Journal:
     key = store.path if store.path != ":memory:" else f":memory:{id(store)}"
     if key not in _journals:
-        _journals[key] = Journal(store.path)
+        # A lake is shared by many machines; each process journals on its own disk.
+        where = store.path if not store.lake else str(
+            store.local_dir / f"journal-{hashlib.sha256(store.path.encode()).hexdigest()[:12]}")
+        _journals[key] = Journal(where)
     return _journals[key]
 
 
@@ -134,6 +138,15 @@ def delete(store: Store, feedback_id: str, editor: str) -> None:
     maybe_flush(store)
 
 
+_FEEDBACK_COLS = ["feedback_id", "run_id", "steps", "author", "text", "rating", "origin", "created_at", "metadata"]
+_HISTORY_COLS = ["feedback_id", "revision", "action", "text", "rating", "steps", "edited_by", "edited_at"]
+
+
+def _history(con, *row) -> None:
+    # Applying the journal again after a crash must not add a revision twice.
+    merge(con, "feedback_history", [list(row)], keys=["feedback_id", "revision"], columns=_HISTORY_COLS)
+
+
 def flush(store: Store, timeout: float | None = None) -> int:
     """Apply journalled writes to the store; returns how many. Leaves them for later if the store is busy."""
     j = journal(store)
@@ -146,25 +159,19 @@ def flush(store: Store, timeout: float | None = None) -> int:
             for _, kind, p in events:
                 at = datetime.fromisoformat(p["at"])
                 if kind == "create":
-                    con.execute(
-                        "INSERT INTO feedback (feedback_id, run_id, steps, author, text, rating, origin, created_at, "
-                        "metadata) VALUES (?, ?, ?, ?, ?, ?, 'app', ?, ?) ON CONFLICT DO NOTHING",
-                        [p["feedback_id"], p["run_id"], p["steps"], p["author"], p["text"], p["rating"], at,
-                         json.dumps(p.get("metadata") or {})])
-                    con.execute("INSERT INTO feedback_history VALUES (?, 1, 'create', ?, ?, ?, ?, ?) "
-                                "ON CONFLICT DO NOTHING",
-                                [p["feedback_id"], p["text"], p["rating"], p["steps"], p["author"], at])
+                    merge(con, "feedback", [[p["feedback_id"], p["run_id"], p["steps"], p["author"], p["text"],
+                                             p["rating"], "app", at, json.dumps(p.get("metadata") or {})]],
+                          keys=["feedback_id"], columns=_FEEDBACK_COLS)
+                    _history(con, p["feedback_id"], 1, "create", p["text"], p["rating"], p["steps"], p["author"], at)
                 elif kind == "edit":
                     con.execute("UPDATE feedback SET text = ?, rating = ?, steps = ?, edited_at = ? "
                                 "WHERE feedback_id = ?", [p["text"], p["rating"], p["steps"], at, p["feedback_id"]])
-                    con.execute("INSERT INTO feedback_history VALUES (?, ?, 'edit', ?, ?, ?, ?, ?) "
-                                "ON CONFLICT DO NOTHING",
-                                [p["feedback_id"], p["revision"], p["text"], p["rating"], p["steps"], p["editor"], at])
+                    _history(con, p["feedback_id"], p["revision"], "edit", p["text"], p["rating"], p["steps"],
+                             p["editor"], at)
                 elif kind == "delete":
                     con.execute("UPDATE feedback SET deleted_at = ? WHERE feedback_id = ? AND deleted_at IS NULL",
                                 [at, p["feedback_id"]])
-                    con.execute("INSERT INTO feedback_history VALUES (?, ?, 'delete', NULL, NULL, NULL, ?, ?) "
-                                "ON CONFLICT DO NOTHING", [p["feedback_id"], p["revision"], p["editor"], at])
+                    _history(con, p["feedback_id"], p["revision"], "delete", None, None, None, p["editor"], at)
     except StoreBusy:
         return 0
     j.mark_applied([s for s, _, _ in events])

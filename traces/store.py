@@ -1,4 +1,15 @@
-"""The DuckDB store: opening, migrating, and sharing one database file.
+"""The store: opening, migrating, and sharing one database.
+
+Two backends, chosen by one setting (`LIBRA_STORE`, else `LIBRA_DB`, else
+`./libra.duckdb`):
+
+- a local DuckDB file (`PATH`, `duckdb:PATH` or `:memory:`), the default;
+- DuckLake with a PostgreSQL catalog (`ducklake:postgres:LIBPQ-CONNINFO`,
+  e.g. `ducklake:postgres:dbname=libra host=db user=libra data=s3://bucket/libra/`),
+  Parquet data under `data=` (a local folder or object storage; default
+  `./libra_lake/`). Many processes on many machines read and write it at
+  once; DuckLake commits each transaction as a snapshot and retries the ones
+  that do not truly conflict.
 
 DuckDB lets a single process hold a database file at a time. Libra's app,
 CLI jobs and schedulers all share one file, so every access here takes the
@@ -25,10 +36,80 @@ import duckdb
 from traces import schema
 
 DEFAULT_DB = "libra.duckdb"
+LAKE_PREFIX = "ducklake:"
 
 
 def default_db_path() -> str:
-    return os.environ.get("LIBRA_DB") or DEFAULT_DB
+    return os.environ.get("LIBRA_STORE") or os.environ.get("LIBRA_DB") or DEFAULT_DB
+
+
+def is_lake(location: str) -> bool:
+    return location.startswith(LAKE_PREFIX)
+
+
+def _extension(name: str, load_as: str | None = None) -> str:
+    """An extension from its PyPI package (nothing can be downloaded at run time)."""
+    import importlib.util
+    import shutil
+    import tempfile
+
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    found = sorted(Path(list(spec.submodule_search_locations)[0]).rglob("*.duckdb_extension")) \
+        if spec and spec.submodule_search_locations else []
+    if not found:
+        raise RuntimeError(f"the DuckDB extension '{name}' is missing: pip install duckdb-extension-{name}=="
+                           f"{duckdb.__version__}")
+    path = found[-1]
+    if load_as and path.stem != load_as:
+        # DuckDB checks the file name against the extension's own name ("postgres_scanner").
+        dst = Path(tempfile.gettempdir()) / f"libra-ext-{duckdb.__version__}-{os.getuid()}" / f"{load_as}.duckdb_extension"
+        if not dst.exists() or dst.stat().st_size != path.stat().st_size:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_suffix(f".{os.getpid()}.tmp")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, dst)
+        path = dst
+    return str(path)
+
+
+def _sql_str(v: str) -> str:
+    return "'" + v.replace("'", "''") + "'"
+
+
+def lake_parts(location: str) -> tuple[str, str]:
+    """(DuckLake catalog string, data path) from `ducklake:postgres:... data=PATH`."""
+    rest = location[len(LAKE_PREFIX):]
+    if not rest.startswith("postgres:"):
+        raise ValueError(f"unsupported lake catalog in {location!r}; use ducklake:postgres:CONNINFO")
+    words, data = [], None
+    for w in rest[len("postgres:"):].split():
+        if w.startswith("data="):
+            data = w[5:]
+        else:
+            words.append(w)
+    data = data or str(Path("libra_lake").resolve())
+    if "://" not in data:
+        data = str(Path(data).expanduser().resolve()) + "/"
+    return "ducklake:postgres:" + " ".join(words), data
+
+
+def _connect_lake(location: str) -> duckdb.DuckDBPyConnection:
+    catalog, data = lake_parts(location)
+    if "://" not in data:
+        Path(data).mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"LOAD {_sql_str(_extension('postgres', 'postgres_scanner'))}")
+        con.execute(f"LOAD {_sql_str(_extension('ducklake'))}")
+        # ATTACH takes no parameters; both strings come from the operator's own setting.
+        con.execute(f"ATTACH {_sql_str(catalog)} AS libra_lake (DATA_PATH {_sql_str(data)})")
+        con.execute("USE libra_lake")
+        # Many writers commit at once on a busy lake: be patient before giving up.
+        con.execute("SET ducklake_max_retry_count = 100")
+    except Exception:
+        con.close()
+        raise
+    return con
 
 
 class StoreBusy(RuntimeError):
@@ -61,7 +142,10 @@ class Store:
 
     def __init__(self, path: str | os.PathLike | None = None, *, lock_timeout: float = 60.0):
         raw = str(path) if path is not None else default_db_path()
-        self.path = raw if raw == ":memory:" else str(Path(raw).expanduser().resolve())
+        if raw.startswith("duckdb:"):
+            raw = raw[len("duckdb:"):]
+        self.lake = is_lake(raw)
+        self.path = raw if raw == ":memory:" or self.lake else str(Path(raw).expanduser().resolve())
         self.lock_timeout = lock_timeout
         self._mem: duckdb.DuckDBPyConnection | None = None
         self._holds = 0
@@ -69,8 +153,16 @@ class Store:
             self._mem = duckdb.connect(":memory:")
             self._mem.execute("SET python_enable_replacements = false")
             schema.migrate(self._mem)
-        else:
+        elif not self.lake:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def local_dir(self) -> Path:
+        """Where this process keeps files that go with the store (journal, models)."""
+        if self.lake:
+            _, data = lake_parts(self.path)
+            return Path(data) if "://" not in data else Path.cwd()
+        return Path.cwd() if self.path == ":memory:" else Path(self.path).parent
 
     def __repr__(self) -> str:
         return f"Store({self.path!r})"
@@ -78,6 +170,15 @@ class Store:
     # -- connection lifecycle -------------------------------------------------
 
     def _open(self) -> duckdb.DuckDBPyConnection:
+        if self.lake:
+            con = _connect_lake(self.path)
+            try:
+                con.execute("SET python_enable_replacements = false")
+                schema.migrate(con, lake=True)
+            except Exception:
+                con.close()
+                raise
+            return con
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.01
         while True:
@@ -119,9 +220,18 @@ class Store:
         finally:
             with _registry_lock:
                 shared.refs -= 1
-                if shared.refs == 0:
+                # A lake holds no file lock, so its connection (extensions loaded, catalog
+                # attached) is kept for the life of the process.
+                if shared.refs == 0 and not self.lake:
                     _registry.pop(self.path, None)
                     shared.con.close()
+
+    def _cursor(self, shared: _Shared) -> duckdb.DuckDBPyConnection:
+        cur = shared.con.cursor()
+        if self.lake:  # a cursor starts in the in-memory catalog, not the attached lake
+            cur.execute("USE libra_lake")
+            cur.execute("SET python_enable_replacements = false")
+        return cur
 
     @contextmanager
     def hold(self) -> Iterator[Store]:
@@ -133,7 +243,7 @@ class Store:
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor on the store for reads; the file is released when the block ends."""
         with self._shared() as shared:
-            cur = shared.con.cursor()
+            cur = self._cursor(shared)
             try:
                 yield cur
             finally:
@@ -143,7 +253,7 @@ class Store:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction: committed when the block ends, rolled back on error."""
         with self._shared() as shared, shared.lock:
-            cur = shared.con.cursor()
+            cur = self._cursor(shared)
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
@@ -191,3 +301,39 @@ _MEM_SHARED: dict[int, _Shared] = {}
 
 def open_store(path: str | os.PathLike | None = None, **kw) -> Store:
     return Store(path, **kw)
+
+
+
+def merge(con: duckdb.DuckDBPyConnection, table: str, rows, keys: Sequence[str],
+          update: Sequence[str] = (), columns: Sequence[str] | None = None) -> None:
+    """Insert rows whose key is new; for known keys set the `update` columns (or leave the row).
+
+    The portable upsert: a DuckLake table has no keys for ON CONFLICT to use, so
+    both backends write through MERGE INTO. `rows` is an Arrow table or a list
+    of rows in `columns` order (later rows win over earlier ones with the same
+    key). Table and column names are Libra's own, never input.
+    """
+    import pyarrow as pa
+
+    if isinstance(rows, pa.Table):
+        src = rows
+    else:
+        if not rows:
+            return
+        pos = [columns.index(k) for k in keys]
+        last = {tuple(r[i] for i in pos): r for r in rows}
+        src = pa.table({c: [r[i] for r in last.values()] for i, c in enumerate(columns)})
+    if src.num_rows == 0:
+        return
+    cols = src.column_names
+    name = f"_libra_merge_{table}"
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    sql = f"MERGE INTO {table} AS t USING (SELECT * FROM {name}) AS s ON {on} "  # noqa: S608 - fixed names
+    if update:
+        sql += "WHEN MATCHED THEN UPDATE SET " + ", ".join(f"{c} = s.{c}" for c in update) + " "
+    sql += f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join('s.' + c for c in cols)})"
+    con.register(name, src)
+    try:
+        con.execute(sql)
+    finally:
+        con.unregister(name)

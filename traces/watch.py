@@ -38,7 +38,7 @@ from traces.importers.base import raw_text
 from traces.importers.otlp import attributes, parse_otlp_span
 from traces.ingest import BatchWriter
 from traces.model import IngestSummary, Rejected
-from traces.store import Store
+from traces.store import Store, merge
 
 FORMAT = "otlp-json"
 COUNTS = ("records", "runs_added", "runs_updated", "duplicates", "steps", "feedback", "quarantined")
@@ -76,6 +76,9 @@ def head_of(path: Path, n: int = HEAD_BYTES) -> str:
 
 def file_key(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}"
+
+
+_WATCH_COLS = ["file_key", "path", "committed", "head", "done_traces", "updated_at"]
 
 
 class Watcher:
@@ -203,9 +206,10 @@ class Watcher:
             for k in gone:
                 con.execute("DELETE FROM watch_files WHERE file_key = ?", [k])
                 del self.files[k]
-            for f in self.files.values():
-                con.execute("INSERT OR REPLACE INTO watch_files VALUES (?, ?, ?, ?, ?, ?)",
-                            [f.key, str(f.path), f.committed, f.head, json.dumps(sorted(f.done_traces)), now])
+            merge(con, "watch_files",
+                  [[f.key, str(f.path), f.committed, f.head, json.dumps(sorted(f.done_traces)), now]
+                   for f in self.files.values()],
+                  keys=["file_key"], update=_WATCH_COLS[1:], columns=_WATCH_COLS)
 
     def close(self) -> IngestSummary:
         """Write every open trace (used when stopping, and by `--once`)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -204,7 +205,7 @@ def _insert(con, runs: pa.Table, steps: pa.Table, fb: pa.Table) -> None:
         con.execute("INSERT INTO steps BY NAME SELECT * FROM _libra_steps")
         # the text full-text search indexes, one row per run
         con.execute(
-            "INSERT OR REPLACE INTO run_text SELECT run_id, left(string_agg(coalesce(content, '') || ' ' || "
+            "INSERT INTO run_text SELECT run_id, left(string_agg(coalesce(content, '') || ' ' || "
             "coalesce(tool_name, ''), ' ' ORDER BY idx), 20000) FROM _libra_steps GROUP BY run_id")
         con.unregister("_libra_steps")
     if fb.num_rows:
@@ -214,11 +215,14 @@ def _insert(con, runs: pa.Table, steps: pa.Table, fb: pa.Table) -> None:
 
 
 def quarantine(con, rejected: list[tuple[Rejected, str, str | None]], now: datetime) -> None:
+    # Ids come from the clock, not a sequence (a lake has none): increasing across batches
+    # and processes, 1,024 to a microsecond.
+    base = time.time_ns() // 1000 * 1024
     con.executemany(
-        "INSERT INTO quarantine (source, format, line, byte_offset, field, reason, raw, "
-        "records, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [[src, fmt, r.line, r.offset, r.field, r.reason[:2000], r.raw[:RAW_LIMIT], r.records, now]
-         for r, src, fmt in rejected],
+        "INSERT INTO quarantine (id, source, format, line, byte_offset, field, reason, raw, "
+        "records, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[base + i, src, fmt, r.line, r.offset, r.field, r.reason[:2000], r.raw[:RAW_LIMIT], r.records, now]
+         for i, (r, src, fmt) in enumerate(rejected)],
     )
 
 

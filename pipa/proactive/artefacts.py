@@ -21,9 +21,7 @@ def models_dir(store: Store) -> Path:
     env = os.environ.get("LIBRA_MODELS_DIR")
     if env:
         return Path(env)
-    if store.path in (None, ":memory:"):
-        return Path.cwd() / "libra_models"
-    return Path(store.path).resolve().parent / "libra_models"
+    return store.local_dir / "libra_models"
 
 
 def save(store: Store, model, name: str, *, data_hash: str, metrics: dict | None = None,
