@@ -77,7 +77,9 @@ SCORE_KEY = ["run_id", "metric_set_id", "metric_set_version", "metric_id", "back
 UNIT_COLS = [*SCORE_KEY, "unit", "value", "reason"]
 
 
-def write_verdicts(store: Store, metric_set: MetricSet, judge: Judge, judgements, job_id: str | None) -> int:
+def verdict_rows(store: Store, metric_set: MetricSet, judge: Judge, judgements,
+                 job_id: str | None) -> tuple[list[list], list[list]]:
+    """Rows for `scores` and `score_units` from a judge's results."""
     rows, units = [], []
     now = _now()
     judgements = list(judgements)
@@ -92,10 +94,21 @@ def write_verdicts(store: Store, metric_set: MetricSet, judge: Judge, judgements
                          job_id, now, v.rate, *where.get(j.run_id, (None, None))])
             units += [[j.run_id, metric_set.set_id, metric_set.version, v.metric_id, judge.backend, u, val,
                        why[:500]] for u, val, why in v.units]
+    return rows, units
+
+
+def insert_verdicts(con, rows: list[list], units: list[list]) -> None:
+    """Write verdict rows in the caller's transaction (a later verdict replaces an earlier one)."""
+    merge(con, "scores", rows, keys=SCORE_KEY, update=[c for c in SCORE_COLS if c not in SCORE_KEY],
+          columns=SCORE_COLS)
+    merge(con, "score_units", units, keys=[*SCORE_KEY, "unit"], update=UNIT_COLS[6:], columns=UNIT_COLS)
+
+
+def write_verdicts(store: Store, metric_set: MetricSet, judge: Judge, judgements, job_id: str | None) -> int:
+    rows, units = verdict_rows(store, metric_set, judge, judgements, job_id)
     if rows:
         with store.transaction() as con:
-            merge(con, "scores", rows, keys=SCORE_KEY, update=[c for c in SCORE_COLS if c not in SCORE_KEY], columns=SCORE_COLS)
-            merge(con, "score_units", units, keys=[*SCORE_KEY, "unit"], update=UNIT_COLS[6:], columns=UNIT_COLS)
+            insert_verdicts(con, rows, units)
     return len(rows)
 
 

@@ -18,14 +18,35 @@ def shared() -> Path:
     return SHARED
 
 
-@pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(tmp_path / "test.duckdb", lock_timeout=20)
+@pytest.fixture(scope="session")
+def pg():
+    """A local PostgreSQL for DuckLake catalogs, started once per test session."""
+    from pg_server import PgServer, bindir
+
+    if bindir() is None:
+        if os.environ.get("LIBRA_REQUIRE_LAKE"):
+            pytest.fail("PostgreSQL is required here (LIBRA_REQUIRE_LAKE) but not installed")
+        pytest.skip("PostgreSQL is not installed: the DuckLake backend is not tested")
+    server = PgServer().start()
+    yield server
+    server.stop()
 
 
-@pytest.fixture
-def mem_store():
-    s = Store(":memory:")
+# Every test that takes a store runs on both backends: a local DuckDB file (or
+# memory) and a DuckLake lake with a PostgreSQL catalog.
+@pytest.fixture(params=["duckdb", "lake"])
+def store(request, tmp_path) -> Store:
+    if request.param == "lake":
+        s = Store(request.getfixturevalue("pg").new_lake(), lock_timeout=20)
+        yield s
+        s.close()
+        return
+    yield Store(tmp_path / "test.duckdb", lock_timeout=20)
+
+
+@pytest.fixture(params=["duckdb", "lake"])
+def mem_store(request):
+    s = Store(request.getfixturevalue("pg").new_lake()) if request.param == "lake" else Store(":memory:")
     yield s
     s.close()
 

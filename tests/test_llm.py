@@ -210,7 +210,16 @@ def test_api_key_never_reaches_store_logs_or_exports(fake, store, monkeypatch, t
     llm.map([(f"k{i}", req(i)) for i in range(3)])
     from traces.export import export_parquet
     export_parquet(store, tmp_path / "out")
-    blobs = [Path(store.path).read_bytes()] + [p.read_bytes() for p in (tmp_path / "out").iterdir()]
+    # what the store holds: its file, or on a lake its Parquet files and a dump of the catalog
+    if store.lake:
+        from traces.store import lake_parts
+        held = [p.read_bytes() for p in Path(lake_parts(store.path)[1]).rglob("*") if p.is_file()]
+        held.append(json.dumps(store.execute("SELECT * FROM llm_calls"), default=str).encode())
+        held.append(json.dumps(store.execute("SELECT * FROM llm_cache"), default=str).encode())
+        assert store.scalar("SELECT count(*) FROM llm_calls") > 0
+    else:
+        held = [Path(store.path).read_bytes()]
+    blobs = held + [p.read_bytes() for p in (tmp_path / "out").iterdir()]
     assert all(secret.encode() not in b for b in blobs)
     assert secret not in caplog.text
     assert all(secret not in json.dumps(r) for r in fake.requests)

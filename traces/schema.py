@@ -339,6 +339,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         "UPDATE scores SET agent = coalesce(r.agent, r.model, r.format), run_at = coalesce(r.started_at, r.ingested_at) "
         "FROM runs r WHERE r.run_id = scores.run_id",
     )),
+    # Distributed scoring: a backlog split into partitions, each committed exactly
+    # once together with its verdicts (see metrics/distributed.py).
+    Migration(8, "score partitions for distributed scoring", (
+        """CREATE TABLE score_partitions (
+            job_id          VARCHAR NOT NULL,
+            part            INTEGER NOT NULL,
+            run_ids         VARCHAR[] NOT NULL,
+            metric_set_id   VARCHAR NOT NULL,
+            metric_set_version INTEGER NOT NULL,
+            backend         VARCHAR NOT NULL,
+            status          VARCHAR NOT NULL,
+            worker          VARCHAR,
+            claimed_at      TIMESTAMP,
+            done_at         TIMESTAMP,
+            n_scored        INTEGER,
+            n_failed        INTEGER,
+            error           VARCHAR,
+            PRIMARY KEY (job_id, part)
+        )""",
+    )),
 )
 
 

@@ -290,6 +290,12 @@ class Store:
             }
 
     def close(self) -> None:
+        if self.lake:
+            with _registry_lock:
+                shared = _registry.get(self.path)
+                if shared is not None and shared.refs == 0:
+                    _registry.pop(self.path)
+                    shared.con.close()
         if self._mem is not None:
             self._mem.close()
             _MEM_SHARED.pop(id(self), None)

@@ -171,6 +171,37 @@ def judge_for(store, ms, b, batch: bool = False):
     return llm or backends.fit_offline_judge(store, ms, b.embedder)
 
 
+def build_judge(store, ms, backend: str = "auto"):
+    """A metric set's judge, built where it runs (a Ray worker, a worker process)."""
+    from autolibra import backends
+
+    return judge_for(store, ms, backends.choose(store, backend, None))
+
+
+def score_distributed(store, *, ray: str, set_id: str | None = None, version: int | None = None,
+                      backend: str = "auto", partition_size: int = 100, agent=None, fmt=None, since=None,
+                      sample=None, progress=None) -> list:
+    """Score the backlog of each metric set on a Ray cluster; [(set, DistributedSummary)]."""
+    import functools
+
+    from metrics import sets
+    from metrics.distributed import score_on_ray
+    from metrics.scoring import select_runs
+
+    targets = [sets.load(store, set_id, version)] if set_id else sets.approved(store)
+    out = []
+    for ms in targets:
+        judge = build_judge(store, ms, backend)  # here only to learn its name; workers build their own
+        if judge is None:
+            continue
+        ids = select_runs(store, agent=agent, fmt=fmt, since=since, sample=sample, salt=ms.set_id)
+        res = score_on_ray(store, ms, judge.backend, functools.partial(build_judge, backend=backend),
+                           address=None if ray == "local" else ray, run_ids=ids, size=partition_size,
+                           progress=(lambda d, t, k=ms.set_id: progress(k, d, t)) if progress else None)
+        out.append((ms, res))
+    return out
+
+
 BATCH_FROM = 500  # pending runs from which `--batch auto` uses the Message Batches API
 
 
@@ -223,6 +254,12 @@ def score_cmd(
     sample: Annotated[float | None, typer.Option(help="Score this share of runs (0-1), chosen by a stable hash "
                                                       "of the run id so later passes keep the same sample.")]
     = None,
+    ray: Annotated[str | None, typer.Option(
+        help="Score on a Ray cluster: its address (ray://HOST:10001, or auto for the cluster this machine "
+             "belongs to), or local to start one here. Each partition of runs is committed exactly once, "
+             "also when a worker dies; use a DuckLake store (LIBRA_STORE) when workers are on several machines.")]
+    = None,
+    partition_size: Annotated[int, typer.Option(help="With --ray: runs per partition.", min=1)] = 100,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Score runs not yet scored by a metric set version: incremental, resumable, with a budget.
@@ -234,6 +271,15 @@ def score_cmd(
     if batch not in ("on", "off", "auto"):
         raise typer.BadParameter("on, off or auto", param_hint="--batch")
     store = open_store(db)
+    if ray is not None:
+        with staged(quiet) as progress:
+            done = score_distributed(store, ray=ray, set_id=set_id, version=version, backend=backend,
+                                     partition_size=partition_size, agent=agent, fmt=fmt, since=since,
+                                     sample=sample, progress=progress)
+        for ms, res in done:
+            out.print(f"{ms.set_id} v{ms.version}: {res.runs_scored} runs scored, {res.runs_failed} failed, "
+                      f"{res.partitions} partitions on Ray in {res.seconds:.1f}s (job {res.job_id})")
+        raise typer.Exit(1 if any(r.runs_failed for _, r in done) else 0 if done else 2)
     try:
         with staged(quiet) as progress:
             results = score_approved(store, set_id=set_id, version=version, backend=backend, max_cost=max_cost,
