@@ -194,6 +194,8 @@ def score_on_ray(store: Store, metric_set, backend: str, make_judge: JudgeFactor
     t0 = time.perf_counter()
     job_id = plan(store, metric_set, backend, run_ids, size)
     parts = [p for p, _ in partitions(store, job_id)]
+    if not parts:
+        return DistributedSummary(job_id, 0, 0, 0, time.perf_counter() - t0)
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, num_cpus=num_cpus if address is None else None,
