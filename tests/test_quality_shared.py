@@ -22,6 +22,7 @@ def load(name):
     return mod
 
 
+@pytest.mark.timeout(1800)  # two seeds of repeated cross-validation: minutes on two cores
 def test_who_and_when_grounding_beats_nearest_step(shared):
     r = load("quality_whowhen").evaluate(shared / "who-and-when", seeds=(0, 1))
     assert r["baseline"][0] < 0.12
@@ -29,6 +30,7 @@ def test_who_and_when_grounding_beats_nearest_step(shared):
     assert r["fitted"][1] > r["baseline"][1]
 
 
+@pytest.mark.timeout(1800)
 def test_sotopia_induction_covers_feedback_and_recovers_dimensions(shared, tmp_path):
     q = load("quality_sotopia")
     store = Store(tmp_path / "s.duckdb")
