@@ -73,7 +73,8 @@ class PgServer:
 
     def sql(self, statement: str, db: str = "postgres") -> None:
         """Run a statement with psql (database names here are our own, never input)."""
-        subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "libra", "-d", db,
+        psql = self.bin / "psql" if (self.bin / "psql").exists() else "psql"
+        subprocess.run([str(psql), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "libra", "-d", db,
                         "-c", statement], check=True, capture_output=True)
 
     def conninfo(self, db: str) -> str:

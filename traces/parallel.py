@@ -12,9 +12,14 @@ be keyed go to shard 0, so nothing is rejected twice or lost.
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import gc
 import os
+import pickle
 import queue
+import struct
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +29,6 @@ from traces.writer import BatchWriter, prepare
 
 # Below this a second process costs more to start than it saves.
 MIN_BYTES = 8 << 20
-_POLL = 0.05
 
 
 def default_workers() -> int:
@@ -48,21 +52,18 @@ def count(summary: IngestSummary, item: Parsed | Rejected) -> None:
         summary.reasons[key] = summary.reasons.get(key, 0) + item.records
 
 
-def _work(path: str, name: str, fmt: str, k: int, n: int, batch_steps: int,
-          out: mp.Queue, parent: int) -> None:
+def _work(path: str, name: str, fmt: str, k: int, n: int, batch_steps: int, out) -> None:
+    """A parsing process: batches of its shard, as length-prefixed pickles on `out`."""
     from traces import importers
     from traces.ingest import _guarded, _tracked
 
     pos = [0]
 
     def send(msg) -> None:
-        while True:
-            try:
-                out.put(msg, timeout=1.0)
-                return
-            except queue.Full:
-                if os.getppid() != parent:  # the ingest died: nobody will read this
-                    os._exit(1)
+        blob = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(struct.pack("<Q", len(blob)))
+        out.write(blob)
+        out.flush()
 
     try:
         imp = importers.get(fmt)
@@ -76,6 +77,9 @@ def _work(path: str, name: str, fmt: str, k: int, n: int, batch_steps: int,
             send(("batch", prepare(runs) if runs else None, rejected, part, pos[0]))
             runs, rejected, n_steps, part = [], [], 0, IngestSummary()
 
+        # Parsed runs are many small objects that live until the batch is sent; the cyclic
+        # collector would walk them again and again for nothing (they hold no cycles).
+        gc.disable()
         for item in _guarded(imp.parse(source, shard=(k, n)), source):
             count(part, item)
             if isinstance(item, Parsed):
@@ -88,8 +92,25 @@ def _work(path: str, name: str, fmt: str, k: int, n: int, batch_steps: int,
                 flush()
         flush()
         send(("done", None, [], IngestSummary(), pos[0]))
+    except BrokenPipeError:  # the ingest that started us is gone
+        os._exit(1)
     except BaseException as exc:  # noqa: BLE001 - reported to the writing process
         send(("error", f"{type(exc).__name__}: {exc}", [], IngestSummary(), pos[0]))
+
+
+def _read(k: int, proc: subprocess.Popen, q: queue.Queue) -> None:
+    f = proc.stdout
+    try:
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                break
+            (size,) = struct.unpack("<Q", head)
+            q.put((k, pickle.loads(f.read(size))))  # noqa: S301 - our own child process
+    except Exception as exc:  # noqa: BLE001 - reported by the main loop
+        q.put((k, ("error", f"{type(exc).__name__}: {exc}", [], IngestSummary(), 0)))
+    proc.wait()
+    q.put((k, ("eof", proc.returncode, [], IngestSummary(), 0)))
 
 
 def ingest_sharded(
@@ -97,55 +118,64 @@ def ingest_sharded(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> None:
     """Parse `source` with `workers` processes; batches are written as they arrive."""
-    ctx = mp.get_context("spawn")  # forking a process that holds DuckDB's threads is unsafe
     total = source.size()
-    queues = [ctx.Queue(maxsize=2) for _ in range(workers)]
+    # Plain child processes rather than multiprocessing: nothing of the caller's
+    # __main__ is re-run (a notebook or script calling ingest() needs no main guard),
+    # and the pipes' back-pressure keeps memory flat when the writer falls behind.
     procs = [
-        ctx.Process(target=_work, args=(str(source.path), source.name, imp.name, k, workers,
-                                        writer.batch_steps, queues[k], os.getpid()),
-                    name=f"libra-parse-{k}", daemon=True)
+        # Smaller batches than the writer's own, so writing starts while the shards are parsed.
+        subprocess.Popen([sys.executable, "-m", "traces.parallel", str(source.path), source.name, imp.name,
+                          str(k), str(workers), str(max(1, writer.batch_steps // (2 * workers)))],
+                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         for k in range(workers)
     ]
-    for p in procs:
-        p.start()
+    q: queue.Queue = queue.Queue(maxsize=2 * workers)
+    readers = [threading.Thread(target=_read, args=(k, p, q), daemon=True) for k, p in enumerate(procs)]
+    for t in readers:
+        t.start()
     done = [False] * workers
+    eof = [False] * workers
     pos = [0] * workers
     try:
-        while not all(done):
-            got = False
-            for k, q in enumerate(queues):
-                if done[k]:
-                    continue
-                try:
-                    kind, batch, rejected, part, at = q.get(timeout=_POLL)
-                except queue.Empty:
-                    if not procs[k].is_alive() and q.empty():
-                        raise RuntimeError(
-                            f"{source.name}: parsing process {k} exited with code "
-                            f"{procs[k].exitcode} before finishing") from None
-                    continue
-                got = True
-                pos[k] = at
-                if kind == "error":
-                    raise RuntimeError(f"{source.name}: parsing process {k} failed: {batch}")
-                if kind == "done":
-                    done[k] = True
-                    continue
-                summary.records += part.records
-                summary.quarantined += part.quarantined
-                for key, v in part.reasons.items():
-                    summary.reasons[key] = summary.reasons.get(key, 0) + v
-                if batch is not None:
-                    writer.add_batch(batch, rejected)
-                else:
-                    for rej, src, fmt in rejected:
-                        writer.add_rejected(rej, src, fmt)
-            if got and progress:
+        while not all(eof):
+            k, (kind, batch, rejected, part, at) = q.get()
+            if kind == "eof":
+                eof[k] = True
+                if not done[k]:
+                    raise RuntimeError(f"{source.name}: parsing process {k} exited with code {batch} "
+                                       "before finishing")
+                continue
+            pos[k] = at
+            if kind == "error":
+                raise RuntimeError(f"{source.name}: parsing process {k} failed: {batch}")
+            if kind == "done":
+                done[k] = True
+                continue
+            summary.records += part.records
+            summary.quarantined += part.quarantined
+            for key, v in part.reasons.items():
+                summary.reasons[key] = summary.reasons.get(key, 0) + v
+            if batch is not None:
+                writer.add_batch(batch, rejected)
+            else:
+                for rej, src, fmt in rejected:
+                    writer.add_rejected(rej, src, fmt)
+            if progress:
                 progress(source.name, min(pos), total)
     finally:
         for p in procs:
-            if p.is_alive():
-                p.terminate()
-            p.join()
-        for q in queues:
-            q.close()
+            if p.poll() is None:
+                p.kill()
+        while any(t.is_alive() for t in readers):  # let the readers see EOF
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        for p in procs:
+            p.wait()
+            p.stdout.close()
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    _work(a[0], a[1], a[2], int(a[3]), int(a[4]), int(a[5]), sys.stdout.buffer)

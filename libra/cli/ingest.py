@@ -28,6 +28,9 @@ def ingest_cmd(
         help="Processes parsing one big file at once (generic JSONL and OTLP JSON above 8 MB); "
              "default: the cores, at most 4, or LIBRA_INGEST_WORKERS. 1 parses in this process.",
         min=1)] = None,
+    index: Annotated[bool, typer.Option(
+        help="Rebuild the full-text search index afterwards (done automatically up to "
+             f"{INDEX_AUTOMATICALLY_UP_TO:,} runs; `libra index` does it later).")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     watch: Annotated[Path | None, typer.Option(help="Follow a directory of OTLP JSON files as the "
                                                     "OpenTelemetry Collector's file exporter writes them "
@@ -94,7 +97,7 @@ def ingest_cmd(
             r.add_row(reason, str(n))
         out.print(r)
         console.print("see them with: libra quarantine")
-    if summary.runs_added or summary.runs_updated:
+    if index and (summary.runs_added or summary.runs_updated) and not store.lake:
         from traces import schema
 
         runs = store.scalar("SELECT count(*) FROM runs")
