@@ -16,7 +16,13 @@ PERMISSIONS = {"view": set(ROLES), "annotate": {"admin", "annotator"}, "admin": 
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps timing alike for both failures.
-_DUMMY = _hasher.hash("not a real password")
+_dummy: list[str] = []  # hashed on first login, not at import: every CLI command imports this
+
+
+def _dummy_hash() -> str:
+    if not _dummy:
+        _dummy.append(_hasher.hash("not a real password"))
+    return _dummy[0]
 
 
 class AccountError(ValueError):
@@ -102,7 +108,7 @@ def authenticate(store: Store, username: str, password: str) -> User | None:
     rows = store.execute("SELECT password_hash FROM users WHERE username = ?", [username or ""])
     digest = rows[0][0] if rows and rows[0][0] else None
     try:
-        _hasher.verify(digest or _DUMMY, password or "")
+        _hasher.verify(digest or _dummy_hash(), password or "")
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
     if digest is None:

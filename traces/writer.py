@@ -237,6 +237,9 @@ class BatchWriter:
         self.runs: list[Run] = []
         self.rejected: list[tuple[Rejected, str, str | None]] = []
         self.n_steps = 0
+        self._gathered: list[tuple[Batch, list]] = []
+        self._gathered_ids: set[str] = set()
+        self._gathered_steps = 0
         # With `background`, batches are written by one thread while the caller parses the
         # next: DuckDB releases the GIL while it inserts, so both cores work. The queue holds
         # one batch, so at most two batches are ever in memory.
@@ -285,11 +288,32 @@ class BatchWriter:
             self.flush()
 
     def add_batch(self, batch: Batch, rejected: list[tuple[Rejected, str, str | None]]) -> None:
-        """A batch prepared elsewhere (a parsing process), written in order with the rest."""
-        self.flush()
-        self._submit(batch, rejected)
+        """A batch prepared elsewhere (a parsing process), written in order with the rest.
+
+        Small batches are gathered up to `batch_steps` before writing: DuckDB writes a
+        transaction of at least a row group straight to the file, smaller ones through
+        its log first. A batch naming a run already gathered is written after it.
+        """
+        ids = set(batch.runs["run_id"].to_pylist()) | set(batch.runs["content_hash"].to_pylist())
+        if ids & self._gathered_ids:
+            self._flush_gathered()
+        self._gathered.append((batch, rejected))
+        self._gathered_ids |= ids
+        self._gathered_steps += batch.steps.num_rows
+        if self._gathered_steps >= self.batch_steps:
+            self._flush_gathered()
+
+    def _flush_gathered(self) -> None:
+        if not self._gathered:
+            return
+        parts, self._gathered, self._gathered_ids, self._gathered_steps = self._gathered, [], set(), 0
+        batch = parts[0][0] if len(parts) == 1 else Batch(
+            pa.concat_tables([b.runs for b, _ in parts]), pa.concat_tables([b.steps for b, _ in parts]),
+            pa.concat_tables([b.feedback for b, _ in parts]), sum(b.duplicates for b, _ in parts))
+        self._submit(batch, [r for _, rej in parts for r in rej])
 
     def flush(self) -> None:
+        self._flush_gathered()
         if not self.runs and not self.rejected:
             return
         runs, rejected = self.runs, self.rejected

@@ -42,7 +42,11 @@ def index_cmd(db: DbOption = None) -> None:
     """Rebuild the full-text search index over run content (the app's search uses it)."""
     from traces import schema
 
-    with open_store(db).transaction() as con:
+    store = open_store(db)
+    if store.lake:
+        out.print("DuckLake tables take no full-text index; search on a lake matches substrings")
+        return
+    with store.transaction() as con:
         ok = schema.rebuild_search_index(con)
     out.print("search index rebuilt" if ok else "the fts extension is not installed; search falls back to substrings")
 

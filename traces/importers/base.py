@@ -12,7 +12,7 @@ import io
 import json
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -279,14 +279,18 @@ def read_document(source: Source) -> Record | Rejected:
         return Rejected(reason=f"invalid JSON document: {exc}", raw=raw_text(raw), line=1, offset=0)
 
 
-def iter_jsonl(source: Source) -> Iterator[Record | Rejected]:
-    """One JSON value per line; blank lines are skipped, bad lines rejected in place."""
+def iter_jsonl(source: Source, skip: Callable[[bytes], bool] | None = None) -> Iterator[Record | Rejected]:
+    """One JSON value per line; blank lines are skipped, bad lines rejected in place.
+
+    `skip` sees each raw line first; lines it rejects are not parsed (a shard's
+    cheap test for records that belong to another process).
+    """
     offset = 0
     with source.open() as f:
         for lineno, line in enumerate(f, 1):
             start = offset
             offset += len(line)
-            if not line.strip():
+            if not line.strip() or (skip is not None and skip(line)):
                 continue
             try:
                 yield Record(orjson.loads(line), lineno, start, line.rstrip(b"\r\n"))
@@ -410,12 +414,13 @@ def iter_json_array(source: Source, limit: int | None = None) -> Iterator[Record
                 pos = stop
 
 
-def iter_records(source: Source, layout: str | None = None) -> Iterator[Record | Rejected]:
+def iter_records(source: Source, layout: str | None = None,
+                 skip: Callable[[bytes], bool] | None = None) -> Iterator[Record | Rejected]:
     """Records of a JSON input whatever its layout: lines, array items, or one document."""
     if layout is None:
         layout = sample(source).layout
     if layout == "jsonl":
-        yield from iter_jsonl(source)
+        yield from iter_jsonl(source, skip)
     elif layout == "json_array":
         yield from iter_json_array(source)
     elif layout == "json_object":

@@ -214,7 +214,12 @@ class GenericImporter(Importer):
         return not steps or (isinstance(steps[0], dict) and steps[0].get("kind") in STEP_KINDS)
 
     def parse(self, source: Source, shard: tuple[int, int] | None = None) -> Iterator[Parsed | Rejected]:
-        for rec in iter_records(source):
+        skip = None
+        if shard is not None:
+            def skip(line: bytes) -> bool:
+                key = _leading_run_id(line)
+                return key is not None and not in_shard(key, shard)
+        for rec in iter_records(source, skip=skip):
             if isinstance(rec, Rejected):
                 if in_shard(None, shard):
                     yield rec
@@ -227,6 +232,23 @@ class GenericImporter(Importer):
                 yield Parsed((parse_run(rec.value, source, self.name),), line=rec.line)
             except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
                 yield reject(rec, exc)
+
+
+_LEAD = b'{"run_id":"'
+
+
+def _leading_run_id(line: bytes) -> str | None:
+    """The run id of a line that starts with it (as Libra writes them), without parsing the line."""
+    if not line.startswith(_LEAD):
+        return None
+    end = line.find(b'"', len(_LEAD))
+    raw = line[len(_LEAD):end]
+    if end < 0 or b"\\" in raw or not raw:
+        return None
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def run_to_record(run: Run) -> dict:
