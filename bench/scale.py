@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import functools
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -41,7 +42,11 @@ from traces.store import Store  # noqa: E402
 FACTORY = functools.partial(build_judge, backend="offline")
 
 
-def _worker(location: str, job_id: str) -> None:
+def _worker(location: str, job_id: str, threads: int) -> None:
+    import torch
+
+    # Workers share this machine's cores; on a cluster each node's worker has its own.
+    torch.set_num_threads(threads)
     work(location, job_id, FACTORY)
 
 
@@ -51,7 +56,8 @@ def distributed(store: Store, n_workers: int, size: int) -> tuple[float, float, 
     job_id = plan(store, ms, judge.backend, size=size)
     ctx = mp.get_context("spawn")
     t0 = time.perf_counter()
-    procs = [ctx.Process(target=_worker, args=(store.path, job_id)) for _ in range(n_workers)]
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    procs = [ctx.Process(target=_worker, args=(store.path, job_id, threads)) for _ in range(n_workers)]
     for p in procs:
         p.start()
     for p in procs:
@@ -70,9 +76,10 @@ def distributed(store: Store, n_workers: int, size: int) -> tuple[float, float, 
 
 
 def reference(store: Store) -> float:
+    """score_runs in this process with a judge already fitted (embeddings cached): the plain path."""
     ms = sets.save(store, replace(METRICS, set_id="bench-scale"))
-    t0 = time.perf_counter()
     judge = FACTORY(store, ms)
+    t0 = time.perf_counter()
     res = score_runs(store, ms, judge)
     return res.runs_scored / (time.perf_counter() - t0)
 
@@ -106,7 +113,8 @@ def main() -> None:
     for label, n, done, e2e, steady, ref in rows:
         print(f"{label:<13}{n:>8}{done:>7}{e2e:>12.1f}{steady:>15.1f}{ref:>15.1f}")
     print("\ne2e includes starting the workers, loading the embedding model and fitting the judge; "
-          "steady is first claim to last commit. 1-process ref: score_runs in this process, same judge.")
+          "steady is first claim to last commit. 1-process ref: score_runs in this process with the judge "
+          "already fitted. Each worker gets cores/workers torch threads.")
 
 
 if __name__ == "__main__":
