@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from traces import extensions
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -362,24 +364,8 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-def fts_extension_path() -> str | None:
-    """The full-text search extension shipped in the duckdb-extension-fts package."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec("duckdb_extension_fts")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    found = sorted(Path(list(spec.submodule_search_locations)[0]).rglob("fts.duckdb_extension"))
-    return str(found[-1]) if found else None
-
-
 def load_fts(con: duckdb.DuckDBPyConnection) -> bool:
-    path = fts_extension_path()
-    if path is None:
-        return False
-    con.execute(f"LOAD '{path.replace(chr(39), chr(39) * 2)}'")  # a path from our own install, not user input
-    return True
+    return extensions.load(con, "fts", required=False)
 
 
 def rebuild_search_index(con: duckdb.DuckDBPyConnection) -> bool:

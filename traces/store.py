@@ -33,7 +33,7 @@ from typing import Any
 
 import duckdb
 
-from traces import schema
+from traces import extensions, schema
 
 DEFAULT_DB = "libra.duckdb"
 LAKE_PREFIX = "ducklake:"
@@ -45,31 +45,6 @@ def default_db_path() -> str:
 
 def is_lake(location: str) -> bool:
     return location.startswith(LAKE_PREFIX)
-
-
-def _extension(name: str, load_as: str | None = None) -> str:
-    """An extension from its PyPI package (nothing can be downloaded at run time)."""
-    import importlib.util
-    import shutil
-    import tempfile
-
-    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
-    found = sorted(Path(list(spec.submodule_search_locations)[0]).rglob("*.duckdb_extension")) \
-        if spec and spec.submodule_search_locations else []
-    if not found:
-        raise RuntimeError(f"the DuckDB extension '{name}' is missing: pip install duckdb-extension-{name}=="
-                           f"{duckdb.__version__}")
-    path = found[-1]
-    if load_as and path.stem != load_as:
-        # DuckDB checks the file name against the extension's own name ("postgres_scanner").
-        dst = Path(tempfile.gettempdir()) / f"libra-ext-{duckdb.__version__}-{os.getuid()}" / f"{load_as}.duckdb_extension"
-        if not dst.exists() or dst.stat().st_size != path.stat().st_size:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.with_suffix(f".{os.getpid()}.tmp")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, dst)
-        path = dst
-    return str(path)
 
 
 def _sql_str(v: str) -> str:
@@ -99,8 +74,8 @@ def _connect_lake(location: str) -> duckdb.DuckDBPyConnection:
         Path(data).mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(":memory:")
     try:
-        con.execute(f"LOAD {_sql_str(_extension('postgres', 'postgres_scanner'))}")
-        con.execute(f"LOAD {_sql_str(_extension('ducklake'))}")
+        extensions.load(con, "postgres", "postgres_scanner")
+        extensions.load(con, "ducklake")
         # ATTACH takes no parameters; both strings come from the operator's own setting.
         con.execute(f"ATTACH {_sql_str(catalog)} AS libra_lake (DATA_PATH {_sql_str(data)})")
         con.execute("USE libra_lake")
@@ -307,7 +282,6 @@ _MEM_SHARED: dict[int, _Shared] = {}
 
 def open_store(path: str | os.PathLike | None = None, **kw) -> Store:
     return Store(path, **kw)
-
 
 
 def merge(con: duckdb.DuckDBPyConnection, table: str, rows, keys: Sequence[str],
