@@ -25,10 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import duckdb
 
 from metrics.scoring import insert_verdicts, unscored, verdict_rows
-from traces.store import Store
+from traces.store import Store, retrying
 
 LEASE = timedelta(minutes=10)  # a claimed partition untouched this long is taken over
 _judges: dict[tuple, object] = {}  # per worker process: fitting a judge once serves every partition
@@ -48,18 +47,6 @@ def _now() -> datetime:
 
 def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def retrying(fn: Callable[[], object], attempts: int = 50):
-    """Run a transaction again when a concurrent commit on the lake conflicted with it."""
-    for i in range(attempts):
-        try:
-            return fn()
-        except duckdb.TransactionException:
-            if i == attempts - 1:
-                raise
-            time.sleep(min(0.05 * 1.5 ** i, 2.0) * (0.5 + (hash((os.getpid(), i)) % 100) / 100))
-    return None
 
 
 def plan(store: Store, metric_set, backend: str, run_ids=None, size: int = 100) -> str:

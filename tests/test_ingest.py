@@ -221,3 +221,31 @@ def test_openinference_spans_are_understood(tmp_path, mem_store):
     assert run.steps[1].tool_args == {"city": "Oslo"} and run.steps[1].input_tokens == 42
     assert run.steps[2].is_error and run.steps[2].content == "timeout"
     assert run.model == "gpt-4o" and run.agent == "wx-bot"
+
+
+def test_integers_past_64_bits_are_stored_not_fatal(tmp_path, mem_store):
+    """An OTLP token count of 2**70 used to take the whole ingest down in the writer."""
+    from traces.ingest import ingest_runs
+    from traces.model import Run, Step
+
+    span = {"traceId": "0" * 31 + "9", "spanId": "0" * 15 + "1", "name": "chat m",
+            "startTimeUnixNano": "1792234200000000000", "endTimeUnixNano": "1792234201000000000",
+            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                           {"key": "gen_ai.usage.input_tokens", "value": {"intValue": str(2**70)}},
+                           {"key": "gen_ai.output.messages",
+                            "value": {"stringValue": '[{"role": "assistant", "content": "hi"}]'}}]}
+    p = tmp_path / "big.jsonl"
+    p.write_bytes(orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}) + b"\n")
+    s = ingest(mem_store, [p])
+    assert (s.runs_added, s.quarantined) == (1, 0)
+    assert mem_store.execute("SELECT content, input_tokens FROM steps") == [("hi", None)]
+    # runs built in code may carry such integers anywhere
+    run = Run(native_id="big", format="libra", source="code", globally_unique_id=True,
+              steps=(Step("tool_call", tool_name="t", tool_args={"n": 2**80}, output_tokens=2**64),),
+              metadata={"id": -(2**90)})
+    assert ingest_runs(mem_store, [run]).runs_added == 1
+    assert ingest_runs(mem_store, [run]).duplicates == 1
+    args, out, meta = mem_store.execute(
+        "SELECT s.tool_args, s.output_tokens, r.metadata FROM steps s JOIN runs r USING (run_id) "
+        "WHERE r.native_id = 'big'")[0]
+    assert (json.loads(args), out, json.loads(meta)) == ({"n": str(2**80)}, None, {"id": str(-(2**90))})

@@ -10,7 +10,7 @@ import pytest
 from traces import parallel
 from traces.demo import generate_runs
 from traces.export import run_to_otlp
-from traces.importers.base import Source
+from traces.importers.base import Source, in_shard
 from traces.importers.generic import GenericImporter, run_to_record
 from traces.ingest import ingest
 from traces.model import IngestSummary
@@ -81,6 +81,39 @@ def test_otlp_traces_spread_over_lines_stay_whole(tmp_path):
     (one, one_rows), (three, three_rows) = both_ways(tmp_path, p, fmt="otlp-json")
     assert one == three and one_rows == three_rows
     assert one["runs_added"] == 40 and one["quarantined"] == 2
+
+
+def test_otlp_lines_of_one_trace_go_whole_to_one_shard(tmp_path):
+    """A line whose spans all name one trace is skipped unparsed by the other shards; its bad
+    records must then be reported by the shard it went to, exactly once."""
+    lines = []
+    for i, run in enumerate(generate_runs(30, seed=6, with_feedback=False)):
+        req = run_to_otlp(run, f"{i + 1:032x}")
+        spans = req["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        if i % 5 == 1:
+            spans.append({"spanId": "00000000000000ff", "name": "orphan"})  # no traceId: unkeyable
+        if i % 5 == 2:
+            spans.append({"traceId": f"{i + 1:032x}", "name": "no span id"})  # bad, yet keyed
+        lines.append(orjson.dumps(req))
+    # A line holding trace t3 and one span of trace t2 written with an escaped key: the bytes
+    # alone would say the line is all t3's. t2 and t3 fall in different shards of three.
+    t2, t3 = next((a, b) for a, b in ((f"{k:032x}", f"{k + 1:032x}") for k in range(100, 200))
+                  if in_shard(a, (0, 3)) and in_shard(b, (1, 3)))
+    r2, r3 = generate_runs(2, seed=9, with_feedback=False)
+    req2, req3 = run_to_otlp(r2, t2), run_to_otlp(r3, t3)
+    spans2 = req2["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    moved = spans2.pop()
+    req3["resourceSpans"][0]["scopeSpans"][0]["spans"].append(moved)
+    mixed = orjson.dumps(req3).replace(b'"traceId":"' + t2.encode(), b'"\\u0074raceId":"' + t2.encode())
+    lines += [orjson.dumps(req2), mixed,
+              b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "' + b"1" * 32 + b'"',
+              b'{"resourceSpans": 3}']
+    p = tmp_path / "otlp.jsonl"
+    p.write_bytes(b"\n".join(lines) + b"\n")
+    (one, one_rows), (three, three_rows) = both_ways(tmp_path, p, fmt="otlp-json")
+    assert one == three and one_rows == three_rows
+    assert one["runs_added"] == 32, "t2 stayed one run"
+    assert one["quarantined"] == 6 + 6 + 2  # orphans, spans without ids, a cut line, a bad request
 
 
 def test_a_failing_parser_process_is_reported(tmp_path):

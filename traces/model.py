@@ -8,7 +8,7 @@ rest of Libra reads them back. Pydantic lives only at trust boundaries
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -29,7 +29,7 @@ class StepKind(StrEnum):
 STEP_KINDS = frozenset(k.value for k in StepKind)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Step:
     kind: str
     content: str = ""
@@ -44,6 +44,24 @@ class Step:
     output_tokens: int | None = None
     is_error: bool = False
     metadata: dict | None = None
+
+    # Importers build a Step per record, millions per ingest. The generated __init__ of a
+    # frozen dataclass calls object.__setattr__ once per field; setting the slots directly
+    # makes the same object in half the time.
+    def __init__(self, kind: str, content: str = "", actor: str | None = None,
+                 tool_name: str | None = None, tool_args: Any = None, span_id: str | None = None,
+                 parent_id: str | None = None, started_at: datetime | None = None,
+                 ended_at: datetime | None = None, input_tokens: int | None = None,
+                 output_tokens: int | None = None, is_error: bool = False,
+                 metadata: dict | None = None) -> None:
+        s = _STEP_SETTERS
+        s[0](self, kind), s[1](self, content), s[2](self, actor), s[3](self, tool_name)
+        s[4](self, tool_args), s[5](self, span_id), s[6](self, parent_id), s[7](self, started_at)
+        s[8](self, ended_at), s[9](self, input_tokens), s[10](self, output_tokens)
+        s[11](self, is_error), s[12](self, metadata)
+
+
+_STEP_SETTERS = tuple(Step.__dict__[f].__set__ for f in Step.__slots__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +163,32 @@ class IngestSummary:
         }
 
 
+def _tame(value: Any) -> Any:
+    """A value orjson can write: integers past 64 bits (which JSON engines lose) become text.
+
+    Only called once orjson has refused a value, so the common path pays nothing.
+    """
+    if type(value) is int and not -(2**63) <= value < 2**64:
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _tame(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_tame(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _tame(getattr(value, f.name)) for f in fields(value)}
+    return value
+
+
+def _orjson(value: Any, option: int, default) -> bytes:
+    try:
+        return orjson.dumps(value, option=option, default=default)
+    except TypeError:
+        return orjson.dumps(_tame(value), option=option, default=default)
+
+
 def dumps(value: Any) -> str:
     """Canonical JSON text (sorted keys) used for storage and hashing."""
-    return orjson.dumps(
-        value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str
-    ).decode()
+    return _orjson(value, orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, str).decode()
 
 
 _HASH_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
@@ -174,5 +213,5 @@ def run_content_hash(run: Run) -> str:
         run.ended_at, run.outcome, run.reward, run.gold, run.metadata,
     )
     fb = [(f.author, f.text, f.steps, f.rating, f.metadata) for f in run.feedback]
-    blob = orjson.dumps((head, run.steps, fb), option=_HASH_OPTS, default=_default)
+    blob = _orjson((head, run.steps, fb), _HASH_OPTS, _default)
     return hashlib.sha256(blob).hexdigest()

@@ -361,6 +361,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (job_id, part)
         )""",
     )),
+    # Writes that must not run side by side on a lake (which has no keys to stop two
+    # processes adding the same run) rewrite a lock row first, so they conflict and
+    # one is retried (Store.transaction(serialise=...)). Embedding a backlog on many
+    # workers is partitioned like scoring.
+    Migration(9, "lock rows; embedding partitions", (
+        """CREATE TABLE store_locks (
+            name            VARCHAR PRIMARY KEY,
+            n               BIGINT NOT NULL
+        )""",
+        "INSERT INTO store_locks VALUES ('runs', 0), ('embeddings', 0)",
+        """CREATE TABLE embed_partitions (
+            job_id          VARCHAR NOT NULL,
+            part            INTEGER NOT NULL,
+            model           VARCHAR NOT NULL,
+            run_ids         VARCHAR[] NOT NULL,
+            status          VARCHAR NOT NULL,
+            worker          VARCHAR,
+            claimed_at      TIMESTAMP,
+            done_at         TIMESTAMP,
+            n_texts         INTEGER,
+            n_embedded      INTEGER,
+            error           VARCHAR,
+            PRIMARY KEY (job_id, part)
+        )""",
+    )),
 )
 
 

@@ -26,15 +26,16 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
 from traces import extensions, schema
 
+T = TypeVar("T")
 DEFAULT_DB = "libra.duckdb"
 LAKE_PREFIX = "ducklake:"
 
@@ -85,6 +86,22 @@ def _connect_lake(location: str) -> duckdb.DuckDBPyConnection:
         con.close()
         raise
     return con
+
+
+def retrying(fn: Callable[[], T], attempts: int = 50) -> T:
+    """Run a transaction again when a concurrent commit on a lake conflicted with it.
+
+    DuckLake checks conflicts when a transaction commits; the loser is rolled
+    back whole, so running it again from the start is always safe.
+    """
+    for i in range(attempts):
+        try:
+            return fn()
+        except duckdb.TransactionException:
+            if i == attempts - 1:
+                raise
+            time.sleep(min(0.05 * 1.5 ** i, 2.0) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
 
 
 class StoreBusy(RuntimeError):
@@ -225,12 +242,22 @@ class Store:
                 cur.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One write transaction: committed when the block ends, rolled back on error."""
+    def transaction(self, serialise: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One write transaction: committed when the block ends, rolled back on error.
+
+        `serialise` names a lock row (`store_locks`) for writes that must not run
+        side by side with others of their kind, such as adding runs: without keys,
+        two lake transactions inserting the same new run would both succeed. Each
+        such transaction rewrites its lock row, so on a lake concurrent ones
+        conflict and the loser, run again (`retrying`), sees what the winner wrote.
+        A DuckDB file needs nothing: one process writes it at a time.
+        """
         with self._shared() as shared, shared.lock:
             cur = self._cursor(shared)
             cur.execute("BEGIN TRANSACTION")
             try:
+                if serialise is not None and self.lake:
+                    cur.execute("UPDATE store_locks SET n = n + 1 WHERE name = ?", [serialise])
                 yield cur
             except BaseException:
                 cur.execute("ROLLBACK")

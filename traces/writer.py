@@ -18,14 +18,15 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from operator import attrgetter
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from traces.importers.base import RAW_LIMIT
-from traces.model import IngestSummary, Rejected, Run, dumps
-from traces.store import Store
+from traces.model import IngestSummary, Rejected, Run, Step, dumps
+from traces.store import Store, retrying
 
 RUN_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("native_id", pa.string()), ("source", pa.string()),
@@ -105,13 +106,16 @@ def prepare(runs: list[Run], now: datetime | None = None) -> Batch:
     rc = {f.name: [] for f in RUN_SCHEMA}
     fc = {f.name: [] for f in FEEDBACK_SCHEMA}
     for run, rid, h in todo:
-        starts = [t for t in (_time(s.started_at) for s in run.steps) if t is not None]
-        ends = [t for t in (_time(s.ended_at) or _time(s.started_at) for s in run.steps) if t is not None]
+        started, ended = _time(run.started_at), _time(run.ended_at)
+        if started is None:  # from the steps when the run does not say
+            started = min((t for t in (_time(s.started_at) for s in run.steps) if t is not None), default=None)
+        if ended is None:
+            ended = max((t for t in (_time(s.ended_at) or _time(s.started_at) for s in run.steps)
+                         if t is not None), default=None)
         for k, v in (
             ("run_id", rid), ("native_id", _str(run.native_id)), ("source", _str(run.source)),
             ("format", _str(run.format)), ("agent", _str(run.agent)), ("model", _str(run.model)),
-            ("task", _str(run.task)), ("started_at", _time(run.started_at) or (min(starts) if starts else None)),
-            ("ended_at", _time(run.ended_at) or (max(ends) if ends else None)),
+            ("task", _str(run.task)), ("started_at", started), ("ended_at", ended),
             ("outcome", _str(run.outcome)), ("reward", _num(run.reward)), ("gold", _opt_dumps(run.gold)),
             ("metadata", _opt_dumps(run.metadata)), ("content_hash", h),
             ("n_steps", len(run.steps)), ("ingested_at", now),
@@ -126,27 +130,49 @@ def prepare(runs: list[Run], now: datetime | None = None) -> Batch:
                 ("edited_at", None), ("deleted_at", None), ("metadata", _opt_dumps(f.metadata)),
             ):
                 fc[k].append(v)
-    # Column by column: one comprehension per field is several times faster than
-    # appending field by field per step, and this loop is ingest's hot path.
-    steps = [st for run, _, _ in todo for st in run.steps]
-    sc: dict[str, list] = {
-        "run_id": [rid for run, rid, _ in todo for _ in run.steps],
-        "idx": [i for run, _, _ in todo for i in range(len(run.steps))],
-        "kind": [str(st.kind) for st in steps],
-    }
-    # Importers should hand over well-typed values; the writer makes sure, because one
-    # odd value would otherwise fail the whole batch.
-    for name in ("content", "actor", "tool_name", "span_id", "parent_id"):
-        sc[name] = [v if v is None or type(v) is str else str(v) for v in (getattr(st, name) for st in steps)]
-    for name in ("started_at", "ended_at"):
-        sc[name] = [v if v is None or type(v) is datetime else _time(v) for v in (getattr(st, name) for st in steps)]
-    for name in ("input_tokens", "output_tokens"):
-        sc[name] = [v if v is None or type(v) is int else _int(v) for v in (getattr(st, name) for st in steps)]
-    sc["is_error"] = [bool(st.is_error) for st in steps]
-    sc["tool_args"] = [None if st.tool_args is None else dumps(st.tool_args) for st in steps]
-    sc["metadata"] = [None if st.metadata is None else dumps(st.metadata) for st in steps]
-    return Batch(pa.table(rc, schema=RUN_SCHEMA), pa.table(sc, schema=STEP_SCHEMA),
+    return Batch(pa.table(rc, schema=RUN_SCHEMA), _step_table(todo),
                  pa.table(fc, schema=FEEDBACK_SCHEMA), dup)
+
+
+_NONE = type(None)
+_STR, _TIME, _INT = frozenset({str, _NONE}), frozenset({datetime, _NONE}), frozenset({int, _NONE})
+_step_fields = attrgetter(*Step.__slots__)
+
+
+def _column(values: tuple, arrow_type: pa.DataType, ok: frozenset, fix) -> pa.Array:
+    # Importers should hand over well-typed values; the writer makes sure, because one
+    # odd value would otherwise fail the whole batch. Checking the types present is one
+    # pass in C, so only a column that holds an odd value is converted value by value.
+    if not set(map(type, values)) <= ok:
+        values = [v if type(v) in ok else fix(v) for v in values]
+    try:
+        return pa.array(values, arrow_type)
+    except OverflowError:  # an integer past 64 bits, which no column can hold
+        return pa.array([None if type(v) is int and not -(2**63) <= v < 2**63 else v for v in values],
+                        arrow_type)
+
+
+def _step_table(todo: list[tuple[Run, str, str]]) -> pa.Table:
+    """The steps of the runs as one Arrow table; ingest's hot path, so column by column."""
+    steps = [st for run, _, _ in todo for st in run.steps]
+    if not steps:
+        return STEP_SCHEMA.empty_table()
+    c = dict(zip(Step.__slots__, zip(*map(_step_fields, steps), strict=True), strict=True))
+    cols = {
+        "run_id": pa.array([rid for run, rid, _ in todo for _ in run.steps], pa.string()),
+        "idx": pa.array([i for run, _, _ in todo for i in range(len(run.steps))], pa.int32()),
+        "kind": _column(c["kind"], pa.string(), _STR, str),
+        "is_error": _column(c["is_error"], pa.bool_(), frozenset({bool}), bool),
+        "tool_args": pa.array([None if v is None else dumps(v) for v in c["tool_args"]], pa.string()),
+        "metadata": pa.array([None if v is None else dumps(v) for v in c["metadata"]], pa.string()),
+    }
+    for name in ("content", "actor", "tool_name", "span_id", "parent_id"):
+        cols[name] = _column(c[name], pa.string(), _STR, str)
+    for name in ("started_at", "ended_at"):
+        cols[name] = _column(c[name], pa.timestamp("us"), _TIME, _time)
+    for name in ("input_tokens", "output_tokens"):
+        cols[name] = _column(c[name], pa.int64(), _INT, _int)
+    return pa.table(cols, schema=STEP_SCHEMA)
 
 
 def _keep(t: pa.Table, ids: list[str]) -> pa.Table:
@@ -290,9 +316,11 @@ class BatchWriter:
     def add_batch(self, batch: Batch, rejected: list[tuple[Rejected, str, str | None]]) -> None:
         """A batch prepared elsewhere (a parsing process), written in order with the rest.
 
-        Small batches are gathered up to `batch_steps` before writing: DuckDB writes a
-        transaction of at least a row group straight to the file, smaller ones through
-        its log first. A batch naming a run already gathered is written after it.
+        Small batches are gathered up to twice `batch_steps` before writing: DuckDB writes
+        a transaction of at least a row group straight to the file, smaller ones through
+        its log first, and every transaction of an ingest that lets the file go between
+        batches ends in a checkpoint. Arrow batches are compact, so gathering more costs
+        little memory. A batch naming a run already gathered is written after it.
         """
         ids = set(batch.runs["run_id"].to_pylist()) | set(batch.runs["content_hash"].to_pylist())
         if ids & self._gathered_ids:
@@ -300,7 +328,7 @@ class BatchWriter:
         self._gathered.append((batch, rejected))
         self._gathered_ids |= ids
         self._gathered_steps += batch.steps.num_rows
-        if self._gathered_steps >= self.batch_steps:
+        if self._gathered_steps >= 2 * self.batch_steps:
             self._flush_gathered()
 
     def _flush_gathered(self) -> None:
@@ -329,5 +357,13 @@ class BatchWriter:
 
     def _write(self, runs: list[Run] | Batch, rejected: list) -> None:
         batch = runs if isinstance(runs, Batch) else prepare(runs)
-        with self.store.transaction() as con:
-            write_batch(con, batch, rejected, self.summary)
+
+        def attempt() -> IngestSummary:
+            # A fresh tally per attempt: a lake transaction that lost a conflict is run again.
+            part = IngestSummary()
+            with self.store.transaction(serialise="runs") as con:
+                write_batch(con, batch, rejected, part)
+            return part
+        part = retrying(attempt)
+        for k in ("steps", "feedback", "runs_added", "runs_updated", "duplicates"):
+            setattr(self.summary, k, getattr(self.summary, k) + getattr(part, k))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -225,9 +225,10 @@ def _first(a: dict, *keys: str) -> Any:
 def _tokens(a: dict, *keys: str) -> int | None:
     v = _first(a, *keys)
     try:
-        return int(v) if v is not None else None
+        n = int(v) if v is not None else None
     except (TypeError, ValueError):
         return None
+    return n if n is None or 0 <= n < 2**63 else None  # a count, and one the store can hold
 
 
 def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = None) -> Run:
@@ -369,7 +370,13 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
     )
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def span_time(value: Any) -> datetime | None:
+    # OTLP writes epoch nanoseconds as a decimal string: the common case, done directly.
+    if type(value) is str and len(value) > 17 and value.isdigit():
+        return _EPOCH + timedelta(microseconds=int(value) // 1000)
     return parse_time(value)
 
 

@@ -128,21 +128,12 @@ def parse_step(s: Any, where: str) -> Step:
     meta = get("metadata")
     if meta is not None:
         meta = _opt_obj(s, "metadata", where)
-    return Step(
-        kind=kind,
-        content=content if isinstance(content, str) else text_of(content),
-        actor=actor,
-        tool_name=tool,
-        tool_args=get("tool_args"),
-        span_id=span,
-        parent_id=parent,
-        started_at=_fast_time(get("started_at")) or _opt_time(s, "started_at", where),
-        ended_at=_fast_time(get("ended_at")) or _opt_time(s, "ended_at", where),
-        input_tokens=tin,
-        output_tokens=tout,
-        is_error=err,
-        metadata=meta,
-    )
+    if not isinstance(content, str):
+        content = text_of(content)
+    start = _fast_time(get("started_at")) or _opt_time(s, "started_at", where)
+    end = _fast_time(get("ended_at")) or _opt_time(s, "ended_at", where)
+    # Positional, in field order: this runs once per step of every generic ingest.
+    return Step(kind, content, actor, tool, get("tool_args"), span, parent, start, end, tin, tout, err, meta)
 
 
 def parse_feedback(f: Any, where: str, n_steps: int) -> FeedbackItem:

@@ -22,7 +22,7 @@ from traces.importers.base import (
 )
 from traces.model import Parsed, Rejected
 
-_HEX = re.compile(r"[0-9a-f]+")
+_HEX = re.compile(r"[0-9a-fA-F]+")
 STATUS_ERROR = {2, "2", "STATUS_CODE_ERROR", "ERROR"}
 
 
@@ -55,13 +55,18 @@ def attributes(kvs: Any) -> dict[str, Any]:
         return kvs
     out = {}
     for kv in kvs or []:
-        if isinstance(kv, dict) and isinstance(kv.get("key"), str):
-            out[kv["key"]] = any_value(kv.get("value"))
+        if type(kv) is dict:
+            key, v = kv.get("key"), kv.get("value")
+            if type(key) is str:
+                # most values are strings: skip the general decoder for them
+                out[key] = v["stringValue"] if type(v) is dict and "stringValue" in v else any_value(v)
     return out
 
 
 def otlp_id(value: Any, field: str, size: int) -> str | None:
     """OTLP/JSON ids are hex; protobuf-JSON writers sometimes emit base64 instead."""
+    if type(value) is str and len(value) == 2 * size and _HEX.fullmatch(value):
+        return value.lower()
     if value in (None, ""):
         return None
     if not isinstance(value, str):
@@ -81,8 +86,12 @@ def otlp_id(value: Any, field: str, size: int) -> str | None:
 def parse_otlp_span(sp: Any, where: str, resource: dict, scope: dict) -> Span:
     if not isinstance(sp, dict):
         raise RecordError(f"'{where}' is not a span object", where)
-    tid = otlp_id(sp.get("traceId"), f"{where}.traceId", 16)
-    sid = otlp_id(sp.get("spanId"), f"{where}.spanId", 8)
+    tid, sid = sp.get("traceId"), sp.get("spanId")
+    # ids written as plain hex are the rule; anything else takes the careful path
+    tid = tid.lower() if type(tid) is str and len(tid) == 32 and _HEX.fullmatch(tid) else \
+        otlp_id(tid, f"{where}.traceId", 16)
+    sid = sid.lower() if type(sid) is str and len(sid) == 16 and _HEX.fullmatch(sid) else \
+        otlp_id(sid, f"{where}.spanId", 8)
     if not tid:
         raise RecordError(f"span '{where}' has no traceId", f"{where}.traceId")
     if not sid:
@@ -91,10 +100,11 @@ def parse_otlp_span(sp: Any, where: str, resource: dict, scope: dict) -> Span:
     if not isinstance(name, str):
         raise RecordError(f"span '{where}' has no name", f"{where}.name")
     status = sp.get("status") or {}
+    raw_events = sp.get("events")
     events = [
         {"name": e.get("name", ""), "attributes": attributes(e.get("attributes"))}
-        for e in sp.get("events") or [] if isinstance(e, dict)
-    ]
+        for e in raw_events if isinstance(e, dict)
+    ] if raw_events else []
     error = isinstance(status, dict) and status.get("code") in STATUS_ERROR
     error = error or any(e["name"] == "exception" for e in events)
     attrs = attributes(sp.get("attributes"))
@@ -102,7 +112,7 @@ def parse_otlp_span(sp: Any, where: str, resource: dict, scope: dict) -> Span:
         attrs.setdefault("otel.scope.name", scope["name"])
     return Span(
         trace_id=tid, span_id=sid,
-        parent_id=otlp_id(sp.get("parentSpanId"), f"{where}.parentSpanId", 8),
+        parent_id=otlp_id(sp.get("parentSpanId"), f"{where}.parentSpanId", 8) if "parentSpanId" in sp else None,
         name=name, start=span_time(sp.get("startTimeUnixNano")),
         end=span_time(sp.get("endTimeUnixNano")), error=error,
         status_message=status.get("message") if isinstance(status, dict) else None,
@@ -122,12 +132,22 @@ class OtlpJsonImporter(Importer):
     def parse(self, source: Source, shard: tuple[int, int] | None = None) -> Iterator[Parsed | Rejected]:
         # A shard sees 1/n of the spans, so a trace goes idle after 1/n as many.
         asm = TraceAssembler(self.name, source.name, idle=5000 // (shard[1] if shard else 1))
-        for rec in iter_records(source):
+        whole = [False]  # whether the line just read belongs to one trace, so to one shard
+        skip = None
+        if shard is not None:
+            def skip(line: bytes) -> bool:
+                key = line_trace(line)
+                whole[0] = key is not None
+                return key is not None and not in_shard(key, shard)
+        for rec in iter_records(source, skip=skip):
+            # A line of one trace is wholly its shard's, bad records included; other lines
+            # are split span by span, their unkeyable records going to shard 0.
+            mine = whole[0]
             if isinstance(rec, Rejected):
-                if in_shard(None, shard):
+                if mine or in_shard(None, shard):
                     yield rec
                 continue
-            yield from self._request(rec, asm, shard)
+            yield from self._request(rec, asm, None if mine else shard)
         runs = asm.finish()
         if runs:
             yield Parsed(tuple(runs), records=0)
@@ -160,6 +180,24 @@ class OtlpJsonImporter(Importer):
                     good += 1
                     done.extend(asm.add(span))
         yield Parsed(tuple(done), records=good, line=rec.line)
+
+
+_TRACE_ID_AT = re.compile(rb'"traceId":"([0-9a-fA-F]{32})"')
+_ESCAPED_LETTER = re.compile(rb"\\u00[4-7]")
+
+
+def line_trace(line: bytes) -> str | None:
+    """The one trace every span of a line belongs to, read off its bytes (None: not sure).
+
+    Lets a shard skip other shards' lines without parsing them. Sure only when
+    every "traceId" key in the line is written plainly with the same hex id: a
+    key spelled with escapes, or an id written any other way, means "parse it".
+    """
+    ids = _TRACE_ID_AT.findall(line)
+    if not ids or len(ids) != line.count(b'"traceId"') or len(set(ids)) != 1 \
+            or _ESCAPED_LETTER.search(line):
+        return None
+    return ids[0].decode().lower()
 
 
 def _trace_key(sp: Any) -> str | None:
