@@ -76,7 +76,7 @@ def ingest(
     summary = IngestSummary()
     forced = importers.get(fmt) if fmt else None
     workers = default_workers() if workers is None else max(1, workers)
-    writer = BatchWriter(store, summary, batch_steps, background=True)
+    writer = BatchWriter(store, summary, batch_steps, background=True, parsers=workers)
     try:
         for source, explicit in discover(paths):
             ingest_source(store, source, writer, summary, importer=forced, explicit=explicit,

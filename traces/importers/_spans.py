@@ -235,15 +235,15 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
     spans = sorted(spans, key=lambda s: (s.start or datetime.min, s.end or datetime.min))
     ids = {s.span_id for s in spans}
     roots = [s for s in spans if not s.parent_id or s.parent_id not in ids]
-    has_tool_spans = any(operation(s) in TOOL_OPS for s in spans)
+    ops = [operation(s) for s in spans]
+    has_tool_spans = not TOOL_OPS.isdisjoint(ops)
     steps: list[Step] = []
     seen_msgs: Counter = Counter()
     pending: dict[str, list[int]] = {}  # tool name -> indices of calls awaiting a result
     agent = model = None
     total_in = total_out = 0
-    for sp in spans:
+    for sp, op in zip(spans, ops, strict=True):
         a = sp.attributes
-        op = operation(sp)
         if op in AGENT_OPS:
             name = _first(a, "gen_ai.agent.name")
             agent = agent or (str(name) if name is not None else None) or sp.name.partition(" ")[2] or None
@@ -279,29 +279,27 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                            "llm.token_count.completion")
             total_in += tin or 0
             total_out += tout or 0
-            usage = {"input_tokens": tin, "output_tokens": tout}
             for m in output_messages(sp):
                 parts = m.get("ordered")
                 if parts is None:  # OpenInference messages carry no part order
                     parts = [("text", m.get("content"))] + [("tool_call", c) for c in m.get("tool_calls") or []]
                 for kind, payload in parts:
-                    common = dict(actor=actor, parent_id=sp.parent_id, started_at=sp.start, ended_at=sp.end)
                     if kind == "reasoning" and payload:
-                        steps.append(Step(kind=StepKind.THOUGHT, content=payload, span_id=sp.span_id,
-                                          **common, **usage))
+                        steps.append(Step(StepKind.THOUGHT, payload, actor, None, None, sp.span_id,
+                                          sp.parent_id, sp.start, sp.end, tin, tout))
                     elif kind == "text" and payload:
-                        steps.append(Step(kind=StepKind.AGENT, content=payload, span_id=sp.span_id,
-                                          is_error=sp.error, **common, **usage))
+                        steps.append(Step(StepKind.AGENT, payload, actor, None, None, sp.span_id,
+                                          sp.parent_id, sp.start, sp.end, tin, tout, sp.error))
                     elif kind == "tool_call":
                         name = payload.get("name") or "tool"
                         pending.setdefault(name, []).append(len(steps))
-                        steps.append(Step(kind=StepKind.TOOL_CALL, tool_name=name,
-                                          tool_args=maybe_json(payload.get("arguments")),
-                                          span_id=str(payload["id"]) if payload.get("id") else sp.span_id,
-                                          **common, **usage))
+                        steps.append(Step(StepKind.TOOL_CALL, "", actor, name,
+                                          maybe_json(payload.get("arguments")),
+                                          str(payload["id"]) if payload.get("id") else sp.span_id,
+                                          sp.parent_id, sp.start, sp.end, tin, tout))
                     else:
                         continue
-                    usage = {}  # the call's tokens go on its first step only
+                    tin = tout = None  # the call's tokens go on its first step only
             continue
         if op in TOOL_OPS:
             name = _first(a, "gen_ai.tool.name", "tool.name") or sp.name.partition(" ")[2] or "tool"
@@ -376,7 +374,7 @@ _EPOCH = datetime(1970, 1, 1)
 def span_time(value: Any) -> datetime | None:
     # OTLP writes epoch nanoseconds as a decimal string: the common case, done directly.
     if type(value) is str and len(value) > 17 and value.isdigit():
-        return _EPOCH + timedelta(microseconds=int(value) // 1000)
+        return _EPOCH + timedelta(0, 0, int(value) // 1000)
     return parse_time(value)
 
 
