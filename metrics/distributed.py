@@ -11,7 +11,8 @@ row conflict, DuckLake aborts one, and its retry sees the mark.
 
 Workers are Ray tasks (`score_on_ray`; Ray re-runs the task of a worker that
 died) or plain processes pulling partitions (`work`), on one machine or many
-sharing a lake.
+sharing a lake. Embedding a backlog (`metrics.embed_backlog`) uses the same
+claims and commits on its own partition table.
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ class Outcome:
     skipped: bool
 
 
-def _now() -> datetime:
+def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _worker_name() -> str:
+def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -63,8 +64,9 @@ def plan(store: Store, metric_set, backend: str, run_ids=None, size: int = 100) 
     return job_id
 
 
-def partitions(store: Store, job_id: str) -> list[tuple[int, str]]:
-    return store.execute("SELECT part, status FROM score_partitions WHERE job_id = ? ORDER BY part", [job_id])
+def partitions(store: Store, job_id: str, table: str = "score_partitions") -> list[tuple[int, str]]:
+    return store.execute(f"SELECT part, status FROM {table} WHERE job_id = ? ORDER BY part",  # noqa: S608
+                         [job_id])
 
 
 # (store, metric set) -> a judge: a module-level function or a functools.partial of
@@ -89,21 +91,49 @@ def _judge_for(store: Store, set_id: str, version: int, make_judge: JudgeFactory
     return _judges[key]
 
 
-def _claim(store: Store, job_id: str, part: int, worker: str, lease: timedelta) -> tuple | None:
-    """Take a partition unless it is done or another worker's lease on it is fresh."""
+def claim(store: Store, table: str, job_id: str, part: int, worker: str, lease: timedelta,
+          columns: tuple[str, ...]) -> tuple | None:
+    """Take a partition unless it is done or another worker's lease on it is fresh.
+
+    Returns the partition's `columns`, or None when it is not ours to do. Table
+    and column names are Libra's own, never input.
+    """
     def go():
         with store.transaction() as con:
             row = con.execute(
-                "SELECT status, claimed_at, run_ids, metric_set_id, metric_set_version, backend "
-                "FROM score_partitions WHERE job_id = ? AND part = ?", [job_id, part]).fetchone()
+                f"SELECT status, claimed_at, {', '.join(columns)} FROM {table} "  # noqa: S608
+                "WHERE job_id = ? AND part = ?", [job_id, part]).fetchone()
             if row is None:
                 raise KeyError(f"no partition {part} in job {job_id}")
             status, claimed_at = row[0], row[1]
-            if status == "done" or (status == "claimed" and claimed_at and _now() - claimed_at < lease):
+            if status == "done" or (status == "claimed" and claimed_at and now() - claimed_at < lease):
                 return None
-            con.execute("UPDATE score_partitions SET status = 'claimed', worker = ?, claimed_at = ? "
-                        "WHERE job_id = ? AND part = ?", [worker, _now(), job_id, part])
+            con.execute(f"UPDATE {table} SET status = 'claimed', worker = ?, claimed_at = ? "  # noqa: S608
+                        "WHERE job_id = ? AND part = ?", [worker, now(), job_id, part])
             return row[2:]
+    return retrying(go)
+
+
+def commit_once(store: Store, table: str, job_id: str, part: int, worker: str,
+                write: Callable[[object], object], done: Callable[[object], dict],
+                serialise: str | None = None):
+    """Write a partition's results and mark it done in one transaction, unless it is done already.
+
+    `write(con)` stores the results and returns what `done(result)` turns into
+    the partition's closing columns. Returns write's result, or None when
+    another worker had committed the partition first.
+    """
+    def go():
+        with store.transaction(serialise) as con:
+            status = con.execute(f"SELECT status FROM {table} WHERE job_id = ? AND part = ?",  # noqa: S608
+                                 [job_id, part]).fetchone()[0]
+            if status == "done":
+                return None
+            result = write(con)
+            cols = {"status": "done", "worker": worker, "done_at": now(), **done(result)}
+            con.execute(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in cols)} "  # noqa: S608
+                        "WHERE job_id = ? AND part = ?", [*cols.values(), job_id, part])
+            return result
     return retrying(go)
 
 
@@ -116,8 +146,9 @@ def run_partition(location: str, job_id: str, part: int, make_judge: JudgeFactor
     commit happens once whoever scores it.
     """
     store = Store(location)
-    worker = _worker_name()
-    claimed = _claim(store, job_id, part, worker, lease)
+    worker = worker_name()
+    claimed = claim(store, "score_partitions", job_id, part, worker, lease,
+                    ("run_ids", "metric_set_id", "metric_set_version", "backend"))
     if claimed is None:
         return Outcome(part, 0, 0, True)
     run_ids, set_id, version, backend = claimed
@@ -132,20 +163,10 @@ def run_partition(location: str, job_id: str, part: int, make_judge: JudgeFactor
     rows, units = verdict_rows(store, ms, judge, ok, job_id)
     if hook:
         hook("judged")  # tests stop a worker here, between judging and committing
-
-    def commit() -> bool:
-        with store.transaction() as con:
-            status = con.execute("SELECT status FROM score_partitions WHERE job_id = ? AND part = ?",
-                                 [job_id, part]).fetchone()[0]
-            if status == "done":
-                return False
-            insert_verdicts(con, rows, units)
-            con.execute(
-                "UPDATE score_partitions SET status = 'done', worker = ?, done_at = ?, n_scored = ?, "
-                "n_failed = ?, error = ? WHERE job_id = ? AND part = ?",
-                [worker, _now(), len(ok), len(bad), (bad[0].error or "")[:2000] if bad else None, job_id, part])
-            return True
-    if not retrying(commit):
+    done = commit_once(
+        store, "score_partitions", job_id, part, worker, lambda con: insert_verdicts(con, rows, units) or True,
+        lambda _: {"n_scored": len(ok), "n_failed": len(bad), "error": (bad[0].error or "")[:2000] if bad else None})
+    if done is None:
         return Outcome(part, 0, 0, True)
     return Outcome(part, len(ok), len(bad), False)
 
@@ -162,6 +183,38 @@ def work(location: str, job_id: str, make_judge: JudgeFactory, *, lease: timedel
             for p, s in partitions(store, job_id) if s != "done"]
 
 
+def on_ray(fn: Callable, calls: list[tuple], *, address: str | None = None, num_cpus: int | None = None,
+           progress: Callable[[int, int], None] | None = None) -> list:
+    """fn(*args, lease=0) for every args as Ray tasks on a cluster (`address`, or a local one when None).
+
+    Ray re-runs the task of a worker that died; the zero lease lets it take the
+    partition over. Returns the tasks' results as they finish.
+    """
+    import ray
+
+    if not calls:
+        return []
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, num_cpus=num_cpus if address is None else None,
+                 include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {k: v for k, v in os.environ.items()
+                                           if k.startswith(("LIBRA_", "ANTHROPIC_", "AWS_"))}})
+    try:
+        task = ray.remote(max_retries=3, retry_exceptions=False)(fn)
+        pending = [task.remote(*args, lease=timedelta(0)) for args in calls]
+        out = []
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            out.extend(ray.get(done))
+            if progress:
+                progress(len(calls) - len(pending), len(calls))
+        return out
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 @dataclass(frozen=True)
 class DistributedSummary:
     job_id: str
@@ -176,37 +229,13 @@ def score_on_ray(store: Store, metric_set, backend: str, make_judge: JudgeFactor
                  size: int = 100, num_cpus: int | None = None,
                  progress: Callable[[int, int], None] | None = None) -> DistributedSummary:
     """Score a backlog on a Ray cluster (`address`, or a local one when None)."""
-    import ray
-
     t0 = time.perf_counter()
     job_id = plan(store, metric_set, backend, run_ids, size)
     parts = [p for p, _ in partitions(store, job_id)]
-    if not parts:
-        return DistributedSummary(job_id, 0, 0, 0, time.perf_counter() - t0)
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, num_cpus=num_cpus if address is None else None,
-                 include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {k: v for k, v in os.environ.items()
-                                           if k.startswith(("LIBRA_", "ANTHROPIC_"))}})
-    try:
-        # Ray re-runs the task of a worker that died; a zero lease lets it take the partition over.
-        task = ray.remote(max_retries=3, retry_exceptions=False)(run_partition)
-        refs = {task.remote(store.path, job_id, p, make_judge, lease=timedelta(0)): p for p in parts}
-        scored = failed = 0
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for res in ray.get(done):
-                scored += res.scored
-                failed += res.failed
-            if progress:
-                progress(len(parts) - len(pending), len(parts))
-    finally:
-        if started_here:
-            ray.shutdown()
+    results = on_ray(run_partition, [(store.path, job_id, p, make_judge) for p in parts],
+                     address=address, num_cpus=num_cpus, progress=progress)
     left = [p for p, s in partitions(store, job_id) if s != "done"]
     if left:
         raise RuntimeError(f"job {job_id}: partitions {left} were not committed")
-    return DistributedSummary(job_id, len(parts), scored, failed, time.perf_counter() - t0)
-
+    return DistributedSummary(job_id, len(parts), sum(r.scored for r in results),
+                              sum(r.failed for r in results), time.perf_counter() - t0)

@@ -137,8 +137,7 @@ class CachedEmbedder:
                 "vector": pa.array(list(new), type=pa.list_(pa.float32())),
                 "created_at": [now] * len(missing),
             })
-            with self.store.transaction() as con:
-                merge(con, "embeddings", table, keys=["model", "content_hash"])
+            self.store.write(lambda con: merge(con, "embeddings", table, keys=["model", "content_hash"]))
             found.update(zip(missing, new, strict=True))
         elif progress:
             progress(len(texts), len(texts))

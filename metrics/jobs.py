@@ -69,10 +69,10 @@ class Job:
         keys = [keys] if isinstance(keys, str) else keys
         if not keys:
             return
-        with self.store.transaction() as con:
-            merge(con, "job_items", [[self.job_id, k, status, (error or "")[:2000] or None, _now()] for k in keys],
-                  keys=["job_id", "item_key"], update=["status", "error", "updated_at"],
-                  columns=["job_id", "item_key", "status", "error", "updated_at"])
+        rows = [[self.job_id, k, status, (error or "")[:2000] or None, _now()] for k in keys]
+        self.store.write(lambda con: merge(con, "job_items", rows, keys=["job_id", "item_key"],
+                                           update=["status", "error", "updated_at"],
+                                           columns=["job_id", "item_key", "status", "error", "updated_at"]))
 
     def finish(self, status: str = "done", error: str | None = None, total: int | None = None) -> dict:
         with self.store.transaction() as con:

@@ -225,9 +225,8 @@ class LLM:
     def _remember(self, key: str, purpose: str, value: dict) -> None:
         if self.store is None:
             return
-        with self.store.transaction() as con:
-            merge(con, "llm_cache", [[key, self.config.model, purpose, json.dumps(value), _now()]],
-                  keys=["request_hash"], columns=_CACHE_COLS)
+        row = [key, self.config.model, purpose, json.dumps(value), _now()]
+        self.store.write(lambda con: merge(con, "llm_cache", [row], keys=["request_hash"], columns=_CACHE_COLS))
 
     def _record(self, *, purpose: str, key: str, item: str | None, status: str, usage: Usage,
                 cost: float, attempts: int, latency: float | None, batch: bool, error: str | None = None) -> None:

@@ -107,8 +107,7 @@ def insert_verdicts(con, rows: list[list], units: list[list]) -> None:
 def write_verdicts(store: Store, metric_set: MetricSet, judge: Judge, judgements, job_id: str | None) -> int:
     rows, units = verdict_rows(store, metric_set, judge, judgements, job_id)
     if rows:
-        with store.transaction() as con:
-            insert_verdicts(con, rows, units)
+        store.write(lambda con: insert_verdicts(con, rows, units))
     return len(rows)
 
 

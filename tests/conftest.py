@@ -32,21 +32,51 @@ def pg():
     server.stop()
 
 
-# Every test that takes a store runs on both backends: a local DuckDB file (or
-# memory) and a DuckLake lake with a PostgreSQL catalog.
-@pytest.fixture(params=["duckdb", "lake"])
-def store(request, tmp_path) -> Store:
-    if request.param == "lake":
-        s = Store(request.getfixturevalue("pg").new_lake(), lock_timeout=20)
-        yield s
-        s.close()
-        return
-    yield Store(tmp_path / "test.duckdb", lock_timeout=20)
+# Every test that touches a store runs on both backends: a local DuckDB file (or
+# memory) and a DuckLake lake with a PostgreSQL catalog. LIBRA_TEST_BACKENDS=duckdb
+# (or lake) runs one of them while working on something else.
+BACKENDS = [b for b in os.environ.get("LIBRA_TEST_BACKENDS", "duckdb,lake").split(",") if b]
 
 
-@pytest.fixture(params=["duckdb", "lake"])
-def mem_store(request):
-    s = Store(request.getfixturevalue("pg").new_lake()) if request.param == "lake" else Store(":memory:")
+def fresh_location(request, backend: str, folder: Path, name: str = "store") -> str:
+    """Where a new, empty store lives on `backend`: a file in `folder`, or a new lake."""
+    if backend == "lake":
+        return request.getfixturevalue("pg").new_lake()
+    return str(folder / f"{name}.duckdb")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_backend(request) -> str:
+    """The backend for a module's shared (module-scoped) store."""
+    return request.param
+
+
+@pytest.fixture
+def new_location(request, backend, tmp_path):
+    """Makes locations of further fresh stores on this test's backend."""
+    return lambda name="store": fresh_location(request, backend, tmp_path, name)
+
+
+@pytest.fixture
+def location(new_location) -> str:
+    return new_location("test")
+
+
+@pytest.fixture
+def store(location) -> Store:
+    s = Store(location, lock_timeout=20)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def mem_store(request, backend):
+    s = Store(request.getfixturevalue("pg").new_lake()) if backend == "lake" else Store(":memory:")
     yield s
     s.close()
 

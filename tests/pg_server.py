@@ -80,14 +80,21 @@ class PgServer:
     def conninfo(self, db: str) -> str:
         return f"dbname={db} host=127.0.0.1 port={self.port} user=libra"
 
-    def new_lake(self) -> str:
-        """A `LIBRA_STORE` value for a new, empty, migrated lake.
+    def new_lake(self, migrated: bool = True, data: str | None = None) -> str:
+        """A `LIBRA_STORE` value for a new, empty lake, migrated unless asked otherwise.
+
+        With `data` (say s3://bucket/lake/) the lake keeps its files there and is
+        migrated when first opened.
 
         The clones share the template's data folder: DuckLake names every file
         it writes uniquely, and the catalog says which files are whose.
         """
         from traces.store import Store
 
+        if not migrated or data:
+            db = f"bare_{uuid.uuid4().hex[:12]}"
+            self.sql(f"CREATE DATABASE {db}")
+            return f"ducklake:postgres:{self.conninfo(db)} data={data or self.root / db}"
         if self.template is None:
             self.sql("CREATE DATABASE libra_template")
             tmpl = Store(f"ducklake:postgres:{self.conninfo('libra_template')} data={self.root / 'tmpl-data'}")

@@ -19,9 +19,8 @@ EVIL = '<script>alert("x")</script> **bold** [click](javascript:alert(1)) <img s
 
 
 @pytest.fixture
-def db(tmp_path, monkeypatch):
-    path = tmp_path / "app.duckdb"
-    s = Store(path)
+def db(location, monkeypatch):
+    s = Store(location)
     build_demo(s, n=60)
     w = BatchWriter(s, IngestSummary())
     w.add_run(Run(native_id="evil-1", format="libra", source="test", agent="evil-agent", task=EVIL,
@@ -33,7 +32,7 @@ def db(tmp_path, monkeypatch):
     accounts.add_user(s, "bo", "battery staple", "annotator")
     accounts.add_user(s, "root", "admin password", "admin")
     accounts.add_user(s, "vic", "viewer password", "viewer")
-    monkeypatch.setenv("LIBRA_DB", str(path))
+    monkeypatch.setenv("LIBRA_STORE", location)
     return s
 
 

@@ -22,6 +22,7 @@ from traces.ingest import BatchWriter
 from traces.model import IngestSummary, Run, Step, StepKind
 from traces.queries import RunFilter
 from traces.store import Store
+from conftest import fresh_location  # noqa: I001 - the suite's own helpers
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -43,9 +44,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser")
-    db = tmp / "browser.duckdb"
+def app_url(request, module_backend, tmp_path_factory):
+    db = fresh_location(request, module_backend, tmp_path_factory.mktemp("browser"), "browser")
     s = Store(db)
     build_demo(s, n=40)
     w = BatchWriter(s, IngestSummary())
@@ -63,7 +63,7 @@ def app_url(tmp_path_factory):
     alerts.check(s, [alerts.AlertRule(name="tool errors", metric="pipa_tool_efficiency", below=0.95,
                                       window_hours=None, min_runs=5)])
     port = free_port()
-    env = {**os.environ, "LIBRA_DB": str(db)}
+    env = {**os.environ, "LIBRA_STORE": db}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
          "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],

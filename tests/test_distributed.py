@@ -15,7 +15,7 @@ from libra.cli.induce import build_judge, score_distributed
 from metrics import sets
 from metrics.distributed import partitions, plan, work
 from traces import feedback
-from traces.demo import build_demo
+from traces.demo import build_demo, generate_runs
 from traces.store import Store
 from test_judge import METRICS  # noqa: I001 - a sibling test module
 
@@ -109,3 +109,101 @@ def test_libra_scores_on_a_local_ray_cluster(store):
     _assert_exactly_once(store, res.job_id, ms)
     again = score_distributed(store, ray="local", set_id=ms.set_id, backend="offline")
     assert again[0][1].partitions == 0, "nothing left to score"
+
+
+def _ingest(location: str, path: str) -> None:
+    from traces.ingest import ingest
+
+    ingest(Store(location, lock_timeout=120), [path], batch_steps=300, workers=1)
+
+
+def test_two_processes_ingesting_the_same_new_runs_store_each_once(store, tmp_path):
+    """A lake has no keys to refuse a second copy of a run; its run writes are serialised."""
+    from traces.export import write_jsonl
+
+    src = tmp_path / "same.jsonl"
+    write_jsonl(generate_runs(120, seed=21), src)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_ingest, args=(store.path, str(src))) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=600)
+        assert p.exitcode == 0
+    assert store.scalar("SELECT count(*) FROM runs") == 120
+    assert store.scalar("SELECT count(DISTINCT run_id) FROM runs") == 120
+    n_steps = sum(len(r.steps) for r in generate_runs(120, seed=21))
+    assert store.scalar("SELECT count(*) FROM steps") == n_steps
+    assert store.scalar("SELECT count(*) FROM (SELECT DISTINCT run_id, idx FROM steps)") == n_steps
+    assert store.scalar("SELECT count(*) FROM feedback") == \
+        store.scalar("SELECT count(DISTINCT feedback_id) FROM feedback")
+
+
+def _embed_worker(location: str, job_id: str) -> None:
+    from metrics import embed_backlog
+
+    embed_backlog.work(location, job_id)
+
+
+def _doomed_embed_worker(location: str, job_id: str) -> None:
+    from metrics import embed_backlog
+
+    embed_backlog.work(location, job_id, hook=lambda stage: _die("judged" if stage == "embedded" else stage))
+
+
+def _step_hashes(store: Store) -> set[str]:
+    from metrics.embeddings import text_hash
+    from metrics.judge import step_text
+    from traces.export import iter_runs
+
+    return {text_hash(step_text(s)) for r in iter_runs(store) for s in r.steps}
+
+
+def test_embedding_a_backlog_on_workers_stores_each_vector_once(store):
+    """Two workers and one killed after embedding: every step text cached, each exactly once."""
+    from metrics import embed_backlog
+
+    build_demo(store, n=N_RUNS, seed=11)
+    model = embed_backlog.model_name()
+    job_id = embed_backlog.plan(store, model, size=8)
+    ctx = mp.get_context("spawn")
+    doomed = ctx.Process(target=_doomed_embed_worker, args=(store.path, job_id))
+    doomed.start()
+    doomed.join(timeout=600)
+    assert doomed.exitcode == -signal.SIGKILL
+    procs = [ctx.Process(target=_embed_worker, args=(store.path, job_id)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=900)
+        assert p.exitcode == 0
+    states = dict(partitions(store, job_id, "embed_partitions"))
+    assert list(states.values()).count("claimed") == 1, "the dead worker's fresh claim is left alone"
+    embed_backlog.work(store.path, job_id, lease=timedelta(0))  # taken over once the lease is past
+    assert set(dict(partitions(store, job_id, "embed_partitions")).values()) == {"done"}
+    rows = store.execute("SELECT content_hash, count(*) FROM embeddings WHERE model = ? GROUP BY ALL", [model])
+    assert {n for _, n in rows} == {1}, "a vector was stored twice"
+    assert {h for h, _ in rows} == _step_hashes(store)
+    # the offline judge now finds every step text cached
+    from metrics.embeddings import default_embedder
+    from metrics.judge import step_text
+    from traces.export import iter_runs
+
+    emb = default_embedder(store)
+    emb.embed([step_text(s) for r in iter_runs(store) for s in r.steps])
+    assert emb.misses == 0 and emb.hits > 0
+    assert embed_backlog.plan(store, model) and embed_backlog.pending_runs(store, model) == []
+
+
+@pytest.mark.timeout(900)
+def test_embedding_a_backlog_on_a_local_ray_cluster(store):
+    pytest.importorskip("ray")
+    from metrics import embed_backlog
+
+    build_demo(store, n=N_RUNS, seed=12)
+    res = embed_backlog.embed_backlog(store, ray="local", size=10)
+    assert res.partitions == 4 and res.embedded == len(_step_hashes(store)) > 0
+    again = embed_backlog.embed_backlog(store, ray="local")
+    assert again.partitions == 0 and again.embedded == 0
+    rows = store.execute("SELECT count(*), count(DISTINCT content_hash) FROM embeddings")
+    assert rows[0][0] == rows[0][1]

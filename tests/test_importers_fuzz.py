@@ -164,21 +164,24 @@ def mutated(draw, fmt: str) -> bytes:
     return data
 
 
-def check_ingest(fmt: str, data: bytes, name: str = "input.json") -> IngestSummary:
+_TALLY = (
+    "SELECT (SELECT count(*) FROM runs), (SELECT coalesce(sum(records), 0) FROM quarantine),"
+    " (SELECT count(*) FROM runs r WHERE n_steps != (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id)),"
+    " (SELECT count(*) FROM steps s WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = s.run_id))")
+
+
+def check_ingest(store: Store, fmt: str, data: bytes, name: str = "input.json") -> IngestSummary:
+    """Ingest one input into a store that may hold earlier examples' runs; check what it added."""
     from traces import importers
 
-    s = Store(":memory:")
+    runs0, quar0, _, _ = store.execute(_TALLY)[0]
     summary = IngestSummary()
-    w = BatchWriter(s, summary, batch_steps=7)
-    ingest_source(s, Source(name=name, data=data), w, summary, importer=importers.get(fmt))
+    w = BatchWriter(store, summary, batch_steps=7)
+    ingest_source(store, Source(name=name, data=data), w, summary, importer=importers.get(fmt))
     w.flush()
-    db_runs, db_quar, bad_runs, orphan = s.execute(
-        "SELECT (SELECT count(*) FROM runs), (SELECT coalesce(sum(records), 0) FROM quarantine),"
-        " (SELECT count(*) FROM runs r WHERE n_steps != (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id)),"
-        " (SELECT count(*) FROM steps s WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = s.run_id))")[0]
-    s.close()
-    assert db_runs == summary.runs_added
-    assert db_quar == summary.quarantined
+    db_runs, db_quar, bad_runs, orphan = store.execute(_TALLY)[0]
+    assert db_runs - runs0 == summary.runs_added
+    assert db_quar - quar0 == summary.quarantined
     assert bad_runs == 0 and orphan == 0, "a stored run is missing steps"
     return summary
 
@@ -189,80 +192,80 @@ FUZZ = settings(max_examples=int(os.environ.get("LIBRA_FUZZ_EXAMPLES", "30")), d
 
 
 def _one_run_per_record(fmt, data, summary):
-    """Formats where one record is one run: records = stored + duplicates + quarantined."""
-    assert summary.records == summary.runs_added + summary.duplicates + summary.quarantined
+    """Formats where one record is one run: records = added + updated + duplicates + quarantined."""
+    assert summary.records == summary.runs_added + summary.runs_updated + summary.duplicates + summary.quarantined
 
 
 @FUZZ
 @given(st.data())
-def test_generic_jsonl(data):
-    s = check_ingest("libra", data.draw(mutated("libra")), "x.jsonl")
+def test_generic_jsonl(mem_store, data):
+    s = check_ingest(mem_store, "libra", data.draw(mutated("libra")), "x.jsonl")
     _one_run_per_record("libra", None, s)
 
 
 @FUZZ
 @given(st.data())
-def test_chat(data):
-    s = check_ingest("chat", data.draw(mutated("chat")))
+def test_chat(mem_store, data):
+    s = check_ingest(mem_store, "chat", data.draw(mutated("chat")))
     _one_run_per_record("chat", None, s)
 
 
 @FUZZ
 @given(st.data())
-def test_adp(data):
-    s = check_ingest("adp", data.draw(mutated("adp")))
+def test_adp(mem_store, data):
+    s = check_ingest(mem_store, "adp", data.draw(mutated("adp")))
     _one_run_per_record("adp", None, s)
 
 
 @FUZZ
 @given(st.data())
-def test_openhands(data):
-    s = check_ingest("openhands", data.draw(mutated("openhands")), "output.jsonl")
+def test_openhands(mem_store, data):
+    s = check_ingest(mem_store, "openhands", data.draw(mutated("openhands")), "output.jsonl")
     _one_run_per_record("openhands", None, s)
 
 
 @FUZZ
 @given(st.data())
-def test_proactivebench(data):
-    s = check_ingest("proactivebench", data.draw(mutated("proactivebench")), "train.jsonl")
+def test_proactivebench(mem_store, data):
+    s = check_ingest(mem_store, "proactivebench", data.draw(mutated("proactivebench")), "train.jsonl")
     _one_run_per_record("proactivebench", None, s)
 
 
 @FUZZ
 @given(st.data())
-def test_who_and_when(data):
-    s = check_ingest("who-and-when", data.draw(mutated("who-and-when")))
+def test_who_and_when(mem_store, data):
+    s = check_ingest(mem_store, "who-and-when", data.draw(mutated("who-and-when")))
     _one_run_per_record("who-and-when", None, s)
 
 
 @FUZZ
 @given(st.data())
-def test_swe_agent(data):
-    s = check_ingest("swe-agent", data.draw(mutated("swe-agent")), "x.traj")
+def test_swe_agent(mem_store, data):
+    s = check_ingest(mem_store, "swe-agent", data.draw(mutated("swe-agent")), "x.traj")
     _one_run_per_record("swe-agent", None, s)
 
 
 @FUZZ
 @given(st.data())
-def test_otel_spans(data):
-    check_ingest("otel-spans", data.draw(mutated("otel-spans")))
+def test_otel_spans(mem_store, data):
+    check_ingest(mem_store, "otel-spans", data.draw(mutated("otel-spans")))
 
 
 @FUZZ
 @given(st.data())
-def test_otlp_json(data):
-    check_ingest("otlp-json", data.draw(mutated("otlp-json")), "traces.jsonl")
+def test_otlp_json(mem_store, data):
+    check_ingest(mem_store, "otlp-json", data.draw(mutated("otlp-json")), "traces.jsonl")
 
 
 @FUZZ
 @given(st.data())
-def test_inspect_json(data):
-    check_ingest("inspect", data.draw(mutated("inspect")), "log.json")
+def test_inspect_json(mem_store, data):
+    check_ingest(mem_store, "inspect", data.draw(mutated("inspect")), "log.json")
 
 
 @FUZZ
 @given(st.data())
-def test_inspect_eval_archive(data):
+def test_inspect_eval_archive(mem_store, data):
     _, recs = SEEDS["inspect"]
     doc = recs[0]
     buf = io.BytesIO()
@@ -276,12 +279,12 @@ def test_inspect_eval_archive(data):
     blob = buf.getvalue()
     if data.draw(st.booleans()):
         blob = blob[: data.draw(st.integers(0, len(blob)))]
-    check_ingest("inspect", blob, "log.eval")
+    check_ingest(mem_store, "inspect", blob, "log.eval")
 
 
 @FUZZ
 @given(st.data())
-def test_sotopia_csv(data):
+def test_sotopia_csv(mem_store, data):
     cols = ["ID", "model", "pk", "data", "prolific_id"] + [
         f"{d}{suffix}_{k}" for k in (1, 2) for d in ("believability", "goal") for suffix in ("", "_reasoning")]
     rows = []
@@ -303,17 +306,17 @@ def test_sotopia_csv(data):
     blob = buf.getvalue().encode()
     if data.draw(st.booleans()):
         blob = blob[: data.draw(st.integers(0, len(blob)))]
-    check_ingest("sotopia", blob, "x.csv")
+    check_ingest(mem_store, "sotopia", blob, "x.csv")
 
 
 @FUZZ
 @given(st.binary(max_size=300))
-def test_pure_garbage_never_crashes_any_importer(blob):
+def test_pure_garbage_never_crashes_any_importer(mem_store, blob):
     for fmt in SEEDS:
-        check_ingest(fmt, blob)
+        check_ingest(mem_store, fmt, blob)
 
 
-def test_seeds_are_valid():
+def test_seeds_are_valid(mem_store):
     for fmt, (layout, recs) in SEEDS.items():
         if layout == "jsonl":
             data = b"\n".join(orjson.dumps(r) for r in recs)
@@ -321,5 +324,5 @@ def test_seeds_are_valid():
             data = orjson.dumps(recs)
         else:
             data = orjson.dumps(recs[0])
-        s = check_ingest(fmt, data)
+        s = check_ingest(mem_store, fmt, data)
         assert s.quarantined == 0 and s.runs_added >= 1, fmt

@@ -25,6 +25,7 @@ from metrics.llm import LLM, LLMConfig
 from metrics.trained_judge import TrainedJudge
 from traces.demo import build_demo
 from traces.model import Step, StepKind
+from conftest import fresh_location  # noqa: I001 - the suite's own helpers
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +34,10 @@ def emb():
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(request, module_backend, tmp_path_factory):
     from traces.store import Store
 
-    s = Store(tmp_path_factory.mktemp("demo") / "demo.duckdb")
+    s = Store(fresh_location(request, module_backend, tmp_path_factory.mktemp("demo"), "demo"))
     build_demo(s, n=120)
     return s
 
@@ -176,10 +177,7 @@ def test_metric_sets_versions_edits_approval_yaml(mem_store):
                        "  - {id: a, name: B, explanation: e}\n", "x.yaml")
 
 
-def test_llm_backends_run_the_same_pipeline(emb, tmp_path):
-    from traces.store import Store
-
-    store = Store(tmp_path / "llm.duckdb")
+def test_llm_backends_run_the_same_pipeline(emb, store):
     build_demo(store, n=40)
 
     def responder(req):
@@ -213,9 +211,9 @@ def test_llm_backends_run_the_same_pipeline(emb, tmp_path):
     assert store.scalar("SELECT count(*) FROM llm_calls WHERE purpose = 'ground'") > 0
 
 
-def test_cli_induce_metrics_and_score(tmp_path):
+def test_cli_induce_metrics_and_score(tmp_path, location):
     runner = CliRunner()
-    db = str(tmp_path / "cli.duckdb")
+    db = location
     assert runner.invoke(app, ["demo", "build", "--db", db, "--runs", "80"]).exit_code == 0
     r = runner.invoke(app, ["induce", "--db", db, "-q", "--backend", "offline", "--min-cluster-size", "8"])
     assert r.exit_code == 0, r.output

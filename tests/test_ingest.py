@@ -99,32 +99,35 @@ def test_gzip_glob_and_folders(tmp_path, mem_store):
     assert ingest(mem_store, [p]).duplicates == 6
 
 
-def test_cli_ingest_summary_and_exit_status(tmp_path):
-    db = tmp_path / "cli.duckdb"
+def test_cli_ingest_summary_and_exit_status(tmp_path, location):
+    db = location
     p = demo_file(tmp_path, 5)
-    r = runner.invoke(app, ["ingest", "--db", str(db), "-q", str(p)])
+    r = runner.invoke(app, ["ingest", "--db", db, "-q", str(p)])
     assert r.exit_code == 0, r.output
     assert "runs added" in r.output and "5" in r.output
     bad = tmp_path / "bad.jsonl"
     bad.write_text(p.read_text().splitlines()[0] + "\n{broken\n")
-    r = runner.invoke(app, ["ingest", "--db", str(db), "-q", str(bad)])
+    r = runner.invoke(app, ["ingest", "--db", db, "-q", str(bad)])
     assert r.exit_code == 1
     assert "quarantined" in r.output and "invalid JSON" in r.output
-    r = runner.invoke(app, ["quarantine", "--db", str(db)])
+    r = runner.invoke(app, ["quarantine", "--db", db])
     assert "bad.jsonl" in r.output and r.exit_code == 0
-    r = runner.invoke(app, ["ingest", "--db", str(db), str(tmp_path / "missing.json")])
+    r = runner.invoke(app, ["ingest", "--db", db, str(tmp_path / "missing.json")])
     assert r.exit_code == 2
-    r = runner.invoke(app, ["ingest", "--db", str(db), "--format", "nope", str(p)])
+    r = runner.invoke(app, ["ingest", "--db", db, "--format", "nope", str(p)])
     assert r.exit_code != 0 and "unknown format" in r.output
 
 
-def test_cli_reads_stdin_and_env_db(tmp_path):
-    db = tmp_path / "env.duckdb"
+def test_cli_reads_stdin_and_env_db(tmp_path, backend, location):
+    db = location
     p = demo_file(tmp_path, 3)
+    env = {k: v for k, v in _env().items() if k not in ("LIBRA_STORE", "LIBRA_DB")}
+    # LIBRA_STORE names any store; LIBRA_DB, the older name, a file
+    env["LIBRA_STORE" if backend == "lake" else "LIBRA_DB"] = db
     proc = subprocess.run([sys.executable, "-m", "libra.cli.main", "ingest", "-q", "-"],
-                          input=p.read_bytes(), capture_output=True, env={**_env(), "LIBRA_DB": str(db)})
+                          input=p.read_bytes(), capture_output=True, env=env)
     assert proc.returncode == 0, proc.stderr.decode()
-    r = runner.invoke(app, ["stats", "--db", str(db)])
+    r = runner.invoke(app, ["stats", "--db", db])
     assert "runs: 3" in r.output
 
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -25,20 +26,27 @@ INTEGRITY = (
 )
 
 
-def test_sigkill_mid_file(tmp_path):
+def _written_enough(location: str, lake: bool) -> bool:
+    """Several batches are committed: judged from the file's size, or by asking the lake."""
+    if lake:
+        return Store(location).scalar("SELECT count(*) FROM runs") >= 2000
+    db, wal = Path(location), Path(location + ".wal")
+    return db.exists() and db.stat().st_size + (wal.stat().st_size if wal.exists() else 0) > 4_000_000
+
+
+def test_sigkill_mid_file(tmp_path, backend, new_location):
     src = tmp_path / "big.jsonl"
     total = 12_000
     write_jsonl(generate_runs(total, seed=4), src)
-    db = tmp_path / "killed.duckdb"
+    db = new_location("killed")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "libra.cli.main", "ingest", "-q", "--batch-steps", "4000", "--db", str(db), str(src)],
+        [sys.executable, "-m", "libra.cli.main", "ingest", "-q", "--batch-steps", "4000", "--db", db, str(src)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ),
     )
     deadline = time.monotonic() + 120
-    wal = tmp_path / "killed.duckdb.wal"
     # wait until several batches have been committed, then kill without warning
     while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists() and db.stat().st_size + (wal.stat().st_size if wal.exists() else 0) > 4_000_000:
+        if _written_enough(db, backend == "lake"):
             break
         time.sleep(0.02)
     assert proc.poll() is None, "ingest finished before it could be killed; make the file bigger"
@@ -52,7 +60,7 @@ def test_sigkill_mid_file(tmp_path):
 
     again = ingest(s, [src])
     assert again.duplicates == partial["runs"]
-    clean = Store(tmp_path / "clean.duckdb")
+    clean = Store(new_location("clean"))
     ingest(clean, [src])
     assert s.counts() == clean.counts()
     assert s.execute(INTEGRITY)[0] == (0, 0, 0)

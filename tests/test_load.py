@@ -46,8 +46,8 @@ print(json.dumps({"errors": errors, "p50": lat[len(lat) // 2], "p95": lat[int(le
 """
 
 
-def test_sixteen_annotators_and_an_ingest_lose_nothing(tmp_path):
-    db = tmp_path / "load.duckdb"
+def test_sixteen_annotators_and_an_ingest_lose_nothing(tmp_path, location):
+    db = location
     s = Store(db)
     build_demo(s, n=80)
     runs = [r for r, in s.execute("SELECT run_id FROM runs")]
@@ -55,9 +55,9 @@ def test_sixteen_annotators_and_an_ingest_lose_nothing(tmp_path):
     write_jsonl(generate_runs(6000, seed=9, with_feedback=False), big)
     env = dict(os.environ)
     ingest = subprocess.Popen([sys.executable, "-m", "libra.cli.main", "ingest", "-q", "--batch-steps", "5000",
-                               "--db", str(db), str(big)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               "--db", db, str(big)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(db), str(p), "8", "63" if p == 0 else "62",
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, db, str(p), "8", "63" if p == 0 else "62",
                                  json.dumps(runs)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                for p in range(2)]
     results = []

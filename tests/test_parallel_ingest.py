@@ -34,17 +34,17 @@ def contents(store: Store) -> dict[str, list]:
     return {t: store.execute(q) for t, q in TABLES.items()}
 
 
-def both_ways(tmp_path, path, **kw):
+def both_ways(new_location, path, **kw):
     out = []
     for workers in (1, 3):
-        s = Store(tmp_path / f"w{workers}.duckdb")
+        s = Store(new_location(f"w{workers}"))
         summary = ingest(s, [path], workers=workers, batch_steps=200, **kw)
         out.append((summary.as_dict(), contents(s)))
         s.close()
     return out
 
 
-def test_generic_jsonl_sharded_matches_one_process(tmp_path):
+def test_generic_jsonl_sharded_matches_one_process(tmp_path, new_location):
     recs = [run_to_record(r) for r in generate_runs(60, seed=8)]
     edited = json.loads(json.dumps(recs[5], default=str))
     edited["steps"][0]["content"] = "a later version of run 5"
@@ -56,7 +56,7 @@ def test_generic_jsonl_sharded_matches_one_process(tmp_path):
     lines += [b'{"run_id": "x", "steps": [', b'{"no_id": 1, "steps": []}', lines[3], orjson.dumps(edited)]
     p = tmp_path / "runs.jsonl"
     p.write_bytes(b"\n".join(lines) + b"\n")
-    (one, one_rows), (three, three_rows) = both_ways(tmp_path, p)
+    (one, one_rows), (three, three_rows) = both_ways(new_location, p)
     assert one == three
     assert one_rows == three_rows
     assert one["quarantined"] == 3 and one["runs_added"] == 59
@@ -64,7 +64,7 @@ def test_generic_jsonl_sharded_matches_one_process(tmp_path):
     assert any(r[6] == "a later version of run 5" for r in one_rows["steps"])  # the last version won
 
 
-def test_otlp_traces_spread_over_lines_stay_whole(tmp_path):
+def test_otlp_traces_spread_over_lines_stay_whole(tmp_path, new_location):
     lines = []
     for i, run in enumerate(generate_runs(40, seed=4, with_feedback=False)):
         req = run_to_otlp(run, f"{i + 1:032x}")
@@ -78,12 +78,12 @@ def test_otlp_traces_spread_over_lines_stay_whole(tmp_path):
     body = [line for _, line in lines] + [b'{"resourceSpans": 3}', b"not json"]
     p = tmp_path / "otlp.jsonl"
     p.write_bytes(b"\n".join(body) + b"\n")
-    (one, one_rows), (three, three_rows) = both_ways(tmp_path, p, fmt="otlp-json")
+    (one, one_rows), (three, three_rows) = both_ways(new_location, p, fmt="otlp-json")
     assert one == three and one_rows == three_rows
     assert one["runs_added"] == 40 and one["quarantined"] == 2
 
 
-def test_otlp_lines_of_one_trace_go_whole_to_one_shard(tmp_path):
+def test_otlp_lines_of_one_trace_go_whole_to_one_shard(tmp_path, new_location):
     """A line whose spans all name one trace is skipped unparsed by the other shards; its bad
     records must then be reported by the shard it went to, exactly once."""
     lines = []
@@ -110,16 +110,16 @@ def test_otlp_lines_of_one_trace_go_whole_to_one_shard(tmp_path):
               b'{"resourceSpans": 3}']
     p = tmp_path / "otlp.jsonl"
     p.write_bytes(b"\n".join(lines) + b"\n")
-    (one, one_rows), (three, three_rows) = both_ways(tmp_path, p, fmt="otlp-json")
+    (one, one_rows), (three, three_rows) = both_ways(new_location, p, fmt="otlp-json")
     assert one == three and one_rows == three_rows
     assert one["runs_added"] == 32, "t2 stayed one run"
     assert one["quarantined"] == 6 + 6 + 2  # orphans, spans without ids, a cut line, a bad request
 
 
-def test_a_failing_parser_process_is_reported(tmp_path):
+def test_a_failing_parser_process_is_reported(tmp_path, store):
     p = tmp_path / "runs.jsonl"
     p.write_bytes(b"\n".join(orjson.dumps(run_to_record(r), default=str) for r in generate_runs(5, seed=1)))
-    s = Store(tmp_path / "x.duckdb")
+    s = store
     summary = IngestSummary()
     writer = BatchWriter(s, summary)
 

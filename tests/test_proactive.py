@@ -165,8 +165,8 @@ def stream_zip(path, agents: dict[str, list]) -> None:
             z.writestr(f"eval/traces/{agent}/code_1.json", json.dumps(items))
 
 
-def test_cli_trains_then_scores_agents_as_proactivebench_counts(train_file, tmp_path):
-    db = str(tmp_path / "p.duckdb")
+def test_cli_trains_then_scores_agents_as_proactivebench_counts(train_file, tmp_path, location):
+    db = location
     runner = CliRunner()
     env = {"LIBRA_MODELS_DIR": str(tmp_path / "models")}
     r = runner.invoke(app, ["proactive", "train", str(train_file), "--db", db, "-q", "--folds", "3"], env=env)

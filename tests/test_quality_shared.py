@@ -9,7 +9,6 @@ import pytest
 
 from metrics.embeddings import default_embedder
 from traces.ingest import ingest
-from traces.store import Store
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -31,9 +30,8 @@ def test_who_and_when_grounding_beats_nearest_step(shared):
 
 
 @pytest.mark.timeout(1800)
-def test_sotopia_induction_covers_feedback_and_recovers_dimensions(shared, tmp_path):
+def test_sotopia_induction_covers_feedback_and_recovers_dimensions(shared, store):
     q = load("quality_sotopia")
-    store = Store(tmp_path / "s.duckdb")
     ingest(store, [shared / "sotopia-pi-human-eval"])
     r = q.run(shared, 0, store, default_embedder(store))
     assert r["heldout"]["coverage"] >= 0.40

@@ -111,8 +111,8 @@ def test_sampling_is_stable_so_scoring_stays_incremental(mem_store):
         select_runs(mem_store, sample=1.5)
 
 
-def test_cli_once_exits_3_on_an_alert_and_records_history(tmp_path):
-    db = str(tmp_path / "s.duckdb")
+def test_cli_once_exits_3_on_an_alert_and_records_history(tmp_path, location):
+    db = location
     s = Store(db)
     ingest_runs(s, RUNS)
     s.close()

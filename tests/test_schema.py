@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from traces import schema
-from traces.store import Store
+from traces.store import Store, _connect_lake
 
 EXPECTED = {
     "runs": {"run_id", "native_id", "source", "format", "agent", "model", "task", "started_at",
@@ -52,51 +52,70 @@ def columns(con, table):
         "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
 
 
-def test_fresh_store_has_full_schema_and_records_every_migration(tmp_path):
-    s = Store(tmp_path / "a.duckdb")
+@pytest.fixture
+def bare(request, backend, tmp_path):
+    """Makes (location, raw connection opener) of stores nothing has migrated yet."""
+    def make(name: str):
+        if backend == "lake":
+            loc = request.getfixturevalue("pg").new_lake(migrated=False)
+            return loc, lambda: _connect_lake(loc)
+        loc = str(tmp_path / f"{name}.duckdb")
+        return loc, lambda: duckdb.connect(loc)
+    return make
+
+
+def test_fresh_store_has_full_schema_and_records_every_migration(bare):
+    loc, _ = bare("a")
+    s = Store(loc)
     with s.connection() as con:
         for table, cols in EXPECTED.items():
             assert cols <= columns(con, table), table
         rows = con.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
     assert [v for v, _ in rows] == [m.version for m in schema.MIGRATIONS]
     assert s.schema_version() == schema.LATEST
+    s.close()
 
 
-def test_reopening_applies_nothing_twice(tmp_path):
-    path = tmp_path / "a.duckdb"
-    Store(path).counts()
-    con = duckdb.connect(str(path))
-    assert schema.migrate(con) == []
+def test_reopening_applies_nothing_twice(bare, backend):
+    loc, raw = bare("a")
+    s = Store(loc)
+    s.counts()
+    s.close()
+    con = raw()
+    assert schema.migrate(con, lake=backend == "lake") == []
     assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(schema.MIGRATIONS)
     con.close()
 
 
-def test_old_store_is_upgraded_on_open(tmp_path):
-    path = tmp_path / "old.duckdb"
-    con = duckdb.connect(str(path))
-    schema.migrate(con, target=schema.LATEST - 1)
+def test_old_store_is_upgraded_on_open(bare, backend):
+    loc, raw = bare("old")
+    con = raw()
+    schema.migrate(con, target=schema.LATEST - 1, lake=backend == "lake")
     assert schema.current_version(con) == schema.LATEST - 1
     con.close()
-    assert Store(path).schema_version() == schema.LATEST
+    assert Store(loc).schema_version() == schema.LATEST
 
 
-def test_store_from_a_newer_libra_is_refused(tmp_path):
-    path = tmp_path / "new.duckdb"
-    Store(path).counts()
-    con = duckdb.connect(str(path))
+def test_store_from_a_newer_libra_is_refused(bare):
+    loc, raw = bare("new")
+    s = Store(loc)
+    s.counts()
+    s.close()
+    con = raw()
     con.execute("INSERT INTO schema_migrations VALUES (?, 'from the future', now())", [schema.LATEST + 1])
     con.close()
     with pytest.raises(schema.SchemaTooNew, match="newer than this Libra"):
-        Store(path).counts()
+        Store(loc).counts()
 
 
-def test_failed_migration_leaves_no_trace(tmp_path, monkeypatch):
+def test_failed_migration_leaves_no_trace(bare, backend, monkeypatch):
     bad = schema.Migration(schema.LATEST + 1, "broken", ("CREATE TABLE half_done (a INT)", "NOT SQL"))
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + (bad,))
     monkeypatch.setattr(schema, "LATEST", bad.version)
-    con = duckdb.connect(str(tmp_path / "x.duckdb"))
+    _, raw = bare("x")
+    con = raw()
     with pytest.raises(duckdb.Error):
-        schema.migrate(con)
+        schema.migrate(con, lake=backend == "lake")
     assert schema.current_version(con) == bad.version - 1
     assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'half_done'"
                        ).fetchone()[0] == 0
@@ -115,3 +134,18 @@ def test_no_module_but_schema_writes_ddl():
         if DDL.search(py.read_text()):
             offenders.append(str(rel))
     assert offenders == []
+
+
+def test_every_upserted_table_has_a_lock_for_the_lake():
+    """merge() serialises writers on a lake through the table's lock; a new table needs one."""
+    root = Path(__file__).resolve().parents[1]
+    targets = set()
+    for py in root.rglob("*.py"):
+        rel = py.relative_to(root)
+        if rel.parts[0] in (".venv", "tests", "bench", "build", "artifacts"):
+            continue
+        targets |= set(re.findall(r'\bmerge\(\s*con,\s*"(\w+)"', py.read_text()))
+    assert {"feedback", "scores", "embeddings"} <= targets
+    assert targets <= set(schema.LOCKS), targets - set(schema.LOCKS)
+    with pytest.raises(ValueError, match="no lock table"):
+        schema.lock_statement("runs; DROP TABLE runs")

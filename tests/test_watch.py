@@ -43,12 +43,12 @@ def conversation(store):
             for r in iter_runs(store)}
 
 
-def test_follows_growing_rotating_files_and_loses_nothing(tmp_path):
+def test_follows_growing_rotating_files_and_loses_nothing(tmp_path, location, mem_store):
     runs = list(generate_runs(9, seed=5))
     per_run = lines_for(runs)
     d = tmp_path / "otel"
     d.mkdir()
-    store = Store(tmp_path / "w.duckdb")
+    store = Store(location)
     clock = Clock()
     w = Watcher(store, d, settle=5, clock=clock)
     live = d / "traces.json"
@@ -81,30 +81,29 @@ def test_follows_growing_rotating_files_and_loses_nothing(tmp_path):
         f.write(per_run[6][0] + per_run[7][0])
     w.poll()
     del w
-    w2 = Watcher(Store(tmp_path / "w.duckdb"), d, settle=5, clock=clock)
+    w2 = Watcher(Store(location), d, settle=5, clock=clock)
     with (d / "traces.json").open("ab") as f:
         f.write(b"".join(per_run[6][1:] + per_run[7][1:] + per_run[8]))
     w2.poll()
     clock.t = 40
     w2.poll()
     summary = w2.close()
-    s = Store(tmp_path / "w.duckdb")
+    s = Store(location)
     assert s.scalar("SELECT count(*) FROM runs") == 9
     assert summary.duplicates == 0
     # exactly what a one-shot ingest of the same spans gives
-    ref = Store(":memory:")
+    ref = mem_store
     whole = tmp_path / "whole.jsonl"
     whole.write_bytes(b"".join(line for ls in per_run for line in ls))
     ingest(ref, [whole])
     assert conversation(s) == conversation(ref)
 
 
-def test_truncated_file_starts_again_and_bad_lines_are_quarantined(tmp_path):
+def test_truncated_file_starts_again_and_bad_lines_are_quarantined(tmp_path, store):
     runs = list(generate_runs(3, seed=6))
     per_run = lines_for(runs)
     d = tmp_path / "otel"
     d.mkdir()
-    store = Store(tmp_path / "w.duckdb")
     clock = Clock()
     w = Watcher(store, d, settle=1, clock=clock)
     f = d / "t.jsonl"
@@ -123,12 +122,12 @@ def test_truncated_file_starts_again_and_bad_lines_are_quarantined(tmp_path):
     assert store.scalar("SELECT reason FROM quarantine").startswith("invalid JSON")
 
 
-def test_cli_watch_once(tmp_path):
+def test_cli_watch_once(tmp_path, location):
     d = tmp_path / "otel"
     d.mkdir()
     (d / "a.json").write_bytes(b"".join(line for ls in lines_for(list(generate_runs(4, seed=8))) for line in ls))
     (d / "notes.txt").write_text("ignored")
-    db = str(tmp_path / "c.duckdb")
+    db = location
     r = CliRunner().invoke(app, ["ingest", "--watch", str(d), "--once", "-q", "--db", db])
     assert r.exit_code == 0, r.output
     assert "4 runs added" in r.output

@@ -142,11 +142,6 @@ _FEEDBACK_COLS = ["feedback_id", "run_id", "steps", "author", "text", "rating", 
 _HISTORY_COLS = ["feedback_id", "revision", "action", "text", "rating", "steps", "edited_by", "edited_at"]
 
 
-def _history(con, *row) -> None:
-    # Applying the journal again after a crash must not add a revision twice.
-    merge(con, "feedback_history", [list(row)], keys=["feedback_id", "revision"], columns=_HISTORY_COLS)
-
-
 def flush(store: Store, timeout: float | None = None) -> int:
     """Apply journalled writes to the store; returns how many. Leaves them for later if the store is busy."""
     j = journal(store)
@@ -154,24 +149,34 @@ def flush(store: Store, timeout: float | None = None) -> int:
     if not events:
         return 0
     target = store if timeout is None or store.path == ":memory:" else Store(store.path, lock_timeout=timeout)
-    try:
-        with target.transaction() as con:
-            for _, kind, p in events:
+
+    def apply(con) -> None:
+        # A few statements per flush whatever its size (on a lake each one is a catalog round
+        # trip): every note created first, in one upsert, then edits and deletes in order.
+        created, history = [], []
+        for _, kind, p in events:
+            if kind == "create":
                 at = datetime.fromisoformat(p["at"])
-                if kind == "create":
-                    merge(con, "feedback", [[p["feedback_id"], p["run_id"], p["steps"], p["author"], p["text"],
-                                             p["rating"], "app", at, json.dumps(p.get("metadata") or {})]],
-                          keys=["feedback_id"], columns=_FEEDBACK_COLS)
-                    _history(con, p["feedback_id"], 1, "create", p["text"], p["rating"], p["steps"], p["author"], at)
-                elif kind == "edit":
-                    con.execute("UPDATE feedback SET text = ?, rating = ?, steps = ?, edited_at = ? "
-                                "WHERE feedback_id = ?", [p["text"], p["rating"], p["steps"], at, p["feedback_id"]])
-                    _history(con, p["feedback_id"], p["revision"], "edit", p["text"], p["rating"], p["steps"],
-                             p["editor"], at)
-                elif kind == "delete":
-                    con.execute("UPDATE feedback SET deleted_at = ? WHERE feedback_id = ? AND deleted_at IS NULL",
-                                [at, p["feedback_id"]])
-                    _history(con, p["feedback_id"], p["revision"], "delete", None, None, None, p["editor"], at)
+                created.append([p["feedback_id"], p["run_id"], p["steps"], p["author"], p["text"], p["rating"],
+                                "app", at, json.dumps(p.get("metadata") or {})])
+                history.append([p["feedback_id"], 1, "create", p["text"], p["rating"], p["steps"], p["author"], at])
+        merge(con, "feedback", created, keys=["feedback_id"], columns=_FEEDBACK_COLS)
+        for _, kind, p in events:
+            at = datetime.fromisoformat(p["at"])
+            if kind == "edit":
+                con.execute("UPDATE feedback SET text = ?, rating = ?, steps = ?, edited_at = ? "
+                            "WHERE feedback_id = ?", [p["text"], p["rating"], p["steps"], at, p["feedback_id"]])
+                history.append([p["feedback_id"], p["revision"], "edit", p["text"], p["rating"], p["steps"],
+                                p["editor"], at])
+            elif kind == "delete":
+                con.execute("UPDATE feedback SET deleted_at = ? WHERE feedback_id = ? AND deleted_at IS NULL",
+                            [at, p["feedback_id"]])
+                history.append([p["feedback_id"], p["revision"], "delete", None, None, None, p["editor"], at])
+        # Applying the journal again after a crash must not add a revision twice.
+        merge(con, "feedback_history", history, keys=["feedback_id", "revision"], columns=_HISTORY_COLS)
+
+    try:
+        target.write(apply)
     except StoreBusy:
         return 0
     j.mark_applied([s for s, _, _ in events])

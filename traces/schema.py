@@ -24,6 +24,19 @@ class Migration:
     statements: tuple[str, ...]
 
 
+# Lock tables (migration 9): 'runs' for the ingest writer, 'embeddings' for embedding
+# jobs, and one per table written with traces.store.merge.
+LOCKS = ("runs", "embeddings", "feedback", "feedback_history", "job_items", "llm_cache", "scores",
+         "score_units", "watch_files")
+
+
+def lock_statement(name: str) -> str:
+    """The statement that takes lock `name` in the current transaction (on a lake)."""
+    if name not in LOCKS:
+        raise ValueError(f"no lock table for {name!r}; add it to traces.schema.LOCKS")
+    return f"UPDATE lock_{name} SET n = n + 1"
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: runs, steps, feedback, quarantine", (
         """CREATE TABLE runs (
@@ -362,15 +375,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
     )),
     # Writes that must not run side by side on a lake (which has no keys to stop two
-    # processes adding the same run) rewrite a lock row first, so they conflict and
-    # one is retried (Store.transaction(serialise=...)). Embedding a backlog on many
+    # processes adding the same run or note) first rewrite a lock table's one row, so
+    # they conflict at commit and one is retried (Store.transaction(serialise=...),
+    # traces.store.merge). DuckLake detects conflicts per table, hence a table per lock:
+    # adding runs does not wait on annotators' notes. Embedding a backlog on many
     # workers is partitioned like scoring.
-    Migration(9, "lock rows; embedding partitions", (
-        """CREATE TABLE store_locks (
-            name            VARCHAR PRIMARY KEY,
-            n               BIGINT NOT NULL
-        )""",
-        "INSERT INTO store_locks VALUES ('runs', 0), ('embeddings', 0)",
+    Migration(9, "lock tables; embedding partitions", (
+        *(stmt for name in LOCKS for stmt in (f"CREATE TABLE lock_{name} (n BIGINT NOT NULL)",
+                                              f"INSERT INTO lock_{name} VALUES (0)")),
         """CREATE TABLE embed_partitions (
             job_id          VARCHAR NOT NULL,
             part            INTEGER NOT NULL,
@@ -393,9 +405,21 @@ def load_fts(con: duckdb.DuckDBPyConnection) -> bool:
     return extensions.load(con, "fts", required=False)
 
 
+LAKE_CATALOG = "libra_lake"  # the name a DuckLake store is attached under
+
+
+def on_lake(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether this connection writes a DuckLake lake (whose tables take no keys or indexes)."""
+    return con.execute("SELECT current_database()").fetchone()[0] == LAKE_CATALOG
+
+
 def rebuild_search_index(con: duckdb.DuckDBPyConnection) -> bool:
-    """(Re)build the BM25 index over run_text; DuckDB's FTS index is not maintained on insert."""
-    if not load_fts(con):
+    """(Re)build the BM25 index over run_text; DuckDB's FTS index is not maintained on insert.
+
+    False where there is none to build: the fts extension is missing, or the store
+    is a lake (DuckLake tables take no index; search there matches substrings).
+    """
+    if on_lake(con) or not load_fts(con):
         return False
     con.execute("PRAGMA create_fts_index('run_text', 'run_id', 'text', overwrite = 1)")
     return True

@@ -66,7 +66,35 @@ def lake_parts(location: str) -> tuple[str, str]:
     data = data or str(Path("libra_lake").resolve())
     if "://" not in data:
         data = str(Path(data).expanduser().resolve()) + "/"
+    elif not data.endswith("/"):
+        data += "/"
     return "ducklake:postgres:" + " ".join(words), data
+
+
+def _s3_secret(con: duckdb.DuckDBPyConnection) -> None:
+    """Object storage credentials, from the environment only (the usual AWS variables).
+
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION;
+    an S3-compatible service (MinIO, Ceph, R2) by AWS_ENDPOINT_URL_S3 or
+    AWS_ENDPOINT_URL, addressed by path. Without keys, DuckDB's own defaults apply.
+    """
+    env = os.environ.get
+    extensions.load(con, "httpfs")
+    key, secret = env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")
+    if not (key and secret):
+        return
+    opts = {"KEY_ID": key, "SECRET": secret, "REGION": env("AWS_REGION") or env("AWS_DEFAULT_REGION") or "us-east-1"}
+    if env("AWS_SESSION_TOKEN"):
+        opts["SESSION_TOKEN"] = env("AWS_SESSION_TOKEN")
+    endpoint = env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL")
+    if endpoint:
+        scheme, _, host = endpoint.rpartition("://")
+        opts.update(ENDPOINT=host.rstrip("/"), URL_STYLE="path")
+        use_ssl = "false" if scheme == "http" else "true"
+    # CREATE SECRET takes no parameters; every value is quoted, and comes from the operator.
+    body = ", ".join(f"{k} {_sql_str(v)}" for k, v in opts.items())
+    con.execute(f"CREATE OR REPLACE SECRET libra_s3 (TYPE s3, {body}"
+                + (f", USE_SSL {use_ssl})" if endpoint else ")"))
 
 
 def _connect_lake(location: str) -> duckdb.DuckDBPyConnection:
@@ -77,9 +105,11 @@ def _connect_lake(location: str) -> duckdb.DuckDBPyConnection:
     try:
         extensions.load(con, "postgres", "postgres_scanner")
         extensions.load(con, "ducklake")
+        if data.startswith("s3://"):
+            _s3_secret(con)
         # ATTACH takes no parameters; both strings come from the operator's own setting.
-        con.execute(f"ATTACH {_sql_str(catalog)} AS libra_lake (DATA_PATH {_sql_str(data)})")
-        con.execute("USE libra_lake")
+        con.execute(f"ATTACH {_sql_str(catalog)} AS {schema.LAKE_CATALOG} (DATA_PATH {_sql_str(data)})")
+        con.execute(f"USE {schema.LAKE_CATALOG}")
         # Many writers commit at once on a busy lake: be patient before giving up.
         con.execute("SET ducklake_max_retry_count = 100")
     except Exception:
@@ -221,7 +251,7 @@ class Store:
     def _cursor(self, shared: _Shared) -> duckdb.DuckDBPyConnection:
         cur = shared.con.cursor()
         if self.lake:  # a cursor starts in the in-memory catalog, not the attached lake
-            cur.execute("USE libra_lake")
+            cur.execute(f"USE {schema.LAKE_CATALOG}")
             cur.execute("SET python_enable_replacements = false")
         return cur
 
@@ -245,10 +275,10 @@ class Store:
     def transaction(self, serialise: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction: committed when the block ends, rolled back on error.
 
-        `serialise` names a lock row (`store_locks`) for writes that must not run
-        side by side with others of their kind, such as adding runs: without keys,
-        two lake transactions inserting the same new run would both succeed. Each
-        such transaction rewrites its lock row, so on a lake concurrent ones
+        `serialise` names a lock (`schema.LOCKS`) for writes that must not run side
+        by side with others of their kind, such as adding runs: without keys, two
+        lake transactions inserting the same new run would both succeed. Each such
+        transaction rewrites its lock table's row, so on a lake concurrent ones
         conflict and the loser, run again (`retrying`), sees what the winner wrote.
         A DuckDB file needs nothing: one process writes it at a time.
         """
@@ -257,7 +287,7 @@ class Store:
             cur.execute("BEGIN TRANSACTION")
             try:
                 if serialise is not None and self.lake:
-                    cur.execute("UPDATE store_locks SET n = n + 1 WHERE name = ?", [serialise])
+                    cur.execute(schema.lock_statement(serialise))
                 yield cur
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -265,6 +295,18 @@ class Store:
                 raise
             cur.execute("COMMIT")
             cur.close()
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], serialise: str | None = None) -> T:
+        """fn(con) in one write transaction, run again if it lost a conflict on a lake.
+
+        Use it for anything that upserts (`merge`): a lake detects the clash
+        between two processes writing the same key only when they commit, and
+        the loser must start over to see the winner's rows.
+        """
+        def once() -> T:
+            with self.transaction(serialise) as con:
+                return fn(con)
+        return retrying(once)
 
     # -- convenience ----------------------------------------------------------
 
@@ -316,7 +358,8 @@ def merge(con: duckdb.DuckDBPyConnection, table: str, rows, keys: Sequence[str],
     """Insert rows whose key is new; for known keys set the `update` columns (or leave the row).
 
     The portable upsert: a DuckLake table has no keys for ON CONFLICT to use, so
-    both backends write through MERGE INTO. `rows` is an Arrow table or a list
+    both backends write through MERGE INTO. Run it inside `Store.write`, which
+    retries a transaction that a concurrent lake commit conflicted with. `rows` is an Arrow table or a list
     of rows in `columns` order (later rows win over earlier ones with the same
     key). Table and column names are Libra's own, never input.
     """
@@ -332,6 +375,10 @@ def merge(con: duckdb.DuckDBPyConnection, table: str, rows, keys: Sequence[str],
         src = pa.table({c: [r[i] for r in last.values()] for i, c in enumerate(columns)})
     if src.num_rows == 0:
         return
+    if schema.on_lake(con):
+        # No key stops two lake transactions inserting the same new key; rewriting the
+        # table's lock row makes them conflict, and the loser's retry sees the winner's row.
+        con.execute(schema.lock_statement(table))
     cols = src.column_names
     name = f"_libra_merge_{table}"
     on = " AND ".join(f"t.{k} = s.{k}" for k in keys)

@@ -202,14 +202,16 @@ class Watcher:
     def _save_state(self, seen: set[str]) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
         gone = [k for k in self.files if k not in seen and not self.files[k].pending_from]
-        with self.store.transaction() as con:
+        def save(con) -> None:
             for k in gone:
                 con.execute("DELETE FROM watch_files WHERE file_key = ?", [k])
-                del self.files[k]
             merge(con, "watch_files",
                   [[f.key, str(f.path), f.committed, f.head, json.dumps(sorted(f.done_traces)), now]
-                   for f in self.files.values()],
+                   for k, f in self.files.items() if k not in gone],
                   keys=["file_key"], update=_WATCH_COLS[1:], columns=_WATCH_COLS)
+        self.store.write(save)
+        for k in gone:
+            del self.files[k]
 
     def close(self) -> IngestSummary:
         """Write every open trace (used when stopping, and by `--once`)."""

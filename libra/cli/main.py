@@ -51,6 +51,37 @@ def index_cmd(db: DbOption = None) -> None:
     out.print("search index rebuilt" if ok else "the fts extension is not installed; search falls back to substrings")
 
 
+@app.command("embed")
+def embed_cmd(
+    db: DbOption = None,
+    model: Annotated[str | None, typer.Option(help="Embedding model (default: $LIBRA_EMBEDDING_MODEL, "
+                                                   "else the bundled all-MiniLM-L6-v2).")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only runs of this agent.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Only runs of this trace format.")] = None,
+    ray: Annotated[str | None, typer.Option(
+        help="Embed on a Ray cluster: its address (ray://HOST:10001, or auto), or local to start one here.")]
+    = None,
+    partition_size: Annotated[int, typer.Option(help="Runs per partition.", min=1)] = 500,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Embed the steps of runs not yet embedded, so offline judging of a backlog reads vectors from the cache.
+
+    Partitions are committed exactly once, also when a worker dies; run it again
+    to resume. Use a DuckLake store (LIBRA_STORE) when workers are on several machines.
+    """
+    from libra.cli.progress import staged
+    from metrics.embed_backlog import embed_backlog
+    from metrics.scoring import select_runs
+
+    store = open_store(db)
+    ids = select_runs(store, agent=agent, fmt=fmt)
+    with staged(quiet) as progress:
+        res = embed_backlog(store, model, ray=ray, run_ids=ids, size=partition_size,
+                            progress=lambda d, t: progress("embed", d, t))
+    out.print(f"{res.model}: {res.embedded:,} texts embedded ({res.texts - res.embedded:,} already cached) in "
+              f"{res.partitions} partitions{' on Ray' if ray else ''}, {res.seconds:.1f}s (job {res.job_id})")
+
+
 @app.command("formats")
 def formats_cmd() -> None:
     """List the trace formats Libra can read."""
@@ -271,7 +302,7 @@ def app_cmd(
 ) -> None:
     """Start the Streamlit app on the store."""
     store = open_store(db)
-    env = {**os.environ, "LIBRA_DB": store.path}
+    env = {**os.environ, "LIBRA_STORE": store.path}
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_script()), "--server.port", str(port),
            "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
            "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false"]

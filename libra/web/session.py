@@ -20,7 +20,7 @@ from traces.store import Store, default_db_path
 
 
 def store() -> Store:
-    s = Store(os.environ.get("LIBRA_DB") or default_db_path(), lock_timeout=60)
+    s = Store(default_db_path(), lock_timeout=60)
     _start_flusher(s.path)
     return s
 
