@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from traces.importers.base import RAW_LIMIT
-from traces.model import IngestSummary, Rejected, Run, Step, dumps
+from traces.model import IngestSummary, Rejected, Run, Step, StepKind, dumps
 from traces.store import Store, retrying
 
 RUN_SCHEMA = pa.schema([
@@ -137,6 +137,7 @@ def prepare(runs: list[Run], now: datetime | None = None) -> Batch:
 
 _NONE = type(None)
 _STR, _TIME, _INT = frozenset({str, _NONE}), frozenset({datetime, _NONE}), frozenset({int, _NONE})
+_KIND = _STR | {StepKind}
 _step_fields = attrgetter(*Step.__slots__)
 
 
@@ -162,7 +163,8 @@ def _step_table(todo: list[tuple[Run, str, str]]) -> pa.Table:
     cols = {
         "run_id": pa.array([rid for run, rid, _ in todo for _ in run.steps], pa.string()),
         "idx": pa.array([i for run, _, _ in todo for i in range(len(run.steps))], pa.int32()),
-        "kind": _column(c["kind"], pa.string(), _STR, str),
+        # StepKind members are str subclasses holding their value, which Arrow reads as is
+        "kind": _column(c["kind"], pa.string(), _KIND, str),
         "is_error": _column(c["is_error"], pa.bool_(), frozenset({bool}), bool),
         "tool_args": pa.array([None if v is None else dumps(v) for v in c["tool_args"]], pa.string()),
         "metadata": pa.array([None if v is None else dumps(v) for v in c["metadata"]], pa.string()),
@@ -299,6 +301,7 @@ class BatchWriter:
 
     def close(self) -> None:
         """Write what is pending and wait for it; raises what the writer hit."""
+        self.threads = os.cpu_count() or 1  # parsing is over: what is left to write gets every core
         self.flush()
         if self._thread is not None:
             self._queue.put(None)

@@ -231,6 +231,9 @@ def _tokens(a: dict, *keys: str) -> int | None:
     return n if n is None or 0 <= n < 2**63 else None  # a count, and one the store can hold
 
 
+_KIND_OF_ROLE = {"system": StepKind.SYSTEM, "developer": StepKind.SYSTEM, "tool": StepKind.TOOL_RESULT}
+
+
 def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = None) -> Run:
     spans = sorted(spans, key=lambda s: (s.start or datetime.min, s.end or datetime.min))
     ids = {s.span_id for s in spans}
@@ -268,8 +271,7 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                 if local[key] <= seen_msgs[key]:
                     continue
                 seen_msgs[key] += 1
-                kind = {"system": StepKind.SYSTEM, "developer": StepKind.SYSTEM,
-                        "tool": StepKind.TOOL_RESULT}.get(role, StepKind.USER)
+                kind = _KIND_OF_ROLE.get(role, StepKind.USER)
                 steps.append(Step(kind=kind, content=key[1], span_id=sp.span_id,
                                   parent_id=sp.parent_id, started_at=sp.start,
                                   is_error=kind == StepKind.TOOL_RESULT and looks_like_error(key[1])))

@@ -112,12 +112,19 @@ def parse_otlp_span(sp: Any, where: str, resource: dict, scope: dict) -> Span:
         attrs.setdefault("otel.scope.name", scope["name"])
     return Span(
         trace_id=tid, span_id=sid,
-        parent_id=otlp_id(sp.get("parentSpanId"), f"{where}.parentSpanId", 8) if "parentSpanId" in sp else None,
+        parent_id=_parent_id(sp, where),
         name=name, start=span_time(sp.get("startTimeUnixNano")),
         end=span_time(sp.get("endTimeUnixNano")), error=error,
         status_message=status.get("message") if isinstance(status, dict) else None,
         attributes=attrs, events=events, resource=resource,
     )
+
+
+def _parent_id(sp: dict, where: str) -> str | None:
+    pid = sp.get("parentSpanId")
+    if type(pid) is str and len(pid) == 16 and _HEX.fullmatch(pid):
+        return pid.lower()
+    return otlp_id(pid, f"{where}.parentSpanId", 8) if pid else None
 
 
 class OtlpJsonImporter(Importer):
