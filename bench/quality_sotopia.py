@@ -60,6 +60,49 @@ def human_agreement(scores) -> dict[str, float]:
     return out
 
 
+def ceilings(ind, emb) -> dict:
+    """Where held-out coverage is lost, and how far a better judge could take it.
+
+    - oracle: each (agent, metric) gets the sign most of its held-out remarks have
+      (a judge that knew what people would say);
+    - majority: each metric's most common sign in the induction part, on every agent
+      (a judge that reads nothing of the run);
+    - raters: how often the two raters of an agent give a dimension the same sign.
+    """
+    from collections import Counter
+
+    from autolibra.evaluation import OfflineMatcher, Trait, meta_evaluate
+    from metrics.trained_judge import view_key
+
+    c, held = ind.chosen, ind.heldout_aspects
+    by_cluster = {m.metadata["cluster"]: m.metric_id for m in c.metric_set.metrics}
+    metric_of = [by_cluster.get(int(lab)) for lab in c.labels]
+    matcher = OfflineMatcher(emb).fit(ind.train_aspects, metric_of, c.metric_set)
+    S, ids = matcher.similarities(held, c.metric_set)  # noqa: N806
+    votes: dict = {}
+    for i, a in enumerate(held):
+        for j, mid in enumerate(ids):
+            if S[i, j] >= matcher.threshold_:
+                votes.setdefault((view_key(a.run_id, a.focus), mid), Counter())[a.sign] += 1
+    oracle = [Trait(v, m, cnt.most_common(1)[0][0]) for (v, m), cnt in votes.items()]
+    signs: dict = {}
+    for a, m in zip(ind.train_aspects, metric_of, strict=True):
+        if m:
+            signs.setdefault(m, Counter())[a.sign] += 1
+    views = {view_key(a.run_id, a.focus) for a in held}
+    majority = [Trait(v, m, cnt.most_common(1)[0][0]) for v in views for m, cnt in signs.items()]
+    by_rater: dict = {}
+    for a in ind.train_aspects + held:
+        d = (a.metadata.get("label") or {}).get("dimension")
+        if d:
+            by_rater.setdefault((a.run_id, a.focus, d), {})[a.metadata.get("author") or a.feedback_id] = a.sign
+    pairs = [list(v.values())[:2] for v in by_rater.values() if len(v) >= 2]
+    out = {name: meta_evaluate(held, traits, matcher.match(held, traits, c.metric_set)).row()
+           for name, traits in (("oracle", oracle), ("majority", majority))}
+    out["raters_same_sign"] = float(np.mean([a == b for a, b in pairs])) if pairs else float("nan")
+    return out
+
+
 def run(data: Path, seed: int, store: Store, emb) -> dict:
     cfg = InduceConfig(holdout=0.5, random_state=seed)
     judge = lambda: TrainedJudge(emb)  # noqa: E731
@@ -96,7 +139,7 @@ def run(data: Path, seed: int, store: Store, emb) -> dict:
         "nmi_all": float(normalized_mutual_info_score(gold, c.labels)),
         "recovered": recovered, "judge_vs_people": judge_vs_people,
         "human_vs_human": human_agreement(scores), "frontier": ind.frontier(),
-        "names": [m.name for m in c.metric_set.metrics],
+        "names": [m.name for m in c.metric_set.metrics], "ceilings": ceilings(ind, emb),
     }
 
 
@@ -120,6 +163,10 @@ def main() -> None:
         print(f"   NMI with the 7 dimensions: {r['nmi_clustered']:.3f} (clustered aspects), {r['nmi_all']:.3f} (all)")
         print(f"   dimensions recovered: {len(r['recovered'])}/7: " + ", ".join(
             f"{d} by '{v['metric']}' (p {v['precision']}, r {v['recall']})" for d, v in sorted(r["recovered"].items())))
+        ce = r["ceilings"]
+        print(f"   held-out coverage with signs people gave (a judge that knew): {ce['oracle']['coverage']:.3f}; "
+              f"with each metric's usual sign (a judge that reads nothing): {ce['majority']['coverage']:.3f}; "
+              f"the two raters of an agent give a dimension the same sign {ce['raters_same_sign']:.2f} of the time")
         print("   Spearman, judge vs people | people vs people, per recovered dimension:")
         for d in sorted(r["recovered"]):
             jv = r["judge_vs_people"].get(d)

@@ -217,3 +217,19 @@ def test_fine_tuned_reward_model_trains_saves_and_reloads(train_file, store, tmp
     artefacts.save(store, model, "ft", data_hash=data_hash(ps), root=tmp_path / "m")
     again = artefacts.load(store, "ft")
     np.testing.assert_allclose(again.predict_proba(ps[:8]), before, rtol=1e-4, atol=1e-5)
+
+
+def test_annotator_agreement_is_each_person_against_the_others():
+    ev = (Event(None, "The user opens a file."),)
+    ps = [Proposal(ev, "a", judgements=(True, True, False)),     # 3rd dissents; 1st and 2nd face a tie
+          Proposal(ev, "b", judgements=(True, True, True)),       # all agree: 3 true positives
+          Proposal(ev, "c", judgements=(False, False, False, True)),  # 4th dissents against 3
+          Proposal(ev, None, judgements=(True, False))]            # two verdicts: not counted
+    from pipa.proactive.evaluate import annotator_agreement
+
+    got = annotator_agreement(ps)
+    # a: person 3 says no where the others said yes (fn); b: 3 tp; c: 3 tn, and person 4 a fp
+    assert got["n"] == 1 + 3 + 4
+    assert got["accuracy"] == pytest.approx(6 / 8) and got["precision"] == pytest.approx(3 / 4)
+    assert got["recall"] == pytest.approx(3 / 4)
+    assert annotator_agreement(ps[3:]) is None

@@ -132,16 +132,23 @@ def proactive_train(
     out.print(f"saved {manifest['model_id']} ({kind}) at {manifest['path']}; data {manifest['data_hash'][:12]}, "
               f"{len(proposals)} proposals")
     if cv:
-        _print_metrics("cross-validated (grouped by event stream)", cv["pooled"], cv["accept_all"])
+        _print_metrics("cross-validated (grouped by event stream)", cv["pooled"], cv["accept_all"],
+                       cv.get("people"))
+        if cv.get("people"):
+            out.print("people: each annotator's verdict against the majority of the others "
+                      f"({cv['people']['n']} verdicts); a model cannot agree with people more than they do")
 
 
-def _print_metrics(title: str, m: dict, accept_all: dict | None = None) -> None:
-    t = Table("measure", "reward model", *(["accept everything"] if accept_all else []), title=title)
+def _print_metrics(title: str, m: dict, accept_all: dict | None = None, people: dict | None = None) -> None:
+    t = Table("measure", "reward model", *(["accept everything"] if accept_all else []),
+              *(["people"] if people else []), title=title)
     for k in ("accuracy", "precision", "recall", "f1"):
-        t.add_row(k, _fmt(m[k]), *([_fmt(accept_all[k])] if accept_all else []))
+        t.add_row(k, _fmt(m[k]), *([_fmt(accept_all[k])] if accept_all else []),
+                  *([_fmt(people[k])] if people else []))
     for c, v in m["categories"].items():
         t.add_row(f"agreement {c} (n={v['n']})", _fmt(v["agreement"]),
-                  *([_fmt(accept_all["categories"][c]["agreement"])] if accept_all else []))
+                  *([_fmt(accept_all["categories"][c]["agreement"])] if accept_all else []),
+                  *([""] if people else []))
     out.print(t)
 
 

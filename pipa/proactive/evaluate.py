@@ -60,6 +60,31 @@ def agent_metrics(proposals: Sequence[Proposal], reward_valid: Sequence[bool]) -
             "proposals": tp + fp, "silences": tn + fn, "tp": tp, "fp": fp, "tn": tn, "fn": fn}
 
 
+def annotator_agreement(proposals: Sequence[Proposal]) -> dict | None:
+    """How well one person predicts the others: each annotator's verdict against the
+    majority of the rest, wherever the rest are not split evenly.
+
+    The reference a reward model should be read against: a model cannot agree with
+    people more than they agree with each other. None without three or more
+    verdicts per proposal.
+    """
+    tp = fp = fn = tn = 0
+    for p in proposals:
+        j = p.judgements
+        if len(j) < 3:
+            continue
+        for i, mine in enumerate(j):
+            rest = j[:i] + j[i + 1:]
+            if sum(rest) * 2 == len(rest):
+                continue
+            theirs = sum(rest) * 2 > len(rest)
+            tp, fp = tp + (mine and theirs), fp + (mine and not theirs)
+            fn, tn = fn + (not mine and theirs), tn + (not mine and not theirs)
+    if not tp + fp + fn + tn:
+        return None
+    return {"n": tp + fp + fn + tn, **prf(tp, fp, fn, tn)}
+
+
 def cross_validate(make_model: Callable[[], object], proposals: Sequence[Proposal], n_splits: int = 4,
                    progress: Callable[[int, int], None] | None = None) -> dict:
     """Grouped k-fold: proposals from one event stream never sit on both sides of a split.
@@ -84,4 +109,4 @@ def cross_validate(make_model: Callable[[], object], proposals: Sequence[Proposa
     f1s = [f["f1"] for f in folds]
     accept_all = reward_model_metrics(proposals, [True] * len(proposals))
     return {"pooled": pooled, "folds": folds, "f1_mean": float(np.mean(f1s)), "f1_sd": float(np.std(f1s)),
-            "accept_all": accept_all, "probabilities": prob.tolist()}
+            "accept_all": accept_all, "people": annotator_agreement(proposals), "probabilities": prob.tolist()}
