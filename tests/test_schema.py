@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from traces import schema
+from traces import migrate, schema
 from traces.store import Store, _connect_lake
 
 EXPECTED = {
@@ -82,7 +82,7 @@ def test_reopening_applies_nothing_twice(bare, backend):
     s.counts()
     s.close()
     con = raw()
-    assert schema.migrate(con, lake=backend == "lake") == []
+    assert migrate.migrate(con, lake=backend == "lake") == []
     assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(schema.MIGRATIONS)
     con.close()
 
@@ -90,8 +90,8 @@ def test_reopening_applies_nothing_twice(bare, backend):
 def test_old_store_is_upgraded_on_open(bare, backend):
     loc, raw = bare("old")
     con = raw()
-    schema.migrate(con, target=schema.LATEST - 1, lake=backend == "lake")
-    assert schema.current_version(con) == schema.LATEST - 1
+    migrate.migrate(con, target=schema.LATEST - 1, lake=backend == "lake")
+    assert migrate.current_version(con) == schema.LATEST - 1
     con.close()
     assert Store(loc).schema_version() == schema.LATEST
 
@@ -104,7 +104,7 @@ def test_store_from_a_newer_libra_is_refused(bare):
     con = raw()
     con.execute("INSERT INTO schema_migrations VALUES (?, 'from the future', now())", [schema.LATEST + 1])
     con.close()
-    with pytest.raises(schema.SchemaTooNew, match="newer than this Libra"):
+    with pytest.raises(migrate.SchemaTooNew, match="newer than this Libra"):
         Store(loc).counts()
 
 
@@ -115,8 +115,8 @@ def test_failed_migration_leaves_no_trace(bare, backend, monkeypatch):
     _, raw = bare("x")
     con = raw()
     with pytest.raises(duckdb.Error):
-        schema.migrate(con, lake=backend == "lake")
-    assert schema.current_version(con) == bad.version - 1
+        migrate.migrate(con, lake=backend == "lake")
+    assert migrate.current_version(con) == bad.version - 1
     assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'half_done'"
                        ).fetchone()[0] == 0
 

@@ -1,16 +1,14 @@
 """The store's schema: the only place in Libra that writes DDL.
 
 Migrations are ordered and recorded in `schema_migrations`; opening a store
-applies whatever is missing, each migration in its own transaction. A
-migration is never edited once released: change the schema by appending one.
+applies whatever is missing, each migration in its own transaction
+(`traces.migrate`). A migration is never edited once released: change the
+schema by appending one.
 """
 
 from __future__ import annotations
 
-import re
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import duckdb
 
@@ -434,87 +432,6 @@ JOURNAL_DDL = (
     "CREATE INDEX IF NOT EXISTS events_pending ON events (applied, seq)",
 )
 
-
-class SchemaTooNew(RuntimeError):
-    pass
-
-
-_LAKE_DROP = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?(INDEX|SEQUENCE)\b", re.I)
-_LAKE_COLUMN_KEY = re.compile(r"\s+PRIMARY KEY(?!\s*\()|\s+DEFAULT nextval\('[^']*'\)", re.I)
-_LAKE_TABLE_KEY = re.compile(r",\s*(PRIMARY KEY|UNIQUE)\s*\([^)]*\)", re.I)
-
-
-def for_lake(stmt: str) -> str | None:
-    """A statement as DuckLake takes it: no keys, indexes or sequences (None: skip it).
-
-    DuckLake tables have no constraints, so uniqueness is kept by the code that
-    writes (`traces.store.merge` and claims), never by the table; the local
-    DuckDB file keeps its keys as a second line of defence.
-    """
-    if _LAKE_DROP.match(stmt):
-        return None
-    return _LAKE_TABLE_KEY.sub("", _LAKE_COLUMN_KEY.sub("", stmt))
-
-
-def current_version(con: duckdb.DuckDBPyConnection) -> int:
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations' "
-        "AND table_schema = current_schema() AND table_catalog = current_database()"
-    ).fetchone()[0]
-    if not exists:
-        return 0
-    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
-
-
-def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None, *, lake: bool = False) -> list[int]:
-    """Apply pending migrations up to `target` (default: all). Returns versions applied.
-
-    On a lake several processes may open a new store at once: a migration that
-    loses the race is rolled back and the version read again.
-    """
-    target = LATEST if target is None else target
-    for attempt in range(20):
-        try:
-            return _migrate(con, target, lake)
-        except (duckdb.TransactionException, duckdb.CatalogException, duckdb.ConstraintException):
-            if not lake or attempt == 19:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-    return []
-
-
-def _migrate(con: duckdb.DuckDBPyConnection, target: int, lake: bool) -> list[int]:
-    have = current_version(con)  # a read: stores already up to date take no write lock here
-    if have > LATEST:
-        raise SchemaTooNew(
-            f"this store is at schema version {have}, newer than this Libra ({LATEST}); "
-            "upgrade Libra to open it"
-        )
-    if have >= target:
-        return []
-    ddl = "CREATE TABLE IF NOT EXISTS schema_migrations (" \
-          " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
-    con.execute(for_lake(ddl) if lake else ddl)
-    applied = []
-    for m in MIGRATIONS:
-        if m.version <= have or m.version > target:
-            continue
-        con.execute("BEGIN TRANSACTION")
-        try:
-            if current_version(con) >= m.version:  # another process got there first
-                con.execute("ROLLBACK")
-                continue
-            for stmt in m.statements:
-                stmt = for_lake(stmt) if lake else stmt
-                if stmt is not None:
-                    con.execute(stmt)
-            con.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                [m.version, m.name, datetime.now(UTC).replace(tzinfo=None)],
-            )
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        applied.append(m.version)
-    return applied
+# Where migrations are recorded; created before the first one runs (traces/migrate.py).
+MIGRATIONS_DDL = ("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                  " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)")

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from traces import extensions, schema
+from traces import extensions, migrate, schema
 
 T = TypeVar("T")
 DEFAULT_DB = "libra.duckdb"
@@ -174,7 +174,7 @@ class Store:
         if self.path == ":memory:":
             self._mem = duckdb.connect(":memory:")
             self._mem.execute("SET python_enable_replacements = false")
-            schema.migrate(self._mem)
+            migrate.migrate(self._mem)
         elif not self.lake:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
 
@@ -196,7 +196,7 @@ class Store:
             con = _connect_lake(self.path)
             try:
                 con.execute("SET python_enable_replacements = false")
-                schema.migrate(con, lake=True)
+                migrate.migrate(con, lake=True)
             except Exception:
                 con.close()
                 raise
@@ -220,7 +220,7 @@ class Store:
         try:
             # A missing table must be an error, never a Python variable of that name.
             con.execute("SET python_enable_replacements = false")
-            schema.migrate(con)
+            migrate.migrate(con)
         except Exception:
             con.close()
             raise
@@ -324,7 +324,7 @@ class Store:
 
     def schema_version(self) -> int:
         with self.connection() as con:
-            return schema.current_version(con)
+            return migrate.current_version(con)
 
     def counts(self) -> dict[str, int]:
         with self.connection() as con:
