@@ -118,7 +118,8 @@ def test_embedding_reward_model_learns_relevance_under_grouped_cv(train_file, em
     assert cv["pooled"]["categories"]["False-Alarm (FA)"]["agreement"] >= 0.8
 
 
-def test_artefacts_are_versioned_and_predict_the_same_after_loading(train_file, store, embedder, tmp_path):
+def test_artefacts_are_versioned_and_predict_the_same_after_loading(train_file, store, embedder, tmp_path,
+                                                                    monkeypatch):
     ps = load_jsonl(train_file)
     model = EmbeddingRewardModel(embedder=embedder).fit(ps)
     m1 = artefacts.save(store, model, "rm", data_hash=data_hash(ps), metrics={"note": 1}, root=tmp_path / "m")
@@ -130,6 +131,15 @@ def test_artefacts_are_versioned_and_predict_the_same_after_loading(train_file, 
     np.testing.assert_allclose(loaded.predict_proba(ps), model.predict_proba(ps))
     assert artefacts.load(store, "rm", embedder=embedder).model_id_ == "rm@v2"
     assert list(artefacts.list_models(store)["model_id"]) == ["rm@v1", "rm@v2"]
+    # a machine without the training disk (a worker on a lake) unpacks the model from the store
+    import shutil
+
+    shutil.rmtree(tmp_path / "m")
+    elsewhere = tmp_path / "other-machine"
+    monkeypatch.setenv("LIBRA_MODELS_DIR", str(elsewhere))
+    again = artefacts.load(store, "rm", 1, embedder=embedder)
+    np.testing.assert_allclose(again.predict_proba(ps), model.predict_proba(ps))
+    assert (elsewhere / "rm" / "v1" / "model.pkl").exists()
     with pytest.raises(KeyError, match="no reward model"):
         artefacts.load(store, "missing")
 

@@ -44,6 +44,10 @@ EXPECTED = {
     "run_text": {"run_id", "text"},
     "scores": {"run_id", "metric_set_id", "metric_set_version", "metric_id", "value", "evidence", "reason",
                "confidence", "backend", "backend_version", "job_id", "created_at"},
+    "embed_partitions": {"job_id", "part", "model", "run_ids", "status", "worker", "claimed_at", "done_at",
+                         "n_texts", "n_embedded", "error"},
+    "model_files": {"model_id", "archive", "sha256", "bytes"},
+    **{f"lock_{name}": {"n"} for name in schema.LOCKS},
 }
 
 

@@ -378,7 +378,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # traces.store.merge). DuckLake detects conflicts per table, hence a table per lock:
     # adding runs does not wait on annotators' notes. Embedding a backlog on many
     # workers is partitioned like scoring.
-    Migration(9, "lock tables; embedding partitions", (
+    Migration(9, "lock tables; embedding partitions; model files in the store", (
         *(stmt for name in LOCKS for stmt in (f"CREATE TABLE lock_{name} (n BIGINT NOT NULL)",
                                               f"INSERT INTO lock_{name} VALUES (0)")),
         """CREATE TABLE embed_partitions (
@@ -394,6 +394,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             n_embedded      INTEGER,
             error           VARCHAR,
             PRIMARY KEY (job_id, part)
+        )""",
+        # A trained model's files, so a machine that did not train it can load it.
+        """CREATE TABLE model_files (
+            model_id        VARCHAR PRIMARY KEY,
+            archive         BLOB NOT NULL,
+            sha256          VARCHAR NOT NULL,
+            bytes           BIGINT NOT NULL
         )""",
     )),
 )

@@ -4,13 +4,20 @@ A model is saved under `<models dir>/<name>/v<version>/` with a manifest
 (kind, parameters, the training data's hash, its cross-validated metrics)
 and registered in the store's `reward_models` table, so a score can always
 be traced to the exact model and data behind it. Versions only grow.
+
+The folder also goes into the store itself (`model_files`, a compressed
+archive), so a machine sharing the store but not the disk it was trained on
+(a scoring worker on a lake) unpacks it into its own models folder on first use.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import pickle
+import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +45,9 @@ def save(store: Store, model, name: str, *, data_hash: str, metrics: dict | None
                     "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "path": str(path)}
         _dump(model, path)
         (path / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        archive = _pack(path)
+        con.execute("INSERT INTO model_files VALUES (?, ?, ?, ?)",
+                    [manifest["model_id"], archive, hashlib.sha256(archive).hexdigest(), len(archive)])
         con.execute("INSERT INTO reward_models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [manifest["model_id"], name, version, model.kind, data_hash,
                      json.dumps(manifest["params"], default=str), json.dumps(metrics or {}, default=str),
@@ -62,6 +72,41 @@ def _dump(model, path: Path) -> None:
         pickle.dump(state, f)
 
 
+def _pack(path: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for f in sorted(path.rglob("*")):
+            if f.is_file():
+                tar.add(f, arcname=str(f.relative_to(path)))
+    return buf.getvalue()
+
+
+def _local_copy(store: Store, model_id: str, name: str, version: int, path: Path) -> Path:
+    """The model's folder on this machine: where it was saved, or unpacked from the store."""
+    if (path / "model.pkl").exists():
+        return path
+    here = models_dir(store) / name / f"v{version}"
+    if (here / "model.pkl").exists():
+        return here
+    row = store.execute("SELECT archive, sha256 FROM model_files WHERE model_id = ?", [model_id])
+    if not row:
+        raise FileNotFoundError(f"{model_id}: no files at {path}, and none kept in the store")
+    archive, digest = row[0]
+    if hashlib.sha256(archive).hexdigest() != digest:
+        raise ValueError(f"{model_id}: the archive in the store is damaged (checksum differs)")
+    tmp = here.with_name(f".{here.name}.{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        tar.extractall(tmp, filter="data")  # our own archive, still unpacked as plain data only
+    try:
+        os.replace(tmp, here)
+    except OSError:  # another process unpacked it first
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return here
+
+
 def list_models(store: Store):
     return store.df("SELECT model_id, name, version, kind, data_hash, metrics, path, created_at "
                     "FROM reward_models ORDER BY name, version")
@@ -74,8 +119,8 @@ def load(store: Store, name: str, version: int | None = None, embedder=None):
         "ORDER BY version DESC LIMIT 1", [name, version, version])
     if not row:
         raise KeyError(f"no reward model {name!r}" + (f" version {version}" if version else ""))
-    _, kind, path = row[0]
-    path = Path(path)
+    version_found, kind, path = row[0]
+    path = _local_copy(store, f"{name}@v{version_found}", name, version_found, Path(path))
     with (path / "model.pkl").open("rb") as f:
         state = pickle.load(f)  # noqa: S301 - our own artefact, written by save()
     from pipa.proactive.reward import EmbeddingRewardModel, FineTunedRewardModel
