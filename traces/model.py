@@ -196,7 +196,7 @@ _HASH_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHR
 
 def _default(value: Any) -> Any:
     if isinstance(value, StrEnum):
-        return value.value
+        return value._value_  # the plain attribute: .value is a descriptor, called per step
     return str(value)
 
 

@@ -36,9 +36,9 @@ class RunFilter:
             params.append(self.text)
         elif self.text:
             clauses.append("(r.task ILIKE ? OR r.run_id ILIKE ? OR r.native_id ILIKE ? OR r.run_id IN "
-                           "(SELECT run_id FROM run_text WHERE text ILIKE ?))")
+                           "(SELECT run_id FROM steps WHERE content ILIKE ? OR tool_name ILIKE ?))")
             like = f"%{self.text}%"
-            params += [like, like, like, like]
+            params += [like] * 5
         if self.metric and self.metric_values:
             clauses.append("EXISTS (SELECT 1 FROM scores s WHERE s.run_id = r.run_id AND s.metric_set_id = ? "
                            "AND s.metric_set_version = ? AND s.metric_id = ? AND s.value IN "

@@ -104,7 +104,7 @@ def prepare(runs: list[Run], now: datetime | None = None) -> Batch:
             dup += 1
         by_id[rid] = (run, rid, h)
     todo = list(by_id.values())
-    rc = {f.name: [] for f in RUN_SCHEMA}
+    rows = []  # one tuple per run, in RUN_SCHEMA's order
     fc = {f.name: [] for f in FEEDBACK_SCHEMA}
     for run, rid, h in todo:
         started, ended = _time(run.started_at), _time(run.ended_at)
@@ -113,15 +113,11 @@ def prepare(runs: list[Run], now: datetime | None = None) -> Batch:
         if ended is None:
             ended = max((t for t in (_time(s.ended_at) or _time(s.started_at) for s in run.steps)
                          if t is not None), default=None)
-        for k, v in (
-            ("run_id", rid), ("native_id", _str(run.native_id)), ("source", _str(run.source)),
-            ("format", _str(run.format)), ("agent", _str(run.agent)), ("model", _str(run.model)),
-            ("task", _str(run.task)), ("started_at", started), ("ended_at", ended),
-            ("outcome", _str(run.outcome)), ("reward", _num(run.reward)), ("gold", _opt_dumps(run.gold)),
-            ("metadata", _opt_dumps(run.metadata)), ("content_hash", h),
-            ("n_steps", len(run.steps)), ("ingested_at", now),
-        ):
-            rc[k].append(v)
+        rows.append((
+            rid, _str(run.native_id), _str(run.source), _str(run.format), _str(run.agent),
+            _str(run.model), _str(run.task), started, ended, _str(run.outcome), _num(run.reward),
+            _opt_dumps(run.gold), _opt_dumps(run.metadata), h, len(run.steps), now,
+        ))
         for j, f in enumerate(run.feedback):
             fid = hashlib.sha256(dumps([rid, j, f.author, f.text, list(f.steps)]).encode()).hexdigest()[:24]
             for k, v in (
@@ -131,6 +127,8 @@ def prepare(runs: list[Run], now: datetime | None = None) -> Batch:
                 ("edited_at", None), ("deleted_at", None), ("metadata", _opt_dumps(f.metadata)),
             ):
                 fc[k].append(v)
+    columns = zip(*rows, strict=True) if rows else ([] for _ in RUN_SCHEMA)
+    rc = {f.name: pa.array(col, f.type) for f, col in zip(RUN_SCHEMA, columns, strict=True)}
     return Batch(pa.table(rc, schema=RUN_SCHEMA), _step_table(todo),
                  pa.table(fc, schema=FEEDBACK_SCHEMA), dup)
 
@@ -138,7 +136,7 @@ def prepare(runs: list[Run], now: datetime | None = None) -> Batch:
 _NONE = type(None)
 _STR, _TIME, _INT = frozenset({str, _NONE}), frozenset({datetime, _NONE}), frozenset({int, _NONE})
 _KIND = _STR | {StepKind}
-_step_fields = attrgetter(*Step.__slots__)
+_STEP_GETTERS = tuple((name, attrgetter(name)) for name in Step.__slots__)
 
 
 def _column(values: tuple, arrow_type: pa.DataType, ok: frozenset, fix) -> pa.Array:
@@ -159,7 +157,7 @@ def _step_table(todo: list[tuple[Run, str, str]]) -> pa.Table:
     steps = [st for run, _, _ in todo for st in run.steps]
     if not steps:
         return STEP_SCHEMA.empty_table()
-    c = dict(zip(Step.__slots__, zip(*map(_step_fields, steps), strict=True), strict=True))
+    c = {name: list(map(get, steps)) for name, get in _STEP_GETTERS}
     cols = {
         "run_id": pa.array([rid for run, rid, _ in todo for _ in run.steps], pa.string()),
         "idx": pa.array([i for run, _, _ in todo for i in range(len(run.steps))], pa.int32()),
@@ -232,10 +230,6 @@ def _insert(con, runs: pa.Table, steps: pa.Table, fb: pa.Table) -> None:
     if steps.num_rows:
         con.register("_libra_steps", steps)
         con.execute("INSERT INTO steps BY NAME SELECT * FROM _libra_steps")
-        # the text full-text search indexes, one row per run
-        con.execute(
-            "INSERT INTO run_text SELECT run_id, left(string_agg(coalesce(content, '') || ' ' || "
-            "coalesce(tool_name, ''), ' ' ORDER BY idx), 20000) FROM _libra_steps GROUP BY run_id")
         con.unregister("_libra_steps")
     if fb.num_rows:
         con.register("_libra_feedback", fb)

@@ -9,7 +9,6 @@ attributes), OpenLLMetry's flattened `gen_ai.prompt.N.*`, and OpenInference
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +27,7 @@ OI_KIND = {"LLM": "chat", "TOOL": "execute_tool", "AGENT": "invoke_agent",
            "RERANKER": "rerank", "GUARDRAIL": "guardrail", "EVALUATOR": "evaluate"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Span:
     trace_id: str
     span_id: str
@@ -128,14 +127,17 @@ def _normalise_messages(raw: Any) -> list[dict]:
             continue
         role = m.get("role", "assistant")
         calls, texts, reasoning, ordered = [], [], [], []
-        if isinstance(m.get("parts"), list):  # GenAI semconv >= 1.36
-            for p in m["parts"]:
+        parts = m.get("parts")
+        if isinstance(parts, list):  # GenAI semconv >= 1.36
+            for p in parts:
                 if not isinstance(p, dict):
                     continue
                 t = p.get("type")
                 if t == "text":
-                    texts.append(text_of(p.get("content")))
-                    ordered.append(("text", texts[-1]))
+                    text = p.get("content")
+                    text = text if type(text) is str else text_of(text)
+                    texts.append(text)
+                    ordered.append(("text", text))
                 elif t == "tool_call":
                     calls.append({"name": p.get("name"), "arguments": p.get("arguments"),
                                   "id": p.get("id")})
@@ -146,7 +148,7 @@ def _normalise_messages(raw: Any) -> list[dict]:
                 elif t == "reasoning":
                     reasoning.append(text_of(p.get("content")))
                     ordered.append(("reasoning", reasoning[-1]))
-            content = "\n".join(t for t in texts if t)
+            content = texts[0] if len(texts) == 1 else "\n".join(filter(None, texts))
         else:
             content = text_of(m.get("content"))
             if m.get("reasoning"):
@@ -223,6 +225,9 @@ def _first(a: dict, *keys: str) -> Any:
 
 
 def _tokens(a: dict, *keys: str) -> int | None:
+    v = a.get(keys[0])
+    if type(v) is int and 0 <= v < 2**63:  # the usual case: an OTLP intValue
+        return v
     v = _first(a, *keys)
     try:
         n = int(v) if v is not None else None
@@ -231,6 +236,7 @@ def _tokens(a: dict, *keys: str) -> int | None:
     return n if n is None or 0 <= n < 2**63 else None  # a count, and one the store can hold
 
 
+_INPUT_ROLES = frozenset({"system", "user", "developer", "human", "tool"})
 _KIND_OF_ROLE = {"system": StepKind.SYSTEM, "developer": StepKind.SYSTEM, "tool": StepKind.TOOL_RESULT}
 
 
@@ -241,7 +247,7 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
     ops = [operation(s) for s in spans]
     has_tool_spans = not TOOL_OPS.isdisjoint(ops)
     steps: list[Step] = []
-    seen_msgs: Counter = Counter()
+    seen_msgs: dict = {}
     pending: dict[str, list[int]] = {}  # tool name -> indices of calls awaiting a result
     agent = model = None
     total_in = total_out = 0
@@ -255,26 +261,24 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
             model = model or _first(a, "gen_ai.request.model", "gen_ai.response.model",
                                     "llm.model_name")
             actor = _first(a, "gen_ai.agent.name")
-            local: Counter = Counter()
+            local: dict = {}
             for m in input_messages(sp):
                 role = (m.get("role") or "").lower()
-                if role not in ("system", "user", "developer", "human", "tool"):
+                if role not in _INPUT_ROLES or (role == "tool" and has_tool_spans):
                     continue
-                if role == "tool" and has_tool_spans:
+                text = m.get("content") or ""
+                if not text:
                     continue
-                key = (role, m.get("content") or "")
-                if not key[1]:
-                    continue
+                key = (role, text)
                 # Frameworks resend the whole history on every call: a message is new
                 # when this call holds it more often than all earlier calls did.
-                local[key] += 1
-                if local[key] <= seen_msgs[key]:
+                n = local[key] = local.get(key, 0) + 1
+                if n <= seen_msgs.get(key, 0):
                     continue
-                seen_msgs[key] += 1
+                seen_msgs[key] = n
                 kind = _KIND_OF_ROLE.get(role, StepKind.USER)
-                steps.append(Step(kind=kind, content=key[1], span_id=sp.span_id,
-                                  parent_id=sp.parent_id, started_at=sp.start,
-                                  is_error=kind == StepKind.TOOL_RESULT and looks_like_error(key[1])))
+                steps.append(Step(kind, text, None, None, None, sp.span_id, sp.parent_id, sp.start,
+                                  None, None, None, kind is StepKind.TOOL_RESULT and looks_like_error(text)))
             tin = _tokens(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
                           "llm.token_count.prompt")
             tout = _tokens(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
@@ -305,12 +309,12 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
             continue
         if op in TOOL_OPS:
             name = _first(a, "gen_ai.tool.name", "tool.name") or sp.name.partition(" ")[2] or "tool"
-            args = maybe_json(_first(a, "gen_ai.tool.args", "gen_ai.tool.call.arguments",
-                                     "tool.parameters", "input.value"))
             result = _first(a, "gen_ai.output", "gen_ai.tool.call.result", "output.value")
-            if pending.get(name):
+            if pending.get(name):  # the call is already a step, from the model's output
                 pending[name].pop(0)
             else:
+                args = maybe_json(_first(a, "gen_ai.tool.args", "gen_ai.tool.call.arguments",
+                                         "tool.parameters", "input.value"))
                 steps.append(Step(kind=StepKind.TOOL_CALL, tool_name=name, tool_args=args,
                                   span_id=sp.span_id, parent_id=sp.parent_id,
                                   started_at=sp.start))
@@ -318,12 +322,10 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                 content = sp.status_message or ""
             else:  # tool output is kept verbatim; only structured values are serialised
                 content = result if isinstance(result, str) else orjson.dumps(result, default=str).decode()
-            steps.append(Step(kind=StepKind.TOOL_RESULT, tool_name=name, content=content,
-                              span_id=sp.span_id, parent_id=sp.parent_id, started_at=sp.start,
-                              ended_at=sp.end,
-                              is_error=sp.error or "error.type" in a,
-                              metadata={"call_id": a["gen_ai.tool.call.id"]}
-                              if a.get("gen_ai.tool.call.id") else None))
+            call_id = a.get("gen_ai.tool.call.id")
+            steps.append(Step(StepKind.TOOL_RESULT, content, None, name, None, sp.span_id, sp.parent_id,
+                              sp.start, sp.end, None, None, sp.error or "error.type" in a,
+                              {"call_id": call_id} if call_id else None))
             continue
         if op == "retrieve":
             out = _first(a, "output.value")

@@ -54,11 +54,20 @@ def attributes(kvs: Any) -> dict[str, Any]:
     if isinstance(kvs, dict):  # some writers use a plain map
         return kvs
     out = {}
-    for kv in kvs or []:
+    try:  # well-formed attributes, the rule: indexing fails on anything else
+        for kv in kvs:
+            key, v = kv["key"], kv["value"]
+            if type(key) is str:  # most values are strings: skip the general decoder for them
+                out[key] = v["stringValue"] if "stringValue" in v else any_value(v)
+        return out
+    except (KeyError, TypeError):
+        pass
+    out = {}
+    for kv in kvs or ():
         if type(kv) is dict:
-            key, v = kv.get("key"), kv.get("value")
+            key = kv.get("key")
             if type(key) is str:
-                # most values are strings: skip the general decoder for them
+                v = kv.get("value")
                 out[key] = v["stringValue"] if type(v) is dict and "stringValue" in v else any_value(v)
     return out
 
@@ -84,47 +93,43 @@ def otlp_id(value: Any, field: str, size: int) -> str | None:
 
 
 def parse_otlp_span(sp: Any, where: str, resource: dict, scope: dict) -> Span:
-    if not isinstance(sp, dict):
+    if type(sp) is not dict:
         raise RecordError(f"'{where}' is not a span object", where)
-    tid, sid = sp.get("traceId"), sp.get("spanId")
+    get = sp.get
+    tid, sid, pid = get("traceId"), get("spanId"), get("parentSpanId")
     # ids written as plain hex are the rule; anything else takes the careful path
     tid = tid.lower() if type(tid) is str and len(tid) == 32 and _HEX.fullmatch(tid) else \
         otlp_id(tid, f"{where}.traceId", 16)
     sid = sid.lower() if type(sid) is str and len(sid) == 16 and _HEX.fullmatch(sid) else \
         otlp_id(sid, f"{where}.spanId", 8)
+    if pid:
+        pid = pid.lower() if type(pid) is str and len(pid) == 16 and _HEX.fullmatch(pid) else \
+            otlp_id(pid, f"{where}.parentSpanId", 8)
+    else:
+        pid = None
     if not tid:
         raise RecordError(f"span '{where}' has no traceId", f"{where}.traceId")
     if not sid:
         raise RecordError(f"span '{where}' has no spanId", f"{where}.spanId")
-    name = sp.get("name")
-    if not isinstance(name, str):
+    name = get("name")
+    if type(name) is not str and not isinstance(name, str):
         raise RecordError(f"span '{where}' has no name", f"{where}.name")
-    status = sp.get("status") or {}
-    raw_events = sp.get("events")
+    status = get("status") or {}
+    raw_events = get("events")
     events = [
         {"name": e.get("name", ""), "attributes": attributes(e.get("attributes"))}
         for e in raw_events if isinstance(e, dict)
     ] if raw_events else []
     error = isinstance(status, dict) and status.get("code") in STATUS_ERROR
     error = error or any(e["name"] == "exception" for e in events)
-    attrs = attributes(sp.get("attributes"))
-    if scope.get("name"):
-        attrs.setdefault("otel.scope.name", scope["name"])
-    return Span(
-        trace_id=tid, span_id=sid,
-        parent_id=_parent_id(sp, where),
-        name=name, start=span_time(sp.get("startTimeUnixNano")),
-        end=span_time(sp.get("endTimeUnixNano")), error=error,
-        status_message=status.get("message") if isinstance(status, dict) else None,
-        attributes=attrs, events=events, resource=resource,
-    )
-
-
-def _parent_id(sp: dict, where: str) -> str | None:
-    pid = sp.get("parentSpanId")
-    if type(pid) is str and len(pid) == 16 and _HEX.fullmatch(pid):
-        return pid.lower()
-    return otlp_id(pid, f"{where}.parentSpanId", 8) if pid else None
+    attrs = attributes(get("attributes"))
+    scope_name = scope.get("name")
+    if scope_name:
+        attrs.setdefault("otel.scope.name", scope_name)
+    return Span(tid, sid, pid, name, span_time(get("startTimeUnixNano")),
+                span_time(get("endTimeUnixNano")), error,
+                status.get("message") if isinstance(status, dict) else None,
+                attrs, events, resource)
 
 
 class OtlpJsonImporter(Importer):
@@ -212,7 +217,7 @@ def line_trace(line: bytes) -> str | None:
     # every other traceId key must hold the same id, written the same way
     if line.count(b'"traceId"') != line.count(_TRACE_KEY + tid):
         return None
-    if b"\\u00" in line and _ESCAPED_LETTER.search(line):
+    if _ESCAPED_LETTER.search(line):  # a regex here: bytes.find is slow on such short needles
         return None
     return tid[:32].decode().lower()
 
