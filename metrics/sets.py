@@ -35,20 +35,27 @@ def _ex_json(examples: tuple[Example, ...]) -> str:
 
 def save(store: Store, ms: MetricSet, *, backend: str | None = None, created_by: str | None = None,
          note: str | None = None) -> MetricSet:
-    """Store `ms` as the next version of its set id; returns it with that version."""
-    with store.transaction() as con:
-        latest = con.execute("SELECT max(version) FROM metric_sets WHERE set_id = ?", [ms.set_id]).fetchone()[0]
-        version = (latest or 0) + 1
-        ms = replace(ms, version=version, status="draft" if ms.status == "approved" and latest else ms.status)
-        con.execute(
-            "INSERT INTO metric_sets (set_id, version, name, status, backend, provenance, created_at, created_by, note) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [ms.set_id, version, ms.name, ms.status, backend, json.dumps(ms.provenance, default=str), _now(),
-             created_by, note])
-        con.executemany(
-            "INSERT INTO metric_defs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[ms.set_id, version, i, m.metric_id, m.name, m.explanation, _ex_json(m.good), _ex_json(m.bad),
-              m.scope, m.kind, json.dumps(m.metadata, default=str)] for i, m in enumerate(ms.metrics)])
+    """Store `ms` as the next version of its set id; returns it with that version.
+
+    Serialised on a lake, where two people saving the same set at once would
+    otherwise both get version N + 1: the later one is run again and gets N + 2.
+    """
+    return store.write(lambda con: _save(con, ms, backend, created_by, note), serialise="metric_sets")
+
+
+def _save(con, ms: MetricSet, backend: str | None, created_by: str | None, note: str | None) -> MetricSet:
+    latest = con.execute("SELECT max(version) FROM metric_sets WHERE set_id = ?", [ms.set_id]).fetchone()[0]
+    version = (latest or 0) + 1
+    ms = replace(ms, version=version, status="draft" if ms.status == "approved" and latest else ms.status)
+    con.execute(
+        "INSERT INTO metric_sets (set_id, version, name, status, backend, provenance, created_at, created_by, note) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [ms.set_id, version, ms.name, ms.status, backend, json.dumps(ms.provenance, default=str), _now(),
+         created_by, note])
+    con.executemany(
+        "INSERT INTO metric_defs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[ms.set_id, version, i, m.metric_id, m.name, m.explanation, _ex_json(m.good), _ex_json(m.bad),
+          m.scope, m.kind, json.dumps(m.metadata, default=str)] for i, m in enumerate(ms.metrics)])
     return ms
 
 

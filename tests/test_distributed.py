@@ -8,6 +8,7 @@ import multiprocessing as mp
 import os
 import signal
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -137,6 +138,55 @@ def test_two_processes_ingesting_the_same_new_runs_store_each_once(store, tmp_pa
     assert store.scalar("SELECT count(*) FROM (SELECT DISTINCT run_id, idx FROM steps)") == n_steps
     assert store.scalar("SELECT count(*) FROM feedback") == \
         store.scalar("SELECT count(DISTINCT feedback_id) FROM feedback")
+
+
+class _TinyModel:
+    """Just enough of a fitted reward model for artefacts.save."""
+
+    kind, classifiers_, threshold_, n_train_ = "embedding-lr", {}, 0.5, 1
+
+    def params(self) -> dict:
+        return {}
+
+
+def _save_versions(location: str, who: int, root: str) -> None:
+    from dataclasses import replace
+
+    from pipa.proactive import artefacts
+
+    store = Store(location, lock_timeout=120)
+    for i in range(4):
+        sets.save(store, replace(METRICS, name=f"saved by {who}, #{i}"))
+        if i % 2:
+            artefacts.save(store, _TinyModel(), "rm", data_hash=f"{who}-{i}", root=Path(root))
+
+
+def test_versions_saved_at_once_by_several_processes_are_all_distinct(store, tmp_path):
+    """Numbering a version (max + 1) is serialised: no two saves get the same number."""
+    import json
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_save_versions, args=(store.path, k, str(tmp_path / "models")))
+             for k in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=600)
+        assert p.exitcode == 0
+    versions = [v for (v,) in store.execute("SELECT version FROM metric_sets WHERE set_id = ? ORDER BY 1",
+                                            [METRICS.set_id])]
+    assert versions == list(range(1, 13))
+    per_version = store.execute("SELECT version, count(*) FROM metric_defs WHERE set_id = ? GROUP BY 1",
+                                [METRICS.set_id])
+    assert {n for _, n in per_version} == {len(METRICS.metrics)} and len(per_version) == 12
+    models = store.execute("SELECT version, data_hash, path FROM reward_models WHERE name = 'rm' ORDER BY 1")
+    assert [v for v, _, _ in models] == list(range(1, 7))
+    assert len({h for _, h, _ in models}) == 6
+    for version, digest, path in models:  # each folder holds the files of the save that got its number
+        manifest = json.loads((Path(path) / "manifest.json").read_text())
+        assert (manifest["version"], manifest["data_hash"]) == (version, digest)
+    assert store.scalar("SELECT count(*) FROM model_files") == 6
+    assert not [p for p in (tmp_path / "models" / "rm").iterdir() if p.name.startswith(".")]
 
 
 def _embed_worker(location: str, job_id: str) -> None:

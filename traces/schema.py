@@ -24,8 +24,17 @@ class Migration:
 
 # Lock tables (migration 9): 'runs' for the ingest writer, 'embeddings' for embedding
 # jobs, and one per table written with traces.store.merge.
-LOCKS = ("runs", "embeddings", "feedback", "feedback_history", "job_items", "llm_cache", "scores",
-         "score_units", "watch_files")
+_LOCKS_9 = ("runs", "embeddings", "feedback", "feedback_history", "job_items", "llm_cache", "scores",
+            "score_units", "watch_files")
+# also for writers that number versions (max + 1), which would otherwise hand two
+# processes the same number
+_LOCKS_10 = ("metric_sets", "reward_models")
+LOCKS = _LOCKS_9 + _LOCKS_10
+
+
+def _lock_tables(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(stmt for name in names for stmt in (f"CREATE TABLE lock_{name} (n BIGINT NOT NULL)",
+                                                     f"INSERT INTO lock_{name} VALUES (0)"))
 
 
 def lock_statement(name: str) -> str:
@@ -382,8 +391,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # adding runs does not wait on annotators' notes. Embedding a backlog on many
     # workers is partitioned like scoring.
     Migration(9, "lock tables; embedding partitions; model files in the store", (
-        *(stmt for name in LOCKS for stmt in (f"CREATE TABLE lock_{name} (n BIGINT NOT NULL)",
-                                              f"INSERT INTO lock_{name} VALUES (0)")),
+        *_lock_tables(_LOCKS_9),
         """CREATE TABLE embed_partitions (
             job_id          VARCHAR NOT NULL,
             part            INTEGER NOT NULL,
@@ -406,6 +414,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             bytes           BIGINT NOT NULL
         )""",
     )),
+    Migration(10, "locks for numbering metric set and reward model versions", _lock_tables(_LOCKS_10)),
 )
 
 

@@ -17,7 +17,9 @@ import io
 import json
 import os
 import pickle
+import shutil
 import tarfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,25 +35,42 @@ def models_dir(store: Store) -> Path:
 
 def save(store: Store, model, name: str, *, data_hash: str, metrics: dict | None = None,
          root: Path | None = None) -> dict:
-    """Persist a fitted model as the next version of `name`; returns its manifest."""
+    """Persist a fitted model as the next version of `name`; returns its manifest.
+
+    The files are written to a private folder first and moved to `vN` once version
+    N is committed: on a lake two processes may try for the same N, and the one
+    run again (`Store.write`) must not have written into the winner's folder.
+    """
     root = root or models_dir(store)
-    with store.transaction() as con:
-        latest = con.execute("SELECT max(version) FROM reward_models WHERE name = ?", [name]).fetchone()[0]
-        version = (latest or 0) + 1
-        path = root / name / f"v{version}"
-        path.mkdir(parents=True, exist_ok=True)
-        manifest = {"model_id": f"{name}@v{version}", "name": name, "version": version, "kind": model.kind,
-                    "data_hash": data_hash, "params": model.params(), "metrics": metrics or {},
-                    "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "path": str(path)}
-        _dump(model, path)
-        (path / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        archive = _pack(path)
-        con.execute("INSERT INTO model_files VALUES (?, ?, ?, ?)",
-                    [manifest["model_id"], archive, hashlib.sha256(archive).hexdigest(), len(archive)])
-        con.execute("INSERT INTO reward_models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [manifest["model_id"], name, version, model.kind, data_hash,
-                     json.dumps(manifest["params"], default=str), json.dumps(metrics or {}, default=str),
-                     str(path), datetime.now(UTC).replace(tzinfo=None)])
+    staging = root / name / f".new.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        _dump(model, staging)
+
+        def once(con) -> dict:
+            latest = con.execute("SELECT max(version) FROM reward_models WHERE name = ?", [name]).fetchone()[0]
+            version = (latest or 0) + 1
+            path = root / name / f"v{version}"
+            manifest = {"model_id": f"{name}@v{version}", "name": name, "version": version, "kind": model.kind,
+                        "data_hash": data_hash, "params": model.params(), "metrics": metrics or {},
+                        "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "path": str(path)}
+            (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+            archive = _pack(staging)
+            con.execute("INSERT INTO model_files VALUES (?, ?, ?, ?)",
+                        [manifest["model_id"], archive, hashlib.sha256(archive).hexdigest(), len(archive)])
+            con.execute("INSERT INTO reward_models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [manifest["model_id"], name, version, model.kind, data_hash,
+                         json.dumps(manifest["params"], default=str), json.dumps(metrics or {}, default=str),
+                         str(path), datetime.now(UTC).replace(tzinfo=None)])
+            return manifest
+
+        manifest = store.write(once, serialise="reward_models")
+        path = Path(manifest["path"])
+        if path.exists():  # left by a save that never committed: version N is this one's now
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
 
@@ -101,8 +120,6 @@ def _local_copy(store: Store, model_id: str, name: str, version: int, path: Path
     try:
         os.replace(tmp, here)
     except OSError:  # another process unpacked it first
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
     return here
 
