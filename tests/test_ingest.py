@@ -252,3 +252,33 @@ def test_integers_past_64_bits_are_stored_not_fatal(tmp_path, mem_store):
         "SELECT s.tool_args, s.output_tokens, r.metadata FROM steps s JOIN runs r USING (run_id) "
         "WHERE r.native_id = 'big'")[0]
     assert (json.loads(args), out, json.loads(meta)) == ({"n": str(2**80)}, None, {"id": str(-(2**90))})
+
+
+def test_search_finds_step_text_before_and_after_the_index_is_built(tmp_path, store, backend):
+    """Ingest writes no search text; substring search reads steps, the index build gathers run_text."""
+    from dataclasses import replace
+
+    from traces import schema
+    from traces.model import Step, StepKind
+    from traces.queries import RunFilter, list_runs
+
+    base = list(generate_runs(6, seed=8))
+    needle = "zanzibar-quokka"  # in one step's content only, not in any task
+    marked = replace(base[0], native_id="marked", steps=base[0].steps + (Step(StepKind.AGENT, f"off to {needle} now"),))
+    tool = replace(base[1], native_id="tool", steps=base[1].steps + (Step(StepKind.TOOL_CALL, "", tool_name=needle),))
+    write_jsonl([marked, tool, *base[2:]], tmp_path / "r.jsonl")
+    assert ingest(store, [tmp_path / "r.jsonl"]).quarantined == 0
+    assert store.scalar("SELECT count(*) FROM run_text") == 0
+
+    def found(fts: bool) -> set[str]:
+        return set(list_runs(store, RunFilter(text=needle, fts=fts))["run_id"])
+
+    ids = {r: store.scalar("SELECT run_id FROM runs WHERE native_id = ?", [r]) for r in ("marked", "tool")}
+    assert found(False) == set(ids.values())
+    assert found(True) == set(ids.values())  # no index yet: falls back to substrings
+    with store.transaction() as con:
+        built = schema.rebuild_search_index(con)
+    assert built == (backend == "duckdb")
+    if built:
+        assert store.scalar("SELECT count(*) FROM run_text") == 6
+        assert found(True) == set(ids.values())  # BM25 over the gathered text
