@@ -15,7 +15,9 @@
 from autolibra import backends, charts
 from autolibra.aspects import Aspect, Feedback, load_aspects, load_feedback
 from autolibra.evaluation import MetaEval, OfflineMatcher, meta_evaluate
-from autolibra.grounding import OfflineGrounder, StepLocator, detect_sign, split_bullets
+from autolibra.grounding import OfflineGrounder
+from autolibra.locator import StepLocator
+from autolibra.signs import detect_sign, split_bullets
 from autolibra.induce import InduceConfig, Induction, induce
 
 __all__ = ["Aspect", "Feedback", "InduceConfig", "Induction", "MetaEval", "OfflineGrounder", "OfflineMatcher",

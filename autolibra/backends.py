@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from autolibra.aspects import load_aspects, load_feedback
 from autolibra.evaluation import LLMMatcher, OfflineMatcher
-from autolibra.grounding import LLMGrounder, OfflineGrounder, StepLocator
+from autolibra.grounding import LLMGrounder, OfflineGrounder
+from autolibra.locator import StepLocator
 from autolibra.induce import _views
 from autolibra.naming import LLMNamer, OfflineNamer
 from metrics.definitions import MetricSet

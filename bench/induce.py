@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from autolibra.aspects import load_feedback  # noqa: E402
 from autolibra.evaluation import OfflineMatcher  # noqa: E402
-from autolibra.grounding import OfflineGrounder, StepLocator  # noqa: E402
+from autolibra.grounding import OfflineGrounder  # noqa: E402
+from autolibra.locator import StepLocator  # noqa: E402
 from autolibra.induce import InduceConfig, build_candidate, cluster_labels, ground_cached, split_by_run  # noqa: E402
 from autolibra.naming import OfflineNamer  # noqa: E402
 from metrics.embeddings import CachedEmbedder, SentenceTransformerEmbedder  # noqa: E402

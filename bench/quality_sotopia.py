@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autolibra.evaluation import label_recovery  # noqa: E402
-from autolibra.grounding import OfflineGrounder, StepLocator  # noqa: E402
+from autolibra.grounding import OfflineGrounder  # noqa: E402
+from autolibra.locator import StepLocator  # noqa: E402
 from autolibra.induce import InduceConfig, _views, induce  # noqa: E402
 from autolibra.naming import OfflineNamer  # noqa: E402
 from metrics.embeddings import default_embedder  # noqa: E402

@@ -20,7 +20,7 @@ from sklearn.model_selection import KFold
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autolibra.grounding import StepLocator  # noqa: E402
+from autolibra.locator import StepLocator  # noqa: E402
 from metrics.embeddings import default_embedder  # noqa: E402
 from metrics.judge import step_text  # noqa: E402
 from traces.export import iter_runs  # noqa: E402

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from autolibra import backends
 from autolibra.aspects import Aspect, load_aspects
 from autolibra.evaluation import Trait, meta_evaluate
-from autolibra.grounding import (
-    LLMGrounder, OfflineGrounder, StepLocator, detect_sign, explicit_steps, split_bullets, topic_text,
-)
+from autolibra.grounding import LLMGrounder, OfflineGrounder
+from autolibra.locator import StepLocator, explicit_steps
+from autolibra.signs import detect_sign, split_bullets, topic_text
 from autolibra.induce import InduceConfig, induce
 from autolibra.naming import LLMNamer, OfflineNamer
 from libra.cli.main import app
