@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from traces.store import Store
+from traces.store import Store, only_in
 
 
 @dataclass(frozen=True)
@@ -52,16 +52,10 @@ def aspect_id(feedback_id: str, idx: int, backend: str) -> str:
 def load_feedback(store: Store, run_ids: list[str] | None = None, authors: list[str] | None = None) -> list[Feedback]:
     sql = ("SELECT feedback_id, run_id, author, text, steps, rating, metadata FROM feedback "
            "WHERE deleted_at IS NULL")
-    params: list = []
-    if run_ids is not None:
-        sql += " AND run_id IN (SELECT unnest(?::VARCHAR[]))"
-        params.append(list(run_ids))
-    if authors is not None:
-        sql += " AND author IN (SELECT unnest(?::VARCHAR[]))"
-        params.append(list(authors))
-    sql += " ORDER BY run_id, created_at, feedback_id"
+    (by_run, p1), (by_author, p2) = only_in("run_id", run_ids), only_in("author", authors)
+    sql += by_run + by_author + " ORDER BY run_id, created_at, feedback_id"
     return [Feedback(r[0], r[1], r[2], r[3], tuple(r[4] or ()), r[5], json.loads(r[6]) if r[6] else {})
-            for r in store.execute(sql, params)]
+            for r in store.execute(sql, p1 + p2)]
 
 
 def save_aspects(store: Store, aspects: list[Aspect], backend: str) -> None:
@@ -79,10 +73,7 @@ def save_aspects(store: Store, aspects: list[Aspect], backend: str) -> None:
 def load_aspects(store: Store, backend: str, feedback_ids: list[str] | None = None) -> list[Aspect]:
     sql = ("SELECT aspect_id, feedback_id, run_id, idx, bullet, behaviour, sign, steps, steps_given, focus, metadata "
            "FROM aspects WHERE backend = ?")
-    params: list = [backend]
-    if feedback_ids is not None:
-        sql += " AND feedback_id IN (SELECT unnest(?::VARCHAR[]))"
-        params.append(list(feedback_ids))
+    clause, params = only_in("feedback_id", feedback_ids)
     return [Aspect(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6]), tuple(r[7] or ()), bool(r[8]), r[9],
                    json.loads(r[10]) if r[10] else {})
-            for r in store.execute(sql + " ORDER BY run_id, feedback_id, idx", params)]
+            for r in store.execute(sql + clause + " ORDER BY run_id, feedback_id, idx", [backend, *params])]

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
-import pyarrow as pa
 
 from metrics import distributed
-from metrics.embeddings import SentenceTransformerEmbedder, text_hash
+from metrics.embeddings import SentenceTransformerEmbedder, text_hash, vector_rows
 from metrics.judge import step_text
-from traces.store import Store
+from traces.store import Store, only_in
 
 TABLE = "embed_partitions"
 _embedders: dict[str, SentenceTransformerEmbedder] = {}  # per worker process: the model loads once
@@ -48,11 +47,8 @@ def pending_runs(store: Store, model: str, run_ids: list[str] | None = None) -> 
     """Runs that no committed partition of this model has embedded yet."""
     sql = ("SELECT run_id FROM runs WHERE run_id NOT IN (SELECT unnest(run_ids) FROM embed_partitions "
            "WHERE model = ? AND status = 'done')")
-    params: list = [model]
-    if run_ids is not None:
-        sql += " AND run_id IN (SELECT unnest(?::VARCHAR[]))"
-        params.append(list(run_ids))
-    return [r for r, in store.execute(sql + " ORDER BY run_id", params)]
+    clause, params = only_in("run_id", run_ids)
+    return [r for r, in store.execute(sql + clause + " ORDER BY run_id", [model, *params])]
 
 
 def plan(store: Store, model: str, run_ids: list[str] | None = None, size: int = 500) -> str:
@@ -110,12 +106,7 @@ def run_partition(location: str, job_id: str, part: int, *, lease: timedelta = d
         fresh = _cached(con, model, missing)
         keep = [i for i, h in enumerate(missing) if h not in fresh]
         if keep:
-            now = distributed.now()
-            table = pa.table({
-                "model": [model] * len(keep), "content_hash": [missing[i] for i in keep],
-                "vector": pa.array([vecs[i] for i in keep], type=pa.list_(pa.float32())),
-                "created_at": [now] * len(keep),
-            })
+            table = vector_rows(model, [missing[i] for i in keep], [vecs[i] for i in keep])
             con.register("_libra_new_vectors", table)
             con.execute("INSERT INTO embeddings BY NAME SELECT * FROM _libra_new_vectors")
             con.unregister("_libra_new_vectors")

@@ -84,6 +84,16 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def vector_rows(model: str, hashes: Sequence[str], vectors: Sequence[np.ndarray]) -> pa.Table:
+    """Rows for the `embeddings` table: one vector per text hash."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    return pa.table({
+        "model": [model] * len(hashes), "content_hash": list(hashes),
+        "vector": pa.array(list(vectors), type=pa.list_(pa.float32())),
+        "created_at": [now] * len(hashes),
+    })
+
+
 class CachedEmbedder:
     """Wraps an embedder with the store's `embeddings` table: each text embedded once per model."""
 
@@ -131,12 +141,7 @@ class CachedEmbedder:
         if missing:
             first = {h: t for t, h in zip(texts, hashes, strict=True)}
             new = self.inner.embed([first[h] for h in missing], progress)
-            now = datetime.now(UTC).replace(tzinfo=None)
-            table = pa.table({
-                "model": [self.name] * len(missing), "content_hash": missing,
-                "vector": pa.array(list(new), type=pa.list_(pa.float32())),
-                "created_at": [now] * len(missing),
-            })
+            table = vector_rows(self.name, missing, list(new))
             self.store.write(lambda con: merge(con, "embeddings", table, keys=["model", "content_hash"]))
             found.update(zip(missing, new, strict=True))
         elif progress:

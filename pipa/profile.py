@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipa.criteria import CRITERIA, STAGES
-from traces.store import Store
+from traces.store import Store, only_in
 
 ORDER = [m.metric_id for m in CRITERIA]
 NAMES = {m.metric_id: m.name for m in CRITERIA}
@@ -97,10 +97,8 @@ def reward_relation(store: Store, run_ids: list[str] | None = None) -> pd.DataFr
     from scipy.stats import t as t_dist
 
     sql = "SELECT * FROM (" + _LATEST + ") WHERE reward IS NOT NULL AND rate IS NOT NULL"
-    params: list = [ORDER]
-    if run_ids is not None:
-        sql += " AND run_id IN (SELECT unnest(?::VARCHAR[]))"
-        params.append(list(run_ids))
+    clause, params = only_in("run_id", run_ids)
+    sql, params = sql + clause, [ORDER, *params]
     df = store.df(
         "SELECT metric_id, count(*) AS runs, sum(passed) / nullif(sum(units), 0) AS rate, "
         "avg(rate) FILTER (WHERE reward >= 1) AS rate_success, avg(rate) FILTER (WHERE reward < 1) AS rate_failure, "

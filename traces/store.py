@@ -353,6 +353,16 @@ def open_store(path: str | os.PathLike | None = None, **kw) -> Store:
     return Store(path, **kw)
 
 
+def only_in(column: str, values: Sequence[str] | None) -> tuple[str, list]:
+    """`' AND column IN (...)'` and its parameter, or nothing when `values` is None (no filter).
+
+    `column` is Libra's own name, never input.
+    """
+    if values is None:
+        return "", []
+    return f" AND {column} IN (SELECT unnest(?::VARCHAR[]))", [list(values)]
+
+
 def merge(con: duckdb.DuckDBPyConnection, table: str, rows, keys: Sequence[str],
           update: Sequence[str] = (), columns: Sequence[str] | None = None) -> None:
     """Insert rows whose key is new; for known keys set the `update` columns (or leave the row).

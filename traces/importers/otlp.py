@@ -112,7 +112,7 @@ def parse_otlp_span(sp: Any, where: str, resource: dict, scope: dict) -> Span:
     if not sid:
         raise RecordError(f"span '{where}' has no spanId", f"{where}.spanId")
     name = get("name")
-    if type(name) is not str and not isinstance(name, str):
+    if not isinstance(name, str):
         raise RecordError(f"span '{where}' has no name", f"{where}.name")
     status = get("status") or {}
     raw_events = get("events")
