@@ -15,7 +15,7 @@ from libra.cli.main import app
 from metrics.fake_anthropic import FakeAnthropic
 from metrics.llm import LLM, LLMConfig
 from pipa.proactive import artefacts
-from pipa.proactive.data import Event, Proposal, category, data_hash, from_store, load_jsonl
+from pipa.proactive.data import Event, Proposal, category, data_hash, from_record, from_store, load_jsonl
 from pipa.proactive.evaluate import agent_metrics, cross_validate, reward_model_metrics
 from pipa.proactive.reward import EmbeddingRewardModel, LLMRewardModel
 from traces.ingest import ingest
@@ -116,6 +116,27 @@ def test_embedding_reward_model_learns_relevance_under_grouped_cv(train_file, em
     assert cv["pooled"]["accuracy"] >= 0.85, cv["pooled"]
     assert cv["pooled"]["f1"] > cv["accept_all"]["f1"] + 0.2
     assert cv["pooled"]["categories"]["False-Alarm (FA)"]["agreement"] >= 0.8
+
+
+def test_silences_learn_the_need_from_every_labelled_context(embedder):
+    """People mark whether help was needed on proposals too. Trained on silences that were
+    all right, only that label can teach the model that silence after an error misses a need."""
+    rows = synthetic()
+    for r in [r for r in rows if r["category"] == "Correct-Rejection (CR)"]:  # the idle moments get proposals too
+        rows.append({**r, "pred_task": OFF_TOPIC[0], "valid": False, "help_needed": False,
+                     "annotation": [False, False, False], "category": "False-Alarm (FA)"})
+    ps = [from_record(r) for r in rows]
+    train = [p for i, p in enumerate(ps) if not (p.silent and p.valid is False) and i % 2 == 0]
+    held = [p for p in ps if p.silent]
+    assert {p.category for p in train if p.silent} == {"Correct-Rejection (CR)"}
+
+    def agreement(model):
+        m = reward_model_metrics(held, model.fit(train).predict(held))["categories"]
+        return m["Missed-Need (MN)"]["agreement"], m["Correct-Rejection (CR)"]["agreement"]
+
+    assert agreement(EmbeddingRewardModel(embedder=embedder, learn_need=False)) == (0.0, 1.0)
+    missed, rejected = agreement(EmbeddingRewardModel(embedder=embedder))
+    assert missed >= 0.9 and rejected >= 0.9
 
 
 def test_artefacts_are_versioned_and_predict_the_same_after_loading(train_file, store, embedder, tmp_path,

@@ -145,6 +145,7 @@ def load(store: Store, name: str, version: int | None = None, embedder=None):
     p = dict(state["params"])
     if kind == "embedding-lr":
         p.pop("embedding_model", None)
+        p.setdefault("learn_need", False)  # saved before silences learned the need: their classifier reads all features
         model = EmbeddingRewardModel(embedder=embedder, **p)
         model.classifiers_ = state["classifiers_"]
     elif kind == "finetuned-minilm":
