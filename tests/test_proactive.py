@@ -91,9 +91,10 @@ def test_store_round_trip_keeps_labels(train_file, mem_store):
     ingest(mem_store, [train_file])
     stored = from_store(mem_store)
     assert len(stored) == 72
-    direct = {(tuple(e.text for e in p.events), p.task): (p.valid, p.judgements) for p in load_jsonl(train_file)}
+    direct = {(tuple(e.text for e in p.events), p.task): (p.valid, p.judgements, p.help_needed)
+              for p in load_jsonl(train_file)}
     for p in stored:
-        assert direct[(tuple(e.text for e in p.events), p.task)] == (p.valid, p.judgements)
+        assert direct[(tuple(e.text for e in p.events), p.task)] == (p.valid, p.judgements, p.help_needed)
 
 
 def test_measures_follow_proactivebench():
