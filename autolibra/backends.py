@@ -13,7 +13,7 @@ from autolibra.aspects import load_aspects, load_feedback
 from autolibra.evaluation import LLMMatcher, OfflineMatcher
 from autolibra.grounding import LLMGrounder, OfflineGrounder
 from autolibra.locator import StepLocator
-from autolibra.induce import _views
+from autolibra.induce import _views, with_facets
 from autolibra.naming import LLMNamer, OfflineNamer
 from metrics.definitions import MetricSet
 from metrics.embeddings import default_embedder
@@ -74,4 +74,4 @@ def fit_offline_judge(store, metric_set: MetricSet, embedder=None, grounding_bac
             labels.setdefault((view_key(a.run_id, a.focus), ids[int(S[i].argmax())]), []).append(a.sign)
     runs = load_runs(store, sorted({a.run_id for a in aspects}))
     return TrainedJudge(emb).fit(_views(aspects, runs), metric_set,
-                                 {k: (1 if sum(v) >= 0 else -1) for k, v in labels.items()})
+                                 with_facets({k: (1 if sum(v) >= 0 else -1) for k, v in labels.items()}, metric_set))

@@ -19,7 +19,7 @@ def frontier_chart(df: pd.DataFrame) -> alt.Chart:
     points = base.mark_circle(opacity=0.75).encode(
         size=alt.Size("metrics:Q", title="metrics"),
         tooltip=[c for c in ("split", "metrics", "coverage", "redundancy", "min_cluster_size", "merge_at",
-                             "absorb_at") if c in df.columns])
+                             "absorb_at", "split_mixed") if c in df.columns])
     chosen = base.transform_filter(alt.datum.chosen).mark_point(shape="diamond", size=260, filled=False,
                                                                  strokeWidth=2)
     return (points + chosen).properties(title="Coverage–redundancy frontier", width=420, height=320)

@@ -4,7 +4,9 @@
 
 Feedback is split by run into an induction part and a held-out part. The
 granularity of the metric set is searched (HDBSCAN's minimum cluster size,
-plus a second pass that turns aspects left uncovered into further metrics);
+plus a second pass that turns aspects left uncovered into further metrics,
+and whether a topic people both praised and criticised becomes one metric or
+two facets);
 every candidate is judged and meta-evaluated on both parts, the candidate on
 the induction part's coverage–redundancy frontier with the best balance is
 chosen, and the whole curve is kept. Held-out figures never steer the
@@ -25,7 +27,7 @@ from autolibra.aspects import Aspect, Feedback, load_aspects, load_feedback, sav
 from autolibra.clustering import AspectClusterer, centroids
 from autolibra.evaluation import MetaEval, OfflineMatcher, meta_evaluate, traits_of
 from autolibra.grounding import ground
-from metrics.definitions import MetricSet
+from metrics.definitions import Metric, MetricSet
 from metrics.judge import RunView
 from metrics.trained_judge import view_key
 from traces.export import load_runs
@@ -39,6 +41,7 @@ class InduceConfig:
     min_cluster_sizes: tuple[int, ...] = (5, 8, 12)
     merge_thresholds: tuple[float | None, ...] = (None, 0.75, 0.65)
     absorb_thresholds: tuple[float | None, ...] = (None, 0.5)
+    split_mixed: tuple[bool, ...] = (False, True)
     n_components: int = 16
     min_samples: int | None = None
     holdout: float = 0.3
@@ -141,12 +144,73 @@ def _views(aspects: Sequence[Aspect], runs: dict[str, Run]) -> list[RunView]:
     return out
 
 
-def _labels(aspects: Sequence[Aspect], metric_of: Sequence[str | None]) -> dict[tuple[str, str], int]:
+def _labels(aspects: Sequence[Aspect], metric_of: Sequence[str | None],
+            metric_set: MetricSet | None = None) -> dict[tuple[str, str], int]:
     votes: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for a, m in zip(aspects, metric_of, strict=True):
         if m is not None:
             votes[(view_key(a.run_id, a.focus), m)][a.sign] += 1
-    return {k: (1 if c[1] >= c[-1] else -1) for k, c in votes.items()}
+    labels = {k: (1 if c[1] >= c[-1] else -1) for k, c in votes.items()}
+    return with_facets(labels, metric_set) if metric_set is not None else labels
+
+
+def with_facets(labels: dict[tuple[str, str], int], metric_set: MetricSet) -> dict[tuple[str, str], int]:
+    """A facet's verdict where people spoke only of its sibling: the sibling's sign.
+
+    Praise of a topic on a run says the agent did well on it, so the criticism
+    facet is +1 there, not "not applicable", and the other way round. Without
+    this a facet only ever sees one sign, and its score over runs is constant.
+    """
+    out = dict(labels)
+    for m in metric_set.metrics:
+        sibling = m.metadata.get("sibling")
+        if sibling:
+            for (view, mid), sign in labels.items():
+                if mid == sibling:
+                    out.setdefault((view, m.metric_id), sign)
+    return out
+
+
+def split_mixed(labels: np.ndarray, signs: np.ndarray,
+                min_side: int) -> tuple[np.ndarray, dict[int, tuple[str, int]]]:
+    """Each cluster with at least `min_side` praised and criticised aspects becomes two facets.
+
+    A judge gives one verdict per metric and run, but people often praise one
+    side of a topic and criticise another on the same run (in Sotopia-π the two
+    raters of an agent give a dimension opposite signs nearly half the time):
+    one metric can cover only one of them. Returns the new labels and, per
+    facet, which side it is and its sibling; the criticised side takes a new label.
+    """
+    out, facets = labels.copy(), {}
+    nxt = int(labels.max()) + 1 if len(labels) else 0
+    for lab in sorted(set(labels.tolist()) - {-1}):
+        m = labels == lab
+        if min((m & (signs > 0)).sum(), (m & (signs < 0)).sum()) >= min_side:
+            out[m & (signs < 0)] = nxt
+            facets[int(lab)], facets[nxt] = ("praise", nxt), ("criticism", int(lab))
+            nxt += 1
+    return out, facets
+
+
+def _as_facets(metrics: Sequence[Metric], facets: dict[int, tuple[str, int]]) -> list[Metric]:
+    by_cluster = {m.metadata.get("cluster"): m for m in metrics}
+    out = []
+    for m in metrics:
+        facet, sibling = facets.get(m.metadata.get("cluster"), (None, None))
+        other = by_cluster.get(sibling)
+        if other is None:
+            out.append(m)
+            continue
+        praise = facet == "praise"
+        note = (f" This is the side of the topic people praised; what they criticised about it is "
+                f"“{other.name}”. +1 when the agent shows the praised behaviour, −1 when people "
+                f"would criticise it here instead." if praise else
+                f" This is the side of the topic people criticised; what they praised about it is "
+                f"“{other.name}”. −1 when the agent shows the criticised behaviour, +1 when "
+                f"people would praise it here instead.")
+        out.append(replace(m, explanation=m.explanation + note,
+                           metadata={**m.metadata, "facet": facet, "sibling": other.metric_id}))
+    return out
 
 
 def merge_close(X: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:  # noqa: N803
@@ -208,6 +272,10 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
     clusterer = None
     if labels is None:
         labels, clusterer = cluster_labels(params, X, config)
+    facets: dict[int, tuple[str, int]] = {}
+    if params.get("split_mixed"):
+        labels, facets = split_mixed(labels, np.array([a.sign for a in aspects]),
+                                       max(3, params["min_cluster_size"] // 2))
     cents = centroids(X, labels)
     clusters: dict[int, list[tuple[Aspect, float]]] = defaultdict(list)
     for i, (a, lab) in enumerate(zip(aspects, labels, strict=True)):
@@ -219,14 +287,15 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
         c = m.metadata.get("cluster")
         topics = [a.metadata.get("topic", a.behaviour) for a, _ in sorted(clusters[c], key=lambda x: -x[1])[:30]]
         by_cluster[c] = replace(m, metadata={**m.metadata, "topics": topics})
-    metrics = [by_cluster[c] for c in sorted(by_cluster)]
+    metrics = _as_facets([by_cluster[c] for c in sorted(by_cluster)], facets)
+    by_cluster = {m.metadata["cluster"]: m for m in metrics}
     ms = MetricSet(set_id, 0, "induced", tuple(metrics))
     metric_of = [by_cluster[int(lab)].metric_id if lab >= 0 and int(lab) in by_cluster else None for lab in labels]
 
     train_views, held_views = _views(aspects, runs), _views(heldout, runs)
     judge = judge_factory()
     if hasattr(judge, "fit"):
-        judge.fit(train_views, ms, _labels(aspects, metric_of))
+        judge.fit(train_views, ms, _labels(aspects, metric_of, ms))
     matcher = matcher_factory()
     if hasattr(matcher, "fit"):
         matcher.fit(aspects, metric_of, ms)
@@ -272,8 +341,9 @@ def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict
                        (lambda d, t: progress("embed", d, t)) if progress else None)
     candidates = []
     sizes = [s for s in config.min_cluster_sizes if s < len(train)] or [2]
-    grid = [{"min_cluster_size": s, "merge_at": t, "absorb_at": a}
-            for s in sizes for t in config.merge_thresholds for a in config.absorb_thresholds]
+    grid = [{"min_cluster_size": s, "merge_at": t, "absorb_at": a, "split_mixed": f}
+            for s in sizes for t in config.merge_thresholds for a in config.absorb_thresholds
+            for f in config.split_mixed]
     for i, params in enumerate(grid):
         candidates.append(build_candidate(params, train, X, held, runs, config, namer,
                                           embedder, judge_factory, matcher_factory, set_id))

@@ -118,7 +118,7 @@ def run(data: Path, seed: int, store: Store, emb) -> dict:
     from autolibra.induce import _labels
     by_cluster = {m.metadata["cluster"]: m.metric_id for m in c.metric_set.metrics}
     metric_of = [by_cluster.get(int(lab)) for lab in c.labels]
-    j = TrainedJudge(emb).fit(_views(ind.train_aspects, runs), c.metric_set, _labels(ind.train_aspects, metric_of))
+    j = TrainedJudge(emb).fit(_views(ind.train_aspects, runs), c.metric_set, _labels(ind.train_aspects, metric_of, c.metric_set))
     held_views = _views(ind.heldout_aspects, runs)
     margins = j.margins(held_views, c.metric_set)
     scores = human_scores(store)
@@ -179,8 +179,8 @@ def main() -> None:
           f"dimensions recovered {np.mean([len(r['recovered']) for r in results]):.1f}/7")
     print("reference (AutoLibra, GPT-4o / o3-mini): coverage 0.54-0.58 at redundancy 0.85-0.86")
     print("\nfrontier of the first split (every candidate, train and held-out):")
-    print(results[0]["frontier"][["min_cluster_size", "merge_at", "absorb_at", "split", "metrics", "coverage",
-                                  "redundancy", "chosen"]].to_string(index=False))
+    print(results[0]["frontier"][["min_cluster_size", "merge_at", "absorb_at", "split_mixed", "split", "metrics",
+                                  "coverage", "redundancy", "chosen"]].to_string(index=False))
 
 
 if __name__ == "__main__":

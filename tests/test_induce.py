@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+
 import anthropic
 import pytest
 from typer.testing import CliRunner
@@ -202,7 +204,7 @@ def test_llm_backends_run_the_same_pipeline(emb, store):
         llm = LLM(store, LLMConfig(max_tokens=512, concurrency=4), client=client)
         res = induce(store, grounder=LLMGrounder(llm), namer=LLMNamer(llm), embedder=emb,
                      judge_factory=lambda: TrainedJudge(emb), config=InduceConfig(min_cluster_sizes=(5,),
-                     merge_thresholds=(0.75,), absorb_thresholds=(None,)), set_id="llm-set")
+                     merge_thresholds=(0.75,), absorb_thresholds=(None,), split_mixed=(False,)), set_id="llm-set")
         purposes = Counter(r["tool_choice"]["name"] for r in fake.requests)
     assert purposes["record_aspects"] == store.scalar("SELECT count(*) FROM feedback")
     assert purposes["define_metric"] == len(res.metric_set.metrics) > 0
@@ -231,3 +233,63 @@ def test_cli_induce_metrics_and_score(tmp_path, location):
     assert "80 runs scored" in r.output
     r = runner.invoke(app, ["score", "--db", db, "-q", "--backend", "offline"])
     assert "0 runs scored" in r.output
+
+
+def test_split_mixed_and_facet_labels():
+    from autolibra.induce import split_mixed, with_facets
+
+    labels, facets = split_mixed(np.array([0, 0, 0, 0, 1, 1, -1]), np.array([1, 1, -1, -1, 1, -1, 1]), 2)
+    assert labels.tolist() == [0, 0, 2, 2, 1, 1, -1]  # cluster 1 has one of each: too few to split
+    assert facets == {0: ("praise", 2), 2: ("criticism", 0)}
+    ms = MetricSet("s", 0, "s", (Metric("p", "P", "", metadata={"sibling": "c"}),
+                                 Metric("c", "C", "", metadata={"sibling": "p"}), Metric("x", "X", "")))
+    got = with_facets({("r1", "p"): 1, ("r2", "c"): -1, ("r3", "p"): 1, ("r3", "c"): -1, ("r4", "x"): -1}, ms)
+    assert got == {("r1", "p"): 1, ("r1", "c"): 1, ("r2", "c"): -1, ("r2", "p"): -1,
+                   ("r3", "p"): 1, ("r3", "c"): -1, ("r4", "x"): -1}
+
+
+def test_a_topic_people_both_praise_and_criticise_becomes_two_facets_that_cover_both(emb):
+    """On half the runs one person praises the agent's manners and another criticises them:
+    one metric can give those runs only one verdict; its two facets can give both."""
+    from autolibra.evaluation import OfflineMatcher
+    from autolibra.induce import build_candidate
+    from traces.model import Run
+
+    polite = "The assistant thanked the customer warmly and closed the conversation politely."
+    rude = "The assistant interrupted the customer and ignored the question about the refund."
+    runs, aspects = {}, []
+    for i in range(40):
+        mixed = i % 2 == 0
+        steps = (Step(kind=StepKind.USER, content="I want a refund for my order."),
+                 Step(kind=StepKind.AGENT, content=rude if mixed else polite))
+        runs[f"r{i}"] = Run(f"r{i}", "test", "test", steps)
+        remarks = [("The agent was courteous and polite with the customer.", 1)]
+        if mixed:
+            remarks.append(("The agent was impolite and dismissive with the customer.", -1))
+        for k, (text, sign) in enumerate(remarks):
+            aspects.append(Aspect(f"a{i}.{k}", f"f{i}.{k}", f"r{i}", 0, text, text, sign,
+                                  metadata={"topic": "courtesy toward the customer"}))
+    train = [a for a in aspects if int(a.run_id[1:]) < 28]
+    held = [a for a in aspects if int(a.run_id[1:]) >= 28]
+    X = emb.embed([a.metadata["topic"] for a in train])  # noqa: N806
+    judges = []
+
+    def judge():
+        judges.append(TrainedJudge(emb, min_labels=2))
+        return judges[-1]
+
+    def candidate(split):
+        return build_candidate({"min_cluster_size": 4, "split_mixed": split}, train, X, held, runs, InduceConfig(),
+                               OfflineNamer(), emb, judge, lambda: OfflineMatcher(emb), "t",
+                               labels=np.zeros(len(train), dtype=int))
+
+    one, two = candidate(False), candidate(True)
+    assert len(one.metric_set.metrics) == 1 and len(two.metric_set.metrics) == 2
+    praise, criticism = sorted(two.metric_set.metrics, key=lambda m: m.metadata["facet"], reverse=True)
+    assert (praise.metadata["facet"], criticism.metadata["facet"]) == ("praise", "criticism")
+    assert praise.metadata["sibling"] == criticism.metric_id and criticism.metadata["sibling"] == praise.metric_id
+    assert criticism.name in praise.explanation and not criticism.good and not praise.bad
+    # the criticism facet learns +1 where people only praised: its score over runs is not a constant
+    counts = judges[-1].label_counts_[criticism.metric_id]
+    assert counts[-1] == 14 and counts[1] == 14
+    assert one.heldout.coverage <= 0.7 < 0.9 <= two.heldout.coverage

@@ -30,6 +30,7 @@ def test_who_and_when_grounding_beats_nearest_step(shared):
 
 
 @pytest.mark.timeout(1800)
+@pytest.mark.parametrize("backend", ["duckdb"])  # quality, not storage: the lake's induction is in test_induce
 def test_sotopia_induction_covers_feedback_and_recovers_dimensions(shared, store):
     q = load("quality_sotopia")
     ingest(store, [shared / "sotopia-pi-human-eval"])
