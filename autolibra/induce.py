@@ -42,6 +42,7 @@ class InduceConfig:
     merge_thresholds: tuple[float | None, ...] = (None, 0.75, 0.65)
     absorb_thresholds: tuple[float | None, ...] = (None, 0.5)
     split_mixed: tuple[bool, ...] = (False, True)
+    max_redundancy: float | None = None  # choose by coverage at most this redundant, not by balance
     n_components: int = 16
     min_samples: int | None = None
     holdout: float = 0.3
@@ -307,13 +308,21 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
     return Candidate(dict(params), ms, evals[0], evals[1], labels, clusterer)
 
 
-def choose(candidates: Sequence[Candidate]) -> Candidate:
-    """On the induction part's frontier, the best coverage minus redundancy (fewer metrics on ties)."""
+def choose(candidates: Sequence[Candidate], max_redundancy: float | None = None) -> Candidate:
+    """On the induction part's frontier, the best coverage minus redundancy (fewer metrics on ties);
+    with `max_redundancy`, the best coverage among candidates no more redundant than that.
+
+    The second is how to compare with a method that works at a known redundancy
+    (AutoLibra's own sets sit at 0.85): coverage at matched redundancy.
+    """
     def dominated(c):
         return any(o.train.coverage >= c.train.coverage and o.train.redundancy <= c.train.redundancy
                    and (o.train.coverage > c.train.coverage or o.train.redundancy < c.train.redundancy)
                    for o in candidates)
     front = [c for c in candidates if not dominated(c) and c.metric_set.metrics] or list(candidates)
+    within = [c for c in front if max_redundancy is not None and c.train.redundancy <= max_redundancy]
+    if within:
+        return max(within, key=lambda c: (round(c.train.coverage, 4), -len(c.metric_set.metrics)))
     return max(front, key=lambda c: (round(c.train.coverage - c.train.redundancy, 4), -len(c.metric_set.metrics)))
 
 
@@ -349,7 +358,7 @@ def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict
                                           embedder, judge_factory, matcher_factory, set_id))
         if progress:
             progress("search", i + 1, len(grid))
-    chosen = choose(candidates)
+    chosen = choose(candidates, config.max_redundancy)
     result = Induction(chosen.metric_set, chosen, candidates, train, held, X, failed)
     amap = result.aspects_frame().head(MAP_POINTS)
     ms = replace(chosen.metric_set, name=name, provenance={

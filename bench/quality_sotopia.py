@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from autolibra.evaluation import label_recovery  # noqa: E402
 from autolibra.grounding import OfflineGrounder  # noqa: E402
 from autolibra.locator import StepLocator  # noqa: E402
-from autolibra.induce import InduceConfig, _views, induce  # noqa: E402
+from autolibra.induce import InduceConfig, _views, choose, induce  # noqa: E402
 from autolibra.naming import OfflineNamer  # noqa: E402
 from metrics.embeddings import default_embedder  # noqa: E402
 from metrics.trained_judge import TrainedJudge  # noqa: E402
@@ -37,6 +37,7 @@ from traces.export import load_runs  # noqa: E402
 from traces.ingest import ingest  # noqa: E402
 from traces.store import Store  # noqa: E402
 
+AUTOLIBRA_REDUNDANCY = 0.85  # where AutoLibra's own Sotopia sets sit
 DIMS = ("believability", "relationship", "knowledge", "secret", "social_rules",
         "financial_and_material_benefits", "goal")
 
@@ -133,8 +134,11 @@ def run(data: Path, seed: int, store: Store, emb) -> dict:
                 ys.append(float(np.mean(people)))
         if len(xs) > 5 and np.std(xs) > 0:
             judge_vs_people[d] = float(spearmanr(xs, ys).statistic)
+    matched = choose(ind.candidates, max_redundancy=AUTOLIBRA_REDUNDANCY)
     return {
         "seed": seed, "metrics": len(c.metric_set.metrics), "params": c.params,
+        "matched": {"params": matched.params, "metrics": len(matched.metric_set.metrics),
+                    "train": matched.train.row(), "heldout": matched.heldout.row()},
         "train": c.train.row(), "heldout": c.heldout.row(),
         "nmi_clustered": float(normalized_mutual_info_score(gold[mask], c.labels[mask])),
         "nmi_all": float(normalized_mutual_info_score(gold, c.labels)),
@@ -161,6 +165,10 @@ def main() -> None:
               f"(N/A counted: {r['train']['redundancy_all']:.3f})")
         print(f"   held-out coverage {r['heldout']['coverage']:.3f}  redundancy {r['heldout']['redundancy']:.3f}  "
               f"(N/A counted: {r['heldout']['redundancy_all']:.3f})")
+        mt = r["matched"]
+        print(f"   at AutoLibra's redundancy (best induction-part coverage with redundancy <= {AUTOLIBRA_REDUNDANCY}): "
+              f"{mt['metrics']} metrics, {mt['params']}: held-out coverage {mt['heldout']['coverage']:.3f}  "
+              f"redundancy {mt['heldout']['redundancy']:.3f}")
         print(f"   NMI with the 7 dimensions: {r['nmi_clustered']:.3f} (clustered aspects), {r['nmi_all']:.3f} (all)")
         print(f"   dimensions recovered: {len(r['recovered'])}/7: " + ", ".join(
             f"{d} by '{v['metric']}' (p {v['precision']}, r {v['recall']})" for d, v in sorted(r["recovered"].items())))
@@ -177,6 +185,10 @@ def main() -> None:
     print(f"\nheld-out over {len(results)} splits: coverage {np.mean(cov):.3f} ± {np.std(cov):.3f}, "
           f"redundancy {np.mean(red):.3f} ± {np.std(red):.3f}; "
           f"dimensions recovered {np.mean([len(r['recovered']) for r in results]):.1f}/7")
+    mcov = [r["matched"]["heldout"]["coverage"] for r in results]
+    mred = [r["matched"]["heldout"]["redundancy"] for r in results]
+    print(f"chosen at AutoLibra's redundancy: held-out coverage {np.mean(mcov):.3f} ± {np.std(mcov):.3f}, "
+          f"redundancy {np.mean(mred):.3f} ± {np.std(mred):.3f}")
     print("reference (AutoLibra, GPT-4o / o3-mini): coverage 0.54-0.58 at redundancy 0.85-0.86")
     print("\nfrontier of the first split (every candidate, train and held-out):")
     print(results[0]["frontier"][["min_cluster_size", "merge_at", "absorb_at", "split_mixed", "split", "metrics",

@@ -217,9 +217,11 @@ def test_cli_induce_metrics_and_score(tmp_path, location):
     runner = CliRunner()
     db = location
     assert runner.invoke(app, ["demo", "build", "--db", db, "--runs", "80"]).exit_code == 0
+    r = runner.invoke(app, ["induce", "--db", db, "-q", "--backend", "offline", "--facets", "sometimes"])
+    assert r.exit_code == 2 and "auto, always or never" in r.output
     r = runner.invoke(app, ["induce", "--db", db, "-q", "--backend", "offline", "--min-cluster-size", "8"])
     assert r.exit_code == 0, r.output
-    assert "held-out" in r.output and "coverage" in r.output
+    assert "held-out" in r.output and "coverage" in r.output and "facet" in r.output
     r = runner.invoke(app, ["metrics", "list", "--db", db])
     assert "induced" in r.output
     y = tmp_path / "set.yaml"
@@ -293,3 +295,19 @@ def test_a_topic_people_both_praise_and_criticise_becomes_two_facets_that_cover_
     counts = judges[-1].label_counts_[criticism.metric_id]
     assert counts[-1] == 14 and counts[1] == 14
     assert one.heldout.coverage <= 0.7 < 0.9 <= two.heldout.coverage
+
+
+def test_choose_balances_or_takes_the_most_coverage_within_a_redundancy():
+    from autolibra.evaluation import MetaEval
+    from autolibra.induce import Candidate, choose
+
+    def cand(coverage, redundancy, n=3):
+        ev = MetaEval(coverage, redundancy, redundancy, 10, 0, 10, 0, 10)
+        ms = MetricSet("s", 0, "s", tuple(Metric(f"m{i}", f"M{i}", "") for i in range(n)))
+        return Candidate({"c": coverage}, ms, ev, ev, np.zeros(1), None)
+
+    cs = [cand(0.60, 0.50), cand(0.70, 0.65), cand(0.80, 0.90), cand(0.55, 0.60)]  # the last is dominated
+    assert choose(cs).params == {"c": 0.60}  # best coverage minus redundancy
+    assert choose(cs, max_redundancy=0.85).params == {"c": 0.70}
+    assert choose(cs, max_redundancy=0.95).params == {"c": 0.80}
+    assert choose(cs, max_redundancy=0.1).params == {"c": 0.60}  # nothing that tight: the balance again

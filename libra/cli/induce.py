@@ -25,6 +25,11 @@ def induce_cmd(
     holdout: Annotated[float, typer.Option(help="Share of runs held out for evaluation.")] = 0.3,
     min_cluster_size: Annotated[list[int] | None, typer.Option(help="HDBSCAN sizes to search (repeatable).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed for the split and the clustering.")] = 0,
+    facets: Annotated[str, typer.Option(help="Topics people both praised and criticised as two metrics, one "
+                                             "per side: auto (search both ways), always or never.")] = "auto",
+    max_redundancy: Annotated[float | None, typer.Option(
+        help="Choose the most covering set at most this redundant (on the induction part) instead of "
+             "the best balance.")] = None,
     max_cost: CostOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
@@ -37,10 +42,13 @@ def induce_cmd(
     from autolibra import backends
     from autolibra.induce import InduceConfig, induce
 
+    split = {"auto": (False, True), "always": (True,), "never": (False,)}.get(facets)
+    if split is None:
+        raise typer.BadParameter(f"{facets!r}: use auto, always or never", param_hint="--facets")
     store = open_store(db)
     b = backends.choose(store, backend, max_cost)
     console.print(f"backend: {b.label}")
-    cfg = InduceConfig(holdout=holdout, random_state=seed,
+    cfg = InduceConfig(holdout=holdout, random_state=seed, split_mixed=split, max_redundancy=max_redundancy,
                        **({"min_cluster_sizes": tuple(min_cluster_size)} if min_cluster_size else {}))
     try:
         with staged(quiet) as progress:
@@ -52,11 +60,11 @@ def induce_cmd(
         raise typer.Exit(2) from None
     ms = res.metric_set
     t = Table(title=f"{ms.set_id} v{ms.version}: {len(ms.metrics)} metrics ({b.kind})")
-    for col in ("metric", "aspects", "praised", "criticised"):
+    for col in ("metric", "aspects", "praised", "criticised", "facet"):
         t.add_column(col)
     for m in ms.metrics:
         t.add_row(m.name, str(m.metadata.get("aspects", "")), str(m.metadata.get("praised", "")),
-                  str(m.metadata.get("criticised", "")))
+                  str(m.metadata.get("criticised", "")), m.metadata.get("facet", ""))
     out.print(t)
     s = res.summary()
     f = Table(title="coverage and redundancy", show_lines=False)
