@@ -62,7 +62,7 @@ def human_agreement(scores) -> dict[str, float]:
     return out
 
 
-def ceilings(ind, emb) -> dict:
+def ceilings(ind, emb, c=None) -> dict:
     """Where held-out coverage is lost, and how far a better judge could take it.
 
     - oracle: each (agent, metric) gets the sign most of its held-out remarks have
@@ -76,7 +76,7 @@ def ceilings(ind, emb) -> dict:
     from autolibra.evaluation import OfflineMatcher, Trait, meta_evaluate
     from metrics.trained_judge import view_key
 
-    c, held = ind.chosen, ind.heldout_aspects
+    c, held = c or ind.chosen, ind.heldout_aspects
     by_cluster = {m.metadata["cluster"]: m.metric_id for m in c.metric_set.metrics}
     metric_of = [by_cluster.get(int(lab)) for lab in c.labels]
     matcher = OfflineMatcher(emb).fit(ind.train_aspects, metric_of, c.metric_set)
@@ -138,7 +138,8 @@ def run(data: Path, seed: int, store: Store, emb) -> dict:
     return {
         "seed": seed, "metrics": len(c.metric_set.metrics), "params": c.params,
         "matched": {"params": matched.params, "metrics": len(matched.metric_set.metrics),
-                    "train": matched.train.row(), "heldout": matched.heldout.row()},
+                    "train": matched.train.row(), "heldout": matched.heldout.row(),
+                    "ceilings": ceilings(ind, emb, matched)},
         "train": c.train.row(), "heldout": c.heldout.row(),
         "nmi_clustered": float(normalized_mutual_info_score(gold[mask], c.labels[mask])),
         "nmi_all": float(normalized_mutual_info_score(gold, c.labels)),
@@ -172,10 +173,13 @@ def main() -> None:
         print(f"   NMI with the 7 dimensions: {r['nmi_clustered']:.3f} (clustered aspects), {r['nmi_all']:.3f} (all)")
         print(f"   dimensions recovered: {len(r['recovered'])}/7: " + ", ".join(
             f"{d} by '{v['metric']}' (p {v['precision']}, r {v['recall']})" for d, v in sorted(r["recovered"].items())))
-        ce = r["ceilings"]
-        print(f"   held-out coverage with signs people gave (a judge that knew): {ce['oracle']['coverage']:.3f}; "
-              f"with each metric's usual sign (a judge that reads nothing): {ce['majority']['coverage']:.3f}; "
-              f"the two raters of an agent give a dimension the same sign {ce['raters_same_sign']:.2f} of the time")
+        for label, ce in (("balanced", r["ceilings"]), ("at AutoLibra's redundancy", mt["ceilings"])):
+            print(f"   {label}, other judges on the same metrics (held-out coverage / redundancy): with signs "
+                  f"people gave (a judge that knew) {ce['oracle']['coverage']:.3f} / {ce['oracle']['redundancy']:.3f}; "
+                  f"each metric's usual sign on every agent (a judge that reads nothing) "
+                  f"{ce['majority']['coverage']:.3f} / {ce['majority']['redundancy']:.3f}")
+        print(f"   the two raters of an agent give a dimension the same sign {r['ceilings']['raters_same_sign']:.2f} "
+              f"of the time")
         print("   Spearman, judge vs people | people vs people, per recovered dimension:")
         for d in sorted(r["recovered"]):
             jv = r["judge_vs_people"].get(d)
