@@ -5,7 +5,14 @@ for a run from what is in it: the mean embedding of the (focus actor's)
 steps, and how close its closest steps come to the metric's good and bad
 examples. Labels come from people: the sign of their feedback on runs they
 commented on, 0 where they raised nothing the metric is about. A metric
-with too few labels falls back to the similarity judge. Like every offline
+with too few labels falls back to the similarity judge.
+
+Two questions, two classifiers: is the metric raised on this run at all
+(classes weighted equally, so a metric people raise on few runs is still
+raised), and if so which way. The sign is not reweighted: the judge should
+give the sign a person most likely would, and where the run tells it little
+that is the sign people usually give (one balanced three-way model pushed
+verdicts towards rare signs). Like every offline
 judge here, it reads the trace as data only; text planted in a trace is
 just more text to embed.
 """
@@ -23,6 +30,34 @@ from metrics.judge import Judgement, RunView, SimilarityJudge, Verdict, step_tex
 
 def view_key(run_id: str, focus: str | None) -> str:
     return f"{run_id}#{focus}" if focus else run_id
+
+
+class RaisedThenSign:
+    """P(-1), P(0), P(+1) as P(raised) times P(sign | raised), each from its own logistic regression."""
+
+    classes_ = np.array([-1, 0, 1])
+
+    def __init__(self, C: float, random_state: int):  # noqa: N803
+        self.C = C
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> RaisedThenSign:  # noqa: N803
+        raised = y != 0
+        self.raised_ = LogisticRegression(C=self.C, max_iter=3000, class_weight="balanced",
+                                          random_state=self.random_state).fit(X, raised) \
+            if 0 < raised.sum() < len(y) else float(raised.mean())
+        signs = y[raised]
+        self.sign_ = LogisticRegression(C=self.C, max_iter=3000, random_state=self.random_state).fit(
+            X[raised], signs > 0) if len(set(signs.tolist())) == 2 else float((signs > 0).mean())
+        return self
+
+    @staticmethod
+    def _p(model, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        return np.full(len(X), model) if isinstance(model, float) else model.predict_proba(X)[:, 1]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        raised, pos = self._p(self.raised_, X), self._p(self.sign_, X)
+        return np.column_stack([raised * (1 - pos), 1 - raised, raised * pos])
 
 
 class TrainedJudge:
@@ -102,8 +137,7 @@ class TrainedJudge:
             if len(classes) == 1:
                 self.models_[m.metric_id] = classes[0]
                 continue
-            self.models_[m.metric_id] = LogisticRegression(
-                C=self.C, max_iter=3000, class_weight="balanced", random_state=self.random_state).fit(X, y)
+            self.models_[m.metric_id] = RaisedThenSign(self.C, self.random_state).fit(X, y)
         self.metric_set_ = metric_set
         return self
 
