@@ -124,7 +124,7 @@ class TrainedJudge:
         """labels: (view key, metric id) -> +1/-1 from people; missing pairs count as 0."""
         vecs, _ = self._view_vectors(views)
         anchors = self._anchor_vectors(metric_set)
-        self.models_: dict[str, LogisticRegression | int] = {}
+        self.models_: dict[str, RaisedThenSign | int] = {}
         self.label_counts_: dict[str, dict[int, int]] = {}
         for m, anc in zip(metric_set.metrics, anchors, strict=True):
             X = np.vstack([self._features(S, anc) for S in vecs])  # noqa: N806
