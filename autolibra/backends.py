@@ -17,9 +17,9 @@ from autolibra.induce import _views, with_facets
 from autolibra.naming import LLMNamer, OfflineNamer
 from metrics.definitions import MetricSet
 from metrics.embeddings import default_embedder
-from metrics.judge import LLMJudge
-from metrics.llm import LLM, Budget, LLMConfig, api_key_available
-from metrics.trained_judge import TrainedJudge, view_key
+from metrics.judges.llm import LLMJudge
+from metrics.llm.client import LLM, Budget, LLMConfig, api_key_available
+from metrics.judges.trained import TrainedJudge, view_key
 from traces.export import load_runs
 
 

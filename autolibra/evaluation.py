@@ -26,10 +26,10 @@ from pydantic import BaseModel, Field
 
 from autolibra.aspects import Aspect
 from metrics.definitions import MetricSet
-from metrics.judge import Judgement
-from metrics.llm import LLM, Request
-from metrics.prompts import DATA_NOTICE, data_block
-from metrics.trained_judge import view_key
+from metrics.judges.llm import Judgement
+from metrics.llm.client import LLM, Request
+from metrics.llm.prompts import DATA_NOTICE, data_block
+from metrics.judges.trained import view_key
 
 
 @dataclass(frozen=True)

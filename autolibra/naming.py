@@ -19,8 +19,8 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
 from autolibra.aspects import Aspect
 from metrics.definitions import Example, Metric, metric_id_for
-from metrics.llm import LLM, Request
-from metrics.prompts import DATA_NOTICE, data_block
+from metrics.llm.client import LLM, Request
+from metrics.llm.prompts import DATA_NOTICE, data_block
 
 EXTRA_STOP = {"agent", "agents", "user", "users", "did", "does", "didn", "doesn", "just", "really", "like",
               "bit", "lot", "way", "thing", "things", "time", "times", "make", "made", "seemed", "seems", "felt"}

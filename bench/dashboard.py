@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from metrics import dashboard  # noqa: E402
+from metrics.reports import queries as dashboard  # noqa: E402
 from pipa import profile  # noqa: E402
 from traces.store import Store  # noqa: E402
 

@@ -32,8 +32,8 @@ from autolibra.locator import StepLocator  # noqa: E402
 from autolibra.induce import InduceConfig, build_candidate, cluster_labels, ground_cached, split_by_run  # noqa: E402
 from autolibra.naming import OfflineNamer  # noqa: E402
 from metrics.embeddings import CachedEmbedder, SentenceTransformerEmbedder  # noqa: E402
-from metrics.trained_judge import TrainedJudge  # noqa: E402
-from traces.demo import build_demo  # noqa: E402
+from metrics.judges.trained import TrainedJudge  # noqa: E402
+from libra.demo import build_demo  # noqa: E402
 from traces.export import load_runs  # noqa: E402
 from traces.store import Store  # noqa: E402
 

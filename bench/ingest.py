@@ -25,7 +25,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from traces.demo import generate_runs  # noqa: E402
+from libra.demo import generate_runs  # noqa: E402
 from traces.export import run_to_otlp  # noqa: E402
 from traces.importers.generic import run_to_record  # noqa: E402
 

@@ -17,10 +17,10 @@ import anthropic
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metrics.definitions import Example, Metric, MetricSet  # noqa: E402
-from metrics.fake_anthropic import FakeAnthropic, verdicts_responder  # noqa: E402
-from metrics.judge import LLMJudge, RunView, judge_request, judge_schema  # noqa: E402
-from metrics.llm import LLM, LLMConfig, Usage, cost_usd  # noqa: E402
-from traces.demo import generate_runs  # noqa: E402
+from metrics.llm.fake import FakeAnthropic, verdicts_responder  # noqa: E402
+from metrics.judges.llm import LLMJudge, RunView, judge_request, judge_schema  # noqa: E402
+from metrics.llm.client import LLM, LLMConfig, Usage, cost_usd  # noqa: E402
+from libra.demo import generate_runs  # noqa: E402
 
 TOPICS = ["tool error recovery", "confirmation before irreversible actions", "respecting user constraints",
           "grounding claims in tool results", "asking clarifying questions", "concise communication",

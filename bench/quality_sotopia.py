@@ -32,7 +32,7 @@ from autolibra.locator import StepLocator  # noqa: E402
 from autolibra.induce import InduceConfig, _views, choose, induce  # noqa: E402
 from autolibra.naming import OfflineNamer  # noqa: E402
 from metrics.embeddings import default_embedder  # noqa: E402
-from metrics.trained_judge import TrainedJudge  # noqa: E402
+from metrics.judges.trained import TrainedJudge  # noqa: E402
 from traces.export import load_runs  # noqa: E402
 from traces.ingest import ingest  # noqa: E402
 from traces.store import Store  # noqa: E402
@@ -74,7 +74,7 @@ def ceilings(ind, emb, c=None) -> dict:
     from collections import Counter
 
     from autolibra.evaluation import OfflineMatcher, Trait, meta_evaluate
-    from metrics.trained_judge import view_key
+    from metrics.judges.trained import view_key
 
     c, held = c or ind.chosen, ind.heldout_aspects
     by_cluster = {m.metadata["cluster"]: m.metric_id for m in c.metric_set.metrics}

@@ -2,7 +2,7 @@
 
 Builds the demo corpus in each store, then scores the same metric set with
 the offline judge three ways: in one process through `score_runs` (the
-reference), and as a partitioned job (`metrics.distributed`) taken by 1 and
+reference), and as a partitioned job (`metrics.jobs.distributed`) taken by 1 and
 by 2 worker processes. Each job uses a fresh version of the metric set, so
 every one scores the whole backlog. Prints runs/s end to end (worker start-up,
 loading the embedding model and fitting the judge included) and steady-state
@@ -32,11 +32,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from libra.cli.induce import build_judge  # noqa: E402
 from metrics import sets  # noqa: E402
-from metrics.distributed import plan, work  # noqa: E402
+from metrics.jobs.distributed import plan, work  # noqa: E402
 from metrics.scoring import score_runs  # noqa: E402
 from pg_server import PgServer  # noqa: E402
 from test_judge import METRICS  # noqa: E402
-from traces.demo import build_demo  # noqa: E402
+from libra.demo import build_demo  # noqa: E402
 from traces.store import Store  # noqa: E402
 
 FACTORY = functools.partial(build_judge, backend="offline")

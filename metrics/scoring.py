@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from metrics.definitions import MetricSet
-from metrics.jobs import Job
-from metrics.judge import Judge, LLMJudge, RunView
-from metrics.llm import Budget
+from metrics.jobs.ledger import Job
+from metrics.judges.llm import Judge, LLMJudge, RunView
+from metrics.llm.client import Budget
 from traces.export import load_runs
 from traces.store import Store, merge
 

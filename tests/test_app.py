@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from traces import accounts, feedback, queues
-from traces.demo import build_demo
+from libra import accounts
+from traces.annotation import feedback, queues
+from libra.demo import build_demo
 from traces.ingest import BatchWriter
 from traces.model import IngestSummary, Run, Step, StepKind
 from traces.store import Store
@@ -198,10 +199,11 @@ def test_accounts_page_for_admins_only(db):
 
 
 def test_dashboards_show_alerts_scores_drill_down_and_pipa(db):
-    from metrics import alerts, sets
+    from metrics.jobs import alerts
+    from metrics import sets
     from metrics.definitions import Example, Metric, MetricSet
     from metrics.embeddings import default_embedder
-    from metrics.judge import SimilarityJudge
+    from metrics.judges.llm import SimilarityJudge
     from metrics.scoring import score_runs
     from pipa.judge import PipaJudge
     from pipa.scoring import score_pipa

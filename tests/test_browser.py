@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from traces import accounts, queues
-from traces.demo import build_demo
+from libra import accounts
+from traces.annotation import queues
+from libra.demo import build_demo
 from traces.ingest import BatchWriter
 from traces.model import IngestSummary, Run, Step, StepKind
 from traces.queries import RunFilter
@@ -55,7 +56,7 @@ def app_url(request, module_backend, tmp_path_factory):
     for name, role in (("alice", "annotator"), ("bao", "annotator"), ("root", "admin")):
         accounts.add_user(s, name, "browser-pass", role)
     qid = queues.create(s, "travel", "root", k=2, flt=RunFilter(agents=("travel-concierge@v2",)))
-    from metrics import alerts
+    from metrics.jobs import alerts
     from pipa.judge import PipaJudge
     from pipa.scoring import score_pipa
 

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from metrics import charts, dashboard, sets
+from metrics.reports import charts, queries as dashboard
+from metrics import sets
 from metrics.definitions import Metric, MetricSet
-from metrics.judge import Judgement, Verdict
+from metrics.judges.llm import Judgement, Verdict
 from metrics.scoring import write_verdicts
 from traces.ingest import ingest_runs
 from traces.model import FeedbackItem, Run, Step, StepKind

@@ -14,9 +14,9 @@ import pytest
 
 from libra.cli.induce import build_judge, score_distributed
 from metrics import sets
-from metrics.distributed import partitions, plan, work
-from traces import feedback
-from traces.demo import build_demo, generate_runs
+from metrics.jobs.distributed import partitions, plan, work
+from traces.annotation import feedback
+from libra.demo import build_demo, generate_runs
 from traces.store import Store
 from test_judge import METRICS  # noqa: I001 - a sibling test module
 
@@ -190,20 +190,20 @@ def test_versions_saved_at_once_by_several_processes_are_all_distinct(store, tmp
 
 
 def _embed_worker(location: str, job_id: str) -> None:
-    from metrics import embed_backlog
+    from metrics.jobs import embed_backlog
 
     embed_backlog.work(location, job_id)
 
 
 def _doomed_embed_worker(location: str, job_id: str) -> None:
-    from metrics import embed_backlog
+    from metrics.jobs import embed_backlog
 
     embed_backlog.work(location, job_id, hook=lambda stage: _die("judged" if stage == "embedded" else stage))
 
 
 def _step_hashes(store: Store) -> set[str]:
     from metrics.embeddings import text_hash
-    from metrics.judge import step_text
+    from metrics.judges.llm import step_text
     from traces.export import iter_runs
 
     return {text_hash(step_text(s)) for r in iter_runs(store) for s in r.steps}
@@ -211,7 +211,7 @@ def _step_hashes(store: Store) -> set[str]:
 
 def test_embedding_a_backlog_on_workers_stores_each_vector_once(store):
     """Two workers and one killed after embedding: every step text cached, each exactly once."""
-    from metrics import embed_backlog
+    from metrics.jobs import embed_backlog
 
     build_demo(store, n=N_RUNS, seed=11)
     model = embed_backlog.model_name()
@@ -236,7 +236,7 @@ def test_embedding_a_backlog_on_workers_stores_each_vector_once(store):
     assert {h for h, _ in rows} == _step_hashes(store)
     # the offline judge now finds every step text cached
     from metrics.embeddings import default_embedder
-    from metrics.judge import step_text
+    from metrics.judges.llm import step_text
     from traces.export import iter_runs
 
     emb = default_embedder(store)
@@ -248,7 +248,7 @@ def test_embedding_a_backlog_on_workers_stores_each_vector_once(store):
 @pytest.mark.timeout(900)
 def test_embedding_a_backlog_on_a_local_ray_cluster(store):
     pytest.importorskip("ray")
-    from metrics import embed_backlog
+    from metrics.jobs import embed_backlog
 
     build_demo(store, n=N_RUNS, seed=12)
     res = embed_backlog.embed_backlog(store, ray="local", size=10)

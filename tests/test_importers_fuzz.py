@@ -19,7 +19,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from traces.demo import generate_runs
+from libra.demo import generate_runs
 from traces.export import run_to_otlp
 from traces.importers.base import Source
 from traces.importers.generic import run_to_record

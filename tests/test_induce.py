@@ -22,10 +22,10 @@ from libra.cli.main import app
 from metrics import sets
 from metrics.definitions import Example, Metric, MetricSet
 from metrics.embeddings import default_embedder
-from metrics.fake_anthropic import FakeAnthropic
-from metrics.llm import LLM, LLMConfig
-from metrics.trained_judge import TrainedJudge
-from traces.demo import build_demo
+from metrics.llm.fake import FakeAnthropic
+from metrics.llm.client import LLM, LLMConfig
+from metrics.judges.trained import TrainedJudge
+from libra.demo import build_demo
 from traces.model import Step, StepKind
 from conftest import fresh_location  # noqa: I001 - the suite's own helpers
 

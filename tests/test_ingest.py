@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from libra.cli.main import app
-from traces.demo import generate_runs
+from libra.demo import generate_runs
 from traces.export import export_jsonl, export_parquet, iter_runs, run_to_otlp, write_jsonl
 from traces.importers.generic import run_to_record
 from traces.ingest import ingest

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from traces.demo import generate_runs
+from libra.demo import generate_runs
 from traces.export import write_jsonl
 from traces.ingest import ingest
 from traces.store import Store

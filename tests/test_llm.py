@@ -12,9 +12,9 @@ import anthropic
 import pytest
 from pydantic import BaseModel, Field
 
-from metrics.fake_anthropic import FakeAnthropic
-from metrics.jobs import Job
-from metrics.llm import DEFAULT_MODEL, LLM, Budget, LLMConfig, Request, cost_usd
+from metrics.llm.fake import FakeAnthropic
+from metrics.jobs.ledger import Job
+from metrics.llm.client import DEFAULT_MODEL, LLM, Budget, LLMConfig, Request, cost_usd
 
 
 class Answer(BaseModel):

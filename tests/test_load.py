@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from traces import feedback
-from traces.demo import build_demo, generate_runs
+from traces.annotation import feedback
+from libra.demo import build_demo, generate_runs
 from traces.export import write_jsonl
 from traces.store import Store
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 WORKER = r"""
 import json, random, sys, threading, time
-from traces import feedback
+from traces.annotation import feedback
 from traces.store import Store
 
 db, proc, threads, per, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from traces import feedback
-from traces.demo import build_demo
+from traces.annotation import feedback
+from libra.demo import build_demo
 from traces.store import Store
 
 pytestmark = pytest.mark.slow

@@ -7,15 +7,15 @@ import json
 import orjson
 import pytest
 
-from traces import parallel
-from traces.demo import generate_runs
+from traces.ingest import parallel
+from libra.demo import generate_runs
 from traces.export import run_to_otlp
 from traces.importers.base import Source, in_shard
 from traces.importers.generic import GenericImporter, run_to_record
 from traces.ingest import ingest
 from traces.model import IngestSummary
 from traces.store import Store
-from traces.writer import BatchWriter
+from traces.ingest.writer import BatchWriter
 
 TABLES = {
     "runs": "SELECT * EXCLUDE (ingested_at) FROM runs ORDER BY run_id",

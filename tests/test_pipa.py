@@ -5,9 +5,9 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from metrics.fake_anthropic import FakeAnthropic, verdicts_responder
-from metrics.judge import LLMJudge
-from metrics.llm import LLM, LLMConfig
+from metrics.llm.fake import FakeAnthropic, verdicts_responder
+from metrics.judges.llm import LLMJudge
+from metrics.llm.client import LLM, LLMConfig
 from pipa import checks, profile
 from pipa.criteria import (
     OBSERVATION_ALIGNMENT, POLICY_ADHERENCE, STATE_CONSISTENCY, TASK_COMPLETION, TOOL_EFFICIENCY, pipa_metric_set,

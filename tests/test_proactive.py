@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from libra.cli.main import app
-from metrics.fake_anthropic import FakeAnthropic
-from metrics.llm import LLM, LLMConfig
+from metrics.llm.fake import FakeAnthropic
+from metrics.llm.client import LLM, LLMConfig
 from pipa.proactive import artefacts
 from pipa.proactive.data import Event, Proposal, category, data_hash, from_record, from_store, load_jsonl
 from pipa.proactive.evaluate import agent_metrics, cross_validate, reward_model_metrics

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from libra.cli.main import app
-from metrics import alerts
-from metrics.schedule import Cron, JobResult, JobSpec, ScheduleConfig, due, load_config, run_job, serve
+from metrics.jobs import alerts
+from metrics.jobs.schedule import Cron, JobResult, JobSpec, ScheduleConfig, due, load_config, run_job, serve
 from metrics.scoring import select_runs
 from pipa.judge import PipaJudge
 from pipa.scoring import score_pipa

@@ -8,11 +8,11 @@ import orjson
 from typer.testing import CliRunner
 
 from libra.cli.main import app
-from traces.demo import generate_runs
+from libra.demo import generate_runs
 from traces.export import iter_runs, run_to_otlp
 from traces.ingest import ingest
 from traces.store import Store
-from traces.watch import Watcher
+from traces.ingest.watch import Watcher
 
 
 class Clock:

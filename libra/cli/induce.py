@@ -167,7 +167,7 @@ def metrics_approve(set_id: str, version: int, by: Annotated[str, typer.Option(h
 def judge_for(store, ms, b, batch: bool = False):
     """The judge a metric set needs: PIPA sets mix computed and judged criteria."""
     from autolibra import backends
-    from metrics.judge import LLMJudge
+    from metrics.judges.llm import LLMJudge
     from pipa.judge import PipaJudge
 
     llm = LLMJudge(b.llm, use_batch=batch) if b.kind == "llm" else None
@@ -193,7 +193,7 @@ def score_distributed(store, *, ray: str, set_id: str | None = None, version: in
     import functools
 
     from metrics import sets
-    from metrics.distributed import score_on_ray
+    from metrics.jobs.distributed import score_on_ray
     from metrics.scoring import select_runs
 
     targets = [sets.load(store, set_id, version)] if set_id else sets.approved(store)
@@ -226,7 +226,7 @@ def score_approved(store, *, set_id: str | None = None, version: int | None = No
     results = []
     if any(ms.provenance.get("kind") == "pipa" for ms in targets):
         # PIPA sets are per domain policy: score_pipa finds each new run's policy and its set
-        from metrics.judge import LLMJudge
+        from metrics.judges.llm import LLMJudge
         from pipa.judge import PipaJudge
         from pipa.scoring import score_pipa
 

@@ -106,7 +106,7 @@ def ingest_cmd(
                 schema.rebuild_search_index(con)
         else:
             console.print("run `libra index` to bring full-text search up to date")
-    from traces import feedback
+    from traces.annotation import feedback
 
     feedback.flush(store, timeout=5)  # apply any saves the app journalled while we held the store
     if summary.quarantined:
@@ -116,8 +116,8 @@ def ingest_cmd(
 def _watch(store, directory: Path, pattern: str, interval: float, settle: float, once: bool, quiet: bool) -> None:
     import time
 
-    from traces import feedback
-    from traces.watch import Watcher
+    from traces.annotation import feedback
+    from traces.ingest.watch import Watcher
 
     if not directory.is_dir():
         console.print(f"[red]error:[/] {directory} is not a directory")

@@ -70,7 +70,7 @@ def embed_cmd(
     to resume. Use a DuckLake store (LIBRA_STORE) when workers are on several machines.
     """
     from libra.cli.progress import staged
-    from metrics.embed_backlog import embed_backlog
+    from metrics.jobs.embed_backlog import embed_backlog
     from metrics.scoring import select_runs
 
     store = open_store(db)
@@ -216,9 +216,10 @@ def demo_build(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same corpus).")] = 7,
 ) -> None:
     """Generate the seeded demo corpus (agents, tool errors, loops, feedback) into the store."""
-    from traces.demo import build_demo
+    from libra.demo import build_demo
 
-    from traces import accounts, schema
+    from libra import accounts
+    from traces import schema
 
     store = open_store(db)
     s = build_demo(store, n=runs, seed=seed)
@@ -246,8 +247,8 @@ def demo_score(
     from libra.cli.progress import staged
     from libra.cli.schedule import make_actions
     from metrics import sets
-    from metrics.alerts import AlertRule
-    from metrics.schedule import JobSpec, run_job
+    from metrics.jobs.alerts import AlertRule
+    from metrics.jobs.schedule import JobSpec, run_job
     from pipa.judge import PipaJudge
     from pipa.scoring import score_pipa
 
@@ -280,7 +281,7 @@ def demo_write(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
     """Write the demo corpus as a generic JSONL file instead of into a store."""
-    from traces.demo import generate_runs
+    from libra.demo import generate_runs
     from traces.export import write_jsonl
 
     n = write_jsonl(generate_runs(runs, seed), path)

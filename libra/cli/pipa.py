@@ -36,7 +36,7 @@ def pipa_score(
 ) -> None:
     """Score runs on the five PIPA criteria. Offline, state consistency and policy adherence need a judge."""
     from autolibra import backends
-    from metrics.judge import LLMJudge
+    from metrics.judges.llm import LLMJudge
     from pipa.judge import PipaJudge
     from pipa.scoring import score_pipa
 

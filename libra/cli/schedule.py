@@ -22,7 +22,7 @@ ALERT_EXIT = 3  # exit status when an alert fires: distinct from failures (1) an
 
 def make_actions():
     """The scheduler's actions, wired to the packages; one Watcher per directory survives between runs."""
-    from metrics.schedule import JobResult
+    from metrics.jobs.schedule import JobResult
 
     watchers: dict = {}
 
@@ -35,7 +35,7 @@ def make_actions():
                          detail=s.as_dict())
 
     def watch_action(store, spec):
-        from traces.watch import Watcher
+        from traces.ingest.watch import Watcher
 
         if not spec.directory:
             raise ValueError("a watch job needs 'directory'")
@@ -58,7 +58,7 @@ def make_actions():
 
     def pipa_action(store, spec):
         from autolibra import backends
-        from metrics.judge import LLMJudge
+        from metrics.judges.llm import LLMJudge
         from pipa.judge import PipaJudge
         from pipa.scoring import score_pipa
 
@@ -85,7 +85,7 @@ def make_actions():
 
 
 def _config(path: Path):
-    from metrics.schedule import load_config
+    from metrics.jobs.schedule import load_config
 
     try:
         return load_config(path)
@@ -117,7 +117,7 @@ def schedule_run(
     Every job run is recorded (see `libra schedule history`). With --once the
     exit status is 1 when a job failed and 3 when an alert is firing.
     """
-    from metrics.schedule import run_job, serve
+    from metrics.jobs.schedule import run_job, serve
 
     cfg = _config(config)
     store = open_store(db)
@@ -147,7 +147,7 @@ def schedule_run(
 @schedule_app.command("history")
 def schedule_history(db: DbOption = None, limit: Annotated[int, typer.Option(help="Rows.")] = 30) -> None:
     """Recorded job runs, newest first."""
-    from metrics.schedule import history
+    from metrics.jobs.schedule import history
 
     df = history(open_store(db), limit)
     t = Table("#", "job", "action", "started", "seconds", "status", "ingested", "scored", "cost", "alerts", "errors")
@@ -166,7 +166,7 @@ def alerts_check(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Evaluate the alert rules now; exit status 3 when any fires."""
-    from metrics.alerts import check
+    from metrics.jobs.alerts import check
 
     states = check(open_store(db), _config(config).alerts, job="alerts check")
     if as_json:
@@ -185,7 +185,7 @@ def alerts_check(
 @alerts_app.command("list")
 def alerts_list(db: DbOption = None) -> None:
     """Alerts firing now."""
-    from metrics.alerts import firing
+    from metrics.jobs.alerts import firing
 
     df = firing(open_store(db))
     if df.empty:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from libra.cli.common import DbOption, console, open_store, out
-from traces import accounts
+from libra import accounts
 
 user_app = typer.Typer(help="Accounts and roles for the app.", no_args_is_help=True)
 

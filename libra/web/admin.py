@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from libra.web import session
-from traces import accounts
+from libra import accounts
 
 
 def page() -> None:

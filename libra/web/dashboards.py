@@ -9,7 +9,9 @@ from autolibra.charts import aspect_map_chart, frontier_chart
 from libra.web import session
 from libra.web.metrics_page import frontier_frame
 from libra.web.widgets import open_run, show_text
-from metrics import alerts, charts, dashboard, schedule, sets
+from metrics.jobs import alerts, schedule
+from metrics.reports import charts, queries as dashboard
+from metrics import sets
 from pipa import profile
 
 

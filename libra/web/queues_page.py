@@ -6,7 +6,7 @@ import streamlit as st
 
 from libra.web import session
 from libra.web.widgets import open_run
-from traces import queues
+from traces.annotation import queues
 from traces.queries import RunFilter, facets
 
 

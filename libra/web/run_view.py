@@ -8,8 +8,8 @@ import streamlit as st
 
 from libra.web import session
 from libra.web.widgets import KIND_LABEL, show_text, step_label
-from traces import feedback, queues
-from traces.feedback import FeedbackError
+from traces.annotation import feedback, queues
+from traces.annotation.feedback import FeedbackError
 from traces.queries import get_run
 
 

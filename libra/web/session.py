@@ -14,8 +14,9 @@ import time
 
 import streamlit as st
 
-from traces import accounts, feedback
-from traces.accounts import User
+from libra import accounts
+from traces.annotation import feedback
+from libra.accounts import User
 from traces.store import Store, default_db_path
 
 

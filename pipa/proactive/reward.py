@@ -284,8 +284,8 @@ class LLMRewardModel:
         return "\n\n".join(parts) or "(no examples)"
 
     def requests(self, proposals: Sequence[Proposal]):
-        from metrics.llm import Request
-        from metrics.prompts import DATA_NOTICE, data_block
+        from metrics.llm.client import Request
+        from metrics.llm.prompts import DATA_NOTICE, data_block
 
         rubric = self._rubric()
         for i, p in enumerate(proposals):

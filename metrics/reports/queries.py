@@ -1,7 +1,7 @@
 """The dashboards' queries. Aggregation happens in DuckDB; pandas only receives the result.
 
 Every function takes the store and filters and returns a small DataFrame
-that a chart function in `metrics.charts` draws. `bench/dashboard.py`
+that a chart function in `metrics.reports.charts` draws. `bench/dashboard.py`
 times each of them on a large generated store.
 """
 

@@ -1,6 +1,6 @@
 """People's feedback on runs: add, edit and delete one's own, with every revision kept.
 
-Writes go through the journal (see `traces.journal`), so saving never waits
+Writes go through the journal (see `traces.annotation.journal`), so saving never waits
 on another process holding the store; `flush` applies them. Reads merge what
 is still in the journal, so a saved note shows at once.
 """
@@ -13,7 +13,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from traces.journal import Journal
+from traces.annotation.journal import Journal
 from traces.store import Store, StoreBusy, merge
 
 MAX_TEXT = 20_000

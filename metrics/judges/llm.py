@@ -24,8 +24,8 @@ import numpy as np
 from pydantic import BaseModel, Field, create_model, model_validator
 
 from metrics.definitions import Metric, MetricSet, rubric_text
-from metrics.llm import LLM, Request
-from metrics.prompts import DATA_NOTICE, data_block, render_steps
+from metrics.llm.client import LLM, Request
+from metrics.llm.prompts import DATA_NOTICE, data_block, render_steps
 from traces.model import Run, Step
 
 

@@ -1,4 +1,4 @@
-"""Dashboard charts: functions from a DataFrame (see `metrics.dashboard`) to an Altair chart."""
+"""Dashboard charts: functions from a DataFrame (see `metrics.reports.queries`) to an Altair chart."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from metrics.definitions import MetricSet
-from metrics.judge import Judgement, RunView, SimilarityJudge, Verdict, step_text
+from metrics.judges.llm import Judgement, RunView, SimilarityJudge, Verdict, step_text
 
 
 def view_key(run_id: str, focus: str | None) -> str:

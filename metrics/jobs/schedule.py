@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from metrics.alerts import AlertRule, check
+from metrics.jobs.alerts import AlertRule, check
 from traces.store import Store
 
 # -- cron ---------------------------------------------------------------------------

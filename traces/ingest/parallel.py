@@ -25,7 +25,7 @@ from pathlib import Path
 
 from traces.importers.base import Importer, Source
 from traces.model import IngestSummary, Parsed, Rejected
-from traces.writer import BatchWriter, prepare
+from traces.ingest.writer import BatchWriter, prepare
 
 # Below this a second process costs more to start than it saves.
 MIN_BYTES = 8 << 20
@@ -124,7 +124,7 @@ def ingest_sharded(
     # and the pipes' back-pressure keeps memory flat when the writer falls behind.
     procs = [
         # Smaller batches than the writer's own, so writing starts while the shards are parsed.
-        subprocess.Popen([sys.executable, "-m", "traces.parallel", str(source.path), source.name, imp.name,
+        subprocess.Popen([sys.executable, "-m", "traces.ingest.parallel", str(source.path), source.name, imp.name,
                           str(k), str(workers), str(max(1, writer.batch_steps // (2 * workers)))],
                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         for k in range(workers)

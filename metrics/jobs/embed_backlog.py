@@ -4,7 +4,7 @@ Offline judges and grounding embed every step they read (`metrics.judge.step_tex
 on a large backlog that is most of their time. `libra embed` fills the store's
 embedding cache first. The backlog is split into partitions of runs, recorded in
 `embed_partitions` and committed exactly once like scoring partitions (see
-`metrics.distributed`): a worker embeds the texts of its runs that the cache
+`metrics.jobs.distributed`): a worker embeds the texts of its runs that the cache
 lacks and writes the vectors together with the partition's done-mark in one
 transaction. Embedding writes are serialised with one another, so a text that
 two partitions share (a system prompt, a common reply) is stored once.
@@ -20,9 +20,9 @@ from datetime import timedelta
 
 import numpy as np
 
-from metrics import distributed
+from metrics.jobs import distributed
 from metrics.embeddings import SentenceTransformerEmbedder, text_hash, vector_rows
-from metrics.judge import step_text
+from metrics.judges.llm import step_text
 from traces.store import Store, only_in
 
 TABLE = "embed_partitions"

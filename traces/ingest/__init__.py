@@ -1,9 +1,9 @@
 """Ingestion: files in, runs and quarantined records out, nothing lost.
 
-Runs are written in batches (`traces.writer`); every batch is one transaction
+Runs are written in batches (`traces.ingest.writer`); every batch is one transaction
 holding whole runs (a run and its steps land together or not at all) and the
 quarantined records read alongside them. Big inputs in a format that allows
-it are parsed by several processes at once (`traces.parallel`).
+it are parsed by several processes at once (`traces.ingest.parallel`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 from traces import importers
 from traces.importers.base import RAW_LIMIT, Source, raw_text, sample
 from traces.model import IngestSummary, Parsed, Rejected, Run
-from traces.parallel import count, default_workers, ingest_sharded, worth_it
+from traces.ingest.parallel import count, default_workers, ingest_sharded, worth_it
 from traces.store import Store
-from traces.writer import BatchWriter
+from traces.ingest.writer import BatchWriter
 
 __all__ = ["BatchWriter", "UnknownFormat", "discover", "ingest", "ingest_runs", "ingest_source"]
 

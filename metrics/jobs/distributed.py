@@ -11,7 +11,7 @@ row conflict, DuckLake aborts one, and its retry sees the mark.
 
 Workers are Ray tasks (`score_on_ray`; Ray re-runs the task of a worker that
 died) or plain processes pulling partitions (`work`), on one machine or many
-sharing a lake. Embedding a backlog (`metrics.embed_backlog`) uses the same
+sharing a lake. Embedding a backlog (`metrics.jobs.embed_backlog`) uses the same
 claims and commits on its own partition table.
 """
 
@@ -153,7 +153,7 @@ def run_partition(location: str, job_id: str, part: int, make_judge: JudgeFactor
         return Outcome(part, 0, 0, True)
     run_ids, set_id, version, backend = claimed
     ms, judge = _judge_for(store, set_id, version, make_judge)
-    from metrics.judge import RunView
+    from metrics.judges.llm import RunView
     from traces.export import load_runs
 
     runs = load_runs(store, list(run_ids))

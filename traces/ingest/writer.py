@@ -3,7 +3,7 @@
 Runs become Arrow tables first (`prepare`), then one transaction per batch
 inserts them with the quarantined records read alongside. Preparing is pure
 Python and holds the GIL, so it can happen in the process that parsed the
-runs (see `traces.parallel`); writing is DuckDB's and releases it.
+runs (see `traces.ingest.parallel`); writing is DuckDB's and releases it.
 
 Re-ingesting the same data adds nothing: runs are recognised by their content
 hash. A run whose id is known but whose content changed replaces the stored
