@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from autolibra.aspects import Aspect
 from metrics.definitions import MetricSet
-from metrics.judges.llm import Judgement
+from metrics.judges.base import Judgement
 from metrics.llm.client import LLM, Request
 from metrics.llm.prompts import DATA_NOTICE, data_block
 from metrics.judges.trained import view_key

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from autolibra.aspects import Aspect, Feedback, aspect_id
 from autolibra.locator import StepLocator
 from autolibra.signs import detect_sign, split_bullets, topic_text
-from metrics.judges.llm import step_text
+from metrics.judges.base import step_text
 from metrics.llm.client import LLM, Request
 from metrics.llm.prompts import DATA_NOTICE, data_block, render_steps
 from traces.model import Run

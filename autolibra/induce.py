@@ -28,7 +28,7 @@ from autolibra.clustering import AspectClusterer, centroids
 from autolibra.evaluation import MetaEval, OfflineMatcher, meta_evaluate, traits_of
 from autolibra.grounding import ground
 from metrics.definitions import Metric, MetricSet
-from metrics.judges.llm import RunView
+from metrics.judges.base import RunView
 from metrics.judges.trained import view_key
 from traces.export import load_runs
 from traces.model import Run

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from autolibra.signs import WORD
-from metrics.judges.llm import step_text
+from metrics.judges.base import step_text
 from traces.model import Step
 
 _STEP_REF = re.compile(r"\b(?:step|turn|message)s?\s*#?\s*(\d+)(?:\s*(?:-|to|and|–)\s*(\d+))?", re.IGNORECASE)

@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metrics.definitions import Example, Metric, MetricSet  # noqa: E402
 from metrics.llm.fake import FakeAnthropic, verdicts_responder  # noqa: E402
-from metrics.judges.llm import LLMJudge, RunView, judge_request, judge_schema  # noqa: E402
+from metrics.judges.llm import LLMJudge, judge_request, judge_schema  # noqa: E402
+from metrics.judges.base import RunView
 from metrics.llm.client import LLM, LLMConfig, Usage, cost_usd  # noqa: E402
 from libra.demo import generate_runs  # noqa: E402
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from autolibra.locator import StepLocator  # noqa: E402
 from metrics.embeddings import default_embedder  # noqa: E402
-from metrics.judges.llm import step_text  # noqa: E402
+from metrics.judges.base import step_text  # noqa: E402
 from traces.export import iter_runs  # noqa: E402
 from traces.ingest import ingest  # noqa: E402
 from traces.store import Store  # noqa: E402

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 from metrics.definitions import MetricSet
 from metrics.jobs.ledger import Job
-from metrics.judges.llm import Judge, LLMJudge, RunView
+from metrics.judges.base import Judge, RunView
+from metrics.judges.llm import LLMJudge
 from metrics.llm.client import Budget
 from traces.export import load_runs
 from traces.store import Store, merge

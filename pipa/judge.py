@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from metrics.definitions import MetricSet
-from metrics.judges.llm import Judgement, LLMJudge, RunView, Verdict
+from metrics.judges.base import Judgement, RunView, Verdict
+from metrics.judges.llm import LLMJudge
 from pipa import checks
 from pipa.criteria import (
     OBSERVATION_ALIGNMENT, POLICY_ADHERENCE, STATE_CONSISTENCY, TASK_COMPLETION, TOOL_EFFICIENCY,

@@ -203,7 +203,7 @@ def test_dashboards_show_alerts_scores_drill_down_and_pipa(db):
     from metrics import sets
     from metrics.definitions import Example, Metric, MetricSet
     from metrics.embeddings import default_embedder
-    from metrics.judges.llm import SimilarityJudge
+    from metrics.judges.similarity import SimilarityJudge
     from metrics.scoring import score_runs
     from pipa.judge import PipaJudge
     from pipa.scoring import score_pipa

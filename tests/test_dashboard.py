@@ -11,7 +11,7 @@ import pytest
 from metrics.reports import charts, queries as dashboard
 from metrics import sets
 from metrics.definitions import Metric, MetricSet
-from metrics.judges.llm import Judgement, Verdict
+from metrics.judges.base import Judgement, Verdict
 from metrics.scoring import write_verdicts
 from traces.ingest import ingest_runs
 from traces.model import FeedbackItem, Run, Step, StepKind

@@ -203,7 +203,7 @@ def _doomed_embed_worker(location: str, job_id: str) -> None:
 
 def _step_hashes(store: Store) -> set[str]:
     from metrics.embeddings import text_hash
-    from metrics.judges.llm import step_text
+    from metrics.judges.base import step_text
     from traces.export import iter_runs
 
     return {text_hash(step_text(s)) for r in iter_runs(store) for s in r.steps}
@@ -236,7 +236,7 @@ def test_embedding_a_backlog_on_workers_stores_each_vector_once(store):
     assert {h for h, _ in rows} == _step_hashes(store)
     # the offline judge now finds every step text cached
     from metrics.embeddings import default_embedder
-    from metrics.judges.llm import step_text
+    from metrics.judges.base import step_text
     from traces.export import iter_runs
 
     emb = default_embedder(store)

@@ -258,7 +258,8 @@ def test_search_finds_step_text_before_and_after_the_index_is_built(tmp_path, st
     """Ingest writes no search text; substring search reads steps, the index build gathers run_text."""
     from dataclasses import replace
 
-    from traces import schema
+
+    from traces import search
     from traces.model import Step, StepKind
     from traces.queries import RunFilter, list_runs
 
@@ -277,7 +278,7 @@ def test_search_finds_step_text_before_and_after_the_index_is_built(tmp_path, st
     assert found(False) == set(ids.values())
     assert found(True) == set(ids.values())  # no index yet: falls back to substrings
     with store.transaction() as con:
-        built = schema.rebuild_search_index(con)
+        built = search.rebuild_search_index(con)
     assert built == (backend == "duckdb")
     if built:
         assert store.scalar("SELECT count(*) FROM run_text") == 6

@@ -10,7 +10,9 @@ import pytest
 from metrics.definitions import Example, Metric, MetricSet
 from metrics.embeddings import default_embedder
 from metrics.llm.fake import FakeAnthropic, verdicts_responder
-from metrics.judges.llm import LLMJudge, RunView, SimilarityJudge, judge_request, judge_schema, metric_score
+from metrics.judges.llm import LLMJudge, judge_request, judge_schema
+from metrics.judges.base import RunView, metric_score
+from metrics.judges.similarity import SimilarityJudge
 from metrics.llm.client import LLM, LLMConfig
 from metrics.scoring import score_runs, unscored
 from libra.demo import build_demo

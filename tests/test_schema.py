@@ -9,6 +9,8 @@ import duckdb
 import pytest
 
 from traces import migrate, schema
+
+from traces import locks
 from traces.store import Store, _connect_lake
 
 EXPECTED = {
@@ -152,4 +154,4 @@ def test_every_upserted_table_has_a_lock_for_the_lake():
     assert {"feedback", "scores", "embeddings"} <= targets
     assert targets <= set(schema.LOCKS), targets - set(schema.LOCKS)
     with pytest.raises(ValueError, match="no lock table"):
-        schema.lock_statement("runs; DROP TABLE runs")
+        locks.lock_statement("runs; DROP TABLE runs")

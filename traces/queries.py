@@ -67,11 +67,11 @@ def facets(store: Store) -> dict[str, list[str]]:
 
 def search_index_ready(con) -> bool:
     """Whether the BM25 index exists and the extension loads in this connection."""
-    from traces import schema
+    from traces import search
 
     exists = con.execute("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'fts_main_run_text'"
                          ).fetchone()[0]
-    return bool(exists) and schema.load_fts(con)
+    return bool(exists) and search.load_fts(con)
 
 
 def _query(store: Store, flt: RunFilter, sql_of, tail: list) -> pd.DataFrame:

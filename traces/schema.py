@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
-
-from traces import extensions
-
 
 @dataclass(frozen=True)
 class Migration:
@@ -35,13 +31,6 @@ LOCKS = _LOCKS_9 + _LOCKS_10
 def _lock_tables(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(stmt for name in names for stmt in (f"CREATE TABLE lock_{name} (n BIGINT NOT NULL)",
                                                      f"INSERT INTO lock_{name} VALUES (0)"))
-
-
-def lock_statement(name: str) -> str:
-    """The statement that takes lock `name` in the current transaction (on a lake)."""
-    if name not in LOCKS:
-        raise ValueError(f"no lock table for {name!r}; add it to traces.schema.LOCKS")
-    return f"UPDATE lock_{name} SET n = n + 1"
 
 
 # What the full-text index reads: each run's steps as one text, in order.
@@ -417,33 +406,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "locks for numbering metric set and reward model versions", _lock_tables(_LOCKS_10)),
 )
 
-
-def load_fts(con: duckdb.DuckDBPyConnection) -> bool:
-    return extensions.load(con, "fts", required=False)
-
-
-LAKE_CATALOG = "libra_lake"  # the name a DuckLake store is attached under
-
-
-def on_lake(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether this connection writes a DuckLake lake (whose tables take no keys or indexes)."""
-    return con.execute("SELECT current_database()").fetchone()[0] == LAKE_CATALOG
-
-
-def rebuild_search_index(con: duckdb.DuckDBPyConnection) -> bool:
-    """(Re)build run_text and its BM25 index; DuckDB's FTS index is not maintained on insert.
-
-    False where there is none to build: the fts extension is missing, or the store
-    is a lake (DuckLake tables take no index; search there matches substrings).
-    """
-    if on_lake(con) or not load_fts(con):
-        return False
-    # The indexed text is gathered here rather than on every ingest: it is a copy of the
-    # steps' text, which made writing runs a quarter slower and the file a third bigger.
-    con.execute("DELETE FROM run_text")
-    con.execute("INSERT INTO run_text " + RUN_TEXT)
-    con.execute("PRAGMA create_fts_index('run_text', 'run_id', 'text', overwrite = 1)")
-    return True
 
 LATEST = MIGRATIONS[-1].version
 

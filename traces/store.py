@@ -33,7 +33,9 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from traces import extensions, migrate, schema
+from traces import extensions, migrate
+
+from traces import locks
 
 T = TypeVar("T")
 DEFAULT_DB = "libra.duckdb"
@@ -108,8 +110,8 @@ def _connect_lake(location: str) -> duckdb.DuckDBPyConnection:
         if data.startswith("s3://"):
             _s3_secret(con)
         # ATTACH takes no parameters; both strings come from the operator's own setting.
-        con.execute(f"ATTACH {_sql_str(catalog)} AS {schema.LAKE_CATALOG} (DATA_PATH {_sql_str(data)})")
-        con.execute(f"USE {schema.LAKE_CATALOG}")
+        con.execute(f"ATTACH {_sql_str(catalog)} AS {locks.LAKE_CATALOG} (DATA_PATH {_sql_str(data)})")
+        con.execute(f"USE {locks.LAKE_CATALOG}")
         # Many writers commit at once on a busy lake: be patient before giving up.
         con.execute("SET ducklake_max_retry_count = 100")
     except Exception:
@@ -251,7 +253,7 @@ class Store:
     def _cursor(self, shared: _Shared) -> duckdb.DuckDBPyConnection:
         cur = shared.con.cursor()
         if self.lake:  # a cursor starts in the in-memory catalog, not the attached lake
-            cur.execute(f"USE {schema.LAKE_CATALOG}")
+            cur.execute(f"USE {locks.LAKE_CATALOG}")
             cur.execute("SET python_enable_replacements = false")
         return cur
 
@@ -287,7 +289,7 @@ class Store:
             cur.execute("BEGIN TRANSACTION")
             try:
                 if serialise is not None and self.lake:
-                    cur.execute(schema.lock_statement(serialise))
+                    cur.execute(locks.lock_statement(serialise))
                 yield cur
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -385,10 +387,10 @@ def merge(con: duckdb.DuckDBPyConnection, table: str, rows, keys: Sequence[str],
         src = pa.table({c: [r[i] for r in last.values()] for i, c in enumerate(columns)})
     if src.num_rows == 0:
         return
-    if schema.on_lake(con):
+    if locks.on_lake(con):
         # No key stops two lake transactions inserting the same new key; rewriting the
         # table's lock row makes them conflict, and the loser's retry sees the winner's row.
-        con.execute(schema.lock_statement(table))
+        con.execute(locks.lock_statement(table))
     cols = src.column_names
     name = f"_libra_merge_{table}"
     on = " AND ".join(f"t.{k} = s.{k}" for k in keys)

@@ -98,12 +98,12 @@ def ingest_cmd(
         out.print(r)
         console.print("see them with: libra quarantine")
     if index and (summary.runs_added or summary.runs_updated) and not store.lake:
-        from traces import schema
+        from traces import search
 
         runs = store.scalar("SELECT count(*) FROM runs")
         if runs <= INDEX_AUTOMATICALLY_UP_TO:
             with store.transaction() as con:
-                schema.rebuild_search_index(con)
+                search.rebuild_search_index(con)
         else:
             console.print("run `libra index` to bring full-text search up to date")
     from traces.annotation import feedback

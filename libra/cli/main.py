@@ -40,14 +40,14 @@ app.add_typer(alerts_app, name="alerts")
 @app.command("index")
 def index_cmd(db: DbOption = None) -> None:
     """Rebuild the full-text search index over run content (the app's search uses it)."""
-    from traces import schema
+    from traces import search
 
     store = open_store(db)
     if store.lake:
         out.print("DuckLake tables take no full-text index; search on a lake matches substrings")
         return
     with store.transaction() as con:
-        ok = schema.rebuild_search_index(con)
+        ok = search.rebuild_search_index(con)
     out.print("search index rebuilt" if ok else "the fts extension is not installed; search falls back to substrings")
 
 
@@ -216,17 +216,16 @@ def demo_build(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same corpus).")] = 7,
 ) -> None:
     """Generate the seeded demo corpus (agents, tool errors, loops, feedback) into the store."""
-    from libra.demo import build_demo
-
     from libra import accounts
-    from traces import schema
+    from libra.demo import build_demo
+    from traces import search
 
     store = open_store(db)
     s = build_demo(store, n=runs, seed=seed)
     out.print(f"demo: {s['runs_added']} runs added, {s['duplicates']} already there, "
               f"{s['steps']:,} steps, {s['feedback']} feedback")
     with store.transaction() as con:
-        schema.rebuild_search_index(con)
+        search.rebuild_search_index(con)
     if not store.scalar("SELECT count(*) FROM users"):
         for name, role, pw in DEMO_ACCOUNTS:
             accounts.add_user(store, name, pw, role)

@@ -153,7 +153,7 @@ def run_partition(location: str, job_id: str, part: int, make_judge: JudgeFactor
         return Outcome(part, 0, 0, True)
     run_ids, set_id, version, backend = claimed
     ms, judge = _judge_for(store, set_id, version, make_judge)
-    from metrics.judges.llm import RunView
+    from metrics.judges.base import RunView
     from traces.export import load_runs
 
     runs = load_runs(store, list(run_ids))

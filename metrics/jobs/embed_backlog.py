@@ -22,7 +22,7 @@ import numpy as np
 
 from metrics.jobs import distributed
 from metrics.embeddings import SentenceTransformerEmbedder, text_hash, vector_rows
-from metrics.judges.llm import step_text
+from metrics.judges.base import step_text
 from traces.store import Store, only_in
 
 TABLE = "embed_partitions"

@@ -1,81 +1,17 @@
-"""Judges: given runs and metrics, a verdict per run and metric.
-
-A verdict is +1 (did it well), -1 (did something wrong) or 0 (not
-applicable), with the evidence steps and a short reason. Two backends sit
-behind one small interface:
-
-- `LLMJudge`: one call per run for all metrics, the rubric in the cached
-  prompt prefix, the run inside a delimited data block.
-- `SimilarityJudge` (offline, no key needed): embeds the run's steps and the
-  metric's good and bad behaviour examples; a metric applies when some step
-  is close to its examples, and the verdict follows whether the closest
-  evidence resembles the good or the bad examples.
-
-Every verdict records the backend and version that produced it.
-"""
+"""The LLM judge: one call per run for all metrics, the rubric in the cached
+prompt prefix, the run inside a delimited data block."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, Field, create_model, model_validator
 
-from metrics.definitions import Metric, MetricSet, rubric_text
+from metrics.definitions import MetricSet, rubric_text
+from metrics.judges.base import Judgement, RunView, Verdict
 from metrics.llm.client import LLM, Request
 from metrics.llm.prompts import DATA_NOTICE, data_block, render_steps
-from traces.model import Run, Step
-
-
-@dataclass(frozen=True)
-class Verdict:
-    metric_id: str
-    value: int
-    evidence: tuple[int, ...] = ()
-    reason: str = ""
-    confidence: float | None = None
-    # scoped criteria (PIPA): share of units passing, and (unit, value, reason) per unit
-    rate: float | None = None
-    units: tuple[tuple[int, int, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class Judgement:
-    run_id: str
-    verdicts: tuple[Verdict, ...] = ()
-    error: str | None = None
-    cost: float = 0.0
-
-
-@dataclass(frozen=True)
-class RunView:
-    """What a judge sees: a run, and optionally the one actor the metrics are about."""
-
-    run_id: str
-    steps: tuple[Step, ...]
-    task: str | None = None
-    focus: str | None = None  # e.g. one agent of a two-agent dialogue
-    # the task's own check, for criteria computed from it (never shown to an LLM judge)
-    reward: float | None = None
-    outcome: str | None = None
-
-    @classmethod
-    def of(cls, run: Run, run_id: str | None = None, focus: str | None = None) -> RunView:
-        return cls(run_id or run.run_id(), run.steps, run.task, focus, run.reward, run.outcome)
-
-
-class Judge(Protocol):
-    backend: str
-    version: str
-
-    def judge(self, runs: Sequence[RunView], metric_set: MetricSet,
-              progress: Callable[[int, int], None] | None = None) -> list[Judgement]:
-        """One judgement per run, in order; failures are judgements with an error."""
-
-
-# -- LLM ----------------------------------------------------------------------------
 
 JUDGE_INSTRUCTIONS = """You evaluate one run of an AI agent against a set of metrics.
 
@@ -159,93 +95,3 @@ class LLMJudge:
                 for x in r.value.verdicts)
             out.append(Judgement(v.run_id, verdicts, cost=r.cost))
         return out
-
-
-# -- offline ------------------------------------------------------------------------
-
-def step_text(s: Step) -> str:
-    head = s.kind if isinstance(s.kind, str) else str(s.kind)
-    if s.tool_name:
-        head += f" {s.tool_name}"
-    body = s.content or ""
-    if s.tool_args is not None and not body:
-        body = str(s.tool_args)
-    return f"{head}: {body}"[:800]
-
-
-class SimilarityJudge:
-    """Offline judge: nearest good/bad behaviour examples among the run's steps.
-
-    For each metric, s_good and s_bad are the highest cosine similarities
-    between any (focus) step and the metric's good and bad examples. The
-    metric applies when max(s_good, s_bad) >= `applies_at`; the verdict is the
-    sign of s_good - s_bad when that gap is at least `margin`, otherwise 0.
-    Instructions planted in a trace carry no weight here: only resemblance
-    to people's examples counts.
-    """
-
-    backend = "offline-similarity"
-    version = "1"
-
-    def __init__(self, embedder, applies_at: float = 0.45, margin: float = 0.03):
-        self.embedder = embedder
-        self.applies_at = applies_at
-        self.margin = margin
-
-    def _anchors(self, m: Metric) -> tuple[list[str], list[str]]:
-        good = [e.text for e in m.good] or []
-        bad = [e.text for e in m.bad] or []
-        return good, bad
-
-    def judge(self, runs: Sequence[RunView], metric_set: MetricSet,
-              progress: Callable[[int, int], None] | None = None) -> list[Judgement]:
-        anchors = [self._anchors(m) for m in metric_set.metrics]
-        texts = [t for g, b in anchors for t in g + b]
-        A = self.embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)  # noqa: N806
-        idxs = [[j for j, s in enumerate(v.steps) if v.focus is None or s.actor == v.focus] for v in runs]
-        texts = [step_text(v.steps[j]) for v, idx in zip(runs, idxs, strict=True) for j in idx]
-        E = self.embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)  # noqa: N806 - one call for all
-        out, start = [], 0
-        for i, (view, idx) in enumerate(zip(runs, idxs, strict=True)):
-            if not idx:
-                out.append(Judgement(view.run_id, tuple(Verdict(m.metric_id, 0, (), "no steps to judge")
-                                                        for m in metric_set.metrics)))
-                continue
-            S = E[start:start + len(idx)]  # noqa: N806
-            start += len(idx)
-            sims = S @ A.T if len(A) else np.zeros((len(idx), 0))
-            verdicts, k = [], 0
-            for m, (good, bad) in zip(metric_set.metrics, anchors, strict=True):
-                g = sims[:, k:k + len(good)]
-                b = sims[:, k + len(good):k + len(good) + len(bad)]
-                k += len(good) + len(bad)
-                sg = float(g.max()) if g.size else -1.0
-                sb = float(b.max()) if b.size else -1.0
-                if max(sg, sb) < self.applies_at:
-                    verdicts.append(Verdict(m.metric_id, 0, (), f"no step resembles {m.name!r} examples",
-                                            confidence=round(max(sg, sb), 3)))
-                    continue
-                if abs(sg - sb) < self.margin:
-                    verdicts.append(Verdict(m.metric_id, 0, (), "evidence resembles good and bad examples alike",
-                                            confidence=round(abs(sg - sb), 3)))
-                    continue
-                better = g if sg > sb else b
-                step = idx[int(better.max(axis=1).argmax())]
-                value = 1 if sg > sb else -1
-                ex = (good if value > 0 else bad)[int(better.max(axis=0).argmax())]
-                verdicts.append(Verdict(
-                    m.metric_id, value, (step,),
-                    f"step {step} resembles the {'good' if value > 0 else 'bad'} example "
-                    f"\u201c{ex[:120]}\u201d ({max(sg, sb):.2f} vs {min(sg, sb):.2f})",
-                    confidence=round(abs(sg - sb), 3)))
-            out.append(Judgement(view.run_id, tuple(verdicts)))
-            if progress:
-                progress(i + 1, len(runs))
-        return out
-
-
-def metric_score(values: Sequence[int]) -> float | None:
-    """#(+1) / (#(+1) + #(-1)); N/A excluded; None when nothing applied."""
-    pos = sum(1 for v in values if v > 0)
-    neg = sum(1 for v in values if v < 0)
-    return pos / (pos + neg) if pos + neg else None

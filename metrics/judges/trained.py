@@ -25,7 +25,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from metrics.definitions import MetricSet
-from metrics.judges.llm import Judgement, RunView, SimilarityJudge, Verdict, step_text
+from metrics.judges.base import Judgement, RunView, Verdict, step_text
+from metrics.judges.similarity import SimilarityJudge
 
 
 def view_key(run_id: str, focus: str | None) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 import anthropic
 from pydantic import BaseModel, ValidationError
 
-from metrics.llm.fake import count_tokens
+from metrics.llm.tokens import count_tokens
 from traces.store import merge
 
 log = logging.getLogger("libra.llm")

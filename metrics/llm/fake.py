@@ -27,23 +27,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from metrics.llm.tokens import count_tokens
+
 MIN_CACHEABLE = 1024  # tokens; shorter prefixes are not cached, as on the real API
-
-
-def count_tokens(value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, str):
-        return math.ceil(len(value) / 4) if value else 0
-    if isinstance(value, list):
-        return sum(count_tokens(v) for v in value)
-    if isinstance(value, dict):
-        if value.get("type") == "text":
-            return count_tokens(value.get("text"))
-        if value.get("type") in ("tool_use", "tool_result"):
-            return count_tokens(json.dumps(value.get("input", value.get("content"))))
-        return count_tokens(json.dumps({k: v for k, v in value.items() if k != "cache_control"}))
-    return count_tokens(str(value))
 
 
 def _blocks(request: dict) -> list[tuple[Any, bool]]:

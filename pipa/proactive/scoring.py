@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 
 from metrics.definitions import Metric, MetricSet
-from metrics.judges.llm import Judgement, RunView, Verdict
+from metrics.judges.base import Judgement, RunView, Verdict
 from pipa.proactive.data import decision_points
 from pipa.proactive.evaluate import prf
 from traces.store import Store

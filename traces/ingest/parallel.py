@@ -55,7 +55,7 @@ def count(summary: IngestSummary, item: Parsed | Rejected) -> None:
 def _work(path: str, name: str, fmt: str, k: int, n: int, batch_steps: int, out) -> None:
     """A parsing process: batches of its shard, as length-prefixed pickles on `out`."""
     from traces import importers
-    from traces.ingest import _guarded, _tracked
+    from traces.ingest.stream import guarded, tracked
 
     pos = [0]
 
@@ -67,7 +67,7 @@ def _work(path: str, name: str, fmt: str, k: int, n: int, batch_steps: int, out)
 
     try:
         imp = importers.get(fmt)
-        source = _tracked(Source(name=name, path=Path(path)), Path(path).stat().st_size,
+        source = tracked(Source(name=name, path=Path(path)), Path(path).stat().st_size,
                           lambda _n, done, _t: pos.__setitem__(0, done))
         runs, rejected, n_steps = [], [], 0
         part = IngestSummary()
@@ -80,7 +80,7 @@ def _work(path: str, name: str, fmt: str, k: int, n: int, batch_steps: int, out)
         # Parsed runs are many small objects that live until the batch is sent; the cyclic
         # collector would walk them again and again for nothing (they hold no cycles).
         gc.disable()
-        for item in _guarded(imp.parse(source, shard=(k, n)), source):
+        for item in guarded(imp.parse(source, shard=(k, n)), source):
             count(part, item)
             if isinstance(item, Parsed):
                 for run in item.runs:
