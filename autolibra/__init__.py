@@ -13,7 +13,9 @@
 """
 
 from autolibra import backends, charts
-from autolibra.aspects import Aspect, Feedback, load_aspects, load_feedback
+from autolibra.aspects import Aspect, load_aspects
+from traces.annotation.feedback import load as load_feedback
+from traces.model import Feedback
 from autolibra.evaluation import MetaEval, OfflineMatcher, meta_evaluate
 from autolibra.grounding import OfflineGrounder
 from autolibra.locator import StepLocator

@@ -11,22 +11,6 @@ from traces.store import Store, only_in
 
 
 @dataclass(frozen=True)
-class Feedback:
-    feedback_id: str
-    run_id: str
-    author: str
-    text: str
-    steps: tuple[int, ...] = ()
-    rating: float | None = None
-    metadata: dict = field(default_factory=dict)
-
-    @property
-    def focus(self) -> str | None:
-        """The actor the feedback is about, when a run has several (Sotopia's two agents)."""
-        return self.metadata.get("agent")
-
-
-@dataclass(frozen=True)
 class Aspect:
     aspect_id: str
     feedback_id: str
@@ -47,15 +31,6 @@ class Aspect:
 
 def aspect_id(feedback_id: str, idx: int, backend: str) -> str:
     return hashlib.sha1(f"{feedback_id}/{idx}/{backend}".encode()).hexdigest()[:20]
-
-
-def load_feedback(store: Store, run_ids: list[str] | None = None, authors: list[str] | None = None) -> list[Feedback]:
-    sql = ("SELECT feedback_id, run_id, author, text, steps, rating, metadata FROM feedback "
-           "WHERE deleted_at IS NULL")
-    (by_run, p1), (by_author, p2) = only_in("run_id", run_ids), only_in("author", authors)
-    sql += by_run + by_author + " ORDER BY run_id, created_at, feedback_id"
-    return [Feedback(r[0], r[1], r[2], r[3], tuple(r[4] or ()), r[5], json.loads(r[6]) if r[6] else {})
-            for r in store.execute(sql, p1 + p2)]
 
 
 def save_aspects(store: Store, aspects: list[Aspect], backend: str) -> None:

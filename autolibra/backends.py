@@ -1,7 +1,7 @@
-"""Which backends do the work: a language model when a key is set, offline methods otherwise.
+"""AutoLibra's collaborators on a chosen backend: grounder, namer, judge and matcher.
 
-Every result records which one produced it; offline results are labelled as
-such wherever they are shown.
+The backend itself (LLM or offline, budget, embedder) is chosen in
+`metrics.backends`; this module only says what AutoLibra builds on each.
 """
 
 from __future__ import annotations
@@ -9,50 +9,47 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from autolibra.aspects import load_aspects, load_feedback
+from autolibra.aspects import load_aspects
 from autolibra.evaluation import LLMMatcher, OfflineMatcher
 from autolibra.grounding import LLMGrounder, OfflineGrounder
+from autolibra.induce import _views, ground_cached, with_facets
 from autolibra.locator import StepLocator
-from autolibra.induce import _views, with_facets
 from autolibra.naming import LLMNamer, OfflineNamer
+from metrics.backends import Backend
 from metrics.definitions import MetricSet
-from metrics.embeddings import default_embedder
+from metrics.embeddings import Embedder, default_embedder
+from metrics.judges.base import Judge
 from metrics.judges.llm import LLMJudge
-from metrics.llm.client import LLM, Budget, LLMConfig, api_key_available
 from metrics.judges.trained import TrainedJudge, view_key
+from traces.annotation.feedback import load as load_feedback
 from traces.export import load_runs
+from traces.store import Store
 
 
-@dataclass
-class Backends:
+@dataclass(frozen=True)
+class InductionTools:
+    """What `autolibra.induce` is built from; every part records its backend."""
+
     kind: str  # "llm" | "offline"
     label: str
-    embedder: object
-    grounder: object
-    namer: object
-    judge_factory: Callable[[], object]
-    matcher_factory: Callable[[], object]
-    llm: LLM | None = None
+    embedder: Embedder
+    grounder: LLMGrounder | OfflineGrounder
+    namer: LLMNamer | OfflineNamer
+    judge_factory: Callable[[], Judge]
+    matcher_factory: Callable[[], LLMMatcher | OfflineMatcher]
 
 
-def choose(store, prefer: str = "auto", max_cost: float | None = None, config: LLMConfig | None = None) -> Backends:
-    if prefer not in ("auto", "llm", "offline"):
-        raise ValueError("backend must be auto, llm or offline")
-    emb = default_embedder(store)
-    use_llm = prefer == "llm" or (prefer == "auto" and api_key_available())
-    if prefer == "llm" and not api_key_available():
-        raise RuntimeError("the llm backend needs ANTHROPIC_API_KEY in the environment")
-    if use_llm:
-        llm = LLM(store, config or LLMConfig.from_env(), budget=Budget(max_cost))
-        return Backends("llm", f"LLM ({llm.config.model})", emb, LLMGrounder(llm), LLMNamer(llm),
-                        lambda: LLMJudge(llm), lambda: LLMMatcher(llm), llm)
-    return Backends("offline", "offline (embeddings and classifiers; set ANTHROPIC_API_KEY for the LLM backend)",
-                    emb, OfflineGrounder(StepLocator(emb)), OfflineNamer(embedder=emb),
-                    lambda: TrainedJudge(emb), lambda: OfflineMatcher(emb))
+def induction_tools(backend: Backend) -> InductionTools:
+    emb, llm = backend.embedder, backend.llm
+    if llm is not None:
+        return InductionTools(backend.kind, backend.label, emb, LLMGrounder(llm), LLMNamer(llm),
+                              lambda: LLMJudge(llm), lambda: LLMMatcher(llm))
+    return InductionTools(backend.kind, backend.label, emb, OfflineGrounder(StepLocator(emb)),
+                          OfflineNamer(embedder=emb), lambda: TrainedJudge(emb), lambda: OfflineMatcher(emb))
 
 
-def fit_offline_judge(store, metric_set: MetricSet, embedder=None, grounding_backend: str = "offline",
-                      min_similarity: float = 0.5) -> TrainedJudge:
+def fit_offline_judge(store: Store, metric_set: MetricSet, embedder: Embedder | None = None,
+                      grounding_backend: str = "offline", min_similarity: float = 0.5) -> TrainedJudge:
     """A trained judge for any metric set, from the feedback people left in the store.
 
     Grounded aspects are labelled with the metric they are most about (when
@@ -62,8 +59,6 @@ def fit_offline_judge(store, metric_set: MetricSet, embedder=None, grounding_bac
     feedback = load_feedback(store)
     aspects = load_aspects(store, grounding_backend, [f.feedback_id for f in feedback])
     if not aspects:
-        from autolibra.induce import ground_cached
-
         runs = load_runs(store, sorted({f.run_id for f in feedback}))
         aspects, _ = ground_cached(store, feedback, runs, OfflineGrounder(StepLocator(emb)))
     matcher = OfflineMatcher(emb)

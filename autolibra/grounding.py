@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from autolibra.aspects import Aspect, Feedback, aspect_id
+from autolibra.aspects import Aspect, aspect_id
+from traces.model import Feedback
 from autolibra.locator import StepLocator
 from autolibra.signs import detect_sign, split_bullets, topic_text
 from metrics.judges.base import step_text
@@ -59,7 +60,7 @@ class OfflineGrounder:
             else:
                 steps, given = tuple(self.locator.locate(bullet, run.steps, fb.focus, self.k)), False
             meta = {"topic": topic_text(bullet, names)}
-            for b in fb.metadata.get("bullets") or []:  # gold labels some datasets carry, for evaluation only
+            for b in (fb.metadata or {}).get("bullets") or []:  # gold labels some datasets carry, for evaluation only
                 if isinstance(b, dict) and isinstance(b.get("text"), str) and bullet[:60] in b["text"]:
                     meta["label"] = {k: v for k, v in b.items() if k != "text"}
                     break

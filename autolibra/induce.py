@@ -23,7 +23,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from autolibra.aspects import Aspect, Feedback, load_aspects, load_feedback, save_aspects
+from autolibra.aspects import Aspect, load_aspects, save_aspects
+from traces.annotation.feedback import load as load_feedback
+from traces.model import Feedback
 from autolibra.clustering import AspectClusterer, centroids
 from autolibra.evaluation import MetaEval, OfflineMatcher, meta_evaluate, traits_of
 from autolibra.grounding import ground

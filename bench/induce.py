@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autolibra.aspects import load_feedback  # noqa: E402
+from traces.annotation.feedback import load as load_feedback  # noqa: E402
 from autolibra.evaluation import OfflineMatcher  # noqa: E402
 from autolibra.grounding import OfflineGrounder  # noqa: E402
 from autolibra.locator import StepLocator  # noqa: E402

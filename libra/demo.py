@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from traces.model import FeedbackItem, Run, Step, StepKind
+from traces.model import Feedback, Run, Step, StepKind
 
 BASE_TIME = datetime(2026, 11, 1, 8, 0, 0)
 ANNOTATORS = ("alice", "bao", "chidi", "dana")
@@ -348,7 +348,7 @@ DOMAINS = {"travel-concierge": _travel, "support-desk": _support, "repo-fixer": 
 
 
 def _feedback(rng: random.Random, traits: dict[str, int], b: _Builder, ctx: _Ctx,
-              t_end: datetime) -> tuple[FeedbackItem, ...]:
+              t_end: datetime) -> tuple[Feedback, ...]:
     if not traits or rng.random() < .15:
         return ()
     items = []
@@ -364,7 +364,7 @@ def _feedback(rng: random.Random, traits: dict[str, int], b: _Builder, ctx: _Ctx
             else "\n".join(f"- {x['text']}" for x in bullets)
         score = sum(traits.values())
         rating = float(min(5, max(1, round(3 + score * 0.6 + rng.uniform(-0.7, 0.7)))))
-        items.append(FeedbackItem(
+        items.append(Feedback(
             author=who, text=text, steps=tuple(sorted(anchors)) if anchored else (),
             rating=rating, created_at=t_end + timedelta(hours=rng.randint(1, 48)),
             metadata={"bullets": bullets, "demo": True},

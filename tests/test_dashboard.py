@@ -14,7 +14,7 @@ from metrics.definitions import Metric, MetricSet
 from metrics.judges.base import Judgement, Verdict
 from metrics.scoring import write_verdicts
 from traces.ingest import ingest_runs
-from traces.model import FeedbackItem, Run, Step, StepKind
+from traces.model import Feedback, Run, Step, StepKind
 
 T0 = datetime(2026, 11, 20, 9)
 
@@ -30,7 +30,7 @@ def scored(mem_store):
         runs.append(Run(native_id=f"r{i}", format="libra", source="t", agent="a" if i < 10 else "b",
                         started_at=T0 + timedelta(days=i % 2), globally_unique_id=True,
                         steps=(Step(StepKind.USER, "hi"), Step(StepKind.AGENT, f"answer {i}")),
-                        feedback=(FeedbackItem(author="p", text="ok", rating=5.0 if i % 3 else 1.0),)))
+                        feedback=(Feedback(author="p", text="ok", rating=5.0 if i % 3 else 1.0),)))
     ingest_runs(mem_store, runs)
     ms = sets.save(mem_store, MetricSet("d", 0, "d", (Metric("m", "Helpfulness", "helps"),
                                                       Metric("n", "Brevity", "short"))))

@@ -77,7 +77,7 @@ def test_explicit_references_and_locator(emb):
 
 
 def test_locator_learns_from_anchored_feedback(emb, demo):
-    from autolibra.aspects import load_feedback
+    from traces.annotation.feedback import load as load_feedback
     from traces.export import load_runs
 
     fb = [f for f in load_feedback(demo) if f.steps and len(split_bullets(f.text)) == 1]

@@ -16,7 +16,8 @@ import orjson
 import pyarrow.parquet as pq
 
 from traces.importers.generic import run_to_record
-from traces.model import FeedbackItem, Run, Step
+from traces.annotation import feedback
+from traces.model import Feedback, Run, Step
 from traces.store import Store
 
 TABLES = ("runs", "steps", "feedback", "quarantine")
@@ -107,17 +108,9 @@ def iter_runs_with_ids(store: Store, *, agent: str | None = None, since: str | N
                     input_tokens=row[10], output_tokens=row[11], is_error=bool(row[12]),
                     metadata=orjson.loads(row[13]) if row[13] else None,
                 ))
-            fb: dict[str, list[FeedbackItem]] = {}
-            for row in con.execute(
-                "SELECT run_id, author, text, steps, rating, origin, created_at, metadata FROM feedback"
-                " WHERE deleted_at IS NULL AND run_id IN (SELECT unnest(?::VARCHAR[]))"
-                " ORDER BY run_id, created_at, feedback_id", [ids],
-            ).fetchall():
-                fb.setdefault(row[0], []).append(FeedbackItem(
-                    author=row[1], text=row[2], steps=tuple(row[3] or ()), rating=row[4],
-                    origin=row[5], created_at=row[6],
-                    metadata=orjson.loads(row[7]) if row[7] else None,
-                ))
+        fb: dict[str, list[Feedback]] = {}
+        for f in feedback.load(store, ids):
+            fb.setdefault(f.run_id or "", []).append(f)
         for r in runs:
             yield r[0], Run(
                 native_id=r[1] or r[0], format=r[2], source=r[3], agent=r[4], model=r[5], task=r[6],

@@ -65,8 +65,12 @@ _STEP_SETTERS = tuple(Step.__dict__[f].__set__ for f in Step.__slots__)
 
 
 @dataclass(frozen=True, slots=True)
-class FeedbackItem:
-    """Free-text feedback on a run, optionally anchored to some of its steps."""
+class Feedback:
+    """A person's free-text note on a run, optionally anchored to some of its steps.
+
+    One shape everywhere: as an importer reads it (no id or run yet), as the
+    store keeps it, and as saved in the app but not yet applied (`pending`).
+    """
 
     author: str
     text: str
@@ -75,6 +79,15 @@ class FeedbackItem:
     origin: str = "imported"
     created_at: datetime | None = None
     metadata: dict | None = None
+    feedback_id: str | None = None
+    run_id: str | None = None
+    edited_at: datetime | None = None
+    pending: bool = False
+
+    @property
+    def focus(self) -> str | None:
+        """The actor the note is about, when a run has several (Sotopia's two agents)."""
+        return (self.metadata or {}).get("agent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +107,7 @@ class Run:
     reward: float | None = None
     gold: dict | None = None
     metadata: dict | None = None
-    feedback: tuple[FeedbackItem, ...] = ()
+    feedback: tuple[Feedback, ...] = ()
     # Whether native_id identifies this run across files (a trace id, a uuid).
     # When it does not, the run is identified by its content instead.
     globally_unique_id: bool = False

@@ -85,18 +85,18 @@ def _feedback_list(s, run_id: str, user, steps) -> None:
     st.subheader(f"Feedback ({len(items)})")
     labels = {int(r.idx): step_label(r) for r in steps.itertuples()}
     for f in items:
-        on = f" on steps {f['steps']}" if f["steps"] else " on the whole run"
-        rating = f" · rating {f['rating']:g}" if f["rating"] is not None else ""
-        edited = " · edited" if f["edited_at"] else ""
-        st.text(f"{f['author']}{on}{rating}{edited}")
-        show_text(f["text"], 800)
-        if user.can("annotate") and f["author"] == user.username:
+        on = f" on steps {list(f.steps)}" if f.steps else " on the whole run"
+        rating = f" · rating {f.rating:g}" if f.rating is not None else ""
+        edited = " · edited" if f.edited_at else ""
+        st.text(f"{f.author}{on}{rating}{edited}")
+        show_text(f.text, 800)
+        if user.can("annotate") and f.author == user.username:
             with st.expander("edit or delete"):
-                fid = f["feedback_id"]
-                st.text_area("text", value=f["text"], key=f"edit-{fid}")
-                st.multiselect("steps", list(labels), default=[i for i in f["steps"] if i in labels],
+                fid = f.feedback_id
+                st.text_area("text", value=f.text, key=f"edit-{fid}")
+                st.multiselect("steps", list(labels), default=[i for i in f.steps if i in labels],
                                format_func=lambda i: labels[i], key=f"edit-{fid}-steps")
-                current = int(f["rating"]) if f["rating"] is not None else "none"
+                current = int(f.rating) if f.rating is not None else "none"
                 st.radio("rating", ["none", 1, 2, 3, 4, 5], index=["none", 1, 2, 3, 4, 5].index(current),
                          horizontal=True, key=f"edit-{fid}-rating")
                 c1, c2 = st.columns(2)

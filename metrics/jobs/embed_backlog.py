@@ -21,12 +21,12 @@ from datetime import timedelta
 import numpy as np
 
 from metrics.jobs import distributed
-from metrics.embeddings import SentenceTransformerEmbedder, text_hash, vector_rows
+from metrics.embeddings import Embedder, by_name, embedder_for, text_hash, vector_rows
 from metrics.judges.base import step_text
 from traces.store import Store, only_in
 
 TABLE = "embed_partitions"
-_embedders: dict[str, SentenceTransformerEmbedder] = {}  # per worker process: the model loads once
+_embedders: dict[str, Embedder] = {}  # per worker process: the model loads once
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class EmbedSummary:
 
 
 def model_name(model: str | None = None) -> str:
-    return SentenceTransformerEmbedder(model).name
+    return embedder_for(None, model).name
 
 
 def pending_runs(store: Store, model: str, run_ids: list[str] | None = None) -> list[str]:
@@ -96,7 +96,7 @@ def run_partition(location: str, job_id: str, part: int, *, lease: timedelta = d
         have = _cached(con, model, list(texts))
     missing = [h for h in texts if h not in have]
     if model not in _embedders:
-        _embedders[model] = SentenceTransformerEmbedder(model)
+        _embedders[model] = by_name(model)
     vecs = _embedders[model].embed([texts[h] for h in missing]) if missing else np.zeros((0, 0), np.float32)
     if hook:
         hook("embedded")  # tests stop a worker here, between embedding and committing

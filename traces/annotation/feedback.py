@@ -11,10 +11,13 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from traces.annotation.journal import Journal
-from traces.store import Store, StoreBusy, merge
+from traces.model import Feedback
+from traces.store import Store, StoreBusy, merge, only_in
 
 MAX_TEXT = 20_000
 # A process applies its journal at most this often on its own saves: flushing takes the store's
@@ -183,25 +186,41 @@ def flush(store: Store, timeout: float | None = None) -> int:
     return len(events)
 
 
-def for_run(store: Store, run_id: str) -> list[dict]:
-    """Live feedback on a run, including what is saved but not yet applied to the store."""
-    rows = store.execute(
-        "SELECT feedback_id, author, text, rating, steps, origin, created_at, edited_at FROM feedback "
-        "WHERE run_id = ? AND deleted_at IS NULL ORDER BY created_at, feedback_id", [run_id])
-    items = {r[0]: {"feedback_id": r[0], "author": r[1], "text": r[2], "rating": r[3], "steps": list(r[4] or []),
-                    "origin": r[5], "created_at": r[6], "edited_at": r[7], "pending": False} for r in rows}
+_SELECT = ("SELECT feedback_id, run_id, author, text, steps, rating, origin, created_at, edited_at, metadata "
+           "FROM feedback WHERE deleted_at IS NULL")
+
+
+def load(store: Store, run_ids: Sequence[str] | None = None, authors: Sequence[str] | None = None) -> list[Feedback]:
+    """Live feedback, including what is saved but not yet applied to the store (the journal).
+
+    The one reader of feedback: the app, induction and export all see the same
+    notes, so a note saved a moment ago is never left out of `libra induce`.
+    """
+    (by_run, p1), (by_author, p2) = only_in("run_id", run_ids), only_in("author", authors)
+    items = {r[0]: Feedback(feedback_id=r[0], run_id=r[1], author=r[2], text=r[3], steps=tuple(r[4] or ()),
+                            rating=r[5], origin=r[6], created_at=r[7], edited_at=r[8],
+                            metadata=json.loads(r[9]) if r[9] else None)
+             for r in store.execute(_SELECT + by_run + by_author, p1 + p2)}
+    runs, people = (set(run_ids) if run_ids is not None else None), (set(authors) if authors is not None else None)
     for _, kind, p in journal(store).pending():
         fid = p.get("feedback_id")
-        if kind == "create" and p["run_id"] == run_id:
-            items[fid] = {"feedback_id": fid, "author": p["author"], "text": p["text"], "rating": p["rating"],
-                          "steps": p["steps"], "origin": "app", "created_at": datetime.fromisoformat(p["at"]),
-                          "edited_at": None, "pending": True}
+        if kind == "create":
+            if (runs is None or p["run_id"] in runs) and (people is None or p["author"] in people):
+                items[fid] = Feedback(feedback_id=fid, run_id=p["run_id"], author=p["author"], text=p["text"],
+                                      steps=tuple(p["steps"]), rating=p["rating"], origin="app",
+                                      created_at=datetime.fromisoformat(p["at"]), metadata=p.get("metadata") or {},
+                                      pending=True)
         elif kind == "edit" and fid in items:
-            items[fid].update(text=p["text"], rating=p["rating"], steps=p["steps"],
-                              edited_at=datetime.fromisoformat(p["at"]), pending=True)
+            items[fid] = replace(items[fid], text=p["text"], rating=p["rating"], steps=tuple(p["steps"]),
+                                 edited_at=datetime.fromisoformat(p["at"]), pending=True)
         elif kind == "delete":
             items.pop(fid, None)
-    return list(items.values())
+    return sorted(items.values(), key=lambda f: (f.run_id or "", f.created_at or datetime.min, f.feedback_id or ""))
+
+
+def for_run(store: Store, run_id: str) -> list[Feedback]:
+    """Live feedback on one run, oldest first."""
+    return load(store, [run_id])
 
 
 def history(store: Store, feedback_id: str):

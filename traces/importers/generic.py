@@ -34,7 +34,7 @@ from traces.importers import register
 from traces.importers.base import (
     Importer, RecordError, Sample, Source, in_shard, iter_records, parse_time, reject, text_of,
 )
-from traces.model import STEP_KINDS, FeedbackItem, Parsed, Rejected, Run, Step
+from traces.model import STEP_KINDS, Feedback, Parsed, Rejected, Run, Step
 
 _STEP_FIELDS = {
     "kind", "content", "actor", "tool_name", "tool_args", "span_id", "parent_id", "started_at",
@@ -136,7 +136,7 @@ def parse_step(s: Any, where: str) -> Step:
     return Step(kind, content, actor, tool, get("tool_args"), span, parent, start, end, tin, tout, err, meta)
 
 
-def parse_feedback(f: Any, where: str, n_steps: int) -> FeedbackItem:
+def parse_feedback(f: Any, where: str, n_steps: int) -> Feedback:
     if not isinstance(f, dict):
         raise RecordError(f"'{where}' should be an object", where)
     text = f.get("text")
@@ -156,7 +156,7 @@ def parse_feedback(f: Any, where: str, n_steps: int) -> FeedbackItem:
     rating = f.get("rating")
     if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int | float)):
         raise RecordError(f"'{where}.rating' should be a number", f"{where}.rating")
-    return FeedbackItem(
+    return Feedback(
         author=author, text=text, steps=tuple(sorted(set(steps))),
         rating=float(rating) if rating is not None else None,
         created_at=_opt_time(f, "created_at", where), metadata=_opt_obj(f, "metadata", where),

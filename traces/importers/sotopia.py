@@ -23,7 +23,7 @@ import orjson
 
 from traces.importers import register
 from traces.importers.base import Importer, RecordError, Sample, Source, raw_text
-from traces.model import FeedbackItem, Parsed, Rejected, Run, Step, StepKind
+from traces.model import Feedback, Parsed, Rejected, Run, Step, StepKind
 
 DIMENSIONS = ("believability", "relationship", "knowledge", "secret", "social_rules",
               "financial_and_material_benefits", "goal")
@@ -174,7 +174,7 @@ class SotopiaImporter(Importer):
             if not bullets:
                 continue
             turns = tuple(i for i, s in enumerate(steps) if s.actor == agent)
-            feedback.append(FeedbackItem(
+            feedback.append(Feedback(
                 author=rater, text="\n".join(f"- {t}" for _, t in bullets), steps=turns,
                 metadata={"agent": agent, "scores": scores, "dataset": "sotopia-pi",
                           "bullets": [{"dimension": d, "text": t} for d, t in bullets]},

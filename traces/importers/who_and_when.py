@@ -17,7 +17,7 @@ from traces.importers import register
 from traces.importers.base import (
     Importer, Record, RecordError, Sample, Source, as_int, iter_records, reject, text_of,
 )
-from traces.model import FeedbackItem, Parsed, Rejected, Run, Step, StepKind
+from traces.model import Feedback, Parsed, Rejected, Run, Step, StepKind
 
 _ROLE = re.compile(r"^\s*(?P<actor>[^()]+?)\s*(?:\((?P<note>[^)]*)\))?\s*$")
 
@@ -86,7 +86,7 @@ class WhoAndWhenImporter(Importer):
         reason = d.get("mistake_reason")
         feedback = ()
         if isinstance(reason, str) and reason.strip():
-            feedback = (FeedbackItem(author="who-and-when-annotator", text=reason.strip(),
+            feedback = (Feedback(author="who-and-when-annotator", text=reason.strip(),
                                      metadata={"dataset": "who-and-when"}),)
         question = text_of(d.get("question")) or next((s.content for s in steps if s.kind == StepKind.USER), "")
         return Run(
