@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from autolibra.frontier import frontier_frame, pareto
 from autolibra.aspects import Aspect, load_aspects, save_aspects
 from traces.annotation.feedback import load as load_feedback
 from traces.model import Feedback
@@ -77,20 +78,7 @@ class Induction:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def frontier(self) -> pd.DataFrame:
-        rows = []
-        for c in self.candidates:
-            for split, ev in (("train", c.train), ("held-out", c.heldout)):
-                rows.append({**c.params, "split": split, "metrics": len(c.metric_set.metrics),
-                             "chosen": c is self.chosen, **ev.row()})
-        df = pd.DataFrame(rows)
-        df["pareto"] = False
-        for split in df["split"].unique():
-            part = df[df["split"] == split]
-            for i, r in part.iterrows():
-                dominated = ((part["coverage"] >= r["coverage"]) & (part["redundancy"] <= r["redundancy"])
-                             & ((part["coverage"] > r["coverage"]) | (part["redundancy"] < r["redundancy"]))).any()
-                df.loc[i, "pareto"] = not dominated
-        return df
+        return frontier_frame(frontier_rows(self.candidates), self.chosen.params)
 
     def aspects_frame(self) -> pd.DataFrame:
         """Train aspects with their metric and a 2-D projection, for the aspect map."""
@@ -310,18 +298,21 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
     return Candidate(dict(params), ms, evals[0], evals[1], labels, clusterer)
 
 
-def choose(candidates: Sequence[Candidate], max_redundancy: float | None = None) -> Candidate:
+def frontier_rows(candidates: Sequence[Candidate]) -> list[dict]:
+    """Each candidate's parameters, size and evaluation on both parts, as a set's provenance keeps them."""
+    return [{**c.params, "metrics": len(c.metric_set.metrics), "train": c.train.row(), "heldout": c.heldout.row()}
+            for c in candidates]
+
+
+def choose_candidate(candidates: Sequence[Candidate], max_redundancy: float | None = None) -> Candidate:
     """On the induction part's frontier, the best coverage minus redundancy (fewer metrics on ties);
     with `max_redundancy`, the best coverage among candidates no more redundant than that.
 
     The second is how to compare with a method that works at a known redundancy
     (AutoLibra's own sets sit at 0.85): coverage at matched redundancy.
     """
-    def dominated(c):
-        return any(o.train.coverage >= c.train.coverage and o.train.redundancy <= c.train.redundancy
-                   and (o.train.coverage > c.train.coverage or o.train.redundancy < c.train.redundancy)
-                   for o in candidates)
-    front = [c for c in candidates if not dominated(c) and c.metric_set.metrics] or list(candidates)
+    on_front = pareto([(c.train.coverage, c.train.redundancy) for c in candidates])
+    front = [c for c, ok in zip(candidates, on_front, strict=True) if ok and c.metric_set.metrics] or list(candidates)
     within = [c for c in front if max_redundancy is not None and c.train.redundancy <= max_redundancy]
     if within:
         return max(within, key=lambda c: (round(c.train.coverage, 4), -len(c.metric_set.metrics)))
@@ -360,7 +351,7 @@ def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict
                                           embedder, judge_factory, matcher_factory, set_id))
         if progress:
             progress("search", i + 1, len(grid))
-    chosen = choose(candidates, config.max_redundancy)
+    chosen = choose_candidate(candidates, config.max_redundancy)
     result = Induction(chosen.metric_set, chosen, candidates, train, held, X, failed)
     amap = result.aspects_frame().head(MAP_POINTS)
     ms = replace(chosen.metric_set, name=name, provenance={
@@ -368,8 +359,7 @@ def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict
         "judge": getattr(judge_factory(), "backend", "?"), "params": chosen.params,
         "feedback": sorted(train_ids), "heldout_feedback": sorted(f.feedback_id for f in held_fb),
         "train": chosen.train.row(), "heldout": chosen.heldout.row(),
-        "frontier": [{**c.params, "metrics": len(c.metric_set.metrics), "train": c.train.row(),
-                      "heldout": c.heldout.row()} for c in candidates],
+        "frontier": frontier_rows(candidates),
         # the aspect map the app draws; kept with the set so it needs no re-embedding
         "aspect_map": amap.round({"x": 4, "y": 4}).assign(aspect=amap["aspect"].str.slice(0, 200))
         .to_dict("records"),

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from autolibra.evaluation import label_recovery  # noqa: E402
 from autolibra.grounding import OfflineGrounder  # noqa: E402
 from autolibra.locator import StepLocator  # noqa: E402
-from autolibra.induce import InduceConfig, _views, choose, induce  # noqa: E402
+from autolibra.induce import InduceConfig, _views, choose_candidate, induce  # noqa: E402
 from autolibra.naming import OfflineNamer  # noqa: E402
 from metrics.embeddings import default_embedder  # noqa: E402
 from metrics.judges.trained import TrainedJudge  # noqa: E402
@@ -134,7 +134,7 @@ def run(data: Path, seed: int, store: Store, emb) -> dict:
                 ys.append(float(np.mean(people)))
         if len(xs) > 5 and np.std(xs) > 0:
             judge_vs_people[d] = float(spearmanr(xs, ys).statistic)
-    matched = choose(ind.candidates, max_redundancy=AUTOLIBRA_REDUNDANCY)
+    matched = choose_candidate(ind.candidates, max_redundancy=AUTOLIBRA_REDUNDANCY)
     return {
         "seed": seed, "metrics": len(c.metric_set.metrics), "params": c.params,
         "matched": {"params": matched.params, "metrics": len(matched.metric_set.metrics),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +15,11 @@ from traces.store import Store
 ROLES = ("admin", "annotator", "viewer")
 PERMISSIONS = {"view": set(ROLES), "annotate": {"admin", "annotator"}, "admin": {"admin"}}
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
-_hasher = PasswordHasher()
+# LIBRA_CHEAP_PASSWORD_HASHING=1 (the test suite's setting) hashes with the smallest Argon2
+# parameters: hashing at production cost in every test that makes an account took minutes.
+# Hashes carry their parameters, so either kind verifies wherever it is read.
+_hasher = (PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+           if os.environ.get("LIBRA_CHEAP_PASSWORD_HASHING") == "1" else PasswordHasher())
 # Verifying against this when the user does not exist keeps timing alike for both failures.
 _dummy: list[str] = []  # hashed on first login, not at import: every CLI command imports this
 
@@ -85,6 +90,10 @@ def set_role(store: Store, username: str, role: str) -> None:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
     with store.transaction() as con:
         con.execute("UPDATE users SET role = ? WHERE username = ?", [role, username])
+
+
+def any_users(store: Store) -> bool:
+    return bool(store.scalar("SELECT count(*) FROM users"))
 
 
 def get_user(store: Store, username: str) -> User | None:

@@ -1,10 +1,20 @@
-"""Inter-annotator agreement: Krippendorff's alpha."""
+"""Inter-annotator agreement: Krippendorff's alpha, and the one way Libra measures it on queues.
+
+Ratings are 1-5 scales whose steps are not known to be equal, so agreement on
+them is measured at the ordinal level (RATING_LEVEL), everywhere: the Queues
+page and the Dashboards page call `queue_agreement` and show the same number.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+
+from traces.store import Store
+
+RATING_LEVEL = "ordinal"
 
 
 def krippendorff_alpha(units: Sequence[Sequence[float]], level: str = "interval") -> float | None:
@@ -47,3 +57,27 @@ def krippendorff_alpha(units: Sequence[Sequence[float]], level: str = "interval"
     if d_e == 0:
         return None
     return float(1.0 - d_o / d_e)
+
+
+@dataclass(frozen=True)
+class QueueAgreement:
+    queue_id: str
+    alpha: float | None
+    level: str
+    runs_rated: int
+    runs_with_overlap: int  # rated by two or more of the queue's annotators
+    ratings: int
+
+
+def queue_agreement(store: Store, queue_id: str) -> QueueAgreement:
+    """Alpha on the ratings the queue's own annotators gave its runs (one per person and run: their mean)."""
+    rows = store.execute(
+        "SELECT f.run_id, f.author, avg(f.rating) FROM feedback f "
+        "JOIN queue_assignments a ON a.run_id = f.run_id AND a.username = f.author AND a.queue_id = ? "
+        "WHERE f.rating IS NOT NULL AND f.deleted_at IS NULL GROUP BY ALL", [queue_id])
+    units: dict[str, list[float]] = {}
+    for run_id, _, rating in rows:
+        units.setdefault(run_id, []).append(float(rating))
+    return QueueAgreement(queue_id, krippendorff_alpha(list(units.values()), RATING_LEVEL), RATING_LEVEL,
+                          len(units), sum(1 for u in units.values() if len(u) >= 2),
+                          sum(len(u) for u in units.values()))

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from metrics.definitions import MetricSet
 from metrics.judges.base import Judgement, RunView, Verdict
 from metrics.judges.llm import LLMJudge
+from metrics.llm.client import LLM
 from pipa import checks
 from pipa.criteria import (
     OBSERVATION_ALIGNMENT, POLICY_ADHERENCE, STATE_CONSISTENCY, TASK_COMPLETION, TOOL_EFFICIENCY,
@@ -77,8 +78,9 @@ def judged_units(view: RunView, scope: str, v: Verdict) -> Verdict:
 class PipaJudge:
     """PIPA criteria: computed where the trace allows, judged by an LLM where it does not."""
 
-    def __init__(self, llm_judge: LLMJudge | None = None, identifier_check: bool = True):
-        self.llm_judge = llm_judge
+    def __init__(self, llm: LLM | None = None, identifier_check: bool = True):
+        self.llm_judge = LLMJudge(llm) if llm is not None else None
+        llm_judge = self.llm_judge
         self.identifier_check = identifier_check
         self.backend = "pipa-llm" if llm_judge else "pipa-offline"
         self.version = f"1/{llm_judge.version}" if llm_judge else "1"

@@ -299,7 +299,7 @@ def test_a_topic_people_both_praise_and_criticise_becomes_two_facets_that_cover_
 
 def test_choose_balances_or_takes_the_most_coverage_within_a_redundancy():
     from autolibra.evaluation import MetaEval
-    from autolibra.induce import Candidate, choose
+    from autolibra.induce import Candidate, choose_candidate
 
     def cand(coverage, redundancy, n=3):
         ev = MetaEval(coverage, redundancy, redundancy, 10, 0, 10, 0, 10)
@@ -307,7 +307,7 @@ def test_choose_balances_or_takes_the_most_coverage_within_a_redundancy():
         return Candidate({"c": coverage}, ms, ev, ev, np.zeros(1), None)
 
     cs = [cand(0.60, 0.50), cand(0.70, 0.65), cand(0.80, 0.90), cand(0.55, 0.60)]  # the last is dominated
-    assert choose(cs).params == {"c": 0.60}  # best coverage minus redundancy
-    assert choose(cs, max_redundancy=0.85).params == {"c": 0.70}
-    assert choose(cs, max_redundancy=0.95).params == {"c": 0.80}
-    assert choose(cs, max_redundancy=0.1).params == {"c": 0.60}  # nothing that tight: the balance again
+    assert choose_candidate(cs).params == {"c": 0.60}  # best coverage minus redundancy
+    assert choose_candidate(cs, max_redundancy=0.85).params == {"c": 0.70}
+    assert choose_candidate(cs, max_redundancy=0.95).params == {"c": 0.80}
+    assert choose_candidate(cs, max_redundancy=0.1).params == {"c": 0.60}  # nothing that tight: the balance again

@@ -6,7 +6,6 @@ import anthropic
 import pytest
 
 from metrics.llm.fake import FakeAnthropic, verdicts_responder
-from metrics.judges.llm import LLMJudge
 from metrics.llm.client import LLM, LLMConfig
 from pipa import checks, profile
 from pipa.criteria import (
@@ -118,7 +117,7 @@ def test_llm_judges_only_what_cannot_be_computed(mem_store):
 
     with FakeAnthropic(responder=respond) as fake:
         client = anthropic.Anthropic(api_key="k", base_url=fake.base_url, max_retries=1)
-        judge = PipaJudge(LLMJudge(LLM(mem_store, LLMConfig(max_tokens=512), client=client)))
+        judge = PipaJudge(LLM(mem_store, LLMConfig(max_tokens=512), client=client))
         [(ms, res)] = score_pipa(mem_store, judge)
         assert res.runs_scored == 12 and len(fake.ledger) == 12
         asked = [set(t["input_schema"]["$defs"]["MetricVerdict"]["properties"]["metric_id"]["enum"])

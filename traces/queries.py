@@ -106,3 +106,17 @@ def get_run(store: Store, run_id: str) -> tuple[dict | None, pd.DataFrame, pd.Da
         fb = con.execute("SELECT * FROM feedback WHERE run_id = ? AND deleted_at IS NULL "
                          "ORDER BY created_at", [run_id]).df()
     return run, steps, fb
+
+
+def runs_by_format_and_agent(store: Store, limit: int = 50) -> pd.DataFrame:
+    """Runs, steps and mean reward per format and agent, largest first."""
+    return store.df("SELECT format, coalesce(agent, '?') AS agent, count(*) AS runs, "
+                    "sum(n_steps) AS steps, round(avg(reward), 3) AS mean_reward "
+                    "FROM runs GROUP BY ALL ORDER BY runs DESC LIMIT ?", [limit])
+
+
+def quarantined(store: Store, limit: int = 50, source: str | None = None) -> list[tuple]:
+    """(id, source, line, field, reason, raw) of rejected records, oldest first."""
+    where, params = ("WHERE source LIKE ?", [f"%{source}%"]) if source else ("", [])
+    return store.execute(f"SELECT id, source, line, field, reason, raw FROM quarantine {where} "  # noqa: S608
+                         "ORDER BY id LIMIT ?", [*params, limit])

@@ -20,70 +20,6 @@ alerts_app = typer.Typer(help="Metric alerts: rules from the schedule config, wh
 ALERT_EXIT = 3  # exit status when an alert fires: distinct from failures (1) and usage errors (2)
 
 
-def make_actions():
-    """The scheduler's actions, wired to the packages; one Watcher per directory survives between runs."""
-    from metrics.jobs.schedule import JobResult
-
-    watchers: dict = {}
-
-    def ingest_action(store, spec):
-        from traces.ingest import ingest
-
-        s = ingest(store, spec.paths)
-        return JobResult(runs_ingested=s.runs_added + s.runs_updated,
-                         errors=[f"{s.quarantined} records quarantined"] if s.quarantined else [],
-                         detail=s.as_dict())
-
-    def watch_action(store, spec):
-        from traces.ingest.watch import Watcher
-
-        if not spec.directory:
-            raise ValueError("a watch job needs 'directory'")
-        w = watchers.get(spec.directory)
-        if w is None:
-            w = watchers[spec.directory] = Watcher(store, spec.directory)
-        s = w.poll()
-        return JobResult(runs_ingested=s.runs_added + s.runs_updated, detail={"open_traces": w.open_traces})
-
-    def score_action(store, spec):
-        from libra.cli.induce import score_approved
-
-        results = score_approved(store, set_id=spec.set, backend=spec.backend, max_cost=spec.max_cost,
-                                 batch=spec.batch, agent=spec.agent, fmt=spec.format, sample=spec.sample)
-        errors = [f"{ms.set_id}: {r.runs_failed} runs failed" for ms, r in results if r.runs_failed]
-        errors += [f"{ms.set_id}: {r.error}" for ms, r in results if r.status != "done" and r.error]
-        return JobResult(runs_scored=sum(r.runs_scored for _, r in results),
-                         cost_usd=sum(r.cost_usd for _, r in results), errors=errors,
-                         detail={ms.set_id: r.status for ms, r in results})
-
-    def pipa_action(store, spec):
-        from autolibra import backends
-        from metrics.judges.llm import LLMJudge
-        from pipa.judge import PipaJudge
-        from pipa.scoring import score_pipa
-
-        b = backends.choose(store, spec.backend, spec.max_cost)
-        res = score_pipa(store, PipaJudge(LLMJudge(b.llm) if b.kind == "llm" else None), fmt=spec.format,
-                         agent=spec.agent, max_cost=spec.max_cost)
-        return JobResult(runs_scored=sum(r.runs_scored for _, r in res), cost_usd=sum(r.cost_usd for _, r in res),
-                         errors=[f"{ms.set_id}: {r.runs_failed} failed" for ms, r in res if r.runs_failed])
-
-    def proactive_action(store, spec):
-        from metrics.embeddings import default_embedder
-        from pipa.proactive import artefacts
-        from pipa.proactive.scoring import score_streams
-
-        model = artefacts.load(store, spec.reward_model or "proactive-reward", embedder=default_embedder(store))
-        _, r = score_streams(store, model, agent=spec.agent)
-        return JobResult(runs_scored=r.runs_scored)
-
-    def alerts_action(store, spec):
-        return JobResult()  # rules are checked after every job; this job only checks them
-
-    return {"ingest": ingest_action, "watch": watch_action, "score": score_action, "pipa": pipa_action,
-            "proactive": proactive_action, "alerts": alerts_action}
-
-
 def _config(path: Path):
     from metrics.jobs.schedule import load_config
 
@@ -121,6 +57,8 @@ def schedule_run(
 
     cfg = _config(config)
     store = open_store(db)
+    from libra.actions import make_actions
+
     actions = make_actions()
     if once:
         chosen = [j for j in cfg.jobs if not job or j.name in job]

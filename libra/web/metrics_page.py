@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from autolibra.charts import frontier_chart
+from autolibra.frontier import frontier_frame
 from libra.web import session
 from libra.web.widgets import open_run
 from metrics import sets
-
-
-def frontier_frame(provenance: dict) -> pd.DataFrame:
-    rows = []
-    chosen = provenance.get("params")
-    for c in provenance.get("frontier", []):
-        params = {k: v for k, v in c.items() if k not in ("train", "heldout", "metrics")}
-        for split, key in (("train", "train"), ("held-out", "heldout")):
-            rows.append({**params, "split": split, "metrics": c["metrics"], "chosen": params == chosen,
-                         "coverage": c[key]["coverage"], "redundancy": c[key]["redundancy"]})
-    return pd.DataFrame(rows)
 
 
 def _open(run_id: str) -> None:
@@ -46,7 +35,7 @@ def page() -> None:
         c[1].metric("held-out redundancy", f"{prov['heldout']['redundancy']:.2f}")
         c[2].metric("induction coverage", f"{prov['train']['coverage']:.2f}")
         c[3].metric("induction redundancy", f"{prov['train']['redundancy']:.2f}")
-        df = frontier_frame(prov)
+        df = frontier_frame(prov.get("frontier", []), prov.get("params"))
         if not df.empty:
             st.altair_chart(frontier_chart(df), width="stretch")
     admin = user.can("admin")

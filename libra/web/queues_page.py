@@ -6,6 +6,7 @@ import streamlit as st
 
 from libra.web import session
 from libra.web.widgets import open_run
+from metrics.agreement import queue_agreement
 from traces.annotation import queues
 from traces.queries import RunFilter, facets
 
@@ -59,7 +60,7 @@ def page() -> None:
                     open_run(nxt, q.queue_id)
                     st.switch_page(st.session_state["pages"]["run"])
             if user.can("admin"):
-                a = queues.agreement(s, q.queue_id)
-                alpha = "n/a" if a["alpha"] is None else f"{a['alpha']:.3f}"
-                st.caption(f"inter-annotator agreement (Krippendorff's alpha on ratings): {alpha} "
-                           f"over {a['runs_with_overlap']} runs rated by two or more people")
+                a = queue_agreement(s, q.queue_id)
+                alpha = "n/a" if a.alpha is None else f"{a.alpha:.3f}"
+                st.caption(f"inter-annotator agreement (Krippendorff's alpha, {a.level}, on ratings): {alpha} "
+                           f"over {a.runs_with_overlap} runs rated by two or more people")

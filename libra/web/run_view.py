@@ -115,10 +115,9 @@ def _scores(s, run_id: str) -> None:
     """The judges' verdicts on this run, and its PIPA profile when it has one."""
     from pipa import profile
 
-    df = s.df("SELECT s.metric_set_id AS set, s.metric_set_version AS v, coalesce(d.name, s.metric_id) AS metric, "
-              "s.value AS verdict, s.rate, s.evidence, s.backend, s.reason FROM scores s "
-              "LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version "
-              "AND d.metric_id = s.metric_id WHERE s.run_id = ? ORDER BY set, v, metric", [run_id])
+    from metrics.reports.queries import run_scores
+
+    df = run_scores(s, run_id)
     if df.empty:
         return
     with st.expander(f"Scores ({len(df)} verdicts)"):

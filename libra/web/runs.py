@@ -8,16 +8,10 @@ import streamlit as st
 
 from libra.web import session
 from libra.web.widgets import open_run
+from metrics.reports.queries import scored_metrics
 from traces.queries import RunFilter, count_runs, facets, list_runs
 
 PAGE = 50
-
-
-def _metric_choices(s) -> list[tuple[str, int, str, str]]:
-    return [(a, b, c, d) for a, b, c, d in s.execute(
-        "SELECT DISTINCT s.metric_set_id, s.metric_set_version, s.metric_id, coalesce(d.name, s.metric_id) "
-        "FROM scores s LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version "
-        "AND d.metric_id = s.metric_id ORDER BY 1, 2, 4")]
 
 
 def page() -> None:
@@ -31,7 +25,7 @@ def page() -> None:
         outcomes = st.multiselect("outcome", f["outcome"], key="f-outcome")
         annotated = st.selectbox("annotated", ["any", "with feedback", "without feedback"], key="f-annotated")
         dates = st.date_input("started between", value=(), key="f-dates")
-        metrics = _metric_choices(s)
+        metrics = scored_metrics(s)
         metric, values = None, ()
         if metrics:
             pick = st.selectbox("metric verdict", ["any"] + [f"{m[3]} ({m[0]} v{m[1]})" for m in metrics],

@@ -97,7 +97,7 @@ def sign_in(s: Store) -> None:
         else:
             st.session_state["user"] = user
             st.rerun()
-    if not s.scalar("SELECT count(*) FROM users"):
+    if not accounts.any_users(s):
         st.info("No accounts yet: create the first admin with `libra user add NAME --role admin`.")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from metrics.agreement import queue_agreement
 from traces.store import Store
 
 Z95 = 1.959964
@@ -122,19 +123,11 @@ def judge_human_agreement(store: Store, set_id: str, version: int) -> pd.DataFra
 
 
 def annotator_agreement(store: Store) -> pd.DataFrame:
-    """Krippendorff's alpha of people's ratings per queue (runs rated by two or more people)."""
-    from metrics.agreement import krippendorff_alpha
-
-    rows = store.execute(
-        "SELECT q.name, f.run_id, list(f.rating) FROM queues q JOIN queue_items i USING (queue_id) "
-        "JOIN feedback f ON f.run_id = i.run_id AND f.rating IS NOT NULL AND f.deleted_at IS NULL "
-        "GROUP BY q.name, f.run_id")
-    by_queue: dict[str, list] = {}
-    for name, _, ratings in rows:
-        by_queue.setdefault(name, []).append(ratings)
-    out = [{"queue": q, "runs": sum(1 for u in units if len(u) >= 2),
-            "alpha": krippendorff_alpha(units, "ordinal")} for q, units in sorted(by_queue.items())]
-    return pd.DataFrame(out, columns=["queue", "runs", "alpha"])
+    """Each queue's agreement (`metrics.agreement.queue_agreement`), one row per queue."""
+    rows = [(name, queue_agreement(store, qid)) for qid, name in
+            store.execute("SELECT queue_id, name FROM queues ORDER BY name, queue_id")]
+    return pd.DataFrame([{"queue": name, "runs": a.runs_with_overlap, "alpha": a.alpha, "level": a.level}
+                         for name, a in rows], columns=["queue", "runs", "alpha", "level"])
 
 
 def judge_cost(store: Store, bucket: str = "day") -> pd.DataFrame:
@@ -163,3 +156,38 @@ def agent_metric_summary(store: Store, set_id: str, version: int) -> pd.DataFram
         FROM c LEFT JOIN metric_defs d ON d.set_id = ? AND d.version = ? AND d.metric_id = c.metric_id
         WHERE pos + neg > 0 ORDER BY metric, agent
         """, [set_id, version, set_id, version])
+
+
+def run_scores(store: Store, run_id: str) -> pd.DataFrame:
+    """Every verdict on one run, with its metric's name."""
+    return store.df(
+        "SELECT s.metric_set_id AS set, s.metric_set_version AS v, coalesce(d.name, s.metric_id) AS metric, "
+        "s.value AS verdict, s.rate, s.evidence, s.backend, s.reason FROM scores s "
+        "LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version "
+        "AND d.metric_id = s.metric_id WHERE s.run_id = ? ORDER BY set, v, metric", [run_id])
+
+
+def scored_metrics(store: Store) -> list[tuple[str, int, str, str]]:
+    """(set, version, metric id, name) of every metric that has scores."""
+    return [(a, int(b), c, d) for a, b, c, d in store.execute(
+        "SELECT DISTINCT s.metric_set_id, s.metric_set_version, s.metric_id, coalesce(d.name, s.metric_id) "
+        "FROM scores s LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version "
+        "AND d.metric_id = s.metric_id ORDER BY 1, 2, 4")]
+
+
+COST_GROUPS = {"job": "coalesce(job_id, '-')", "purpose": "purpose", "model": "model",
+               "day": "CAST(created_at AS DATE)"}
+
+
+def llm_costs(store: Store, by: str = "job") -> pd.DataFrame:
+    """Language-model calls grouped by job, purpose, model or day: calls, cache hits, failures, tokens, dollars."""
+    if by not in COST_GROUPS:
+        raise ValueError(f"group by one of {', '.join(COST_GROUPS)}")
+    # the grouping expression is one of COST_GROUPS' own, never input
+    return store.df(
+        f"SELECT {COST_GROUPS[by]} AS {by}, count(*) AS calls, "  # noqa: S608
+        "count(*) FILTER (WHERE status = 'cached') AS cache_hits, "
+        "count(*) FILTER (WHERE status IN ('error', 'invalid')) AS failed, "
+        "sum(input_tokens) AS input, sum(cache_read_input_tokens) AS cache_read, "
+        "sum(output_tokens) AS output, round(sum(cost_usd), 4) AS cost_usd "
+        "FROM llm_calls GROUP BY ALL ORDER BY 1")

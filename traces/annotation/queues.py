@@ -93,19 +93,3 @@ def progress(store: Store, queue_id: str, username: str | None = None) -> dict:
             "SELECT count(*) FROM queue_items i WHERE queue_id = ? AND NOT EXISTS (SELECT 1 FROM queue_assignments a "
             "WHERE a.queue_id = i.queue_id AND a.run_id = i.run_id AND a.username = ?)", [queue_id, username])
     return out
-
-
-def agreement(store: Store, queue_id: str) -> dict:
-    """Krippendorff's alpha (interval) on the queue annotators' ratings of the queue's runs."""
-    from metrics.agreement import krippendorff_alpha
-
-    rows = store.execute(
-        "SELECT f.run_id, f.author, avg(f.rating) FROM feedback f "
-        "JOIN queue_assignments a ON a.run_id = f.run_id AND a.username = f.author AND a.queue_id = ? "
-        "WHERE f.rating IS NOT NULL AND f.deleted_at IS NULL GROUP BY ALL", [queue_id])
-    units: dict[str, list[float]] = {}
-    for run_id, _, rating in rows:
-        units.setdefault(run_id, []).append(float(rating))
-    overlap = [u for u in units.values() if len(u) >= 2]
-    return {"alpha": krippendorff_alpha(list(units.values())), "runs_rated": len(units),
-            "runs_with_overlap": len(overlap), "ratings": sum(len(u) for u in units.values())}

@@ -1,0 +1,63 @@
+"""What scheduled jobs do: each action of a schedule config, wired to the library.
+
+`metrics.jobs.schedule` runs jobs on their cron schedules and records them;
+the actions it runs are composed here, from the same calls `libra ingest`,
+`libra score` and `libra proactive score` make, so a scheduled job and the
+command leave the store the same way.
+"""
+
+from __future__ import annotations
+
+from libra.ingesting import ingest
+from libra.scoring import score, score_pipa_runs
+from metrics.embeddings import default_embedder
+from metrics.jobs.schedule import Action, JobResult
+from pipa.proactive import artefacts
+from pipa.proactive.scoring import score_streams
+from traces.ingest.watch import Watcher
+
+
+def make_actions() -> dict[str, Action]:
+    """The scheduler's actions, wired to the packages; one Watcher per directory survives between runs."""
+    watchers: dict = {}
+
+    def ingest_action(store, spec):
+        s = ingest(store, spec.paths).summary
+        return JobResult(runs_ingested=s.runs_added + s.runs_updated,
+                         errors=[f"{s.quarantined} records quarantined"] if s.quarantined else [],
+                         detail=s.as_dict())
+
+    def watch_action(store, spec):
+        if not spec.directory:
+            raise ValueError("a watch job needs 'directory'")
+        w = watchers.get(spec.directory)
+        if w is None:
+            w = watchers[spec.directory] = Watcher(store, spec.directory)
+        s = w.poll()
+        return JobResult(runs_ingested=s.runs_added + s.runs_updated, detail={"open_traces": w.open_traces})
+
+    def score_action(store, spec):
+        results = score(store, set_id=spec.set, backend=spec.backend, max_cost=spec.max_cost,
+                                 batch=spec.batch, agent=spec.agent, fmt=spec.format, sample=spec.sample)
+        errors = [f"{ms.set_id}: {r.runs_failed} runs failed" for ms, r in results if r.runs_failed]
+        errors += [f"{ms.set_id}: {r.error}" for ms, r in results if r.status != "done" and r.error]
+        return JobResult(runs_scored=sum(r.runs_scored for _, r in results),
+                         cost_usd=sum(r.cost_usd for _, r in results), errors=errors,
+                         detail={ms.set_id: r.status for ms, r in results})
+
+    def pipa_action(store, spec):
+        _, res = score_pipa_runs(store, backend=spec.backend, max_cost=spec.max_cost, fmt=spec.format,
+                                 agent=spec.agent)
+        return JobResult(runs_scored=sum(r.runs_scored for _, r in res), cost_usd=sum(r.cost_usd for _, r in res),
+                         errors=[f"{ms.set_id}: {r.runs_failed} failed" for ms, r in res if r.runs_failed])
+
+    def proactive_action(store, spec):
+        model = artefacts.load(store, spec.reward_model or "proactive-reward", embedder=default_embedder(store))
+        _, r = score_streams(store, model, agent=spec.agent)
+        return JobResult(runs_scored=r.runs_scored)
+
+    def alerts_action(store, spec):
+        return JobResult()  # rules are checked after every job; this job only checks them
+
+    return {"ingest": ingest_action, "watch": watch_action, "score": score_action, "pipa": pipa_action,
+            "proactive": proactive_action, "alerts": alerts_action}
