@@ -33,14 +33,3 @@ def aspect_map_chart(df: pd.DataFrame) -> alt.Chart:
         shape=alt.Shape("sign:N", title="sign"),
         tooltip=["metric", "sign", "aspect"],
     ).properties(title="Feedback aspects by metric", width=480, height=360)
-
-
-def metric_scores_chart(df: pd.DataFrame) -> alt.Chart:
-    """Per-metric score #(+1)/(#(+1)+#(-1)) by agent (columns metric, agent, score, n)."""
-    return alt.Chart(df).mark_bar().encode(
-        x=alt.X("score:Q", scale=alt.Scale(domain=[0, 1]), title="score"),
-        y=alt.Y("metric:N", title=None),
-        color=alt.Color("agent:N"),
-        yOffset="agent:N",
-        tooltip=["metric", "agent", alt.Tooltip("score:Q", format=".2f"), "n"],
-    ).properties(title="Metric scores by agent", width=420)

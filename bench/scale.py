@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from libra.cli.induce import build_judge  # noqa: E402
+from libra.scoring import build_judge  # noqa: E402
 from metrics import sets  # noqa: E402
 from metrics.jobs.distributed import plan, work  # noqa: E402
 from metrics.scoring import score_runs  # noqa: E402

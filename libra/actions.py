@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from libra.ingesting import ingest
 from libra.scoring import score, score_pipa_runs
-from metrics.embeddings import default_embedder
+from libra import proactive
 from metrics.jobs.schedule import Action, JobResult
-from pipa.proactive import artefacts
-from pipa.proactive.scoring import score_streams
 from traces.ingest.watch import Watcher
 
 
@@ -52,9 +50,8 @@ def make_actions() -> dict[str, Action]:
                          errors=[f"{ms.set_id}: {r.runs_failed} failed" for ms, r in res if r.runs_failed])
 
     def proactive_action(store, spec):
-        model = artefacts.load(store, spec.reward_model or "proactive-reward", embedder=default_embedder(store))
-        _, r = score_streams(store, model, agent=spec.agent)
-        return JobResult(runs_scored=r.runs_scored)
+        r = proactive.score(store, name=spec.reward_model or "proactive-reward", agent=spec.agent)
+        return JobResult(runs_scored=r.summary.runs_scored)
 
     def alerts_action(store, spec):
         return JobResult()  # rules are checked after every job; this job only checks them

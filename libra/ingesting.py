@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from libra.defaults import INDEX_AUTOMATICALLY_UP_TO
 from traces import search
 from traces.annotation import feedback
 from traces.importers.base import Source
@@ -24,7 +25,6 @@ from traces.ingest.watch import Watcher
 from traces.model import IngestSummary
 from traces.store import Store
 
-INDEX_AUTOMATICALLY_UP_TO = 50_000  # runs; beyond that rebuilding is left to `libra index`
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable
 from datetime import datetime
 
+from libra.defaults import BATCH_FROM
 from metrics import sets
 from metrics.backends import Backend, choose_backend
 from metrics.definitions import MetricSet
@@ -26,7 +27,6 @@ from pipa.judge import PipaJudge
 from pipa.scoring import score_pipa
 from traces.store import Store
 
-BATCH_FROM = 500  # pending runs from which `batch="auto"` uses the Message Batches API
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 

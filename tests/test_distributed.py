@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from libra.cli.induce import build_judge, score_distributed
+from libra.scoring import build_judge
+from libra.scoring import score_on_ray as score_distributed
 from metrics import sets
 from metrics.jobs.distributed import partitions, plan, work
 from traces.annotation import feedback

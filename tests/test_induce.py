@@ -10,7 +10,7 @@ import anthropic
 import pytest
 from typer.testing import CliRunner
 
-from autolibra import backends
+import libra
 from autolibra.aspects import Aspect, load_aspects
 from autolibra.evaluation import Trait, meta_evaluate
 from autolibra.grounding import LLMGrounder, OfflineGrounder
@@ -109,10 +109,8 @@ def test_meta_evaluation_arithmetic():
 
 
 def test_induce_offline_on_demo_recovers_the_behaviours(emb, demo):
-    b = backends.choose(demo, "offline")
-    res = induce(demo, grounder=b.grounder, namer=b.namer, embedder=b.embedder, judge_factory=b.judge_factory,
-                 matcher_factory=b.matcher_factory, config=InduceConfig(min_cluster_sizes=(5, 8), merge_thresholds=(None, 0.65)),
-                 set_id="demo-test")
+    res = libra.induce(demo, backend="offline", set_id="demo-test",
+                       config=InduceConfig(min_cluster_sizes=(5, 8), merge_thresholds=(None, 0.65)))
     ms = res.metric_set
     assert ms.version == 1 and ms.status == "draft" and 5 <= len(ms.metrics) <= 40
     assert res.chosen.heldout.coverage > 0.5

@@ -6,8 +6,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from traces.store import Store, default_db_path
+import libra
+from traces.store import Store
 
 console = Console(stderr=True)
 out = Console()
@@ -23,11 +25,16 @@ DbOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-# Batch jobs wait longer for the store than the app's interactive requests do.
-JOB_LOCK_TIMEOUT = 600.0
+BackendOption = Annotated[str, typer.Option("--backend", help="auto (LLM with ANTHROPIC_API_KEY, else offline), "
+                                                             "llm or offline.")]
+CostOption = Annotated[float | None, typer.Option("--max-cost", help="Stop cleanly before spending more (USD).")]
 
 
 def open_store(db: str | None) -> Store:
-    return Store(db or default_db_path(), lock_timeout=JOB_LOCK_TIMEOUT)
+    return libra.open_store(db)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print an error (data in it shown as text, never as markup) and return the exit to raise."""
+    console.print(f"[red]error:[/] {escape(message)}")
+    return typer.Exit(code)

@@ -7,14 +7,12 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
 from rich.table import Table
 
-from libra.cli.common import DbOption, console, open_store, out
+from libra.cli.common import DbOption, console, fail, open_store, out
+from libra.defaults import INDEX_AUTOMATICALLY_UP_TO
 from traces import importers
-from traces.ingest import ingest
-
-
-INDEX_AUTOMATICALLY_UP_TO = 50_000  # runs; beyond that rebuilding is left to `libra index`
 
 
 def ingest_cmd(
@@ -71,15 +69,17 @@ def ingest_cmd(
 
     def on_file(source, fmt_name) -> None:
         if fmt_name is None and not quiet:
-            console.print(f"[yellow]skipped[/] {source.name}: not a recognised trace format")
+            console.print(f"[yellow]skipped[/] {escape(source.name)}: not a recognised trace format")
+
+    from libra.ingesting import ingest
 
     try:
         with progress:
-            summary = ingest(store, paths, fmt=fmt, batch_steps=batch_steps, workers=workers,
-                             progress=None if quiet else on_progress, on_file=on_file)
+            done = ingest(store, paths, fmt=fmt, batch_steps=batch_steps, workers=workers, index=index,
+                          progress=None if quiet else on_progress, on_file=on_file)
     except FileNotFoundError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
+    summary = done.summary
     t = Table(title="ingest summary", show_header=False)
     for k, v in (("files", summary.files), ("records read", summary.records),
                  ("runs added", summary.runs_added), ("runs updated", summary.runs_updated),
@@ -97,47 +97,27 @@ def ingest_cmd(
             r.add_row(reason, str(n))
         out.print(r)
         console.print("see them with: libra quarantine")
-    if index and (summary.runs_added or summary.runs_updated) and not store.lake:
-        from traces import search
-
-        runs = store.scalar("SELECT count(*) FROM runs")
-        if runs <= INDEX_AUTOMATICALLY_UP_TO:
-            with store.transaction() as con:
-                search.rebuild_search_index(con)
-        else:
-            console.print("run `libra index` to bring full-text search up to date")
-    from traces.annotation import feedback
-
-    feedback.flush(store, timeout=5)  # apply any saves the app journalled while we held the store
+    if done.index_pending:
+        console.print("run `libra index` to bring full-text search up to date")
     if summary.quarantined:
         raise typer.Exit(1)
 
 
 def _watch(store, directory: Path, pattern: str, interval: float, settle: float, once: bool, quiet: bool) -> None:
-    import time
+    from libra.ingesting import watch
 
-    from traces.annotation import feedback
-    from traces.ingest.watch import Watcher
+    def on_poll(got, still_open: int) -> None:
+        if not quiet and (got.runs_added or got.runs_updated or got.quarantined):
+            console.print(f"{got.runs_added} runs added, {got.runs_updated} updated, {got.steps} steps, "
+                          f"{got.quarantined} quarantined; {still_open} traces still open")
 
-    if not directory.is_dir():
-        console.print(f"[red]error:[/] {directory} is not a directory")
-        raise typer.Exit(2)
-    w = Watcher(store, directory, pattern=pattern, settle=settle)
-    if not quiet:
-        console.print(f"watching {directory}/{pattern} every {interval:g}s (Ctrl-C to stop)")
+    if not quiet and directory.is_dir():
+        console.print(f"watching {directory}/{pattern} every {interval:g}s (Ctrl-C to stop)", markup=False)
     try:
-        while True:
-            got = w.poll()
-            if not quiet and (got.runs_added or got.runs_updated or got.quarantined):
-                console.print(f"{got.runs_added} runs added, {got.runs_updated} updated, {got.steps} steps, "
-                              f"{got.quarantined} quarantined; {w.open_traces} traces still open")
-            feedback.flush(store, timeout=1)
-            if once:
-                break
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        pass
-    total = w.close()
+        total = watch(store, directory, pattern=pattern, interval=interval, settle=settle, once=once,
+                      on_poll=on_poll)
+    except NotADirectoryError as exc:
+        raise fail(str(exc)) from None
     out.print(f"watch: {total.runs_added} runs added, {total.runs_updated} updated, {total.steps} steps, "
               f"{total.quarantined} quarantined")
     if total.quarantined:

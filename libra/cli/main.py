@@ -12,11 +12,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from libra.cli.alerts import alerts_app
 from libra.cli.common import DbOption, console, open_store, out
-from libra.cli.induce import induce_cmd, metrics_app, score_cmd
+from libra.cli.induce import induce_cmd
 from libra.cli.ingest import ingest_cmd
-from libra.cli.pipa import pipa_app, proactive_app
-from libra.cli.schedule import alerts_app, schedule_app
+from libra.cli.metrics import metrics_app
+from libra.cli.pipa import pipa_app
+from libra.cli.proactive import proactive_app
+from libra.cli.schedule import schedule_app
+from libra.cli.score import score_cmd
 from libra.cli.users import user_app
 
 app = typer.Typer(
@@ -40,14 +44,13 @@ app.add_typer(alerts_app, name="alerts")
 @app.command("index")
 def index_cmd(db: DbOption = None) -> None:
     """Rebuild the full-text search index over run content (the app's search uses it)."""
-    from traces import search
+    from libra.ingesting import rebuild_index
 
     store = open_store(db)
     if store.lake:
         out.print("DuckLake tables take no full-text index; search on a lake matches substrings")
         return
-    with store.transaction() as con:
-        ok = search.rebuild_search_index(con)
+    ok = rebuild_index(store)
     out.print("search index rebuilt" if ok else "the fts extension is not installed; search falls back to substrings")
 
 
@@ -70,14 +73,11 @@ def embed_cmd(
     to resume. Use a DuckLake store (LIBRA_STORE) when workers are on several machines.
     """
     from libra.cli.progress import staged
-    from metrics.jobs.embed_backlog import embed_backlog
-    from metrics.scoring import select_runs
+    from libra.embedding import embed
 
-    store = open_store(db)
-    ids = select_runs(store, agent=agent, fmt=fmt)
     with staged(quiet) as progress:
-        res = embed_backlog(store, model, ray=ray, run_ids=ids, size=partition_size,
-                            progress=lambda d, t: progress("embed", d, t))
+        res = embed(open_store(db), model=model, agent=agent, fmt=fmt, ray=ray, partition_size=partition_size,
+                    progress=lambda d, t: progress("embed", d, t))
     out.print(f"{res.model}: {res.embedded:,} texts embedded ({res.texts - res.embedded:,} already cached) in "
               f"{res.partitions} partitions{' on Ray' if ray else ''}, {res.seconds:.1f}s (job {res.job_id})")
 
@@ -96,12 +96,13 @@ def formats_cmd() -> None:
 @app.command("stats")
 def stats_cmd(db: DbOption = None) -> None:
     """Counts of runs, steps, feedback and quarantined records, by format and agent."""
+    from traces.queries import runs_by_format_and_agent
+
     store = open_store(db)
-    c = store.counts()
+    with store.hold():
+        c = store.counts()
+        df = runs_by_format_and_agent(store)
     out.print(", ".join(f"{k}: {v:,}" for k, v in c.items()))
-    df = store.df("SELECT format, coalesce(agent, '?') AS agent, count(*) AS runs, "
-                  "sum(n_steps) AS steps, round(avg(reward), 3) AS mean_reward "
-                  "FROM runs GROUP BY ALL ORDER BY runs DESC LIMIT 50")
     t = Table(*df.columns)
     for row in df.itertuples(index=False):
         t.add_row(*("" if v is None else str(v) for v in row))
@@ -116,16 +117,9 @@ def quarantine_cmd(
     raw: Annotated[bool, typer.Option(help="Print each record's raw text too.")] = False,
 ) -> None:
     """Show rejected records: file, line, field and why."""
-    store = open_store(db)
-    params: list = []
-    where = ""
-    if source:
-        where = " WHERE source LIKE ?"
-        params.append(f"%{source}%")
-    rows = store.execute(
-        f"SELECT id, source, line, field, reason, raw FROM quarantine{where} ORDER BY id LIMIT ?",
-        [*params, limit],
-    )
+    from traces.queries import quarantined
+
+    rows = quarantined(open_store(db), limit, source)
     if not rows:
         out.print("quarantine is empty")
         return
@@ -151,9 +145,7 @@ def export_cmd(
     since: Annotated[str | None, typer.Option(help="Only runs started at or after (ISO date).")] = None,
 ) -> None:
     """Export runs, steps and feedback for a bigger engine or another tool."""
-    import orjson
-
-    from traces.export import export_jsonl, export_parquet, iter_runs, run_to_otlp
+    from traces.export import export_jsonl, export_otlp, export_parquet
 
     store = open_store(db)
     if as_ == "parquet":
@@ -163,14 +155,7 @@ def export_cmd(
         n = export_jsonl(store, out_path, agent=agent, since=since, fmt=fmt)
         out.print(f"{n:,} runs -> {out_path}")
     elif as_ == "otlp":
-        import hashlib
-
-        n = 0
-        with open(out_path, "wb") as f:
-            for run in iter_runs(store, agent=agent, since=since, fmt=fmt):
-                tid = hashlib.sha256(run.native_id.encode()).hexdigest()[:32]
-                f.write(orjson.dumps(run_to_otlp(run, tid)) + b"\n")
-                n += 1
+        n = export_otlp(store, out_path, agent=agent, since=since, fmt=fmt)
         out.print(f"{n:,} runs -> {out_path}")
     else:
         raise typer.BadParameter("choose parquet, jsonl or otlp", param_hint="--as")
@@ -182,17 +167,11 @@ def costs_cmd(
     by: Annotated[str, typer.Option(help="Group by job, purpose, model or day.")] = "job",
 ) -> None:
     """Language-model calls and their cost: tokens, cache hits, failures, dollars."""
-    cols = {"job": "coalesce(job_id, '-')", "purpose": "purpose", "model": "model",
-            "day": "CAST(created_at AS DATE)"}
-    if by not in cols:
-        raise typer.BadParameter(f"choose one of {', '.join(cols)}", param_hint="--by")
-    df = open_store(db).df(
-        f"SELECT {cols[by]} AS {by}, count(*) AS calls, "
-        "count(*) FILTER (WHERE status = 'cached') AS cache_hits, "
-        "count(*) FILTER (WHERE status IN ('error', 'invalid')) AS failed, "
-        "sum(input_tokens) AS input, sum(cache_read_input_tokens) AS cache_read, "
-        "sum(output_tokens) AS output, round(sum(cost_usd), 4) AS cost_usd "
-        "FROM llm_calls GROUP BY ALL ORDER BY 1")
+    from metrics.reports.queries import COST_GROUPS, llm_costs
+
+    if by not in COST_GROUPS:
+        raise typer.BadParameter(f"choose one of {', '.join(COST_GROUPS)}", param_hint="--by")
+    df = llm_costs(open_store(db), by)
     if df.empty:
         out.print("no language-model calls recorded")
         return
@@ -201,9 +180,6 @@ def costs_cmd(
         t.add_row(*(str(v) for v in row))
     out.print(t)
 
-
-DEMO_ACCOUNTS = (("admin", "admin", "libra-admin"), ("alice", "annotator", "libra-demo"),
-                 ("bao", "annotator", "libra-demo"), ("viewer", "viewer", "libra-demo"))
 
 demo_app = typer.Typer(help="The demo corpus.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
@@ -216,21 +192,15 @@ def demo_build(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same corpus).")] = 7,
 ) -> None:
     """Generate the seeded demo corpus (agents, tool errors, loops, feedback) into the store."""
-    from libra import accounts
-    from libra.demo import build_demo
-    from traces import search
+    from libra import demo_setup
 
-    store = open_store(db)
-    s = build_demo(store, n=runs, seed=seed)
+    built = demo_setup.build(open_store(db), runs=runs, seed=seed)
+    s = built.summary
     out.print(f"demo: {s['runs_added']} runs added, {s['duplicates']} already there, "
               f"{s['steps']:,} steps, {s['feedback']} feedback")
-    with store.transaction() as con:
-        search.rebuild_search_index(con)
-    if not store.scalar("SELECT count(*) FROM users"):
-        for name, role, pw in DEMO_ACCOUNTS:
-            accounts.add_user(store, name, pw, role)
+    if built.accounts_created:
         out.print("demo accounts (for this demo store only): "
-                  + ", ".join(f"{n} / {p} ({r})" for n, r, p in DEMO_ACCOUNTS))
+                  + ", ".join(f"{n} / {p} ({r})" for n, r, p in demo_setup.DEMO_ACCOUNTS), markup=False)
 
 
 @demo_app.command("score")
@@ -240,37 +210,17 @@ def demo_score(
 ) -> None:
     """Fill the demo's dashboards offline: induce metrics, approve them, score every run, PIPA criteria,
     and record one scheduled job run with an example alert rule."""
-    from autolibra import backends
-    from autolibra.induce import InduceConfig, induce
-    from libra.cli.induce import score_approved
+    from libra import demo_setup
     from libra.cli.progress import staged
-    from libra.cli.schedule import make_actions
-    from metrics import sets
-    from metrics.jobs.alerts import AlertRule
-    from metrics.jobs.schedule import JobSpec, run_job
-    from pipa.judge import PipaJudge
-    from pipa.scoring import score_pipa
 
-    store = open_store(db)
-    b = backends.choose(store, "offline")
     with staged(quiet) as progress:
-        if not any(ms.provenance.get("method") == "autolibra" for ms in map(
-                lambda r: sets.load(store, r.set_id, int(r.version)), sets.list_sets(store).itertuples())):
-            res = induce(store, grounder=b.grounder, namer=b.namer, embedder=b.embedder,
-                         judge_factory=b.judge_factory, matcher_factory=b.matcher_factory,
-                         config=InduceConfig(random_state=0), set_id="induced", name="Demo metrics",
-                         progress=progress)
-            sets.approve(store, res.metric_set.set_id, res.metric_set.version, "admin")
-            out.print(f"induced {len(res.metric_set.metrics)} metrics; held-out coverage "
-                      f"{res.summary()['heldout']['coverage']:.2f}")
-        scored = score_approved(store, backend="offline", progress=progress)
-        scored += score_pipa(store, PipaJudge(), progress=lambda d, t: progress("pipa", d, t))
-    out.print("scored: " + ", ".join(f"{ms.set_id} {r.runs_scored} runs" for ms, r in scored))
-    rule = AlertRule(name="demo: tool efficiency below 90%", metric="pipa_tool_efficiency", below=0.9,
-                     window_hours=None, min_runs=10)
-    r = run_job(store, JobSpec(name="demo-score", cron="@hourly", action="score", backend="offline"),
-                make_actions(), [rule])
-    out.print(f"scheduled job recorded: {r['status']}" + (f"; {r['alerts'][0]}" if r["alerts"] else ""))
+        filled = demo_setup.fill(open_store(db), progress)
+    if filled.induced is not None:
+        out.print(f"induced {len(filled.induced.metrics)} metrics; held-out coverage {filled.heldout_coverage:.2f}")
+    out.print("scored: " + ", ".join(f"{ms.set_id} {r.runs_scored} runs" for ms, r in filled.scored), markup=False)
+    r = filled.job
+    out.print(f"scheduled job recorded: {r['status']}" + (f"; {r['alerts'][0]}" if r["alerts"] else ""),
+              markup=False)
 
 
 @demo_app.command("write")

@@ -1,8 +1,7 @@
-"""`libra schedule` and `libra alerts`: scheduled jobs over the store, and metric alerts."""
+"""`libra schedule`: scheduled jobs over the store, and their history."""
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -14,13 +13,11 @@ from libra.cli.common import DbOption, console, open_store, out
 
 schedule_app = typer.Typer(help="Run ingest and scoring jobs on cron schedules, and see their history.",
                            no_args_is_help=True)
-alerts_app = typer.Typer(help="Metric alerts: rules from the schedule config, what is firing now.",
-                         no_args_is_help=True)
 
 ALERT_EXIT = 3  # exit status when an alert fires: distinct from failures (1) and usage errors (2)
 
 
-def _config(path: Path):
+def load_schedule(path: Path):
     from metrics.jobs.schedule import load_config
 
     try:
@@ -55,7 +52,7 @@ def schedule_run(
     """
     from metrics.jobs.schedule import run_job, serve
 
-    cfg = _config(config)
+    cfg = load_schedule(config)
     store = open_store(db)
     from libra.actions import make_actions
 
@@ -94,43 +91,4 @@ def schedule_history(db: DbOption = None, limit: Annotated[int, typer.Option(hel
         t.add_row(str(r.run_no), r.job, r.action, f"{r.started_at:%Y-%m-%d %H:%M:%S}", secs, r.status,
                   str(r.runs_ingested), str(r.runs_scored), f"${r.cost_usd:.4f}", str(r.alerts),
                   (r.errors or "")[:60])
-    out.print(t)
-
-
-@alerts_app.command("check")
-def alerts_check(
-    config: Annotated[Path, typer.Argument(help="Schedule config holding the alert rules.")],
-    db: DbOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Evaluate the alert rules now; exit status 3 when any fires."""
-    from metrics.jobs.alerts import check
-
-    states = check(open_store(db), _config(config).alerts, job="alerts check")
-    if as_json:
-        out.print_json(json.dumps([vars(s) for s in states]))
-    else:
-        t = Table("rule", "metric set", "metric", "agent", "score", "threshold", "runs", "firing")
-        for s in states:
-            t.add_row(s.rule, s.metric_set_id, s.metric_id, s.agent or "all",
-                      "—" if s.value is None else f"{s.value:.3f}", f"{s.threshold:g}", str(s.runs),
-                      "[red]FIRING[/]" if s.firing else "ok")
-        out.print(t)
-    if any(s.firing for s in states):
-        raise typer.Exit(ALERT_EXIT)
-
-
-@alerts_app.command("list")
-def alerts_list(db: DbOption = None) -> None:
-    """Alerts firing now."""
-    from metrics.jobs.alerts import firing
-
-    df = firing(open_store(db))
-    if df.empty:
-        out.print("no alert is firing")
-        return
-    t = Table("rule", "metric", "agent", "score", "threshold", "runs", "since", "job")
-    for r in df.itertuples(index=False):
-        t.add_row(r.rule, r.metric, r.agent or "all", f"{r.value:.3f}", f"{r.threshold:g}", str(r.runs),
-                  f"{r.raised_at:%Y-%m-%d %H:%M}", r.job or "")
     out.print(t)

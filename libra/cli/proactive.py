@@ -1,0 +1,106 @@
+"""`libra proactive`: proactivity reward models (ProactiveBench): train, evaluate, score agents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from libra.cli.common import DbOption, fail, open_store, out
+from libra.cli.progress import staged
+
+proactive_app = typer.Typer(help="Proactivity reward models (ProactiveBench): train, evaluate, score agents.",
+                            no_args_is_help=True)
+
+
+def _fmt(x) -> str:
+    return "—" if x is None or x != x else f"{x:.3f}"
+
+
+@proactive_app.command("train")
+def proactive_train(
+    data: Annotated[Path, typer.Argument(help="ProactiveBench reward data (train_data.jsonl); "
+                                              "default: the labelled proposals in the store.")] = None,
+    db: DbOption = None,
+    kind: Annotated[str, typer.Option(help="embedding-lr (fast floor) or finetuned-minilm (CPU fine-tune).")]
+    = "embedding-lr",
+    name: Annotated[str, typer.Option(help="Artefact name; each training adds a version.")] = "proactive-reward",
+    folds: Annotated[int, typer.Option(help="Grouped cross-validation folds reported with the model (0: none).")] = 4,
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 3,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Train a reward model, cross-validate it, and save it as a versioned artefact."""
+    from libra import proactive
+
+    try:
+        with staged(quiet) as progress:
+            trained = proactive.train(open_store(db), data, kind=kind, name=name, folds=folds, epochs=epochs,
+                                      progress=progress)
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    manifest, cv = trained.manifest, trained.cv
+    out.print(f"saved {manifest['model_id']} ({kind}) at {manifest['path']}; data {manifest['data_hash'][:12]}, "
+              f"{trained.proposals} proposals", markup=False)
+    if cv:
+        _print_metrics("cross-validated (grouped by event stream)", cv["pooled"], cv["accept_all"],
+                       cv.get("people"))
+        if cv.get("people"):
+            out.print("people: each annotator's verdict against the majority of the others "
+                      f"({cv['people']['n']} verdicts); a model cannot agree with people more than they do")
+
+
+def _print_metrics(title: str, m: dict, accept_all: dict | None = None, people: dict | None = None) -> None:
+    t = Table("measure", "reward model", *(["accept everything"] if accept_all else []),
+              *(["people"] if people else []), title=title)
+    for k in ("accuracy", "precision", "recall", "f1"):
+        t.add_row(k, _fmt(m[k]), *([_fmt(accept_all[k])] if accept_all else []),
+                  *([_fmt(people[k])] if people else []))
+    for c, v in m["categories"].items():
+        t.add_row(f"agreement {c} (n={v['n']})", _fmt(v["agreement"]),
+                  *([_fmt(accept_all["categories"][c]["agreement"])] if accept_all else []),
+                  *([""] if people else []))
+    out.print(t)
+
+
+@proactive_app.command("eval")
+def proactive_eval(
+    data: Annotated[Path, typer.Argument(help="Labelled proposals (train_data.jsonl format).")],
+    db: DbOption = None,
+    name: Annotated[str, typer.Option(help="Saved reward model.")] = "proactive-reward",
+    version: Annotated[int | None, typer.Option(help="Model version (default: newest).")] = None,
+) -> None:
+    """ProactiveBench's measures of a saved reward model on labelled proposals."""
+    from libra import proactive
+
+    ev = proactive.evaluate(open_store(db), data, name=name, version=version)
+    _print_metrics(f"{ev.model_id} on {data.name}", ev.model, ev.accept_all)
+
+
+@proactive_app.command("score")
+def proactive_score(
+    db: DbOption = None,
+    name: Annotated[str, typer.Option(help="Saved reward model.")] = "proactive-reward",
+    version: Annotated[int | None, typer.Option(help="Model version (default: newest).")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only this agent's streams.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Score stored proactive agents' event streams with a reward model: TP/FP/TN/FN per agent."""
+    from libra import proactive
+
+    try:
+        with staged(quiet) as progress:
+            got = proactive.score(open_store(db), name=name, version=version, agent=agent,
+                                  progress=lambda d, t: progress("streams", d, t))
+    except KeyError as exc:
+        raise fail(f"{exc.args[0]}; train one with `libra proactive train`") from None
+    ms, res, rep = got.metric_set, got.summary, got.report
+    out.print(f"{ms.set_id}: {res.runs_scored} streams scored, {res.runs_skipped} already done", markup=False)
+    t = Table("agent", "streams", "TP", "FP", "TN", "FN", "precision", "recall", "F1", "accuracy",
+              "false alarm")
+    for r in rep.itertuples(index=False):
+        t.add_row(r.agent, str(r.runs), str(r.tp), str(r.fp), str(r.tn), str(r.fn), _fmt(r.precision),
+                  _fmt(r.recall), _fmt(r.f1), _fmt(r.accuracy), _fmt(r.false_alarm))
+    out.print(t)
+    out.print("ProactiveBench's false alarm is 1 - precision: the share of proposals people would reject.")

@@ -1,0 +1,74 @@
+"""`libra score`: approved metric sets on the runs they have not scored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from libra.cli.common import BackendOption, CostOption, DbOption, console, open_store, out
+from libra.cli.progress import staged
+from libra.defaults import BATCH_FROM
+
+
+def score_cmd(
+    db: DbOption = None,
+    set_id: Annotated[str | None, typer.Option("--set", help="Metric set (default: every approved set).")] = None,
+    version: Annotated[int | None, typer.Option(help="Version (default: the newest).")] = None,
+    backend: BackendOption = "auto",
+    max_cost: CostOption = None,
+    batch: Annotated[str, typer.Option(help="Message Batches API (half price, slower): on, off, or auto "
+                                            f"(on from {BATCH_FROM} pending runs).")] = "auto",
+    agent: Annotated[str | None, typer.Option(help="Only runs of this agent.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Only runs of this trace format.")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Only runs started since (UTC).")] = None,
+    sample: Annotated[float | None, typer.Option(help="Score this share of runs (0-1), chosen by a stable hash "
+                                                      "of the run id so later passes keep the same sample.")]
+    = None,
+    ray: Annotated[str | None, typer.Option(
+        help="Score on a Ray cluster: its address (ray://HOST:10001, or auto for the cluster this machine "
+             "belongs to), or local to start one here. Each partition of runs is committed exactly once, "
+             "also when a worker dies; use a DuckLake store (LIBRA_STORE) when workers are on several machines.")]
+    = None,
+    partition_size: Annotated[int, typer.Option(help="With --ray: runs per partition.", min=1)] = 100,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Score runs not yet scored by a metric set version: incremental, resumable, with a budget.
+
+    Applies induced metric sets, PIPA criteria and (with a trained reward
+    model, via `libra proactive score`) proactivity. Exit status 1 when a
+    run failed or the budget stopped the job.
+    """
+    from libra.scoring import score, score_on_ray
+
+    if batch not in ("on", "off", "auto"):
+        raise typer.BadParameter("on, off or auto", param_hint="--batch")
+    store = open_store(db)
+    if ray is not None:
+        with staged(quiet) as progress:
+            done = score_on_ray(store, ray=ray, set_id=set_id, version=version, backend=backend,
+                                     partition_size=partition_size, agent=agent, fmt=fmt, since=since,
+                                     sample=sample, progress=progress)
+        for ms, res in done:
+            out.print(f"{ms.set_id} v{ms.version}: {res.runs_scored} runs scored, {res.runs_failed} failed, "
+                      f"{res.partitions} partitions on Ray in {res.seconds:.1f}s (job {res.job_id})")
+        raise typer.Exit(1 if any(r.runs_failed for _, r in done) else 0 if done else 2)
+    try:
+        with staged(quiet) as progress:
+            results = score(store, set_id=set_id, version=version, backend=backend, max_cost=max_cost,
+                            batch=batch, agent=agent, fmt=fmt, since=since, sample=sample, progress=progress)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        console.print(f"[red]error:[/] {exc.args[0] if exc.args else exc}")
+        raise typer.Exit(2) from None
+    if not results:
+        console.print("no approved metric set to apply; pass --set or approve one")
+        raise typer.Exit(2)
+    exit_code = 0
+    for ms, res in results:
+        out.print(f"{ms.set_id} v{ms.version}: {res.runs_scored} runs scored, {res.runs_failed} failed, "
+                  f"{res.runs_skipped} already done, ${res.cost_usd:.4f}, {res.status}"
+                  + (f" ({res.error})" if res.error else ""))
+        if res.status != "done" or res.runs_failed:
+            exit_code = 1
+    raise typer.Exit(exit_code)
