@@ -104,14 +104,37 @@ def test_old_store_is_upgraded_on_open(bare, backend):
 
 def test_store_from_a_newer_libra_is_refused(bare):
     loc, raw = bare("new")
-    s = Store(loc)
-    s.counts()
-    s.close()
     con = raw()
+    migrate.migrate(con)
     con.execute("INSERT INTO schema_migrations VALUES (?, 'from the future', now())", [schema.LATEST + 1])
     con.close()
     with pytest.raises(migrate.SchemaTooNew, match="newer than this Libra"):
         Store(loc).counts()
+
+
+def test_a_process_checks_migrations_once_per_store_and_again_in_a_new_process(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    calls = []
+    real = migrate.migrate
+    monkeypatch.setattr(migrate, "migrate", lambda con, *a, **k: calls.append(1) or real(con, *a, **k))
+    loc = str(tmp_path / "once.duckdb")
+    for _ in range(5):
+        Store(loc).counts()
+    assert len(calls) == 1
+    con = duckdb.connect(loc)
+    con.execute("INSERT INTO schema_migrations VALUES (?, 'from the future', now())", [schema.LATEST + 1])
+    con.close()
+    # a new process checks again, and refuses the store a newer Libra has upgraded
+    proc = subprocess.run([sys.executable, "-c", f"from traces.store import Store; Store({loc!r}).counts()"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "newer than this Libra" in proc.stderr
+    # and a store deleted and made again at the same path is checked (and migrated) again
+    (tmp_path / "again.duckdb").unlink(missing_ok=True)
+    Store(str(tmp_path / "again.duckdb")).counts()
+    (tmp_path / "again.duckdb").unlink()
+    assert Store(str(tmp_path / "again.duckdb")).counts()["runs"] == 0
 
 
 def test_failed_migration_leaves_no_trace(bare, backend, monkeypatch):

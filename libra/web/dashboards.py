@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from autolibra.charts import aspect_map_chart, frontier_chart
+from autolibra.frontier import frontier_frame
 from libra.web import session
-from libra.web.metrics_page import frontier_frame
 from libra.web.widgets import open_run, show_text
 from metrics.jobs import alerts, schedule
 from metrics.reports import charts, queries as dashboard
@@ -108,7 +108,7 @@ def _induction_tab(s) -> None:
     labels = [f"{r.set_id} v{r.version}" for r in listing.itertuples()]
     i = labels.index(st.selectbox("induced set", labels, index=len(labels) - 1, key="dash-ind"))
     ms = sets.load(s, listing.iloc[i]["set_id"], int(listing.iloc[i]["version"]))
-    fr = frontier_frame(ms.provenance)
+    fr = frontier_frame(ms.provenance.get("frontier", []), ms.provenance.get("params"))
     if not fr.empty:
         st.altair_chart(frontier_chart(fr), width="stretch")
     amap = pd.DataFrame(ms.provenance.get("aspect_map") or [])
