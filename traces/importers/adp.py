@@ -8,16 +8,17 @@ is the agent's reasoning and becomes a thought step before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from traces.importers import register
 from traces.importers._chat import looks_like_error
 from traces.importers.base import (
-    Importer, Record, RecordError, Sample, Source, iter_records, reject, text_of,
+    RecordImporter,
+    require,
+    Record, RecordError, Sample, Source, text_of,
 )
 from traces.importers.chat import outcome_from
-from traces.model import Parsed, Rejected, Run, Step, StepKind
+from traces.model import Run, Step, StepKind
 
 CLASSES = {"text_observation", "web_observation", "image_observation", "message_action",
            "api_action", "code_action"}
@@ -77,7 +78,7 @@ def items_to_steps(content: Any) -> list[Step]:
     return steps
 
 
-class AdpImporter(Importer):
+class AdpImporter(RecordImporter):
     name = "adp"
     description = "Agent Data Protocol standardised trajectories (content items with class_)"
 
@@ -88,22 +89,11 @@ class AdpImporter(Importer):
         c = d["content"]
         return bool(c) and isinstance(c[0], dict) and _class(c[0]) in CLASSES
 
-    def parse(self, source: Source) -> Iterator[Parsed | Rejected]:
-        for rec in iter_records(source):
-            if isinstance(rec, Rejected):
-                yield rec
-                continue
-            try:
-                yield Parsed((self.run_of(rec, source),), line=rec.line)
-            except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
-                yield reject(rec, exc)
-
     def run_of(self, rec: Record, source: Source) -> Run:
         d = rec.value
         if not isinstance(d, dict):
             raise RecordError("record is not a JSON object")
-        if "id" not in d:
-            raise RecordError("missing required field 'id'", "id")
+        require(d, "id")
         steps = items_to_steps(d.get("content"))
         details = d.get("details") or {}
         if not isinstance(details, dict):

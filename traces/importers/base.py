@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, ClassVar
 
 import orjson
 
-from traces.model import Parsed, Rejected
+from traces.model import Parsed, Rejected, Run
 
 RAW_LIMIT = 1 << 20  # quarantined raw text is kept up to 1 MiB per record
 
@@ -91,6 +91,30 @@ class Importer(ABC):
     @abstractmethod
     def parse(self, source: Source) -> Iterator[Parsed | Rejected]:
         """Runs and rejected records, streamed; must not raise for bad input."""
+
+
+class RecordImporter(Importer):
+    """An importer that turns each JSON record of its input into one run.
+
+    The record loop lives here once: unreadable records come through as
+    rejections, and a record `run_of` cannot turn into a run is quarantined
+    with its line, byte offset, field and reason, never taking its neighbours
+    with it.
+    """
+
+    @abstractmethod
+    def run_of(self, rec: Record, source: Source) -> Run:
+        """The run one record holds; raises (RecordError for known problems) when it holds none."""
+
+    def parse(self, source: Source) -> Iterator[Parsed | Rejected]:
+        for rec in iter_records(source):
+            if isinstance(rec, Rejected):
+                yield rec
+                continue
+            try:
+                yield Parsed((self.run_of(rec, source),), line=rec.line)
+            except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
+                yield reject(rec, exc)
 
 
 # -- helpers for importers -----------------------------------------------------

@@ -9,15 +9,15 @@ is one run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from traces.importers import register
 from traces.importers._chat import first_user_text, messages_to_steps
 from traces.importers.base import (
-    Importer, Record, RecordError, Sample, Source, iter_records, reject,
+    RecordImporter,
+    Record, RecordError, Sample, Source,
 )
-from traces.model import Parsed, Rejected, Run
+from traces.model import Run
 
 MESSAGE_KEYS = ("messages", "conversations", "traj", "trajectory")
 ID_KEYS = ("id", "instance_id", "task_id", "sample_id", "conversation_id")
@@ -55,22 +55,12 @@ def outcome_from(reward: float | None, resolved: bool | None) -> str | None:
     return "failure" if reward <= 0 else "partial"
 
 
-class ChatImporter(Importer):
+class ChatImporter(RecordImporter):
     name = "chat"
     description = "OpenAI/ShareGPT chat transcripts with tool calls (τ-bench, SWE-Gym, AgentTuning)"
 
     def sniff(self, sample: Sample) -> bool:
         return isinstance(sample.first, dict) and _message_list(sample.first) is not None
-
-    def parse(self, source: Source) -> Iterator[Parsed | Rejected]:
-        for rec in iter_records(source):
-            if isinstance(rec, Rejected):
-                yield rec
-                continue
-            try:
-                yield Parsed((self.run_of(rec, source),), line=rec.line)
-            except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
-                yield reject(rec, exc)
 
     def run_of(self, rec: Record, source: Source) -> Run:
         d = rec.value

@@ -10,15 +10,15 @@ observations tool results (errors and non-zero exit codes flagged).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from traces.importers import register
 from traces.importers.base import (
-    Importer, Record, RecordError, Sample, Source, as_int, iter_records, maybe_json, parse_time,
-    reject, text_of,
+    RecordImporter,
+    Record, RecordError, Sample, Source, as_int, maybe_json, parse_time,
+    text_of,
 )
-from traces.model import Parsed, Rejected, Run, Step, StepKind
+from traces.model import Run, Step, StepKind
 
 SKIP_OBS = {"think", "null", "agent_state_changed", "agent_condensation", "recall"}
 
@@ -116,7 +116,7 @@ def events_to_steps(history: Any) -> list[Step]:
     return steps
 
 
-class OpenHandsImporter(Importer):
+class OpenHandsImporter(RecordImporter):
     name = "openhands"
     description = "OpenHands output.jsonl event streams (current and resolver formats)"
     priority = 5
@@ -131,16 +131,6 @@ class OpenHandsImporter(Importer):
                                                    or "content" in h[0]))
             or isinstance(h[0], list)
         ) and "mistake_step" not in d
-
-    def parse(self, source: Source) -> Iterator[Parsed | Rejected]:
-        for rec in iter_records(source):
-            if isinstance(rec, Rejected):
-                yield rec
-                continue
-            try:
-                yield Parsed((self.run_of(rec, source),), line=rec.line)
-            except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
-                yield reject(rec, exc)
 
     def run_of(self, rec: Record, source: Source) -> Run:
         d = rec.value

@@ -6,18 +6,17 @@ entry becomes a thought, the command as a tool call, and its observation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 from traces.importers import register
 from traces.importers._chat import action_name, looks_like_error
 from traces.importers.base import (
-    Importer, Record, RecordError, Sample, Source, as_int, iter_records, maybe_json, reject,
-    text_of,
+    RecordImporter,
+    Record, RecordError, Sample, Source, as_int, maybe_json, text_of,
 )
-from traces.model import Parsed, Rejected, Run, Step, StepKind
+from traces.model import Run, Step, StepKind
 
 
-class SweAgentImporter(Importer):
+class SweAgentImporter(RecordImporter):
     name = "swe-agent"
     description = "SWE-agent .traj trajectories"
     priority = 5
@@ -27,16 +26,6 @@ class SweAgentImporter(Importer):
         return isinstance(d, dict) and isinstance(d.get("trajectory"), list) and (
             "info" in d or "environment" in d
         ) and (not d["trajectory"] or "action" in d["trajectory"][0])
-
-    def parse(self, source: Source) -> Iterator[Parsed | Rejected]:
-        for rec in iter_records(source):
-            if isinstance(rec, Rejected):
-                yield rec
-                continue
-            try:
-                yield Parsed((self.run_of(rec, source),), line=rec.line)
-            except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
-                yield reject(rec, exc)
 
     def run_of(self, rec: Record, source: Source) -> Run:
         d = rec.value

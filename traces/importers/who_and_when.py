@@ -11,13 +11,13 @@ kept as a gold label and imported as unanchored feedback.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 from traces.importers import register
 from traces.importers.base import (
-    Importer, Record, RecordError, Sample, Source, as_int, iter_records, reject, text_of,
+    RecordImporter,
+    Record, RecordError, Sample, Source, as_int, text_of,
 )
-from traces.model import Feedback, Parsed, Rejected, Run, Step, StepKind
+from traces.model import Feedback, Run, Step, StepKind
 
 _ROLE = re.compile(r"^\s*(?P<actor>[^()]+?)\s*(?:\((?P<note>[^)]*)\))?\s*$")
 
@@ -41,7 +41,7 @@ def role_to_step(role: str, content: str) -> Step:
     return Step(kind=StepKind.AGENT, content=content, actor=actor)
 
 
-class WhoAndWhenImporter(Importer):
+class WhoAndWhenImporter(RecordImporter):
     name = "who-and-when"
     description = "Who&When multi-agent failure attribution logs"
     priority = 8
@@ -49,16 +49,6 @@ class WhoAndWhenImporter(Importer):
     def sniff(self, sample: Sample) -> bool:
         d = sample.first
         return isinstance(d, dict) and isinstance(d.get("history"), list) and "mistake_step" in d
-
-    def parse(self, source: Source) -> Iterator[Parsed | Rejected]:
-        for rec in iter_records(source):
-            if isinstance(rec, Rejected):
-                yield rec
-                continue
-            try:
-                yield Parsed((self.run_of(rec, source),), line=rec.line)
-            except Exception as exc:  # noqa: BLE001 - any failure quarantines the record
-                yield reject(rec, exc)
 
     def run_of(self, rec: Record, source: Source) -> Run:
         d = rec.value
