@@ -14,48 +14,96 @@ from traces import locks
 from traces.store import Store, _connect_lake
 
 EXPECTED = {
-    "runs": {"run_id", "native_id", "source", "format", "agent", "model", "task", "started_at",
-             "ended_at", "outcome", "reward", "gold", "metadata", "content_hash", "n_steps",
-             "ingested_at"},
-    "steps": {"run_id", "idx", "kind", "actor", "tool_name", "tool_args", "content", "span_id",
-              "parent_id", "started_at", "ended_at", "input_tokens", "output_tokens", "is_error",
-              "metadata"},
-    "feedback": {"feedback_id", "run_id", "steps", "author", "text", "rating", "origin",
-                 "created_at", "edited_at", "deleted_at", "metadata"},
-    "quarantine": {"id", "source", "format", "line", "byte_offset", "field", "reason", "raw",
-                   "records", "ingested_at"},
-    "llm_calls": {"call_id", "job_id", "item_key", "purpose", "model", "request_hash", "status", "error",
-                  "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
-                  "cost_usd", "latency_ms", "attempts", "batch", "created_at"},
-    "llm_cache": {"request_hash", "model", "purpose", "response", "created_at"},
-    "embeddings": {"model", "content_hash", "vector", "created_at"},
-    "jobs": {"job_id", "kind", "params_hash", "params", "status", "max_cost", "cost_usd", "items_total",
-             "items_done", "items_failed", "error", "started_at", "ended_at"},
-    "job_items": {"job_id", "item_key", "status", "error", "updated_at"},
-    "aspects": {"aspect_id", "feedback_id", "run_id", "backend", "idx", "bullet", "behaviour", "sign", "steps",
-                "steps_given", "focus", "metadata", "created_at"},
-    "metric_sets": {"set_id", "version", "name", "status", "backend", "provenance", "created_at", "created_by",
-                    "approved_by", "approved_at", "note"},
-    "metric_defs": {"set_id", "version", "position", "metric_id", "name", "explanation", "good", "bad", "scope",
-                    "kind", "metadata"},
-    "users": {"username", "display_name", "email", "role", "password_hash", "disabled", "created_at"},
-    "feedback_history": {"feedback_id", "revision", "action", "text", "rating", "steps", "edited_by", "edited_at"},
-    "queues": {"queue_id", "name", "k", "filter", "created_by", "created_at", "closed"},
-    "queue_items": {"queue_id", "run_id", "position"},
-    "queue_assignments": {"queue_id", "run_id", "username", "status", "assigned_at", "done_at"},
-    "run_text": {"run_id", "text"},
-    "scores": {"run_id", "metric_set_id", "metric_set_version", "metric_id", "value", "evidence", "reason",
-               "confidence", "backend", "backend_version", "job_id", "created_at"},
-    "embed_partitions": {"job_id", "part", "model", "run_ids", "status", "worker", "claimed_at", "done_at",
-                         "n_texts", "n_embedded", "error"},
-    "model_files": {"model_id", "archive", "sha256", "bytes"},
-    **{f"lock_{name}": {"n"} for name in schema.LOCKS},
+    "alerts": {"alert_id": "VARCHAR", "rule": "VARCHAR", "metric_set_id": "VARCHAR", "metric_id": "VARCHAR",
+        "agent": "VARCHAR", "value": "DOUBLE", "threshold": "DOUBLE", "runs": "INTEGER",
+        "window_start": "TIMESTAMP", "raised_at": "TIMESTAMP", "cleared_at": "TIMESTAMP", "job": "VARCHAR"},
+    "aspects": {"aspect_id": "VARCHAR", "feedback_id": "VARCHAR", "run_id": "VARCHAR", "backend": "VARCHAR",
+        "idx": "INTEGER", "bullet": "VARCHAR", "behaviour": "VARCHAR", "sign": "TINYINT",
+        "steps": "INTEGER[]", "steps_given": "BOOLEAN", "focus": "VARCHAR", "metadata": "JSON",
+        "created_at": "TIMESTAMP"},
+    "embed_partitions": {"job_id": "VARCHAR", "part": "INTEGER", "model": "VARCHAR", "run_ids": "VARCHAR[]",
+        "status": "VARCHAR", "worker": "VARCHAR", "claimed_at": "TIMESTAMP", "done_at": "TIMESTAMP",
+        "n_texts": "INTEGER", "n_embedded": "INTEGER", "error": "VARCHAR"},
+    "embeddings": {"model": "VARCHAR", "content_hash": "VARCHAR", "vector": "FLOAT[]",
+        "created_at": "TIMESTAMP"},
+    "feedback": {"feedback_id": "VARCHAR", "run_id": "VARCHAR", "steps": "INTEGER[]", "author": "VARCHAR",
+        "text": "VARCHAR", "rating": "DOUBLE", "origin": "VARCHAR", "created_at": "TIMESTAMP",
+        "edited_at": "TIMESTAMP", "deleted_at": "TIMESTAMP", "metadata": "JSON"},
+    "feedback_history": {"feedback_id": "VARCHAR", "revision": "INTEGER", "action": "VARCHAR",
+        "text": "VARCHAR", "rating": "DOUBLE", "steps": "INTEGER[]", "edited_by": "VARCHAR",
+        "edited_at": "TIMESTAMP"},
+    "job_items": {"job_id": "VARCHAR", "item_key": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR",
+        "updated_at": "TIMESTAMP"},
+    "jobs": {"job_id": "VARCHAR", "kind": "VARCHAR", "params_hash": "VARCHAR", "params": "JSON",
+        "status": "VARCHAR", "max_cost": "DOUBLE", "cost_usd": "DOUBLE", "items_total": "INTEGER",
+        "items_done": "INTEGER", "items_failed": "INTEGER", "error": "VARCHAR", "started_at": "TIMESTAMP",
+        "ended_at": "TIMESTAMP"},
+    "llm_cache": {"request_hash": "VARCHAR", "model": "VARCHAR", "purpose": "VARCHAR", "response": "JSON",
+        "created_at": "TIMESTAMP"},
+    "llm_calls": {"call_id": "VARCHAR", "job_id": "VARCHAR", "item_key": "VARCHAR", "purpose": "VARCHAR",
+        "model": "VARCHAR", "request_hash": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR",
+        "input_tokens": "BIGINT", "output_tokens": "BIGINT", "cache_creation_input_tokens": "BIGINT",
+        "cache_read_input_tokens": "BIGINT", "cost_usd": "DOUBLE", "latency_ms": "DOUBLE",
+        "attempts": "INTEGER", "batch": "BOOLEAN", "created_at": "TIMESTAMP"},
+    "metric_defs": {"set_id": "VARCHAR", "version": "INTEGER", "position": "INTEGER", "metric_id": "VARCHAR",
+        "name": "VARCHAR", "explanation": "VARCHAR", "good": "JSON", "bad": "JSON", "scope": "VARCHAR",
+        "kind": "VARCHAR", "metadata": "JSON"},
+    "metric_sets": {"set_id": "VARCHAR", "version": "INTEGER", "name": "VARCHAR", "status": "VARCHAR",
+        "backend": "VARCHAR", "provenance": "JSON", "created_at": "TIMESTAMP", "created_by": "VARCHAR",
+        "approved_by": "VARCHAR", "approved_at": "TIMESTAMP", "note": "VARCHAR"},
+    "model_files": {"model_id": "VARCHAR", "archive": "BLOB", "sha256": "VARCHAR", "bytes": "BIGINT"},
+    "quarantine": {"id": "BIGINT", "source": "VARCHAR", "format": "VARCHAR", "line": "BIGINT",
+        "byte_offset": "BIGINT", "field": "VARCHAR", "reason": "VARCHAR", "raw": "VARCHAR",
+        "records": "INTEGER", "ingested_at": "TIMESTAMP"},
+    "queue_assignments": {"queue_id": "VARCHAR", "run_id": "VARCHAR", "username": "VARCHAR",
+        "status": "VARCHAR", "assigned_at": "TIMESTAMP", "done_at": "TIMESTAMP"},
+    "queue_items": {"queue_id": "VARCHAR", "run_id": "VARCHAR", "position": "INTEGER"},
+    "queues": {"queue_id": "VARCHAR", "name": "VARCHAR", "k": "INTEGER", "filter": "JSON",
+        "created_by": "VARCHAR", "created_at": "TIMESTAMP", "closed": "BOOLEAN"},
+    "reward_models": {"model_id": "VARCHAR", "name": "VARCHAR", "version": "INTEGER", "kind": "VARCHAR",
+        "data_hash": "VARCHAR", "params": "JSON", "metrics": "JSON", "path": "VARCHAR",
+        "created_at": "TIMESTAMP"},
+    "run_text": {"run_id": "VARCHAR", "text": "VARCHAR"},
+    "runs": {"run_id": "VARCHAR", "native_id": "VARCHAR", "source": "VARCHAR", "format": "VARCHAR",
+        "agent": "VARCHAR", "model": "VARCHAR", "task": "VARCHAR", "started_at": "TIMESTAMP",
+        "ended_at": "TIMESTAMP", "outcome": "VARCHAR", "reward": "DOUBLE", "gold": "JSON",
+        "metadata": "JSON", "content_hash": "VARCHAR", "n_steps": "INTEGER", "ingested_at": "TIMESTAMP"},
+    "schedule_runs": {"run_no": "BIGINT", "job": "VARCHAR", "action": "VARCHAR", "started_at": "TIMESTAMP",
+        "ended_at": "TIMESTAMP", "status": "VARCHAR", "runs_ingested": "INTEGER", "runs_scored": "INTEGER",
+        "cost_usd": "DOUBLE", "alerts": "INTEGER", "errors": "VARCHAR", "detail": "JSON"},
+    "schema_migrations": {"version": "INTEGER", "name": "VARCHAR", "applied_at": "TIMESTAMP"},
+    "score_partitions": {"job_id": "VARCHAR", "part": "INTEGER", "run_ids": "VARCHAR[]",
+        "metric_set_id": "VARCHAR", "metric_set_version": "INTEGER", "backend": "VARCHAR",
+        "status": "VARCHAR", "worker": "VARCHAR", "claimed_at": "TIMESTAMP", "done_at": "TIMESTAMP",
+        "n_scored": "INTEGER", "n_failed": "INTEGER", "error": "VARCHAR"},
+    "score_units": {"run_id": "VARCHAR", "metric_set_id": "VARCHAR", "metric_set_version": "INTEGER",
+        "metric_id": "VARCHAR", "backend": "VARCHAR", "unit": "INTEGER", "value": "TINYINT",
+        "reason": "VARCHAR"},
+    "scores": {"run_id": "VARCHAR", "metric_set_id": "VARCHAR", "metric_set_version": "INTEGER",
+        "metric_id": "VARCHAR", "value": "TINYINT", "evidence": "INTEGER[]", "reason": "VARCHAR",
+        "confidence": "DOUBLE", "backend": "VARCHAR", "backend_version": "VARCHAR", "job_id": "VARCHAR",
+        "created_at": "TIMESTAMP", "rate": "DOUBLE", "agent": "VARCHAR", "run_at": "TIMESTAMP"},
+    "steps": {"run_id": "VARCHAR", "idx": "INTEGER", "kind": "VARCHAR", "actor": "VARCHAR",
+        "tool_name": "VARCHAR", "tool_args": "JSON", "content": "VARCHAR", "span_id": "VARCHAR",
+        "parent_id": "VARCHAR", "started_at": "TIMESTAMP", "ended_at": "TIMESTAMP", "input_tokens": "BIGINT",
+        "output_tokens": "BIGINT", "is_error": "BOOLEAN", "metadata": "JSON"},
+    "users": {"username": "VARCHAR", "display_name": "VARCHAR", "email": "VARCHAR", "role": "VARCHAR",
+        "password_hash": "VARCHAR", "disabled": "BOOLEAN", "created_at": "TIMESTAMP"},
+    "watch_files": {"file_key": "VARCHAR", "path": "VARCHAR", "committed": "BIGINT", "head": "VARCHAR",
+        "done_traces": "JSON", "updated_at": "TIMESTAMP"},
+    **{f"lock_{name}": {"n": "BIGINT"} for name in schema.LOCKS},
 }
 
 
-def columns(con, table):
-    return {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+def schema_of(con) -> dict[str, dict[str, str]]:
+    """{table: {column: type}} of the store's own tables, in column order."""
+    out: dict[str, dict[str, str]] = {}
+    for table, column, kind in con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_catalog = current_database() "
+            "ORDER BY table_name, ordinal_position").fetchall():
+        out.setdefault(table, {})[column] = kind
+    return out
 
 
 @pytest.fixture
@@ -74,11 +122,14 @@ def test_fresh_store_has_full_schema_and_records_every_migration(bare):
     loc, _ = bare("a")
     s = Store(loc)
     with s.connection() as con:
-        for table, cols in EXPECTED.items():
-            assert cols <= columns(con, table), table
+        got = schema_of(con)
         rows = con.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
     assert [v for v, _ in rows] == [m.version for m in schema.MIGRATIONS]
     assert s.schema_version() == schema.LATEST
+    # every table, column and type, the same on both backends: a migration that changes one says so here
+    assert got.keys() == {*EXPECTED, "schema_migrations"}
+    for table, cols in EXPECTED.items():
+        assert got[table] == cols, table
     s.close()
 
 
