@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+import pandas as pd
+
 from traces.store import Store
 
 ROLES = ("admin", "annotator", "viewer")
@@ -108,7 +110,7 @@ def user_by_email(store: Store, email: str) -> User | None:
     return User(*rows[0]) if rows else None
 
 
-def list_users(store: Store):
+def list_users(store: Store) -> pd.DataFrame:
     return store.df("SELECT username, role, display_name, email, disabled, created_at FROM users ORDER BY username")
 
 

@@ -11,21 +11,22 @@ from __future__ import annotations
 from libra.ingesting import ingest
 from libra.scoring import score, score_pipa_runs
 from libra import proactive
-from metrics.jobs.schedule import Action, JobResult
+from metrics.jobs.schedule import Action, JobResult, JobSpec
 from traces.ingest.watch import Watcher
+from traces.store import Store
 
 
 def make_actions() -> dict[str, Action]:
     """The scheduler's actions, wired to the packages; one Watcher per directory survives between runs."""
-    watchers: dict = {}
+    watchers: dict[str, Watcher] = {}
 
-    def ingest_action(store, spec):
+    def ingest_action(store: Store, spec: JobSpec) -> JobResult:
         s = ingest(store, spec.paths).summary
         return JobResult(runs_ingested=s.runs_added + s.runs_updated,
                          errors=[f"{s.quarantined} records quarantined"] if s.quarantined else [],
                          detail=s.as_dict())
 
-    def watch_action(store, spec):
+    def watch_action(store: Store, spec: JobSpec) -> JobResult:
         if not spec.directory:
             raise ValueError("a watch job needs 'directory'")
         w = watchers.get(spec.directory)
@@ -34,7 +35,7 @@ def make_actions() -> dict[str, Action]:
         s = w.poll()
         return JobResult(runs_ingested=s.runs_added + s.runs_updated, detail={"open_traces": w.open_traces})
 
-    def score_action(store, spec):
+    def score_action(store: Store, spec: JobSpec) -> JobResult:
         results = score(store, set_id=spec.set, backend=spec.backend, max_cost=spec.max_cost,
                                  batch=spec.batch, agent=spec.agent, fmt=spec.format, sample=spec.sample)
         errors = [f"{ms.set_id}: {r.runs_failed} runs failed" for ms, r in results if r.runs_failed]
@@ -43,17 +44,17 @@ def make_actions() -> dict[str, Action]:
                          cost_usd=sum(r.cost_usd for _, r in results), errors=errors,
                          detail={ms.set_id: r.status for ms, r in results})
 
-    def pipa_action(store, spec):
+    def pipa_action(store: Store, spec: JobSpec) -> JobResult:
         _, res = score_pipa_runs(store, backend=spec.backend, max_cost=spec.max_cost, fmt=spec.format,
                                  agent=spec.agent)
         return JobResult(runs_scored=sum(r.runs_scored for _, r in res), cost_usd=sum(r.cost_usd for _, r in res),
                          errors=[f"{ms.set_id}: {r.runs_failed} failed" for ms, r in res if r.runs_failed])
 
-    def proactive_action(store, spec):
+    def proactive_action(store: Store, spec: JobSpec) -> JobResult:
         r = proactive.score(store, name=spec.reward_model or "proactive-reward", agent=spec.agent)
         return JobResult(runs_scored=r.summary.runs_scored)
 
-    def alerts_action(store, spec):
+    def alerts_action(store: Store, spec: JobSpec) -> JobResult:
         return JobResult()  # rules are checked after every job; this job only checks them
 
     return {"ingest": ingest_action, "watch": watch_action, "score": score_action, "pipa": pipa_action,

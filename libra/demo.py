@@ -18,8 +18,10 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from traces.model import Feedback, Run, Step, StepKind
+from traces.store import Store
 
 BASE_TIME = datetime(2026, 11, 1, 8, 0, 0)
 ANNOTATORS = ("alice", "bao", "chidi", "dana")
@@ -140,12 +142,12 @@ class _Builder:
         self.anchors: dict[str, list[int]] = {}
         self.history = 120
 
-    def add(self, kind: StepKind, content: str = "", trait: str | None = None, **kw) -> int:
+    def add(self, kind: StepKind, content: str = "", trait: str | None = None, **kw: Any) -> int:
         start = self.t
         dur = self.rng.uniform(0.3, 2.5) if kind in (StepKind.AGENT, StepKind.TOOL_CALL, StepKind.THOUGHT) \
             else self.rng.uniform(0.05, 0.6)
         self.t = start + timedelta(seconds=dur)
-        tokens = {}
+        tokens: dict[str, Any] = {}
         if kind in (StepKind.AGENT, StepKind.THOUGHT, StepKind.TOOL_CALL):
             tokens = {"input_tokens": self.history, "output_tokens": max(8, len(content) // 4 + 12)}
         self.history += len(content) // 4 + 20
@@ -156,7 +158,7 @@ class _Builder:
             self.anchors.setdefault(trait, []).append(idx)
         return idx
 
-    def call(self, tool: str, args: dict, result: str, error: bool = False, trait: str | None = None,
+    def call(self, tool: str, args: dict[str, Any], result: str, error: bool = False, trait: str | None = None,
              thought: str | None = None) -> int:
         if thought:
             self.add(StepKind.THOUGHT, thought, trait)
@@ -226,7 +228,7 @@ def _travel(b: _Builder, rng: random.Random, good: dict[str, bool], traits: dict
     return "success" if good["constraint"] else "failure"
 
 
-def _support(b: _Builder, rng: random.Random, good, traits, ctx: _Ctx) -> str:
+def _support(b: _Builder, rng: random.Random, good: dict[str, bool], traits: dict[str, int], ctx: _Ctx) -> str:
     order = rng.randint(10000, 99999)
     b.add(StepKind.SYSTEM, "You are a support agent. Refunds over $200 need a supervisor. Confirm with "
                            "the customer before refunding.")
@@ -281,7 +283,7 @@ def _support(b: _Builder, rng: random.Random, good, traits, ctx: _Ctx) -> str:
     return "success" if traits.get("constraint", 1) > 0 else "failure"
 
 
-def _repo(b: _Builder, rng: random.Random, good, traits, ctx: _Ctx) -> str:
+def _repo(b: _Builder, rng: random.Random, good: dict[str, bool], traits: dict[str, int], ctx: _Ctx) -> str:
     mod = rng.choice(["parser", "billing", "auth", "scheduler"])
     b.add(StepKind.SYSTEM, "You fix failing tests. Change only source files, never the tests. Ask before "
                            "large refactors.")
@@ -329,7 +331,8 @@ def _repo(b: _Builder, rng: random.Random, good, traits, ctx: _Ctx) -> str:
     return "success" if good["constraint"] else "failure"
 
 
-def traits_comm(b: _Builder, rng: random.Random, good, traits, short: bool = False) -> None:
+def traits_comm(b: _Builder, rng: random.Random, good: dict[str, bool], traits: dict[str, int],
+                short: bool = False) -> None:
     if short:
         return
     traits["communication"] = 1 if good["communication"] else -1
@@ -354,13 +357,14 @@ def _feedback(rng: random.Random, traits: dict[str, int], b: _Builder, ctx: _Ctx
     items = []
     for who in rng.sample(ANNOTATORS, rng.choice([1, 1, 2])):
         mentioned = rng.sample(sorted(traits), min(len(traits), rng.choice([1, 2, 2, 3])))
-        bullets, anchors = [], set()
+        bullets: list[dict[str, Any]] = []
+        anchors: set[int] = set()
         for t in mentioned:
             phrase = rng.choice(PHRASES[(t, traits[t])]).format(**vars(ctx))
             bullets.append({"trait": t, "sign": traits[t], "text": phrase})
             anchors.update(b.anchors.get(t, [])[:3])
         anchored = rng.random() < .7
-        text = " ".join(x["text"] for x in bullets) if len(bullets) == 1 or rng.random() < .5 \
+        text = " ".join(str(x["text"]) for x in bullets) if len(bullets) == 1 or rng.random() < .5 \
             else "\n".join(f"- {x['text']}" for x in bullets)
         score = sum(traits.values())
         rating = float(min(5, max(1, round(3 + score * 0.6 + rng.uniform(-0.7, 0.7)))))
@@ -395,7 +399,7 @@ def generate_runs(n: int = 200, seed: int = 7, *, with_feedback: bool = True) ->
         )
 
 
-def build_demo(store, n: int = 240, seed: int = 7) -> dict:
+def build_demo(store: Store, n: int = 240, seed: int = 7) -> dict[str, Any]:
     """Write the demo corpus into a store through the normal ingest path."""
     from traces.ingest import ingest_runs
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from autolibra.induce import InduceConfig
 from libra import accounts
@@ -27,7 +28,7 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class DemoBuilt:
-    summary: dict
+    summary: dict[str, Any]
     accounts_created: bool
 
 
@@ -47,7 +48,7 @@ class DemoFilled:
     induced: MetricSet | None  # None when an induced set was already there
     heldout_coverage: float | None
     scored: list[tuple[MetricSet, ScoreSummary]]
-    job: dict
+    job: dict[str, Any]
 
 
 def fill(store: Store, progress: Progress | None = None) -> DemoFilled:

@@ -54,7 +54,7 @@ def rebuild_index(store: Store) -> bool:
         return search.rebuild_search_index(con)
 
 
-def ingest(store: Store, paths: Iterable[str | os.PathLike], *, fmt: str | None = None,
+def ingest(store: Store, paths: Iterable[str | os.PathLike[str]], *, fmt: str | None = None,
            batch_steps: int = 130_000, workers: int | None = None, index: bool = True,
            progress: ProgressFn | None = None,
            on_file: Callable[[Source, str | None], None] | None = None) -> Ingested:
@@ -66,7 +66,7 @@ def ingest(store: Store, paths: Iterable[str | os.PathLike], *, fmt: str | None 
     return Ingested(summary, indexed, pending)
 
 
-def watch(store: Store, directory: str | os.PathLike, *, pattern: str = "*.json*", interval: float = 2.0,
+def watch(store: Store, directory: str | os.PathLike[str], *, pattern: str = "*.json*", interval: float = 2.0,
           settle: float = 5.0, once: bool = False,
           on_poll: Callable[[IngestSummary, int], None] | None = None) -> IngestSummary:
     """Follow a directory of OTLP files as the Collector writes and rotates them, until interrupted.

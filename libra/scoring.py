@@ -48,6 +48,13 @@ def build_judge(store: Store, ms: MetricSet, backend: str = "auto") -> Judge | N
     return judge_for(store, ms, choose_backend(store, backend))
 
 
+def _stage(progress: Progress | None, stage: str) -> Callable[[int, int], None] | None:
+    """progress(done, total) reported as one stage of a staged progress(stage, done, total)."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage, done, total)
+
+
 def _targets(store: Store, set_id: str | None, version: int | None) -> list[MetricSet]:
     return [sets.load(store, set_id, version)] if set_id else sets.approved(store)
 
@@ -80,8 +87,7 @@ def score(store: Store, *, set_id: str | None = None, version: int | None = None
         judge = judge_for(store, ms, b, use_batch)
         if judge is None:
             continue
-        res = score_runs(store, ms, judge, run_ids=ids, max_cost=max_cost,
-                         progress=(lambda d, t, k=ms.set_id: progress(k, d, t)) if progress else None)
+        res = score_runs(store, ms, judge, run_ids=ids, max_cost=max_cost, progress=_stage(progress, ms.set_id))
         results.append((ms, res))
     return results
 
@@ -99,7 +105,7 @@ def score_on_ray(store: Store, *, ray: str, set_id: str | None = None, version: 
         ids = select_runs(store, agent=agent, fmt=fmt, since=since, sample=sample, salt=ms.set_id)
         res = _score_on_ray(store, ms, judge.backend, functools.partial(build_judge, backend=backend),
                             address=None if ray == "local" else ray, run_ids=ids, size=partition_size,
-                            progress=(lambda d, t, k=ms.set_id: progress(k, d, t)) if progress else None)
+                            progress=_stage(progress, ms.set_id))
         out.append((ms, res))
     return out
 

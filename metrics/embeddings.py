@@ -22,12 +22,12 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
-from traces.store import merge
+from traces.store import Store, merge
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -61,7 +61,7 @@ class SentenceTransformerEmbedder:
         self.name = model or os.environ.get("LIBRA_EMBEDDING_MODEL") or DEFAULT_EMBEDDING_MODEL
         self.batch_size = batch_size
 
-    def _model(self):
+    def _model(self) -> Any:  # a SentenceTransformer, imported only when first needed
         with _models_lock:
             if self.name not in _models:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -105,7 +105,7 @@ def vector_rows(model: str, hashes: Sequence[str], vectors: Sequence[np.ndarray]
 class CachedEmbedder:
     """Wraps an embedder with the store's `embeddings` table: each text embedded once per model."""
 
-    def __init__(self, inner: Embedder, store, lookup_chunk: int = 20_000, memory: int = 200_000):
+    def __init__(self, inner: Embedder, store: Store, lookup_chunk: int = 20_000, memory: int = 200_000):
         self.inner = inner
         self.store = store
         self.name = inner.name
@@ -178,7 +178,7 @@ class HashingEmbedder:
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
-        out = self._vec.transform(list(texts)).toarray().astype(np.float32)
+        out: np.ndarray = np.asarray(self._vec.transform(list(texts)).toarray(), dtype=np.float32)
         if progress:
             progress(len(texts), len(texts))
         return out
@@ -220,7 +220,7 @@ def by_name(name: str) -> Embedder:
     return SentenceTransformerEmbedder(name)
 
 
-def default_embedder(store=None, model: str | None = None, name: str | None = None) -> Embedder:
+def default_embedder(store: Store | None = None, model: str | None = None, name: str | None = None) -> Embedder:
     """The chosen embedder, behind the store's cache when there is a store."""
     inner = embedder_for(name, model)
     return CachedEmbedder(inner, store) if store is not None else inner

@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import StrEnum
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -43,7 +44,7 @@ class Step:
     input_tokens: int | None = None
     output_tokens: int | None = None
     is_error: bool = False
-    metadata: dict | None = None
+    metadata: dict[str, Any] | None = None
 
     # Importers build a Step per record, millions per ingest. The generated __init__ of a
     # frozen dataclass calls object.__setattr__ once per field; setting the slots directly
@@ -53,7 +54,7 @@ class Step:
                  parent_id: str | None = None, started_at: datetime | None = None,
                  ended_at: datetime | None = None, input_tokens: int | None = None,
                  output_tokens: int | None = None, is_error: bool = False,
-                 metadata: dict | None = None) -> None:
+                 metadata: dict[str, Any] | None = None) -> None:
         s = _STEP_SETTERS
         s[0](self, kind), s[1](self, content), s[2](self, actor), s[3](self, tool_name)
         s[4](self, tool_args), s[5](self, span_id), s[6](self, parent_id), s[7](self, started_at)
@@ -78,7 +79,7 @@ class Feedback:
     rating: float | None = None
     origin: str = "imported"
     created_at: datetime | None = None
-    metadata: dict | None = None
+    metadata: dict[str, Any] | None = None
     feedback_id: str | None = None
     run_id: str | None = None
     edited_at: datetime | None = None
@@ -105,8 +106,8 @@ class Run:
     ended_at: datetime | None = None
     outcome: str | None = None
     reward: float | None = None
-    gold: dict | None = None
-    metadata: dict | None = None
+    gold: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
     feedback: tuple[Feedback, ...] = ()
     # Whether native_id identifies this run across files (a trace id, a uuid).
     # When it does not, the run is identified by its content instead.
@@ -160,7 +161,7 @@ class IngestSummary:
     def ok(self) -> bool:
         return self.quarantined == 0 and not self.unrecognised_files
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "files": self.files,
             "records": self.records,
@@ -192,7 +193,7 @@ def _tame(value: Any) -> Any:
     return value
 
 
-def _orjson(value: Any, option: int, default) -> bytes:
+def _orjson(value: Any, option: int, default: Callable[[Any], Any] | None) -> bytes:
     try:
         return orjson.dumps(value, option=option, default=default)
     except TypeError:

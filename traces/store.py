@@ -32,12 +32,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import pandas as pd
+import pyarrow as pa
 
 from traces import extensions, migrate
 
 from traces import locks
 
 T = TypeVar("T")
+Params = Sequence[Any] | dict[str, Any] | None
 DEFAULT_DB = "libra.duckdb"
 LAKE_PREFIX = "ducklake:"
 
@@ -87,7 +90,7 @@ def _s3_secret(con: duckdb.DuckDBPyConnection) -> None:
         return
     opts = {"KEY_ID": key, "SECRET": secret, "REGION": env("AWS_REGION") or env("AWS_DEFAULT_REGION") or "us-east-1"}
     if env("AWS_SESSION_TOKEN"):
-        opts["SESSION_TOKEN"] = env("AWS_SESSION_TOKEN")
+        opts["SESSION_TOKEN"] = env("AWS_SESSION_TOKEN") or ""
     endpoint = env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL")
     if endpoint:
         scheme, _, host = endpoint.rpartition("://")
@@ -139,11 +142,11 @@ def retrying(fn: Callable[[], T], attempts: int = 50) -> T:
 # Stores this process has already brought up to date. Like an application server checking its
 # schema at start-up, a process checks each store once: the check cost a quarter of every open.
 # A store upgraded by a newer Libra while this process runs is noticed by the next process.
-_checked: set[tuple] = set()
+_checked: set[tuple[Any, ...]] = set()
 _checked_lock = threading.Lock()
 
 
-def _store_key(path: str, lake: bool) -> tuple:
+def _store_key(path: str, lake: bool) -> tuple[Any, ...]:
     if lake:
         return (path,)
     st = os.stat(path)  # the file itself: a store deleted and made again is another one
@@ -187,7 +190,7 @@ _registry_lock = threading.Lock()
 class Store:
     """A Libra store backed by one DuckDB file (or `:memory:`)."""
 
-    def __init__(self, path: str | os.PathLike | None = None, *, lock_timeout: float = 60.0):
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_timeout: float = 60.0):
         raw = str(path) if path is not None else default_db_path()
         if raw.startswith("duckdb:"):
             raw = raw[len("duckdb:"):]
@@ -336,15 +339,15 @@ class Store:
 
     # -- convenience ----------------------------------------------------------
 
-    def execute(self, sql: str, params: Sequence[Any] | dict | None = None) -> list[tuple]:
+    def execute(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         with self.connection() as con:
             return con.execute(sql, params or []).fetchall()
 
-    def scalar(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any:
+    def scalar(self, sql: str, params: Params = None) -> Any:
         rows = self.execute(sql, params)
         return rows[0][0] if rows else None
 
-    def df(self, sql: str, params: Sequence[Any] | dict | None = None):
+    def df(self, sql: str, params: Params = None) -> pd.DataFrame:
         with self.connection() as con:
             return con.execute(sql, params or []).df()
 
@@ -355,7 +358,7 @@ class Store:
     def counts(self) -> dict[str, int]:
         with self.connection() as con:
             return {
-                t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 fixed names
+                t: int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])  # noqa: S608 fixed names
                 for t in ("runs", "steps", "feedback", "quarantine")
             }
 
@@ -375,11 +378,11 @@ class Store:
 _MEM_SHARED: dict[int, _Shared] = {}
 
 
-def open_store(path: str | os.PathLike | None = None, **kw) -> Store:
-    return Store(path, **kw)
+def open_store(path: str | os.PathLike[str] | None = None, lock_timeout: float = 60.0) -> Store:
+    return Store(path, lock_timeout=lock_timeout)
 
 
-def only_in(column: str, values: Sequence[str] | None) -> tuple[str, list]:
+def only_in(column: str, values: Sequence[str] | None) -> tuple[str, list[Any]]:
     """`' AND column IN (...)'` and its parameter, or nothing when `values` is None (no filter).
 
     `column` is Libra's own name, never input.
@@ -389,7 +392,7 @@ def only_in(column: str, values: Sequence[str] | None) -> tuple[str, list]:
     return f" AND {column} IN (SELECT unnest(?::VARCHAR[]))", [list(values)]
 
 
-def merge(con: duckdb.DuckDBPyConnection, table: str, rows, keys: Sequence[str],
+def merge(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table | Sequence[Sequence[Any]], keys: Sequence[str],
           update: Sequence[str] = (), columns: Sequence[str] | None = None) -> None:
     """Insert rows whose key is new; for known keys set the `update` columns (or leave the row).
 
@@ -399,13 +402,13 @@ def merge(con: duckdb.DuckDBPyConnection, table: str, rows, keys: Sequence[str],
     of rows in `columns` order (later rows win over earlier ones with the same
     key). Table and column names are Libra's own, never input.
     """
-    import pyarrow as pa
-
     if isinstance(rows, pa.Table):
         src = rows
     else:
         if not rows:
             return
+        if columns is None:
+            raise ValueError("rows given as lists need their columns")
         pos = [columns.index(k) for k in keys]
         last = {tuple(r[i] for i in pos): r for r in rows}
         src = pa.table({c: [r[i] for r in last.values()] for i, c in enumerate(columns)})

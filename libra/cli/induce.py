@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -43,8 +44,9 @@ def induce_cmd(
     store = open_store(db)
     b = tools(store, backend, max_cost)
     console.print(f"backend: {b.label}")
-    cfg = InduceConfig(holdout=holdout, random_state=seed, split_mixed=split, max_redundancy=max_redundancy,
-                       **({"min_cluster_sizes": tuple(min_cluster_size)} if min_cluster_size else {}))
+    cfg = InduceConfig(holdout=holdout, random_state=seed, split_mixed=split, max_redundancy=max_redundancy)
+    if min_cluster_size:
+        cfg = replace(cfg, min_cluster_sizes=tuple(min_cluster_size))
     try:
         with staged(quiet) as progress:
             res = induce(store, with_tools=b, config=cfg, set_id=set_id, name=name, progress=progress)

@@ -6,13 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import TaskID, BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.markup import escape
 from rich.table import Table
 
 from libra.cli.common import DbOption, console, fail, open_store, out
 from libra.defaults import INDEX_AUTOMATICALLY_UP_TO
 from traces import importers
+from traces.importers.base import Source
+from traces.model import IngestSummary
+from traces.store import Store
 
 
 def ingest_cmd(
@@ -60,14 +63,14 @@ def ingest_cmd(
     store = open_store(db)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                         TimeRemainingColumn(), console=console, disable=quiet, transient=True)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def on_progress(name: str, done: int, total: int) -> None:
         if name not in tasks:
             tasks[name] = progress.add_task(Path(name).name[-40:], total=total)
         progress.update(tasks[name], completed=done)
 
-    def on_file(source, fmt_name) -> None:
+    def on_file(source: Source, fmt_name: str | None) -> None:
         if fmt_name is None and not quiet:
             console.print(f"[yellow]skipped[/] {escape(source.name)}: not a recognised trace format")
 
@@ -103,10 +106,10 @@ def ingest_cmd(
         raise typer.Exit(1)
 
 
-def _watch(store, directory: Path, pattern: str, interval: float, settle: float, once: bool, quiet: bool) -> None:
+def _watch(store: Store, directory: Path, pattern: str, interval: float, settle: float, once: bool, quiet: bool) -> None:
     from libra.ingesting import watch
 
-    def on_poll(got, still_open: int) -> None:
+    def on_poll(got: IngestSummary, still_open: int) -> None:
         if not quiet and (got.runs_added or got.runs_updated or got.quarantined):
             console.print(f"{got.runs_added} runs added, {got.runs_updated} updated, {got.steps} steps, "
                           f"{got.quarantined} quarantined; {still_open} traces still open")

@@ -16,7 +16,7 @@ pipa_app = typer.Typer(help="PIPA atomic criteria: score runs stage by stage and
                        no_args_is_help=True)
 
 
-def _fmt(x) -> str:
+def _fmt(x: float | None) -> str:
     return "—" if x is None or x != x else f"{x:.3f}"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,13 +15,13 @@ proactive_app = typer.Typer(help="Proactivity reward models (ProactiveBench): tr
                             no_args_is_help=True)
 
 
-def _fmt(x) -> str:
+def _fmt(x: float | None) -> str:
     return "—" if x is None or x != x else f"{x:.3f}"
 
 
 @proactive_app.command("train")
 def proactive_train(
-    data: Annotated[Path, typer.Argument(help="ProactiveBench reward data (train_data.jsonl); "
+    data: Annotated[Path | None, typer.Argument(help="ProactiveBench reward data (train_data.jsonl); "
                                               "default: the labelled proposals in the store.")] = None,
     db: DbOption = None,
     kind: Annotated[str, typer.Option(help="embedding-lr (fast floor) or finetuned-minilm (CPU fine-tune).")]
@@ -51,7 +51,8 @@ def proactive_train(
                       f"({cv['people']['n']} verdicts); a model cannot agree with people more than they do")
 
 
-def _print_metrics(title: str, m: dict, accept_all: dict | None = None, people: dict | None = None) -> None:
+def _print_metrics(title: str, m: dict[str, Any], accept_all: dict[str, Any] | None = None,
+                   people: dict[str, Any] | None = None) -> None:
     t = Table("measure", "reward model", *(["accept everything"] if accept_all else []),
               *(["people"] if people else []), title=title)
     for k in ("accuracy", "precision", "recall", "f1"):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from libra.cli.common import DbOption, console, open_store, out
+
+if TYPE_CHECKING:
+    from metrics.jobs.schedule import ScheduleConfig
 
 schedule_app = typer.Typer(help="Run ingest and scoring jobs on cron schedules, and see their history.",
                            no_args_is_help=True)
@@ -17,7 +20,7 @@ schedule_app = typer.Typer(help="Run ingest and scoring jobs on cron schedules, 
 ALERT_EXIT = 3  # exit status when an alert fires: distinct from failures (1) and usage errors (2)
 
 
-def load_schedule(path: Path):
+def load_schedule(path: Path) -> ScheduleConfig:
     from metrics.jobs.schedule import load_config
 
     try:
@@ -27,7 +30,7 @@ def load_schedule(path: Path):
         raise typer.Exit(2) from None
 
 
-def _report(r: dict) -> None:
+def _report(r: dict[str, Any]) -> None:
     line = (f"[{r['run_no']}] {r['job']}: {r['status']}, {r['runs_ingested']} ingested, {r['runs_scored']} scored, "
             f"${r['cost_usd']:.4f}")
     out.print(line)

@@ -50,9 +50,9 @@ def score_cmd(
             done = score_on_ray(store, ray=ray, set_id=set_id, version=version, backend=backend,
                                      partition_size=partition_size, agent=agent, fmt=fmt, since=since,
                                      sample=sample, progress=progress)
-        for ms, res in done:
-            out.print(f"{ms.set_id} v{ms.version}: {res.runs_scored} runs scored, {res.runs_failed} failed, "
-                      f"{res.partitions} partitions on Ray in {res.seconds:.1f}s (job {res.job_id})")
+        for ms, ray_res in done:
+            out.print(f"{ms.set_id} v{ms.version}: {ray_res.runs_scored} runs scored, {ray_res.runs_failed} failed, "
+                      f"{ray_res.partitions} partitions on Ray in {ray_res.seconds:.1f}s (job {ray_res.job_id})")
         raise typer.Exit(1 if any(r.runs_failed for _, r in done) else 0 if done else 2)
     try:
         with staged(quiet) as progress:

@@ -10,7 +10,7 @@ from libra import accounts
 
 def page() -> None:
     s = session.store()
-    user = session.current_user()
+    user = session.user()
     st.header("Accounts")
     if not user.can("admin"):
         st.warning("Only admins manage accounts.")

@@ -13,9 +13,10 @@ from metrics.jobs import alerts, schedule
 from metrics.reports import charts, queries as dashboard
 from metrics import sets
 from pipa import profile
+from traces.store import Store
 
 
-def _alerts(s) -> None:
+def _alerts(s: Store) -> None:
     df = alerts.firing(s)
     for r in df.itertuples(index=False):
         st.error(f"Alert **{r.rule}**: {r.metric} ({r.metric_set_id}) = {r.value:.3f} < {r.threshold:g}"
@@ -23,7 +24,7 @@ def _alerts(s) -> None:
                  icon=":material/notifications_active:")
 
 
-def _pick_set(s, key: str):
+def _pick_set(s: Store, key: str) -> tuple[str, int] | None:
     avail = dashboard.score_sets(s)
     avail = avail[~avail["metric_set_id"].str.startswith("pipa-")]
     if avail.empty:
@@ -33,7 +34,7 @@ def _pick_set(s, key: str):
     return avail.iloc[i]["metric_set_id"], int(avail.iloc[i]["metric_set_version"])
 
 
-def _scores_tab(s) -> None:
+def _scores_tab(s: Store) -> None:
     picked = _pick_set(s, "dash-set")
     if picked is None:
         st.info("Nothing scored yet: approve a metric set and run `libra score`.")
@@ -53,7 +54,7 @@ def _scores_tab(s) -> None:
         st.altair_chart(charts.agent_summary_chart(summ), width="stretch")
 
 
-def _matrix_tab(s) -> None:
+def _matrix_tab(s: Store) -> None:
     picked = _pick_set(s, "dash-set-matrix")
     if picked is None:
         st.info("Nothing scored yet.")
@@ -83,7 +84,7 @@ def _matrix_tab(s) -> None:
         st.switch_page(st.session_state["pages"]["run"])
 
 
-def _pipa_tab(s) -> None:
+def _pipa_tab(s: Store) -> None:
     prof = profile.agent_profile(s)
     if prof.empty:
         st.info("No PIPA scores yet: run `libra pipa score`.")
@@ -99,7 +100,7 @@ def _pipa_tab(s) -> None:
     st.dataframe(rel.drop(columns=["metric_id"]), hide_index=True)
 
 
-def _induction_tab(s) -> None:
+def _induction_tab(s: Store) -> None:
     listing = sets.list_sets(s)
     listing = listing[listing["backend"].fillna("").str.contains("/")]  # induced sets: grounder/namer
     if listing.empty:
@@ -116,7 +117,7 @@ def _induction_tab(s) -> None:
         st.altair_chart(aspect_map_chart(amap), width="stretch")
 
 
-def _people_tab(s) -> None:
+def _people_tab(s: Store) -> None:
     agree = dashboard.annotator_agreement(s).dropna(subset=["alpha"])
     if agree.empty:
         st.info("No queue has runs rated by two or more people yet.")

@@ -17,7 +17,7 @@ def _open(run_id: str) -> None:
 
 def page() -> None:
     s = session.store()
-    user = session.current_user()
+    user = session.user()
     st.header("Metrics")
     listing = sets.list_sets(s)
     if listing.empty:
@@ -46,7 +46,7 @@ def page() -> None:
     if admin and len(ms.metrics) > 1:
         with st.expander("merge metrics"):
             names = {m.metric_id: m.name for m in ms.metrics}
-            pickm = st.multiselect("metrics to merge", list(names), format_func=names.get, key="ms-merge")
+            pickm = st.multiselect("metrics to merge", list(names), format_func=lambda i: names[i], key="ms-merge")
             new_name = st.text_input("name of the merged metric", key="ms-merge-name")
             if st.button("Merge", key="ms-merge-go") and len(pickm) >= 2 and new_name:
                 sets.merge_metrics(s, ms, pickm, new_name, by=user.username)

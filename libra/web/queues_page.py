@@ -5,13 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from libra.web import session
+from libra.accounts import User
 from libra.web.widgets import open_run
 from metrics.agreement import queue_agreement
 from traces.annotation import queues
 from traces.queries import RunFilter, facets
+from traces.store import Store
 
 
-def _create(s, user) -> None:
+def _create(s: Store, user: User) -> None:
     with st.expander("New queue", expanded=False):
         f = facets(s)
         with st.form("new-queue"):
@@ -34,7 +36,7 @@ def _create(s, user) -> None:
 
 def page() -> None:
     s = session.store()
-    user = session.current_user()
+    user = session.user()
     st.header("Queues")
     if user.can("admin"):
         _create(s, user)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 import streamlit as st
 
 from libra.web import session
+from libra.accounts import User
 from libra.web.widgets import KIND_LABEL, show_text, step_label
 from traces.annotation import feedback, queues
 from traces.annotation.feedback import FeedbackError
 from traces.queries import get_run
+from traces.store import Store
 
 
-def _timeline(steps, anchored: set[int]) -> None:
+def _timeline(steps: pd.DataFrame, anchored: set[int]) -> None:
     for s_ in steps.itertuples():
         label = step_label(s_)
         mark = " ◀ your selection" if int(s_.idx) in anchored else ""
@@ -29,7 +33,7 @@ def _timeline(steps, anchored: set[int]) -> None:
             show_text(s_.content)
 
 
-def _save(s, run_id: str, user, n_steps: int, draft_key: str) -> None:
+def _save(s: Store, run_id: str, user: User, n_steps: int, draft_key: str) -> None:
     try:
         rating = st.session_state.get(f"{draft_key}-rating")
         feedback.add(s, run_id, user.username, st.session_state.get(draft_key, ""),
@@ -44,7 +48,7 @@ def _save(s, run_id: str, user, n_steps: int, draft_key: str) -> None:
     st.session_state["flash"] = ("success", "Saved.")
 
 
-def _feedback_form(s, run_id: str, user, steps) -> None:
+def _feedback_form(s: Store, run_id: str, user: User, steps: pd.DataFrame) -> None:
     st.subheader("Your feedback")
     draft = f"draft-{run_id}"
     options = [int(i) for i in steps["idx"]]
@@ -61,7 +65,7 @@ def _feedback_form(s, run_id: str, user, steps) -> None:
         (st.success if flash[0] == "success" else st.error)(flash[1])
 
 
-def _edit(s, fid: str, user, n_steps: int) -> None:
+def _edit(s: Store, fid: str, user: User, n_steps: int) -> None:
     try:
         rating = st.session_state.get(f"edit-{fid}-rating")
         feedback.edit(s, fid, user.username, text=st.session_state.get(f"edit-{fid}"),
@@ -72,7 +76,7 @@ def _edit(s, fid: str, user, n_steps: int) -> None:
         st.session_state["flash"] = ("error", str(exc))
 
 
-def _delete(s, fid: str, user) -> None:
+def _delete(s: Store, fid: str, user: User) -> None:
     try:
         feedback.delete(s, fid, user.username)
         st.session_state["flash"] = ("success", "Deleted; it stays in the history.")
@@ -80,7 +84,7 @@ def _delete(s, fid: str, user) -> None:
         st.session_state["flash"] = ("error", str(exc))
 
 
-def _feedback_list(s, run_id: str, user, steps) -> None:
+def _feedback_list(s: Store, run_id: str, user: User, steps: pd.DataFrame) -> None:
     items = feedback.for_run(s, run_id)
     st.subheader(f"Feedback ({len(items)})")
     labels = {int(r.idx): step_label(r) for r in steps.itertuples()}
@@ -102,7 +106,7 @@ def _feedback_list(s, run_id: str, user, steps) -> None:
                 c1, c2 = st.columns(2)
                 c1.button("Save changes", key=f"edit-{fid}-save", on_click=_edit, args=(s, fid, user, len(steps)))
                 c2.button("Delete", key=f"edit-{fid}-del", on_click=_delete, args=(s, fid, user))
-                hist = feedback.history(s, fid)
+                hist = feedback.history(s, fid or "")
                 if len(hist) > 1:
                     st.caption("history")
                     for h in hist.itertuples():
@@ -111,7 +115,7 @@ def _feedback_list(s, run_id: str, user, steps) -> None:
                             show_text(h.text, 400)
 
 
-def _scores(s, run_id: str) -> None:
+def _scores(s: Store, run_id: str) -> None:
     """The judges' verdicts on this run, and its PIPA profile when it has one."""
     from pipa import profile
 
@@ -129,7 +133,7 @@ def _scores(s, run_id: str) -> None:
 
 def page() -> None:
     s = session.store()
-    user = session.current_user()
+    user = session.user()
     linked = st.query_params.get("run_id")
     if linked and linked != st.session_state.get("run_id"):  # a shared link, or a reload
         st.session_state["run_id"] = linked

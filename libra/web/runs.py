@@ -24,9 +24,9 @@ def page() -> None:
         agents = st.multiselect("agent", f["agent"], key="f-agent")
         outcomes = st.multiselect("outcome", f["outcome"], key="f-outcome")
         annotated = st.selectbox("annotated", ["any", "with feedback", "without feedback"], key="f-annotated")
-        dates = st.date_input("started between", value=(), key="f-dates")
+        dates = st.date_input("started between", value=[], key="f-dates")
         metrics = scored_metrics(s)
-        metric, values = None, ()
+        metric, values = None, tuple[int, ...]()
         if metrics:
             pick = st.selectbox("metric verdict", ["any"] + [f"{m[3]} ({m[0]} v{m[1]})" for m in metrics],
                                 key="f-metric")

@@ -27,7 +27,7 @@ def store() -> Store:
 
 
 @st.cache_resource
-def _flusher_registry() -> dict:
+def _flusher_registry() -> dict[str, threading.Thread]:
     return {}
 
 
@@ -37,7 +37,7 @@ def _start_flusher(path: str) -> None:
     if path in reg or path == ":memory:":
         return
 
-    def loop():
+    def loop() -> None:
         s = Store(path, lock_timeout=2)
         while True:
             try:
@@ -53,6 +53,14 @@ def _start_flusher(path: str) -> None:
 
 def current_user() -> User | None:
     return st.session_state.get("user")
+
+
+def user() -> User:
+    """The signed-in user, on pages that only run after sign-in (app.py sees to it)."""
+    u = current_user()
+    if u is None:
+        raise RuntimeError("this page needs a signed-in user")
+    return u
 
 
 def _oidc_enabled() -> bool:
@@ -78,7 +86,7 @@ def sign_in(s: Store) -> None:
     st.title("Libra")
     if _oidc_enabled():
         if getattr(st.user, "is_logged_in", False):
-            found = accounts.user_by_email(s, st.user.get("email", ""))
+            found = accounts.user_by_email(s, str(st.user.get("email") or ""))
             if found and not found.disabled:
                 st.session_state["user"] = found
                 st.rerun()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 KIND_LABEL = {"user_message": "USER", "agent_message": "AGENT", "thought": "THOUGHT",
@@ -20,7 +22,7 @@ def show_text(text: str | None, limit: int = 1500, key: str | None = None) -> No
         st.code(text, language=None, wrap_lines=True)
 
 
-def step_label(step) -> str:
+def step_label(step: Any) -> str:  # a row of the steps frame
     kind = KIND_LABEL.get(step.kind, str(step.kind).upper())
     parts = [f"{int(step.idx)}. {kind}"]
     if isinstance(step.actor, str) and step.actor:

@@ -11,9 +11,13 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
 
 from traces.annotation.journal import Journal
 from traces.model import Feedback
@@ -45,7 +49,7 @@ def _now() -> str:
     return datetime.now(UTC).replace(tzinfo=None).isoformat()
 
 
-def _clean_steps(steps, n_steps: int | None) -> list[int]:
+def _clean_steps(steps: Iterable[int] | None, n_steps: int | None) -> list[int]:
     out = sorted({int(s) for s in steps or ()})
     if any(s < 0 for s in out) or (n_steps is not None and any(s >= n_steps for s in out)):
         raise FeedbackError(f"steps must be between 0 and {(n_steps or 1) - 1}")
@@ -61,7 +65,7 @@ def _check_text(text: str) -> str:
     return text
 
 
-def _check_rating(rating) -> float | None:
+def _check_rating(rating: float | None) -> float | None:
     if rating is None:
         return None
     r = float(rating)
@@ -70,8 +74,8 @@ def _check_rating(rating) -> float | None:
     return r
 
 
-def add(store: Store, run_id: str, author: str, text: str, steps=(), rating: float | None = None,
-        n_steps: int | None = None, metadata: dict | None = None, flush_now: bool = True) -> str:
+def add(store: Store, run_id: str, author: str, text: str, steps: Iterable[int] = (), rating: float | None = None,
+        n_steps: int | None = None, metadata: dict[str, Any] | None = None, flush_now: bool = True) -> str:
     """Save a note on a run (optionally on some of its steps); returns its id. Durable on return."""
     fid = f"app-{uuid.uuid4().hex}"
     journal(store).append("create", {
@@ -92,7 +96,7 @@ def maybe_flush(store: Store) -> int:
     return flush(store, timeout=0.3)
 
 
-def _current(store: Store, feedback_id: str) -> dict | None:
+def _current(store: Store, feedback_id: str) -> dict[str, Any] | None:
     rows = store.execute("SELECT author, text, rating, steps, deleted_at IS NOT NULL, run_id FROM feedback "
                          "WHERE feedback_id = ?", [feedback_id])
     cur = {"author": rows[0][0], "text": rows[0][1], "rating": rows[0][2], "steps": list(rows[0][3] or []),
@@ -115,7 +119,8 @@ def _current(store: Store, feedback_id: str) -> dict | None:
     return cur
 
 
-def edit(store: Store, feedback_id: str, editor: str, text: str | None = None, rating=..., steps=None,
+def edit(store: Store, feedback_id: str, editor: str, text: str | None = None, rating: Any = ...,
+         steps: Iterable[int] | None = None,
          n_steps: int | None = None) -> None:
     cur = _current(store, feedback_id)
     if cur is None or cur["deleted"]:
@@ -153,7 +158,7 @@ def flush(store: Store, timeout: float | None = None) -> int:
         return 0
     target = store if timeout is None or store.path == ":memory:" else Store(store.path, lock_timeout=timeout)
 
-    def apply(con) -> None:
+    def apply(con: duckdb.DuckDBPyConnection) -> None:
         # A few statements per flush whatever its size (on a lake each one is a catalog round
         # trip): every note created first, in one upsert, then edits and deletes in order.
         created, history = [], []
@@ -223,6 +228,6 @@ def for_run(store: Store, run_id: str) -> list[Feedback]:
     return load(store, [run_id])
 
 
-def history(store: Store, feedback_id: str):
+def history(store: Store, feedback_id: str) -> pd.DataFrame:
     return store.df("SELECT revision, action, text, rating, steps, edited_by, edited_at FROM feedback_history "
                     "WHERE feedback_id = ? ORDER BY revision", [feedback_id])
