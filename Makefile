@@ -6,7 +6,7 @@ DEMO_DB ?= demo.duckdb
 PORT ?= 8501
 PYTHON ?= python3
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-all lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,14 +23,21 @@ demo: install
 	$(VENV)/bin/libra demo score --db $(DEMO_DB)
 	$(VENV)/bin/libra app --db $(DEMO_DB) --port $(PORT)
 
+# The fast tier: unit and integration tests on a DuckDB file, the store contract on both
+# backends (about 4 minutes on two cores). See "Tests" in the README.
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
-test-fast: install
-	$(PY) -m pytest -m "not slow and not browser"
+# Every tier: also the real browser, Ray at size, kill and load at size, object storage,
+# the notebook, the quality floors on ../shared/data, and every test on both backends.
+test-all: install
+	$(PY) -m pytest --all --durations=25
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+typecheck: install
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/ingest.py

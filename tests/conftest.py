@@ -1,11 +1,28 @@
+"""Test tiers, backends and the suite's shared fixtures.
+
+Two tiers (see the README's "Tests"):
+- `make test` (plain `pytest`): unit and integration tests on the DuckDB file
+  backend, and the store contract (tests marked `contract`) on both backends.
+  Set for speed, and inherited by every subprocess a test starts: the hashing
+  embedder instead of MiniLM (`LIBRA_EMBEDDER`), cheap Argon2 parameters.
+- `make test-all` (`pytest --all`): every test on both backends, including
+  those marked `slow`, `browser` and `timing`. Tests marked `model` always get
+  the real embedding model, because what they assert is its quality.
+"""
+
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from traces.store import Store
+# Before anything imports Libra: these reach every process the tests start.
+os.environ.setdefault("LIBRA_EMBEDDER", "hashing")
+os.environ.setdefault("LIBRA_CHEAP_PASSWORD_HASHING", "1")
+
+from traces.store import Store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LIBRA_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -32,10 +49,42 @@ def pg():
     server.stop()
 
 
-# Every test that touches a store runs on both backends: a local DuckDB file (or
-# memory) and a DuckLake lake with a PostgreSQL catalog. LIBRA_TEST_BACKENDS=duckdb
-# (or lake) runs one of them while working on something else.
+# Tests that touch a store are parametrised over both backends: a local DuckDB file (or
+# memory) and a DuckLake lake with a PostgreSQL catalog. `make test` keeps the lake cases
+# of the store contract only; `--all` runs them all. LIBRA_TEST_BACKENDS=duckdb (or lake)
+# runs one of them while working on something else.
 BACKENDS = [b for b in os.environ.get("LIBRA_TEST_BACKENDS", "duckdb,lake").split(",") if b]
+ALL_TIERS_ONLY = ("slow", "browser", "timing")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--all", action="store_true", default=False,
+                     help="every tier: slow, browser and timing tests, and every test on both backends "
+                          "(make test-all)")
+
+
+def _on_lake(item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "lake" in callspec.params.values()
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--all"):
+        return
+    keep, drop = [], []
+    for item in items:
+        marks = {m.name for m in item.iter_markers()}
+        later = marks & set(ALL_TIERS_ONLY) or (_on_lake(item) and "contract" not in marks)
+        (drop if later else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _real_model_when_marked(request, monkeypatch):
+    if request.node.get_closest_marker("model"):
+        monkeypatch.setenv("LIBRA_EMBEDDER", "sentence-transformers")
 
 
 def fresh_location(request, backend: str, folder: Path, name: str = "store") -> str:
@@ -86,3 +135,55 @@ def artifacts() -> Path:
     p = ROOT / "artifacts"
     p.mkdir(exist_ok=True)
     return p
+
+
+@pytest.fixture(scope="session")
+def _demo_templates(tmp_path_factory):
+    return tmp_path_factory.mktemp("demo-templates"), {}
+
+
+@pytest.fixture
+def demo_into(_demo_templates):
+    """demo_into(store, n, seed): the demo corpus in a store, built once per session and copied.
+
+    A file store gets a copy of a file built once; a lake (which has no file to
+    copy) gets the corpus built. Either way through the normal ingest path.
+    """
+    from libra.demo import build_demo
+
+    folder, built = _demo_templates
+
+    def put(store: Store, n: int = 60, seed: int = 7) -> None:
+        if store.lake or store.path == ":memory:" or Path(store.path).exists():
+            build_demo(store, n=n, seed=seed)
+            return
+        key = (n, seed)
+        if key not in built:
+            path = folder / f"demo-{n}-{seed}.duckdb"
+            build_demo(Store(str(path)), n=n, seed=seed)
+            built[key] = path
+        shutil.copyfile(built[key], store.path)
+    return put
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster for the session: starting one costs seconds, and each test would."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("LIBRA_")}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """Streamlit's AppTest runs page scripts as `__main__`; processes started with spawn re-run
+    `__main__`, so a later test's worker would run a page. Put the real one back after each test."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main

@@ -9,7 +9,6 @@ from streamlit.testing.v1 import AppTest
 
 from libra import accounts
 from traces.annotation import feedback, queues
-from libra.demo import build_demo
 from traces.ingest import BatchWriter
 from traces.model import IngestSummary, Run, Step, StepKind
 from traces.store import Store
@@ -20,9 +19,9 @@ EVIL = '<script>alert("x")</script> **bold** [click](javascript:alert(1)) <img s
 
 
 @pytest.fixture
-def db(location, monkeypatch):
+def db(location, monkeypatch, demo_into):
     s = Store(location)
-    build_demo(s, n=60)
+    demo_into(s, 60)
     w = BatchWriter(s, IngestSummary())
     w.add_run(Run(native_id="evil-1", format="libra", source="test", agent="evil-agent", task=EVIL,
                   steps=(Step(kind=StepKind.USER, content=EVIL),

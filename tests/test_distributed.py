@@ -17,7 +17,7 @@ from libra.scoring import score_on_ray as score_distributed
 from metrics import sets
 from metrics.jobs.distributed import partitions, plan, work
 from traces.annotation import feedback
-from libra.demo import build_demo, generate_runs
+from libra.demo import generate_runs
 from traces.store import Store
 from test_judge import METRICS  # noqa: I001 - a sibling test module
 
@@ -26,8 +26,8 @@ N_RUNS = 40
 N_NOTES = 60
 
 
-def _prepare(store: Store, size: int = 8) -> tuple[str, object]:
-    build_demo(store, n=N_RUNS, seed=11)
+def _prepare(store: Store, demo_into, size: int = 8) -> tuple[str, object]:
+    demo_into(store, N_RUNS, 11)
     ms = sets.save(store, METRICS)
     judge = FACTORY(store, ms)  # grounds and caches what the workers' judges are fitted on
     return plan(store, ms, judge.backend, size=size), ms
@@ -64,8 +64,9 @@ def _assert_exactly_once(store: Store, job_id: str, ms) -> None:
     assert store.scalar("SELECT sum(n_scored) FROM score_partitions WHERE job_id = ?", [job_id]) == N_RUNS
 
 
-def test_two_workers_and_an_annotator_lose_and_duplicate_nothing(store):
-    job_id, ms = _prepare(store)
+@pytest.mark.contract
+def test_two_workers_and_an_annotator_lose_and_duplicate_nothing(store, demo_into):
+    job_id, ms = _prepare(store, demo_into)
     run_ids = [r for r, in store.execute("SELECT run_id FROM runs ORDER BY run_id")]
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_worker, args=(store.path, job_id)) for _ in range(2)]
@@ -83,8 +84,9 @@ def test_two_workers_and_an_annotator_lose_and_duplicate_nothing(store):
     assert sorted(int(t.split(":")[0][5:]) for _, t in notes) == list(range(N_NOTES))
 
 
-def test_a_worker_killed_mid_partition_leaves_the_job_to_finish_exactly_once(store):
-    job_id, ms = _prepare(store)
+@pytest.mark.contract
+def test_a_worker_killed_mid_partition_leaves_the_job_to_finish_exactly_once(store, demo_into):
+    job_id, ms = _prepare(store, demo_into)
     ctx = mp.get_context("spawn")
     doomed = ctx.Process(target=_doomed_worker, args=(store.path, job_id))
     doomed.start()
@@ -102,9 +104,8 @@ def test_a_worker_killed_mid_partition_leaves_the_job_to_finish_exactly_once(sto
 
 
 @pytest.mark.timeout(900)
-def test_libra_scores_on_a_local_ray_cluster(store):
-    pytest.importorskip("ray")
-    build_demo(store, n=N_RUNS, seed=11)
+def test_libra_scores_on_a_local_ray_cluster(store, demo_into, ray_cluster):
+    demo_into(store, N_RUNS, 11)
     ms = sets.save(store, METRICS)
     [(got, res)] = score_distributed(store, ray="local", set_id=ms.set_id, backend="offline", partition_size=10)
     assert got.set_id == ms.set_id and res.partitions == 4 and res.runs_scored == N_RUNS
@@ -119,6 +120,7 @@ def _ingest(location: str, path: str) -> None:
     ingest(Store(location, lock_timeout=120), [path], batch_steps=300, workers=1)
 
 
+@pytest.mark.contract
 def test_two_processes_ingesting_the_same_new_runs_store_each_once(store, tmp_path):
     """A lake has no keys to refuse a second copy of a run; its run writes are serialised."""
     from traces.export import write_jsonl
@@ -162,6 +164,7 @@ def _save_versions(location: str, who: int, root: str) -> None:
             artefacts.save(store, _TinyModel(), "rm", data_hash=f"{who}-{i}", root=Path(root))
 
 
+@pytest.mark.contract
 def test_versions_saved_at_once_by_several_processes_are_all_distinct(store, tmp_path):
     """Numbering a version (max + 1) is serialised: no two saves get the same number."""
     import json
@@ -210,11 +213,12 @@ def _step_hashes(store: Store) -> set[str]:
     return {text_hash(step_text(s)) for r in iter_runs(store) for s in r.steps}
 
 
-def test_embedding_a_backlog_on_workers_stores_each_vector_once(store):
+@pytest.mark.contract
+def test_embedding_a_backlog_on_workers_stores_each_vector_once(store, demo_into):
     """Two workers and one killed after embedding: every step text cached, each exactly once."""
     from metrics.jobs import embed_backlog
 
-    build_demo(store, n=N_RUNS, seed=11)
+    demo_into(store, N_RUNS, 11)
     model = embed_backlog.model_name()
     job_id = embed_backlog.plan(store, model, size=8)
     ctx = mp.get_context("spawn")
@@ -247,11 +251,10 @@ def test_embedding_a_backlog_on_workers_stores_each_vector_once(store):
 
 
 @pytest.mark.timeout(900)
-def test_embedding_a_backlog_on_a_local_ray_cluster(store):
-    pytest.importorskip("ray")
+def test_embedding_a_backlog_on_a_local_ray_cluster(store, demo_into, ray_cluster):
     from metrics.jobs import embed_backlog
 
-    build_demo(store, n=N_RUNS, seed=12)
+    demo_into(store, N_RUNS, 12)
     res = embed_backlog.embed_backlog(store, ray="local", size=10)
     assert res.partitions == 4 and res.embedded == len(_step_hashes(store)) > 0
     again = embed_backlog.embed_backlog(store, ray="local")

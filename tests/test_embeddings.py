@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metrics.embeddings import CachedEmbedder, SentenceTransformerEmbedder, default_embedder, resolve_model
+from metrics.embeddings import (
+    CachedEmbedder, HashingEmbedder, SentenceTransformerEmbedder, by_name, default_embedder, embedder_for, embedders,
+    register_embedder, resolve_model,
+)
 
 
 class Counting:
@@ -22,6 +25,7 @@ def minilm():
     return SentenceTransformerEmbedder()
 
 
+@pytest.mark.model
 def test_default_model_loads_offline_from_the_bundled_package(minilm, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     path = resolve_model("all-MiniLM-L6-v2")
@@ -47,6 +51,7 @@ def test_cache_embeds_each_text_once_per_model(minilm, mem_store):
     assert mem_store.scalar("SELECT count(*) FROM embeddings") == 4
 
 
+@pytest.mark.model
 def test_model_is_configurable(monkeypatch, mem_store):
     monkeypatch.setenv("LIBRA_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
     assert default_embedder(mem_store).name == "all-MiniLM-L6-v2"
@@ -54,3 +59,42 @@ def test_model_is_configurable(monkeypatch, mem_store):
     assert other.name == "/nonexistent/model-dir"
     with pytest.raises(Exception):
         other.embed(["x"])
+
+
+def test_hashing_embedder_is_normalised_deterministic_and_matches_spelling():
+    e = HashingEmbedder(1024)
+    v = e.embed(["the agent retried the failing call", "the agent retried the failing calls",
+                 "a short clear summary", ""])
+    assert v.shape == (4, 1024) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v[:3], axis=1), 1, atol=1e-5) and not v[3].any()
+    assert v[0] @ v[1] > 0.9 > v[0] @ v[2]
+    assert np.array_equal(v, HashingEmbedder(1024).embed(["the agent retried the failing call",
+                                                            "the agent retried the failing calls",
+                                                            "a short clear summary", ""]))
+    assert e.embed([]).shape == (0, 1024)
+
+
+def test_embedders_are_chosen_by_name_and_by_the_environment(monkeypatch, mem_store):
+    assert {"hashing", "sentence-transformers"} <= set(embedders())
+    monkeypatch.setenv("LIBRA_EMBEDDER", "hashing")
+    assert default_embedder(mem_store).name == "hashing-4096"
+    assert isinstance(embedder_for(), HashingEmbedder)
+    assert isinstance(embedder_for("sentence-transformers"), SentenceTransformerEmbedder)
+    assert by_name("hashing-512").embed(["x"]).shape == (1, 512)  # workers rebuild it from its cached name
+    with pytest.raises(KeyError, match="unknown embedder 'nope'"):
+        embedder_for("nope")
+    register_embedder("constant", lambda model: _Constant())
+    try:
+        monkeypatch.setenv("LIBRA_EMBEDDER", "constant")
+        got = default_embedder(mem_store).embed(["a", "b"])
+        assert got.shape == (2, 2) and mem_store.scalar("SELECT count(*) FROM embeddings WHERE model = 'constant'") == 2
+    finally:
+        from metrics import embeddings
+        embeddings._EMBEDDERS.pop("constant")
+
+
+class _Constant:
+    name = "constant"
+
+    def embed(self, texts, progress=None):
+        return np.tile(np.array([[0.6, 0.8]], dtype=np.float32), (len(texts), 1))

@@ -16,7 +16,7 @@ from traces.export import write_jsonl
 from traces.ingest import ingest
 from traces.store import Store
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.contract  # kill safety, on both backends in every tier
 
 INTEGRITY = (
     "SELECT (SELECT count(*) FROM runs r WHERE n_steps != "

@@ -10,7 +10,7 @@ import pytest
 from metrics.embeddings import default_embedder
 from traces.ingest import ingest
 
-pytestmark = [pytest.mark.shared, pytest.mark.slow]
+pytestmark = [pytest.mark.shared, pytest.mark.slow, pytest.mark.model]
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 

@@ -13,6 +13,8 @@ from traces import migrate, schema
 from traces import locks
 from traces.store import Store, _connect_lake
 
+pytestmark = pytest.mark.contract  # migrations on both backends in every tier
+
 EXPECTED = {
     "alerts": {"alert_id": "VARCHAR", "rule": "VARCHAR", "metric_set_id": "VARCHAR", "metric_id": "VARCHAR",
         "agent": "VARCHAR", "value": "DOUBLE", "threshold": "DOUBLE", "runs": "INTEGER",
@@ -153,10 +155,10 @@ def test_old_store_is_upgraded_on_open(bare, backend):
     assert Store(loc).schema_version() == schema.LATEST
 
 
-def test_store_from_a_newer_libra_is_refused(bare):
+def test_store_from_a_newer_libra_is_refused(bare, backend):
     loc, raw = bare("new")
     con = raw()
-    migrate.migrate(con)
+    migrate.migrate(con, lake=backend == "lake")
     con.execute("INSERT INTO schema_migrations VALUES (?, 'from the future', now())", [schema.LATEST + 1])
     con.close()
     with pytest.raises(migrate.SchemaTooNew, match="newer than this Libra"):

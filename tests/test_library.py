@@ -1,0 +1,101 @@
+"""The library facade: every caller gets the same behaviour from one implementation."""
+
+from __future__ import annotations
+
+import pytest
+
+import libra
+from libra.actions import make_actions
+from metrics.agreement import RATING_LEVEL, krippendorff_alpha, queue_agreement
+from metrics.definitions import Example, Metric, MetricSet
+from metrics.judges.registry import DEFAULT_KIND, judge_for, register_judge, set_kind
+from metrics.jobs.schedule import JobSpec, run_job
+from metrics.reports.queries import annotator_agreement
+from traces.annotation import feedback, queues
+from traces.export import export_jsonl
+
+
+def test_feedback_saved_in_the_app_and_not_yet_applied_reaches_induction_and_export(store, demo_into, tmp_path):
+    """The app journals a save and applies it later; every reader sees it at once."""
+    demo_into(store, 20)
+    run_id = store.scalar("SELECT run_id FROM runs ORDER BY run_id LIMIT 1")
+    before = len(feedback.load(store, [run_id]))
+    fid = feedback.add(store, run_id, "ana", "It never confirmed the booking.", steps=[1], flush_now=False)
+    assert fid not in {r[0] for r in store.execute("SELECT feedback_id FROM feedback")}  # still in the journal
+    got = feedback.load(store, [run_id])
+    assert len(got) == before + 1 and got[-1].pending and got[-1].steps == (1,)
+    # the reader induction uses is this one
+    import importlib
+
+    assert importlib.import_module("autolibra.induce").load_feedback is feedback.load
+    export_jsonl(store, tmp_path / "out.jsonl")
+    assert "It never confirmed the booking." in (tmp_path / "out.jsonl").read_text()
+    feedback.edit(store, fid, "ana", text="It never confirmed the booking, twice.")
+    assert feedback.for_run(store, run_id)[-1].text == "It never confirmed the booking, twice."
+    feedback.delete(store, fid, "ana")
+    assert len(feedback.load(store, [run_id])) == before
+
+
+def test_both_pages_measure_a_queues_agreement_the_same_way(store, demo_into):
+    demo_into(store, 20)
+    qid = queues.create(store, "review", "admin", k=2)
+    runs = []
+    for who, ratings in (("ana", [1, 2, 5, 4]), ("bo", [1, 3, 5, 5])):
+        for rating in ratings:
+            run_id = queues.next_run(store, qid, who)
+            feedback.add(store, run_id, who, "rated", rating=rating)
+            queues.finish(store, qid, run_id, who)
+            runs.append(run_id)
+    feedback.flush(store)
+    a = queue_agreement(store, qid)
+    assert a.level == RATING_LEVEL == "ordinal" and a.runs_with_overlap == 4
+    assert a.alpha == pytest.approx(krippendorff_alpha([[1, 1], [2, 3], [5, 5], [4, 5]], "ordinal"))
+    row = annotator_agreement(store).set_index("queue").loc["review"]
+    assert row["alpha"] == pytest.approx(a.alpha) and row["level"] == "ordinal" and row["runs"] == 4
+
+
+def test_judges_are_chosen_by_the_kind_of_metric_set(store):
+    b = libra.choose_backend(store, "offline")
+    pipa = MetricSet("p", 1, "PIPA", (Metric("pipa_tool_efficiency", "Tool efficiency", "…"),),
+                     provenance={"kind": "pipa"})
+    pro = MetricSet("r", 1, "Proactivity", (), provenance={"kind": "proactivity"})
+    assert set_kind(pipa) == "pipa" and set_kind(MetricSet("x", 1, "x", ())) == DEFAULT_KIND
+    assert judge_for(store, pipa, b).backend == "pipa-offline"
+    assert judge_for(store, pro, b) is None
+    seen = []
+    register_judge("custom-kind", lambda s, ms, backend, batch: seen.append(ms.set_id) or "a judge")
+    assert judge_for(store, MetricSet("c", 1, "c", (), provenance={"kind": "custom-kind"}), b) == "a judge"
+    assert seen == ["c"]
+
+
+def test_a_scheduled_ingest_leaves_the_store_as_the_command_does(store, tmp_path):
+    """Search index and journal after an ingest, whichever door ran it."""
+    from libra.demo import generate_runs
+    from traces.export import write_jsonl
+    from traces.queries import RunFilter, count_runs
+
+    src = tmp_path / "runs.jsonl"
+    write_jsonl(generate_runs(12, seed=5), src)
+    r = run_job(store, JobSpec(name="nightly", cron="@daily", action="ingest", paths=[str(src)]), make_actions(), [])
+    assert r["status"] == "ok" and r["runs_ingested"] == 12
+    run_id = store.scalar("SELECT run_id FROM runs ORDER BY run_id LIMIT 1")
+    text = store.scalar("SELECT content FROM steps WHERE run_id = ? AND kind = 'user_message' LIMIT 1", [run_id])
+    word = max((w.strip(".,!?") for w in text.split()), key=len)  # not a stop word
+    assert store.scalar("SELECT count(*) FROM run_text") == 12  # the index was built, as `libra ingest` does
+    assert count_runs(store, RunFilter(text=word, fts=True)) >= 1
+    feedback.add(store, run_id, "ana", "noted", flush_now=False)
+    got = libra.ingest(store, [str(src)])
+    assert got.summary.duplicates == 12 and not got.index_pending
+    assert store.scalar("SELECT count(*) FROM feedback WHERE author = 'ana'") == 1  # the journal was applied
+
+
+def test_a_notebook_scores_and_reports_through_the_facade(store, demo_into):
+    demo_into(store, 40)
+    ms = libra.sets.save(store, MetricSet("hand", 0, "Hand-written", (
+        Metric("confirm", "Confirms before acting", "Asks the user before booking or refunding.",
+               good=(Example("asked before booking"),), bad=(Example("booked without asking"),)),)))
+    [(scored_set, summary)] = libra.score(store, set_id=ms.set_id, backend="offline")
+    assert scored_set.set_id == "hand" and summary.runs_scored == 40 and summary.status == "done"
+    df = libra.reports.agent_summary(store, scored_set)
+    assert set(df.columns) >= {"agent", "metric", "n", "score", "lo", "hi"}
+    assert libra.score(store, set_id=ms.set_id, backend="offline")[0][1].runs_scored == 0  # incremental
