@@ -38,3 +38,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print an error (data in it shown as text, never as markup) and return the exit to raise."""
     console.print(f"[red]error:[/] {escape(message)}")
     return typer.Exit(code)
+
+
+def figure(x: float | None) -> str:
+    """A measure as people read it: three decimals, a dash where there is none (None or NaN)."""
+    return "—" if x is None or x != x else f"{x:.3f}"

@@ -9,15 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from libra.cli.common import BackendOption, CostOption, DbOption, console, open_store, out
+from libra.cli.common import BackendOption, CostOption, DbOption, console, figure, open_store, out
 from libra.cli.progress import staged
 
 pipa_app = typer.Typer(help="PIPA atomic criteria: score runs stage by stage and show where agents fail.",
                        no_args_is_help=True)
-
-
-def _fmt(x: float | None) -> str:
-    return "—" if x is None or x != x else f"{x:.3f}"
 
 
 @pipa_app.command("score")
@@ -69,12 +65,12 @@ def pipa_profile(
         raise typer.Exit(1)
     t = Table("agent", "criterion", "stage", "pass rate", "units", "runs")
     for r in prof.itertuples(index=False):
-        t.add_row(r.agent, r.criterion, r.stage, _fmt(r.rate) if r.status == "scored" else "needs a judge",
+        t.add_row(r.agent, r.criterion, r.stage, figure(r.rate) if r.status == "scored" else "needs a judge",
                   str(r.units), str(r.runs))
     out.print(t)
     if not run:
         t = Table("criterion", "runs", "rate", "rate | success", "rate | failure", "point-biserial r", "p")
         for r in rel.itertuples(index=False):
-            t.add_row(r.criterion, str(r.runs), _fmt(r.rate), _fmt(r.rate_success), _fmt(r.rate_failure),
-                      _fmt(r.r_pb), _fmt(r.p))
+            t.add_row(r.criterion, str(r.runs), figure(r.rate), figure(r.rate_success), figure(r.rate_failure),
+                      figure(r.r_pb), figure(r.p))
         out.print(t)

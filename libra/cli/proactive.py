@@ -8,15 +8,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from libra.cli.common import DbOption, fail, open_store, out
+from libra.cli.common import DbOption, fail, figure, open_store, out
 from libra.cli.progress import staged
 
 proactive_app = typer.Typer(help="Proactivity reward models (ProactiveBench): train, evaluate, score agents.",
                             no_args_is_help=True)
-
-
-def _fmt(x: float | None) -> str:
-    return "—" if x is None or x != x else f"{x:.3f}"
 
 
 @proactive_app.command("train")
@@ -56,11 +52,11 @@ def _print_metrics(title: str, m: dict[str, Any], accept_all: dict[str, Any] | N
     t = Table("measure", "reward model", *(["accept everything"] if accept_all else []),
               *(["people"] if people else []), title=title)
     for k in ("accuracy", "precision", "recall", "f1"):
-        t.add_row(k, _fmt(m[k]), *([_fmt(accept_all[k])] if accept_all else []),
-                  *([_fmt(people[k])] if people else []))
+        t.add_row(k, figure(m[k]), *([figure(accept_all[k])] if accept_all else []),
+                  *([figure(people[k])] if people else []))
     for c, v in m["categories"].items():
-        t.add_row(f"agreement {c} (n={v['n']})", _fmt(v["agreement"]),
-                  *([_fmt(accept_all["categories"][c]["agreement"])] if accept_all else []),
+        t.add_row(f"agreement {c} (n={v['n']})", figure(v["agreement"]),
+                  *([figure(accept_all["categories"][c]["agreement"])] if accept_all else []),
                   *([""] if people else []))
     out.print(t)
 
@@ -101,7 +97,7 @@ def proactive_score(
     t = Table("agent", "streams", "TP", "FP", "TN", "FN", "precision", "recall", "F1", "accuracy",
               "false alarm")
     for r in rep.itertuples(index=False):
-        t.add_row(r.agent, str(r.runs), str(r.tp), str(r.fp), str(r.tn), str(r.fn), _fmt(r.precision),
-                  _fmt(r.recall), _fmt(r.f1), _fmt(r.accuracy), _fmt(r.false_alarm))
+        t.add_row(r.agent, str(r.runs), str(r.tp), str(r.fp), str(r.tn), str(r.fn), figure(r.precision),
+                  figure(r.recall), figure(r.f1), figure(r.accuracy), figure(r.false_alarm))
     out.print(t)
     out.print("ProactiveBench's false alarm is 1 - precision: the share of proposals people would reject.")
