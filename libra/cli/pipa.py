@@ -54,8 +54,9 @@ def pipa_profile(
     from pipa import profile
 
     store = open_store(db)
-    prof = profile.run_profile(store, run) if run else profile.agent_profile(store)
-    rel = profile.reward_relation(store, [run] if run else None)
+    with store.hold():
+        prof = profile.run_profile(store, run) if run else profile.agent_profile(store)
+        rel = profile.reward_relation(store, [run] if run else None)
     if as_json:
         out.print_json(json.dumps({"profile": prof.drop(columns=["backends"]).to_dict("records"),
                                    "reward_relation": rel.to_dict("records")}, default=str))

@@ -77,7 +77,11 @@ def evaluate(store: Store, rule: AlertRule, now: datetime | None = None) -> list
 
 def check(store: Store, rules: list[AlertRule], job: str | None = None) -> list[AlertState]:
     """Evaluate every rule; record alerts that start firing and clear those that stopped."""
-    states = [s for r in rules for s in evaluate(store, r)]
+    with store.hold():  # one open of the file for every rule's query and the write
+        return _record(store, [s for r in rules for s in evaluate(store, r)], job)
+
+
+def _record(store: Store, states: list[AlertState], job: str | None) -> list[AlertState]:
     now = _now()
     with store.transaction() as con:
         for s in states:
