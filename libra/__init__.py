@@ -63,9 +63,12 @@ __all__ = ["Backend", "InduceConfig", "Induction", "Ingested", "Metric", "Metric
 
 
 
-def open_store(path: str | os.PathLike[str] | None = None, *, lock_timeout: float = JOB_LOCK_TIMEOUT) -> Store:
+def open_store(path: str | os.PathLike[str] | None = None, *, lock_timeout: float = JOB_LOCK_TIMEOUT,
+               create: bool = True) -> Store:
     """A store: a DuckDB file, `:memory:`, or `ducklake:postgres:CONNINFO data=PATH`.
 
-    Default: $LIBRA_STORE, else $LIBRA_DB, else ./libra.duckdb.
+    Default: $LIBRA_STORE, else $LIBRA_DB, else ./libra.duckdb. A file that is not
+    a DuckDB database raises `traces.store.NotAStore`; so does a missing file
+    with `create=False`.
     """
-    return Store(path if path is not None else default_db_path(), lock_timeout=lock_timeout)
+    return Store(path if path is not None else default_db_path(), lock_timeout=lock_timeout, create=create)

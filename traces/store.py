@@ -166,6 +166,31 @@ class StoreBusy(RuntimeError):
     """The database file stayed locked by another process for longer than allowed."""
 
 
+class NotAStore(ValueError):
+    """The location names no Libra store: a file of another kind, or nothing where one must exist."""
+
+
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+
+
+def check_store_file(path: str) -> None:
+    """Refuse a file that is not a DuckDB database before DuckDB opens it.
+
+    DuckDB 1.5 opens a JSON, CSV or Parquet file given as a database as a
+    read-only catalog of one view, so `--db traces.jsonl` would silently
+    write nowhere.
+    """
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return
+    if os.path.isdir(path):
+        raise NotAStore(f"{path} is a folder, not a Libra store; name a .duckdb file in it")
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if head[8:12] != DUCKDB_MAGIC:
+        raise NotAStore(f"{path} is not a Libra store (not a DuckDB database file); "
+                        "pass the store with --db and the files to read as arguments")
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
     return "Could not set lock" in text or "Conflicting lock" in text
@@ -190,7 +215,9 @@ _registry_lock = threading.Lock()
 class Store:
     """A Libra store backed by one DuckDB file (or `:memory:`)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_timeout: float = 60.0):
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_timeout: float = 60.0,
+                 create: bool = True):
+        """`create=False` for readers: a file store that does not exist yet is an error, not a new store."""
         raw = str(path) if path is not None else default_db_path()
         if raw.startswith("duckdb:"):
             raw = raw[len("duckdb:"):]
@@ -199,11 +226,16 @@ class Store:
         self.lock_timeout = lock_timeout
         self._mem: duckdb.DuckDBPyConnection | None = None
         self._holds = 0
+        self.new = False  # set below: whether this opens a file that does not exist yet
         if self.path == ":memory:":
             self._mem = duckdb.connect(":memory:")
             self._mem.execute("SET python_enable_replacements = false")
             migrate.migrate(self._mem)
         elif not self.lake:
+            check_store_file(self.path)
+            if not create and not os.path.exists(self.path):
+                raise NotAStore(f"no store at {self.path}; `libra ingest` or `libra demo build` makes one")
+            self.new = not os.path.exists(self.path)
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
 
     @property

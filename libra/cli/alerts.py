@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
-from libra.cli.common import DbOption, open_store, out
+from libra.cli.common import DataTable, DbOption, open_store, out
 from libra.cli.schedule import ALERT_EXIT, load_schedule
 
 alerts_app = typer.Typer(help="Metric alerts: rules from the schedule config, what is firing now.",
@@ -29,11 +29,11 @@ def alerts_check(
     if as_json:
         out.print_json(json.dumps([vars(s) for s in states]))
     else:
-        t = Table("rule", "metric set", "metric", "agent", "score", "threshold", "runs", "firing")
+        t = DataTable("rule", "metric set", "metric", "agent", "score", "threshold", "runs", "firing")
         for s in states:
             t.add_row(s.rule, s.metric_set_id, s.metric_id, s.agent or "all",
                       "—" if s.value is None else f"{s.value:.3f}", f"{s.threshold:g}", str(s.runs),
-                      "[red]FIRING[/]" if s.firing else "ok")
+                      Text("FIRING", style="red") if s.firing else "ok")
         out.print(t)
     if any(s.firing for s in states):
         raise typer.Exit(ALERT_EXIT)
@@ -48,7 +48,7 @@ def alerts_list(db: DbOption = None) -> None:
     if df.empty:
         out.print("no alert is firing")
         return
-    t = Table("rule", "metric", "agent", "score", "threshold", "runs", "since", "job")
+    t = DataTable("rule", "metric", "agent", "score", "threshold", "runs", "since", "job")
     for r in df.itertuples(index=False):
         t.add_row(r.rule, r.metric, r.agent or "all", f"{r.value:.3f}", f"{r.threshold:g}", str(r.runs),
                   f"{r.raised_at:%Y-%m-%d %H:%M}", r.job or "")

@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+
+import pandas as pd
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 import libra
-from traces.store import Store
+from traces.store import NotAStore, Store
 
+# Results go to stdout with markup off: they hold names and text from traces, feedback and
+# metric sets, which must print as written ("[bold]" in an agent's name is not a style).
+# Messages of Libra's own go to stderr with markup, data in them escaped (`fail`).
 console = Console(stderr=True)
-out = Console()
+out = Console(markup=False, highlight=False)
+
+
+def cell(value: Any) -> Text:
+    """A table cell from data: literal text; nothing for None or NaN; whole numbers without '.0'."""
+    if isinstance(value, Text):
+        return value
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return Text("")
+    if isinstance(value, float) and value.is_integer():
+        return Text(str(int(value)))
+    return Text(str(value))
+
+
+class DataTable(Table):
+    """A rich Table whose cells are data (see `cell`); titles given to it are Libra's own."""
+
+    def add_row(self, *renderables: Any, **kw: Any) -> None:
+        super().add_row(*(cell(v) for v in renderables), **kw)
 
 DbOption = Annotated[
     # Text, not a Path: a store may be a lake setting, and a Path would fold "s3://" into "s3:/".
@@ -30,8 +55,19 @@ BackendOption = Annotated[str, typer.Option("--backend", help="auto (LLM with AN
 CostOption = Annotated[float | None, typer.Option("--max-cost", help="Stop cleanly before spending more (USD).")]
 
 
-def open_store(db: str | None) -> Store:
-    return libra.open_store(db)
+def open_store(db: str | None, *, create: bool = False) -> Store:
+    """The store a command works on; only commands that write a new store's first data create one.
+
+    A location that is no store (a trace file given as --db, a typo'd path for a
+    reading command) ends the command with one clear line and exit status 2.
+    """
+    try:
+        store = libra.open_store(db, create=create)
+    except NotAStore as exc:
+        raise fail(str(exc)) from None
+    if store.new:
+        console.print(f"new store: {escape(store.path)}")
+    return store
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -6,9 +6,9 @@ from dataclasses import replace
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from libra.cli.common import BackendOption, CostOption, DbOption, console, open_store, out
+from libra.cli.common import BackendOption, CostOption, DataTable, DbOption, console, fail, open_store, out
 from libra.cli.progress import staged
 
 
@@ -51,10 +51,9 @@ def induce_cmd(
         with staged(quiet) as progress:
             res = induce(store, with_tools=b, config=cfg, set_id=set_id, name=name, progress=progress)
     except ValueError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     ms = res.metric_set
-    t = Table(title=f"{ms.set_id} v{ms.version}: {len(ms.metrics)} metrics ({b.kind})")
+    t = DataTable(title=escape(f"{ms.set_id} v{ms.version}: {len(ms.metrics)} metrics ({b.kind})"))
     for col in ("metric", "aspects", "praised", "criticised", "facet"):
         t.add_column(col)
     for m in ms.metrics:
@@ -62,7 +61,7 @@ def induce_cmd(
                   str(m.metadata.get("criticised", "")), m.metadata.get("facet", ""))
     out.print(t)
     s = res.summary()
-    f = Table(title="coverage and redundancy", show_lines=False)
+    f = DataTable(title="coverage and redundancy", show_lines=False)
     for col in ("part", "aspects", "coverage", "redundancy", "redundancy (N/A counted)"):
         f.add_column(col)
     for part in ("train", "heldout"):

@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 from rich.progress import TaskID, BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.markup import escape
-from rich.table import Table
 
-from libra.cli.common import DbOption, console, fail, open_store, out
+from libra.cli.common import DataTable, DbOption, console, fail, open_store, out
 from libra.defaults import INDEX_AUTOMATICALLY_UP_TO
 from traces import importers
 from traces.importers.base import Source
@@ -51,7 +50,7 @@ def ingest_cmd(
     were quarantined.
     """
     if watch is not None:
-        _watch(open_store(db), watch, pattern, interval, settle, once, quiet)
+        _watch(open_store(db, create=True), watch, pattern, interval, settle, once, quiet)
         return
     if not paths:
         raise typer.BadParameter("give files to ingest, or --watch DIR", param_hint="PATHS")
@@ -60,7 +59,7 @@ def ingest_cmd(
             importers.get(fmt)
         except KeyError as exc:
             raise typer.BadParameter(str(exc.args[0]), param_hint="--format") from None
-    store = open_store(db)
+    store = open_store(db, create=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                         TimeRemainingColumn(), console=console, disable=quiet, transient=True)
     tasks: dict[str, TaskID] = {}
@@ -83,7 +82,7 @@ def ingest_cmd(
     except FileNotFoundError as exc:
         raise fail(str(exc)) from None
     summary = done.summary
-    t = Table(title="ingest summary", show_header=False)
+    t = DataTable(title="ingest summary", show_header=False)
     for k, v in (("files", summary.files), ("records read", summary.records),
                  ("runs added", summary.runs_added), ("runs updated", summary.runs_updated),
                  ("duplicates skipped", summary.duplicates), ("steps", summary.steps),
@@ -93,7 +92,7 @@ def ingest_cmd(
         t.add_row("formats", ", ".join(f"{k} ({v})" for k, v in sorted(summary.formats.items())))
     out.print(t)
     if summary.reasons:
-        r = Table(title="quarantined, by reason")
+        r = DataTable(title="quarantined, by reason")
         r.add_column("reason")
         r.add_column("records", justify="right")
         for reason, n in sorted(summary.reasons.items(), key=lambda kv: -kv[1])[:20]:

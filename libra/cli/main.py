@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from libra.cli.alerts import alerts_app
-from libra.cli.common import DbOption, console, open_store, out
+from libra.cli.common import DataTable, DbOption, console, open_store, out
 from libra.cli.induce import induce_cmd
 from libra.cli.ingest import ingest_cmd
 from libra.cli.metrics import metrics_app
@@ -87,7 +87,7 @@ def formats_cmd() -> None:
     """List the trace formats Libra can read."""
     from traces import importers
 
-    t = Table("format", "description")
+    t = DataTable("format", "description")
     for imp in importers.all_importers():
         t.add_row(imp.name, imp.description)
     out.print(t)
@@ -103,7 +103,7 @@ def stats_cmd(db: DbOption = None) -> None:
         c = store.counts()
         df = runs_by_format_and_agent(store)
     out.print(", ".join(f"{k}: {v:,}" for k, v in c.items()))
-    t = Table(*df.columns)
+    t = DataTable(*df.columns)
     for row in df.itertuples(index=False):
         t.add_row(*("" if v is None else str(v) for v in row))
     out.print(t)
@@ -123,7 +123,7 @@ def quarantine_cmd(
     if not rows:
         out.print("quarantine is empty")
         return
-    t = Table("id", "source", "line", "field", "reason")
+    t = DataTable("id", "source", "line", "field", "reason")
     for col in t.columns:
         col.overflow = "fold"
     for r in rows:
@@ -175,7 +175,7 @@ def costs_cmd(
     if df.empty:
         out.print("no language-model calls recorded")
         return
-    t = Table(*df.columns)
+    t = DataTable(*df.columns)
     for row in df.itertuples(index=False):
         t.add_row(*(str(v) for v in row))
     out.print(t)
@@ -194,7 +194,7 @@ def demo_build(
     """Generate the seeded demo corpus (agents, tool errors, loops, feedback) into the store."""
     from libra import demo_setup
 
-    built = demo_setup.build(open_store(db), runs=runs, seed=seed)
+    built = demo_setup.build(open_store(db, create=True), runs=runs, seed=seed)
     s = built.summary
     out.print(f"demo: {s['runs_added']} runs added, {s['duplicates']} already there, "
               f"{s['steps']:,} steps, {s['feedback']} feedback")
@@ -248,15 +248,18 @@ def app_script() -> Path:
 def app_cmd(
     db: DbOption = None,
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option(help="Address to listen on: this machine only by default; 0.0.0.0 "
+                                           "for every interface (put TLS in front of it).")] = "127.0.0.1",
     headless: Annotated[bool, typer.Option(help="Do not open a browser.")] = True,
 ) -> None:
     """Start the Streamlit app on the store."""
-    store = open_store(db)
+    store = open_store(db, create=True)
     env = {**os.environ, "LIBRA_STORE": store.path}
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_script()), "--server.port", str(port),
-           "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
+           "--server.address", host, "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
            "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false"]
-    console.print(f"Libra app on http://localhost:{port}  (store: {store.path})")
+    where = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else f"every client that reaches {host}"
+    console.print(f"Libra app on http://{host}:{port}, listening for {where}  (store: {escape(store.path)})")
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
-from libra.cli.common import DbOption, console, open_store, out
+from libra.cli.common import DataTable, DbOption, fail, open_store, out
 
 
 metrics_app = typer.Typer(help="Metric sets: list, show, export, import, approve.", no_args_is_help=True)
@@ -23,7 +23,7 @@ def metrics_list(db: DbOption = None) -> None:
     if df.empty:
         out.print("no metric sets yet; create one with `libra induce` or `libra metrics import`")
         return
-    t = Table("set", "version", "status", "metrics", "created", "approved by", "name")
+    t = DataTable("set", "version", "status", "metrics", "created", "approved by", "name")
     for col in t.columns:
         col.overflow = "fold"
     for r in df.itertuples(index=False):
@@ -41,15 +41,14 @@ def metrics_show(set_id: str, db: DbOption = None,
     try:
         ms = sets.load(open_store(db), set_id, version)
     except KeyError as exc:
-        console.print(f"[red]error:[/] {exc.args[0]}")
-        raise typer.Exit(2) from None
-    out.print(f"[bold]{ms.name}[/] ({ms.set_id} v{ms.version}, {ms.status})")
+        raise fail(str(exc.args[0])) from None
+    out.print(Text.assemble((ms.name, "bold"), f" ({ms.set_id} v{ms.version}, {ms.status})"))
     for m in ms.metrics:
-        out.print(f"\n[bold]{m.name}[/]  [dim]{m.metric_id}[/]", highlight=False)
-        out.print(m.explanation, markup=False)
+        out.print(Text.assemble("\n", (m.name, "bold"), "  ", (m.metric_id, "dim")))
+        out.print(m.explanation)
         for label, exs in (("+", m.good), ("-", m.bad)):
             for e in exs[:3]:
-                out.print(f"  {label} {e.text}", markup=False)
+                out.print(f"  {label} {e.text}")
     prov = ms.provenance
     if "heldout" in prov:
         out.print(f"\nheld-out coverage {prov['heldout']['coverage']:.3f}, redundancy {prov['heldout']['redundancy']:.3f}")
@@ -74,9 +73,8 @@ def metrics_import(path: Path, db: DbOption = None,
     try:
         ms = sets.from_yaml(path.read_text(), str(path))
     except (ValueError, OSError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    ms = sets.save(open_store(db), ms, backend="import", created_by=by, note=f"imported from {path.name}")
+        raise fail(str(exc)) from None
+    ms = sets.save(open_store(db, create=True), ms, backend="import", created_by=by, note=f"imported from {path.name}")
     out.print(f"imported {ms.set_id} v{ms.version} ({len(ms.metrics)} metrics)")
 
 
@@ -89,6 +87,5 @@ def metrics_approve(set_id: str, version: int, by: Annotated[str, typer.Option(h
     try:
         sets.approve(open_store(db), set_id, version, by)
     except KeyError as exc:
-        console.print(f"[red]error:[/] {exc.args[0]}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc.args[0])) from None
     out.print(f"{set_id} v{version} approved by {by}")

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from libra.cli.common import BackendOption, CostOption, DbOption, console, figure, open_store, out
+from libra.cli.common import BackendOption, CostOption, DataTable, DbOption, console, figure, open_store, out
 from libra.cli.progress import staged
 
 pipa_app = typer.Typer(help="PIPA atomic criteria: score runs stage by stage and show where agents fail.",
@@ -64,13 +63,13 @@ def pipa_profile(
     if prof.empty:
         console.print("no PIPA scores yet; run `libra pipa score` first")
         raise typer.Exit(1)
-    t = Table("agent", "criterion", "stage", "pass rate", "units", "runs")
+    t = DataTable("agent", "criterion", "stage", "pass rate", "units", "runs")
     for r in prof.itertuples(index=False):
         t.add_row(r.agent, r.criterion, r.stage, figure(r.rate) if r.status == "scored" else "needs a judge",
                   str(r.units), str(r.runs))
     out.print(t)
     if not run:
-        t = Table("criterion", "runs", "rate", "rate | success", "rate | failure", "point-biserial r", "p")
+        t = DataTable("criterion", "runs", "rate", "rate | success", "rate | failure", "point-biserial r", "p")
         for r in rel.itertuples(index=False):
             t.add_row(r.criterion, str(r.runs), figure(r.rate), figure(r.rate_success), figure(r.rate_failure),
                       figure(r.r_pb), figure(r.p))

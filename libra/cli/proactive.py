@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from libra.cli.common import DbOption, fail, figure, open_store, out
+from libra.cli.common import DataTable, DbOption, fail, figure, open_store, out
 from libra.cli.progress import staged
 
 proactive_app = typer.Typer(help="Proactivity reward models (ProactiveBench): train, evaluate, score agents.",
@@ -32,7 +31,7 @@ def proactive_train(
 
     try:
         with staged(quiet) as progress:
-            trained = proactive.train(open_store(db), data, kind=kind, name=name, folds=folds, epochs=epochs,
+            trained = proactive.train(open_store(db, create=True), data, kind=kind, name=name, folds=folds, epochs=epochs,
                                       progress=progress)
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None
@@ -49,7 +48,7 @@ def proactive_train(
 
 def _print_metrics(title: str, m: dict[str, Any], accept_all: dict[str, Any] | None = None,
                    people: dict[str, Any] | None = None) -> None:
-    t = Table("measure", "reward model", *(["accept everything"] if accept_all else []),
+    t = DataTable("measure", "reward model", *(["accept everything"] if accept_all else []),
               *(["people"] if people else []), title=title)
     for k in ("accuracy", "precision", "recall", "f1"):
         t.add_row(k, figure(m[k]), *([figure(accept_all[k])] if accept_all else []),
@@ -94,7 +93,7 @@ def proactive_score(
         raise fail(f"{exc.args[0]}; train one with `libra proactive train`") from None
     ms, res, rep = got.metric_set, got.summary, got.report
     out.print(f"{ms.set_id}: {res.runs_scored} streams scored, {res.runs_skipped} already done", markup=False)
-    t = Table("agent", "streams", "TP", "FP", "TN", "FN", "precision", "recall", "F1", "accuracy",
+    t = DataTable("agent", "streams", "TP", "FP", "TN", "FN", "precision", "recall", "F1", "accuracy",
               "false alarm")
     for r in rep.itertuples(index=False):
         t.add_row(r.agent, str(r.runs), str(r.tp), str(r.fp), str(r.tn), str(r.fn), figure(r.precision),

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from libra.cli.common import DbOption, console, open_store, out
+from libra.cli.common import DataTable, DbOption, console, fail, open_store, out
 
 if TYPE_CHECKING:
     from metrics.jobs.schedule import ScheduleConfig
@@ -26,8 +26,7 @@ def load_schedule(path: Path) -> ScheduleConfig:
     try:
         return load_config(path)
     except (OSError, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
 
 
 def _report(r: dict[str, Any]) -> None:
@@ -35,9 +34,9 @@ def _report(r: dict[str, Any]) -> None:
             f"${r['cost_usd']:.4f}")
     out.print(line)
     for e in r["errors"]:
-        console.print(f"  [red]error:[/] {e}")
+        console.print(f"  [red]error:[/] {escape(str(e))}")
     for a in r["alerts"]:
-        console.print(f"  [yellow]ALERT[/] {a}")
+        console.print(f"  [yellow]ALERT[/] {escape(str(a))}")
 
 
 @schedule_app.command("run")
@@ -56,15 +55,14 @@ def schedule_run(
     from metrics.jobs.schedule import run_job, serve
 
     cfg = load_schedule(config)
-    store = open_store(db)
+    store = open_store(db, create=True)
     from libra.actions import make_actions
 
     actions = make_actions()
     if once:
         chosen = [j for j in cfg.jobs if not job or j.name in job]
         if job and len(chosen) != len(set(job)):
-            console.print(f"[red]error:[/] unknown job among {job}; known: {[j.name for j in cfg.jobs]}")
-            raise typer.Exit(2)
+            raise fail(f"unknown job among {job}; known: {[j.name for j in cfg.jobs]}")
         results = [run_job(store, j, actions, cfg.alerts) for j in chosen]
         for r in results:
             _report(r)
@@ -88,7 +86,7 @@ def schedule_history(db: DbOption = None, limit: Annotated[int, typer.Option(hel
     from metrics.jobs.schedule import history
 
     df = history(open_store(db), limit)
-    t = Table("#", "job", "action", "started", "seconds", "status", "ingested", "scored", "cost", "alerts", "errors")
+    t = DataTable("#", "job", "action", "started", "seconds", "status", "ingested", "scored", "cost", "alerts", "errors")
     for r in df.itertuples(index=False):
         secs = "" if r.ended_at is None or r.ended_at != r.ended_at else f"{(r.ended_at - r.started_at).total_seconds():.1f}"
         t.add_row(str(r.run_no), r.job, r.action, f"{r.started_at:%Y-%m-%d %H:%M:%S}", secs, r.status,

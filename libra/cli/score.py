@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from libra.cli.common import BackendOption, CostOption, DbOption, console, open_store, out
+from libra.cli.common import BackendOption, CostOption, DbOption, console, fail, open_store, out
 from libra.cli.progress import staged
 from libra.defaults import BATCH_FROM
 
@@ -59,8 +59,7 @@ def score_cmd(
             results = score(store, set_id=set_id, version=version, backend=backend, max_cost=max_cost,
                             batch=batch, agent=agent, fmt=fmt, since=since, sample=sample, progress=progress)
     except (KeyError, ValueError, RuntimeError) as exc:
-        console.print(f"[red]error:[/] {exc.args[0] if exc.args else exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc.args[0] if exc.args else exc)) from None
     if not results:
         console.print("no approved metric set to apply; pass --set or approve one")
         raise typer.Exit(2)

@@ -7,9 +7,8 @@ import os
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from libra.cli.common import DbOption, console, open_store, out
+from libra.cli.common import DataTable, DbOption, console, fail, open_store, out
 from libra import accounts
 
 user_app = typer.Typer(help="Accounts and roles for the app.", no_args_is_help=True)
@@ -38,10 +37,9 @@ def add(username: str, db: DbOption = None,
         ) -> None:
     """Add an account (the password is prompted for, or read from $LIBRA_PASSWORD)."""
     try:
-        accounts.add_user(open_store(db), username, None if oidc_only else _password(password), role, name, email)
+        accounts.add_user(open_store(db, create=True), username, None if oidc_only else _password(password), role, name, email)
     except accounts.AccountError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     out.print(f"added {username} ({role})")
 
 
@@ -49,7 +47,7 @@ def add(username: str, db: DbOption = None,
 def list_(db: DbOption = None) -> None:
     """Every account, its role and whether it is disabled."""
     df = accounts.list_users(open_store(db))
-    t = Table("username", "role", "email", "disabled", "created")
+    t = DataTable("username", "role", "email", "disabled", "created")
     for r in df.itertuples(index=False):
         t.add_row(r.username, r.role, r.email or "", "yes" if r.disabled else "", f"{r.created_at:%Y-%m-%d}")
     out.print(t)
@@ -61,8 +59,7 @@ def disable(username: str, db: DbOption = None) -> None:
     try:
         accounts.set_disabled(open_store(db), username, True)
     except accounts.AccountError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     out.print(f"disabled {username}")
 
 
@@ -72,8 +69,7 @@ def enable(username: str, db: DbOption = None) -> None:
     try:
         accounts.set_disabled(open_store(db), username, False)
     except accounts.AccountError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     out.print(f"enabled {username}")
 
 
@@ -84,6 +80,5 @@ def passwd(username: str, db: DbOption = None,
     try:
         accounts.set_password(open_store(db), username, _password(password))
     except accounts.AccountError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     out.print(f"password set for {username}")

@@ -1,0 +1,56 @@
+"""The command line prints data as written, never as markup, and refuses what is not a store."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from libra.cli.main import app
+from metrics import sets
+from metrics.definitions import Example, Metric, MetricSet
+from traces.ingest import ingest_runs
+from traces.model import Run, Step, StepKind
+from traces.store import Store
+
+HOSTILE = ["[/]", "[bold red]ALERT[/]", "[link=https://example.invalid]x[/link]", "\u202eevil", "a" * 300]
+runner = CliRunner()
+
+
+def cli(*args: str):
+    return runner.invoke(app, list(args), env={"COLUMNS": "400"})  # wide enough that nothing wraps
+
+
+def test_names_with_markup_print_literally_and_nothing_crashes_on_nulls(tmp_path):
+    db = str(tmp_path / "s.duckdb")
+    store = Store(db)
+    ingest_runs(store, [Run(native_id=f"r{i}", format="libra", source="t", agent=name,
+                            steps=(Step(kind=StepKind.USER, content=name),), globally_unique_id=True)
+                        for i, name in enumerate(HOSTILE)])
+    ms = sets.save(store, MetricSet("[bold]set[/]", 0, "[red]Name[/] [/]", (
+        Metric("m1", "[link=x]metric[/link] [/]", "[i]explained[/]", good=(Example("[/] good"),)),)))
+    store.execute("UPDATE metric_sets SET status = 'approved', approved_by = NULL")  # approved by nobody
+    stats = cli("stats", "--db", db)
+    assert stats.exit_code == 0, stats.output
+    for name in HOSTILE[:3]:
+        assert name in stats.output  # printed as written, markup and all
+    listed = cli("metrics", "list", "--db", db)
+    assert listed.exit_code == 0, listed.output
+    assert "[bold]set[/]" in listed.output and "nan" not in listed.output.lower()
+    shown = cli("metrics", "show", ms.set_id, "--db", db)
+    assert shown.exit_code == 0, shown.output
+    assert "[red]Name[/] [/]" in shown.output and "[link=x]metric[/link] [/]" in shown.output
+    assert "[i]explained[/]" in shown.output and "[/] good" in shown.output
+
+
+def test_a_file_that_is_not_a_store_is_refused_and_readers_create_nothing(tmp_path):
+    traces = tmp_path / "mytraces.jsonl"
+    traces.write_text('{"run_id": "r1", "steps": [{"kind": "user_message", "content": "hi"}]}\n')
+    got = cli("ingest", str(traces), "--db", str(traces), "-q")
+    assert got.exit_code == 2 and "is not a Libra store" in got.output
+    assert traces.read_text().startswith('{"run_id"')  # untouched
+    typo = tmp_path / "typo" / "prod.duckdb"
+    for cmd in (["stats"], ["quarantine"], ["metrics", "list"], ["costs"]):
+        got = cli(*cmd, "--db", str(typo))
+        assert got.exit_code == 2 and "no store at" in got.output, (cmd, got.output)
+    assert not typo.parent.exists()  # no folders made on the way
+    made = cli("ingest", str(traces), "--db", str(typo), "-q")
+    assert made.exit_code == 0 and "new store" in made.output and typo.exists()
