@@ -34,24 +34,32 @@ def _ex_json(examples: tuple[Example, ...]) -> str:
 
 
 def save(store: Store, ms: MetricSet, *, backend: str | None = None, created_by: str | None = None,
-         note: str | None = None) -> MetricSet:
+         note: str | None = None, approved_by: str | None = None) -> MetricSet:
     """Store `ms` as the next version of its set id; returns it with that version.
+
+    A saved version is a draft (or retired, when `ms` is) whatever status `ms`
+    claims: a set file saying `status: approved` is not an approval. Only
+    `approved_by` approves on saving, for sets Libra makes itself (PIPA's,
+    proactivity's); people approve through `approve`, which records who and when.
 
     Serialised on a lake, where two people saving the same set at once would
     otherwise both get version N + 1: the later one is run again and gets N + 2.
     """
-    return store.write(lambda con: _save(con, ms, backend, created_by, note), serialise="metric_sets")
+    return store.write(lambda con: _save(con, ms, backend, created_by, note, approved_by), serialise="metric_sets")
 
 
-def _save(con, ms: MetricSet, backend: str | None, created_by: str | None, note: str | None) -> MetricSet:
+def _save(con, ms: MetricSet, backend: str | None, created_by: str | None, note: str | None,
+          approved_by: str | None) -> MetricSet:
     latest = con.execute("SELECT max(version) FROM metric_sets WHERE set_id = ?", [ms.set_id]).fetchone()[0]
     version = (latest or 0) + 1
-    ms = replace(ms, version=version, status="draft" if ms.status == "approved" and latest else ms.status)
+    status = "approved" if approved_by else "retired" if ms.status == "retired" else "draft"
+    ms = replace(ms, version=version, status=status)
+    now = _now()
     con.execute(
-        "INSERT INTO metric_sets (set_id, version, name, status, backend, provenance, created_at, created_by, note) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [ms.set_id, version, ms.name, ms.status, backend, json.dumps(ms.provenance, default=str), _now(),
-         created_by, note])
+        "INSERT INTO metric_sets (set_id, version, name, status, backend, provenance, created_at, created_by, note, "
+        "approved_by, approved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [ms.set_id, version, ms.name, ms.status, backend, json.dumps(ms.provenance, default=str), now,
+         created_by, note, approved_by, now if approved_by else None])
     con.executemany(
         "INSERT INTO metric_defs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [[ms.set_id, version, i, m.metric_id, m.name, m.explanation, _ex_json(m.good), _ex_json(m.bad),
@@ -84,9 +92,10 @@ def list_sets(store: Store):
 
 
 def approved(store: Store) -> list[MetricSet]:
-    """The newest approved version of every set."""
+    """The newest approved version of every set; a version marked approved by nobody is not one."""
     rows = store.execute(
-        "SELECT set_id, max(version) FROM metric_sets WHERE status = 'approved' GROUP BY set_id ORDER BY set_id")
+        "SELECT set_id, max(version) FROM metric_sets WHERE status = 'approved' AND approved_by IS NOT NULL "
+        "GROUP BY set_id ORDER BY set_id")
     return [load(store, s, v) for s, v in rows]
 
 
@@ -105,6 +114,9 @@ def set_status(store: Store, set_id: str, version: int, status: str, by: str | N
 
 
 def approve(store: Store, set_id: str, version: int, by: str) -> None:
+    """Record that `by` approved this version. Who may approve is the caller's to check (`libra.approve`)."""
+    if not by:
+        raise ValueError("an approval needs the approver")
     set_status(store, set_id, version, "approved", by)
 
 

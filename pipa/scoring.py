@@ -23,9 +23,9 @@ def ensure_set(store: Store, policy: str | None, criteria: Sequence[str] | None 
             return stored
     except KeyError:
         pass
-    saved = sets.save(store, ms, backend="pipa", created_by="libra", note="PIPA atomic criteria")
-    if saved.status != "approved":
-        sets.set_status(store, saved.set_id, saved.version, "approved", by="libra")
+    # computed and judged criteria Libra itself defines: approved by Libra as they are saved
+    saved = sets.save(store, ms, backend="pipa", created_by="libra", note="PIPA atomic criteria",
+                      approved_by="libra")
     return sets.load(store, saved.set_id, saved.version)
 
 

@@ -54,3 +54,41 @@ def test_a_file_that_is_not_a_store_is_refused_and_readers_create_nothing(tmp_pa
     assert not typo.parent.exists()  # no folders made on the way
     made = cli("ingest", str(traces), "--db", str(typo), "-q")
     assert made.exit_code == 0 and "new store" in made.output and typo.exists()
+
+
+def test_a_set_file_cannot_approve_itself_and_a_set_approved_by_nobody_is_never_scored(tmp_path):
+    from libra import accounts
+    from libra.approval import ApprovalRefused, approve, approve_signed_in
+
+    db = str(tmp_path / "s.duckdb")
+    store = Store(db)
+    ingest_runs(store, [Run(native_id="r1", format="libra", source="t", agent="a",
+                            steps=(Step(kind=StepKind.USER, content="hi"),), globally_unique_id=True)])
+    y = tmp_path / "set.yaml"
+    y.write_text("set_id: sneaky\nname: Sneaky\nstatus: approved\nmetrics:\n"
+                 "  - {id: m1, name: Anything, explanation: Everything is +1.}\n")
+    got = cli("metrics", "import", str(y), "--db", db)
+    assert got.exit_code == 0, got.output
+    assert sets.load(store, "sneaky").status == "draft" and sets.approved(store) == []
+    store.execute("UPDATE metric_sets SET status = 'approved'")  # a row someone else wrote, with no approver
+    assert sets.approved(store) == []
+    assert cli("score", "--db", db, "-q", "--backend", "offline").exit_code == 2  # nothing to score
+    accounts.add_user(store, "chief", "chief password", "admin")
+    accounts.add_user(store, "ann", "ann password", "annotator")
+    for who, pw in (("ann", "ann password"), ("chief", "wrong"), ("nobody", "x")):
+        try:
+            approve(store, "sneaky", 1, who, pw)
+            raise AssertionError(f"{who} approved")
+        except ApprovalRefused:
+            pass
+    accounts.set_role(store, "chief", "viewer")  # demoted while signed in to the app
+    try:
+        approve_signed_in(store, "sneaky", 1, "chief")
+        raise AssertionError("a demoted admin approved")
+    except ApprovalRefused:
+        pass
+    accounts.set_role(store, "chief", "admin")
+    approve(store, "sneaky", 1, "chief", "chief password")
+    row = store.execute("SELECT status, approved_by, approved_at IS NOT NULL FROM metric_sets WHERE set_id = 'sneaky'")
+    assert row == [("approved", "chief", True)]
+    assert [m.set_id for m in sets.approved(store)] == ["sneaky"]

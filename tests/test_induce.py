@@ -227,7 +227,13 @@ def test_cli_induce_metrics_and_score(tmp_path, location):
     r = runner.invoke(app, ["metrics", "import", str(y), "--db", db, "--by", "ana"])
     assert "v2" in r.output
     assert runner.invoke(app, ["score", "--db", db, "-q"]).exit_code == 2  # nothing approved yet
-    assert runner.invoke(app, ["metrics", "approve", "induced", "2", "--by", "ana", "--db", db]).exit_code == 0
+    approve = ["metrics", "approve", "induced", "2", "--db", db, "--by"]
+    r = runner.invoke(app, [*approve, "alice"], env={"LIBRA_PASSWORD": "libra-demo"})  # an annotator
+    assert r.exit_code == 1 and "only an admin approves" in r.output
+    r = runner.invoke(app, [*approve, "admin"], env={"LIBRA_PASSWORD": "not the password"})
+    assert r.exit_code == 1 and "cannot approve" in r.output
+    r = runner.invoke(app, [*approve, "admin"], env={"LIBRA_PASSWORD": "libra-admin"})  # the demo's admin
+    assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["score", "--db", db, "-q", "--backend", "offline"])
     assert r.exit_code == 0, r.output
     assert "80 runs scored" in r.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -79,13 +81,20 @@ def metrics_import(path: Path, db: DbOption = None,
 
 
 @metrics_app.command("approve")
-def metrics_approve(set_id: str, version: int, by: Annotated[str, typer.Option(help="Who approves.")],
+def metrics_approve(set_id: str, version: int,
+                    by: Annotated[str, typer.Option(help="The admin account that approves.")],
                     db: DbOption = None) -> None:
-    """Approve a version: scheduled scoring applies approved sets."""
-    from metrics import sets
+    """Approve a version as an admin: `libra score` and scheduled jobs apply approved sets.
 
+    The admin's password is read from $LIBRA_PASSWORD, or asked for.
+    """
+    from libra.approval import ApprovalRefused, approve
+
+    password = os.environ.get("LIBRA_PASSWORD") or getpass.getpass(f"password for {by}: ")
     try:
-        sets.approve(open_store(db), set_id, version, by)
+        approve(open_store(db), set_id, version, by, password)
     except KeyError as exc:
         raise fail(str(exc.args[0])) from None
+    except ApprovalRefused as exc:
+        raise fail(str(exc), 1) from None
     out.print(f"{set_id} v{version} approved by {by}")

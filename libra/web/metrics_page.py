@@ -6,6 +6,7 @@ import streamlit as st
 
 from autolibra.charts import frontier_chart
 from autolibra.frontier import frontier_frame
+from libra.approval import ApprovalRefused, approve_signed_in
 from libra.web import session
 from libra.web.widgets import open_run
 from metrics import sets
@@ -40,9 +41,13 @@ def page() -> None:
             st.altair_chart(frontier_chart(df), width="stretch")
     admin = user.can("admin")
     if admin and ms.status != "approved" and st.button("Approve this version", type="primary", key="ms-approve"):
-        sets.approve(s, ms.set_id, ms.version, user.username)
-        st.success("Approved: scheduled scoring will apply it.")
-        st.rerun()
+        try:
+            approve_signed_in(s, ms.set_id, ms.version, user.username)
+        except ApprovalRefused as exc:
+            st.error(str(exc))
+        else:
+            st.success("Approved: scheduled scoring will apply it.")
+            st.rerun()
     if admin and len(ms.metrics) > 1:
         with st.expander("merge metrics"):
             names = {m.metric_id: m.name for m in ms.metrics}

@@ -74,7 +74,7 @@ def score_streams(store: Store, model, *, agent: str | None = None,
     try:
         ms = sets.load(store, ms.set_id)
     except KeyError:
-        ms = sets.save(store, ms, backend="reward-model", created_by="libra")
+        ms = sets.save(store, ms, backend="reward-model", created_by="libra", approved_by="libra")
     return ms, score_runs(store, ms, ProactivityJudge(model, model.model_id_), run_ids=stream_runs(store, agent),
                           progress=progress)
 
