@@ -91,6 +91,8 @@ def set_role(store: Store, username: str, role: str) -> None:
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
     with store.transaction() as con:
+        if not con.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
+            raise AccountError(f"no user {username!r}")
         con.execute("UPDATE users SET role = ? WHERE username = ?", [role, username])
 
 

@@ -111,6 +111,22 @@ def test_run_view_saves_feedback_anchored_to_steps_edits_and_deletes(db):
     assert db.scalar("SELECT count(*) FROM feedback_history WHERE feedback_id = ?", [fid]) == 3
 
 
+def test_a_role_taken_away_stops_the_next_action_of_an_open_page(db):
+    run_id = db.scalar("SELECT run_id FROM runs WHERE agent = 'travel-concierge@v1' LIMIT 1")
+    at = page_app("run_view", "ana", db, run_id).run()  # drawn while ana is an annotator
+    accounts.set_role(db, "ana", "viewer")  # an admin demotes her; her page is still open
+    at.text_area(key=f"draft-{run_id}").input("Saved after losing the role?")
+    at.button(key=f"draft-{run_id}-save").click().run()
+    feedback.flush(db)
+    assert not db.scalar("SELECT count(*) FROM feedback WHERE text = 'Saved after losing the role?'")
+    assert all("Saved after losing" not in f.text for f in feedback.for_run(db, run_id))
+    accounts.set_role(db, "ana", "annotator")
+    accounts.set_disabled(db, "ana", True)
+    at.button(key=f"draft-{run_id}-save").click().run()
+    feedback.flush(db)
+    assert not db.scalar("SELECT count(*) FROM feedback WHERE text = 'Saved after losing the role?'")
+
+
 def test_empty_note_is_refused_and_the_draft_survives_reruns(db):
     run_id = db.scalar("SELECT run_id FROM runs LIMIT 1")
     at = page_app("run_view", "ana", db, run_id).run()

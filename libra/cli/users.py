@@ -63,6 +63,17 @@ def disable(username: str, db: DbOption = None) -> None:
     out.print(f"disabled {username}")
 
 
+@user_app.command("role")
+def role(username: str, new_role: Annotated[str, typer.Argument(metavar="ROLE", help="admin, annotator or viewer.")],
+         db: DbOption = None) -> None:
+    """Change an account's role; an open app session has the new role from its next action."""
+    try:
+        accounts.set_role(open_store(db), username, new_role)
+    except accounts.AccountError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"{username} is now {new_role}")
+
+
 @user_app.command("enable")
 def enable(username: str, db: DbOption = None) -> None:
     """Enable a disabled account again."""

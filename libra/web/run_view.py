@@ -34,6 +34,8 @@ def _timeline(steps: pd.DataFrame, anchored: set[int]) -> None:
 
 
 def _save(s: Store, run_id: str, user: User, n_steps: int, draft_key: str) -> None:
+    if not session.may(s, user, "annotate"):
+        return
     try:
         rating = st.session_state.get(f"{draft_key}-rating")
         feedback.add(s, run_id, user.username, st.session_state.get(draft_key, ""),
@@ -66,6 +68,8 @@ def _feedback_form(s: Store, run_id: str, user: User, steps: pd.DataFrame) -> No
 
 
 def _edit(s: Store, fid: str, user: User, n_steps: int) -> None:
+    if not session.may(s, user, "annotate"):
+        return
     try:
         rating = st.session_state.get(f"edit-{fid}-rating")
         feedback.edit(s, fid, user.username, text=st.session_state.get(f"edit-{fid}"),
@@ -77,6 +81,8 @@ def _edit(s: Store, fid: str, user: User, n_steps: int) -> None:
 
 
 def _delete(s: Store, fid: str, user: User) -> None:
+    if not session.may(s, user, "annotate"):
+        return
     try:
         feedback.delete(s, fid, user.username)
         st.session_state["flash"] = ("success", "Deleted; it stays in the history.")

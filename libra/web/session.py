@@ -63,6 +63,20 @@ def user() -> User:
     return u
 
 
+def may(s: Store, user: User, action: str) -> bool:
+    """Whether the account may still do `action`, as it is in the store now, not as it was at sign-in.
+
+    Widget callbacks run before the page is drawn again, with the user captured
+    when it was last drawn; a role taken away or an account disabled since then
+    must stop the very next action. Says why on the page when it does.
+    """
+    fresh = accounts.get_user(s, user.username)
+    if fresh is not None and fresh.can(action):
+        return True
+    st.session_state["flash"] = ("error", "Your account can no longer do this; sign in again or ask an admin.")
+    return False
+
+
 def _oidc_enabled() -> bool:
     return os.environ.get("LIBRA_AUTH", "password") == "oidc"
 
