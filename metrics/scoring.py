@@ -142,7 +142,7 @@ def score_runs(store: Store, metric_set: MetricSet, judge: Judge, *, run_ids: Se
         failed += len(bad)
         if progress:
             progress(done + failed, len(todo))
-        if any("budget" in (j.error or "") for j in bad):
+        if any(j.budget_exhausted for j in bad):
             status, error = "stopped", "budget exhausted; run again with a larger --max-cost to resume"
             break
     summary = job.finish(status, error, total=len(pending))

@@ -107,7 +107,7 @@ class PipaJudge:
         for v, comp in zip(runs, computed, strict=True):
             j = llm_results.get(v.run_id)
             if j is not None and j.error:
-                out.append(Judgement(v.run_id, error=j.error, cost=j.cost))
+                out.append(Judgement(v.run_id, error=j.error, cost=j.cost, budget_exhausted=j.budget_exhausted))
                 continue
             verdicts = dict(comp)
             for x in j.verdicts if j else ():

@@ -100,3 +100,39 @@ def test_a_notebook_scores_and_reports_through_the_facade(store, demo_into):
     df = libra.reports.agent_summary(store, scored_set)
     assert set(df.columns) >= {"agent", "metric", "n", "score", "lo", "hi"}
     assert libra.score(store, set_id=ms.set_id, backend="offline")[0][1].runs_scored == 0  # incremental
+
+
+class _Failing:
+    """A judge whose failures say "budget" in their text; only one of them is the budget's."""
+
+    backend, version = "stub", "1"
+
+    def __init__(self, budget_stops_at: str | None = None):
+        self.budget_stops_at = budget_stops_at
+
+    def judge(self, runs, metric_set, progress=None):
+        from metrics.judges.base import Judgement, Verdict
+
+        out = []
+        for v in runs:
+            if v.run_id == self.budget_stops_at:
+                out.append(Judgement(v.run_id, error="budget $1.00 reached", budget_exhausted=True))
+            elif v.run_id.endswith(("1", "3")):
+                out.append(Judgement(v.run_id, error="metric budget_adherence: the reply mentions a budget"))
+            else:
+                out.append(Judgement(v.run_id, (Verdict("budget_adherence", 1),)))
+        return out
+
+
+def test_a_job_stops_for_its_budget_only_when_the_budget_says_so(store, demo_into):
+    from metrics.scoring import score_runs
+
+    demo_into(store, 12)
+    ms = libra.sets.save(store, MetricSet("b", 0, "Budget words", (
+        Metric("budget_adherence", "Budget adherence", "Keeps to the budget the user gave."),)))
+    res = score_runs(store, ms, _Failing(), chunk=4)
+    assert res.status == "done" and res.runs_failed > 0 and res.runs_scored + res.runs_failed == 12
+    ms2 = libra.sets.save(store, MetricSet("b2", 0, "Budget words", ms.metrics))
+    first = sorted(r for r, in store.execute("SELECT run_id FROM runs"))[0]
+    res = score_runs(store, ms2, _Failing(budget_stops_at=first), chunk=4)
+    assert res.status == "stopped" and "budget" in (res.error or "") and res.runs_scored + res.runs_failed == 4

@@ -172,7 +172,7 @@ def test_budget_stops_cleanly_and_a_resumed_job_bills_nothing_twice(fake, mem_st
     done = [k for k, o in res.items() if o.ok]
     job.mark(done, "done")
     assert 0 < len(done) < 10
-    assert all("budget" in o.error for o in res.values() if not o.ok)
+    assert all(o.budget_exhausted and "budget" in o.error for o in res.values() if not o.ok)
     assert job.spent() <= job.max_cost
     job.finish("stopped", "budget")
 

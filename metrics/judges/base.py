@@ -32,6 +32,7 @@ class Judgement:
     verdicts: tuple[Verdict, ...] = ()
     error: str | None = None
     cost: float = 0.0
+    budget_exhausted: bool = False  # the job's budget, not the run, is why there is no verdict
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ class LLMJudge:
         for v in runs:
             r = results[v.run_id]
             if not r.ok:
-                out.append(Judgement(v.run_id, error=r.error, cost=r.cost))
+                out.append(Judgement(v.run_id, error=r.error, cost=r.cost, budget_exhausted=r.budget_exhausted))
                 continue
             n = len(v.steps)
             verdicts = tuple(

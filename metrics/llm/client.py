@@ -189,6 +189,8 @@ class Outcome:
     cached: bool = False
     attempts: int = 0
     usage: Usage = field(default_factory=Usage)
+    # the job's budget stopped this item (never inferred from an error's text)
+    budget_exhausted: bool = False
 
 
 def _now() -> datetime:
@@ -269,14 +271,15 @@ class LLM:
             except ValidationError:
                 pass  # the schema changed since; ask again
         if self.budget.exhausted.is_set():
-            return Outcome(key, False, error="not attempted: the job's budget is exhausted")
+            return Outcome(key, False, error="not attempted: the job's budget is exhausted", budget_exhausted=True)
         params = req.params(self.config)
         total_cost, total_usage, attempts = 0.0, Usage(), 0
         for ask in range(2):  # the question, then at most one re-ask with the validation error
             try:
                 estimate = self.budget.reserve(req.estimate(self.config))
             except BudgetExceeded as exc:
-                return Outcome(key, False, error=str(exc), cost=total_cost, usage=total_usage, attempts=attempts)
+                return Outcome(key, False, error=str(exc), cost=total_cost, usage=total_usage, attempts=attempts,
+                               budget_exhausted=True)
             try:
                 msg, latency, n = self._create(params)
             except Exception as exc:  # noqa: BLE001 - one failed item never aborts a job
@@ -367,7 +370,7 @@ class LLM:
                 try:
                     est = self.budget.reserve(req.estimate(self.config, batch=True))
                 except BudgetExceeded as exc:
-                    out[key] = Outcome(rk, False, error=str(exc))
+                    out[key] = Outcome(rk, False, error=str(exc), budget_exhausted=True)
                     continue
                 reserved.append(est)
                 fits.append((key, req, rk))
