@@ -99,7 +99,7 @@ class LLMGrounder:
         self.llm = llm
 
     def request(self, fb: Feedback, run: Run) -> Request:
-        parts = ["The run, one numbered step per line:\n" + data_block("run", render_steps(run.steps))]
+        parts = ["The run, one step per line as a JSON object:\n" + data_block("run", render_steps(run.steps))]
         if fb.focus:
             parts.append(f"The feedback is about {fb.focus!r}.")
         if fb.steps:

@@ -58,18 +58,3 @@ def slug(name: str) -> str:
 
 def metric_id_for(name: str, salt: str = "") -> str:
     return f"{slug(name)}_{hashlib.sha1((name + salt).encode()).hexdigest()[:6]}"
-
-
-def rubric_text(metrics: tuple[Metric, ...] | list[Metric], max_examples: int = 4) -> str:
-    """The metrics as a judge reads them; stable text so it can be cached as a prompt prefix."""
-    parts = []
-    for m in metrics:
-        lines = [f"## {m.metric_id}: {m.name}", m.explanation.strip()]
-        if m.good:
-            lines.append("Good behaviour (+1), for example:")
-            lines += [f"- {e.text}" for e in m.good[:max_examples]]
-        if m.bad:
-            lines.append("Bad behaviour (-1), for example:")
-            lines += [f"- {e.text}" for e in m.bad[:max_examples]]
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)

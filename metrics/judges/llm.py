@@ -8,17 +8,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, create_model, model_validator
 
-from metrics.definitions import MetricSet, rubric_text
+from metrics.definitions import MetricSet
 from metrics.judges.base import Judgement, RunView, Verdict
 from metrics.llm.client import LLM, Request
-from metrics.llm.prompts import DATA_NOTICE, data_block, render_steps
+from metrics.llm.prompts import DATA_NOTICE, data_block, render_rubric, render_steps
 
 JUDGE_INSTRUCTIONS = """You evaluate one run of an AI agent against a set of metrics.
 
 For every metric in the rubric give exactly one verdict:
 +1 if the agent did what the metric rewards, -1 if it did what the metric penalises,
 0 if the metric does not apply to this run (nothing in the run bears on it).
-Cite the steps that show it by their [number], and give a one-sentence reason.
+Cite the steps that show it by their "step" number, and give a one-sentence reason.
 Judge only behaviour visible in the run. When a focus actor is named, judge only that actor.
 
 {notice}
@@ -59,13 +59,13 @@ def judge_request(view: RunView, metric_set: MetricSet, schema: type[BaseModel])
         parts.append("Task given to the agent:\n" + data_block("task", view.task))
     if view.focus:
         parts.append(f"Focus actor: judge only what {view.focus!r} did.")
-    parts.append("The run, one numbered step per line:\n" + data_block("run", render_steps(view.steps)))
+    parts.append("The run, one step per line as a JSON object:\n" + data_block("run", render_steps(view.steps)))
     parts.append("Call record_verdicts with one verdict per metric.")
     return Request(
         purpose="judge", tool_name="record_verdicts",
         tool_description="Record one verdict per metric for this run.",
         schema=schema, system=JUDGE_INSTRUCTIONS.format(notice=DATA_NOTICE),
-        rubric=rubric_text(metric_set.metrics), user="\n\n".join(parts),
+        rubric=render_rubric(metric_set.metrics), user="\n\n".join(parts),
     )
 
 

@@ -276,11 +276,14 @@ class LLMRewardModel:
         return self
 
     def _rubric(self) -> str:
+        from metrics.llm.prompts import data_block
+
+        # the examples' events and proposals are recorded data: quoted, each in its own block
         parts = []
         for p in getattr(self, "examples_", ()):
             verdict = "accept" if p.valid else "reject"
-            parts.append(f"Recent events:\n{context_text(p, 3)}\nAssistant: {p.task or SILENT_TEXT}\n"
-                         f"People's verdict: {verdict}")
+            parts.append("Recent events:\n" + data_block("events", context_text(p, 3)) + "\nAssistant:\n"
+                         + data_block("proposal", p.task or SILENT_TEXT) + f"\nPeople's verdict: {verdict}")
         return "\n\n".join(parts) or "(no examples)"
 
     def requests(self, proposals: Sequence[Proposal]):
