@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from metrics.definitions import MetricSet
 from metrics.jobs.ledger import Job
 from metrics.judges.base import Judge, RunView
-from metrics.judges.llm import LLMJudge
-from metrics.llm.client import Budget
+from metrics.llm.client import LLM, Budget
 from traces.export import load_runs
 from traces.store import Store, merge
 
@@ -119,10 +118,13 @@ def score_runs(store: Store, metric_set: MetricSet, judge: Judge, *, run_ids: Se
     params = {"set": metric_set.set_id, "version": metric_set.version, "backend": judge.backend,
               "runs": sorted(run_ids) if run_ids is not None else "unscored", "focus": focus}
     job = Job.open(store, "score", params, max_cost=max_cost)
-    if isinstance(judge, LLMJudge):
-        judge.llm.job_id = job.job_id
-        judge.llm.store = judge.llm.store or store
-        judge.llm.budget = Budget(max_cost, spent=job.spent())
+    # Every call a judge makes is billed to this job and kept within its budget: the LLM judge's,
+    # and those of judges built on one (PIPA's judged criteria), which expose it as `llm`.
+    llm = getattr(judge, "llm", None)
+    if isinstance(llm, LLM):
+        llm.job_id = job.job_id
+        llm.store = llm.store or store
+        llm.budget = Budget(max_cost, spent=job.spent())
     todo = job.pending(pending)
     skipped = len(pending) - len(todo)
     done = failed = 0

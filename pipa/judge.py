@@ -85,6 +85,11 @@ class PipaJudge:
         self.backend = "pipa-llm" if llm_judge else "pipa-offline"
         self.version = f"1/{llm_judge.version}" if llm_judge else "1"
 
+    @property
+    def llm(self) -> LLM | None:
+        """The language model behind the judged criteria, for the scoring job to bill and budget."""
+        return self.llm_judge.llm if self.llm_judge is not None else None
+
     def judge(self, runs: Sequence[RunView], metric_set: MetricSet,
               progress: Callable[[int, int], None] | None = None) -> list[Judgement]:
         ids = {m.metric_id for m in metric_set.metrics}

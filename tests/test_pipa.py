@@ -120,6 +120,10 @@ def test_llm_judges_only_what_cannot_be_computed(mem_store):
         judge = PipaJudge(LLM(mem_store, LLMConfig(max_tokens=512), client=client))
         [(ms, res)] = score_pipa(mem_store, judge)
         assert res.runs_scored == 12 and len(fake.ledger) == 12
+        # the calls are the job's: billed to it, and counted in what `libra score` reports
+        assert mem_store.scalar("SELECT count(*) FROM llm_calls WHERE job_id IS NULL") == 0
+        assert mem_store.scalar("SELECT count(DISTINCT job_id) FROM llm_calls") == 1
+        assert res.cost_usd > 0 and res.cost_usd == pytest.approx(mem_store.scalar("SELECT sum(cost_usd) FROM llm_calls"))
         asked = [set(t["input_schema"]["$defs"]["MetricVerdict"]["properties"]["metric_id"]["enum"])
                  for t in (r["tools"][0] for r in fake.requests)]
         # computed criteria never go to the model; task completion only for the run with no outcome
