@@ -143,6 +143,25 @@ def test_prompt_caching_of_the_stable_prefix(fake, mem_store):
     assert outs[1].cost < outs[0].cost / 3
 
 
+@pytest.mark.parametrize("with_store", [True, False])
+def test_identical_requests_in_flight_at_once_are_billed_once(fake, mem_store, with_store):
+    def slow(request):
+        time.sleep(0.2)  # long enough that all eight are in flight together
+        return {"label": "good", "score": 7}
+
+    fake.responder = slow
+    llm = make_llm(fake, mem_store if with_store else None, concurrency=8)
+    res = llm.map([(f"k{i}", req(1)) for i in range(8)])  # eight items, one prompt
+    assert all(o.ok and o.value.score == 7 for o in res.values())
+    assert len(fake.ledger) == 1 and sum(not o.cached for o in res.values()) == 1
+    if with_store:
+        assert mem_store.scalar("SELECT count(*) FROM llm_calls WHERE status = 'ok'") == 1
+        assert mem_store.scalar("SELECT count(*) FROM llm_calls WHERE status = 'cached'") == 7
+    fake.inject("500", times=1, retry_after=0)  # a failed call does not fail the ones waiting on it
+    res = make_llm(fake, None, concurrency=4, max_retries=0).map([(f"j{i}", req(2)) for i in range(4)])
+    assert sum(o.ok for o in res.values()) >= 3
+
+
 def test_concurrency_is_bounded(fake, mem_store):
     live, peak, lock = [0], [0], threading.Lock()
 

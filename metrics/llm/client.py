@@ -204,6 +204,17 @@ def _tool_input(message: Any, tool: str) -> Any:
     raise ValueError(f"the model did not call the tool {tool!r}")
 
 
+@dataclass
+class _Flight:
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: Outcome | None = None
+
+
+# Requests being asked right now, by request hash: single flight for identical requests.
+_inflight: dict[str, _Flight] = {}
+_inflight_lock = threading.Lock()
+
+
 class LLM:
     """Structured calls with caching, cost records, a budget and bounded concurrency."""
 
@@ -260,7 +271,34 @@ class LLM:
                 time.sleep(min(0.5 * 2 ** (attempts - 1), 8.0))
 
     def call(self, req: Request, item_key: str | None = None) -> Outcome:
+        """One structured call, answered from the response cache when it can be.
+
+        Identical requests in flight at once in this process are asked once: the
+        others wait for that answer and take it from the cache, so a job that
+        judges the same prompt twice concurrently is billed once.
+        """
         key = req.key(self.config)
+        while True:
+            with _inflight_lock:
+                flight = _inflight.get(key)
+                if flight is None:
+                    mine = _inflight[key] = _Flight()
+                    break
+            flight.done.wait()
+            if flight.outcome is not None and flight.outcome.ok:
+                self._record(purpose=req.purpose, key=key, item=item_key, status="cached", usage=Usage(),
+                             cost=0.0, attempts=0, latency=None, batch=False)
+                return Outcome(key, True, flight.outcome.value, cached=True)
+            # that call failed: this one asks for itself
+        try:
+            mine.outcome = self._call(req, key, item_key)
+            return mine.outcome
+        finally:
+            with _inflight_lock:
+                _inflight.pop(key, None)
+            mine.done.set()
+
+    def _call(self, req: Request, key: str, item_key: str | None) -> Outcome:
         hit = self._cached(key)
         if hit is not None:
             try:
