@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from typer.testing import CliRunner
 
 from libra.cli.main import app
@@ -92,3 +96,17 @@ def test_a_set_file_cannot_approve_itself_and_a_set_approved_by_nobody_is_never_
     row = store.execute("SELECT status, approved_by, approved_at IS NOT NULL FROM metric_sets WHERE set_id = 'sneaky'")
     assert row == [("approved", "chief", True)]
     assert [m.set_id for m in sets.approved(store)] == ["sneaky"]
+
+
+def test_operating_system_failures_are_one_clear_line_and_exit_1(tmp_path):
+    src = tmp_path / "runs.jsonl"
+    src.write_text('{"run_id": "r1", "steps": [{"kind": "user_message", "content": "hi"}]}\n')
+    store = tmp_path / "s.duckdb"
+    assert cli("ingest", str(src), "--db", str(store), "-q").exit_code == 0
+    for args in (["ingest", str(src), "--db", "/proc/no-store-here.duckdb", "-q"],  # cannot be created
+                 ["export", "/proc/out.jsonl", "--as", "jsonl", "--db", str(store)]):  # cannot be written
+        p = subprocess.run([sys.executable, "-m", "libra.cli.main", *args], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "COLUMNS": "300"})
+        assert p.returncode == 1, (args, p.stderr)
+        assert "Traceback" not in p.stderr and "error:" in p.stderr and "/proc/" in p.stderr
+    assert Store(str(store)).counts()["runs"] == 1  # the store is intact

@@ -9,6 +9,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated
 
+import duckdb
 import typer
 from rich.markup import escape
 
@@ -263,8 +264,19 @@ def app_cmd(
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def main() -> None:
+    """The `libra` command: the app above, with operating-system failures as one clear line.
+
+    A full disk, a read-only store or a missing folder is the operator's to fix, not
+    a bug: it gets the path and what happened, exit status 1, and no traceback.
+    """
+    try:
+        app()
+    except (OSError, duckdb.IOException) as exc:
+        what = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else str(exc)
+        console.print(f"[red]error:[/] {escape(what)}\n(check that the path exists, can be written and has "
+                      "free space; the store keeps what was committed before the error)")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
