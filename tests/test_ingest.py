@@ -283,3 +283,20 @@ def test_search_finds_step_text_before_and_after_the_index_is_built(tmp_path, st
     if built:
         assert store.scalar("SELECT count(*) FROM run_text") == 6
         assert found(True) == set(ids.values())  # BM25 over the gathered text
+
+
+def test_integer_trace_ids_past_64_bits_stay_exact_and_print_as_32_hex_digits(tmp_path, mem_store):
+    """Two traces whose 128-bit integer ids share their first 20 digits stay two runs, with the ids
+    a tracing backend prints; floats would have rounded both to 1.0092742960927626e+38."""
+    a, b = 100927429609276260000000000000000000001, 100927429609276260000000000000000000002
+    spans = [{"name": "chat gpt", "context": {"trace_id": t, "span_id": 7 + i},
+              "start_time": "2026-01-05T10:00:00Z", "end_time": "2026-01-05T10:00:01Z",
+              "attributes": {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}}
+             for i, t in enumerate((a, b))]
+    p = tmp_path / "spans.jsonl"
+    p.write_text("".join(json.dumps(s) + "\n" for s in spans))  # the standard library writes big ints exactly
+    s = ingest(mem_store, [p], fmt="otel-spans")
+    assert (s.runs_added, s.quarantined) == (2, 0), s.reasons
+    ids = sorted(r for r, in mem_store.execute("SELECT native_id FROM runs"))
+    assert ids == [format(a, "032x"), format(b, "032x")]
+    assert all(len(i) == 32 for i in ids)

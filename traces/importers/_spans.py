@@ -42,14 +42,19 @@ class Span:
     resource: dict[str, Any] = field(default_factory=dict)
 
 
-def norm_id(value: Any) -> str | None:
-    """Trace/span ids as lowercase hex, from ints, '0x..' strings or hex strings."""
+def norm_id(value: Any, digits: int = 16) -> str | None:
+    """Trace/span ids as lowercase hex, from ints, '0x..' strings or hex strings.
+
+    An integer id is written as the ecosystem prints it: `digits` hex digits,
+    zero-padded (32 for a trace id, 16 for a span id), so it matches the id in
+    the user's tracing backend.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return format(value, "x")
+        return format(value, f"0{digits}x")
     s = str(value).strip().lower()
     return s[2:] if s.startswith("0x") else s
 

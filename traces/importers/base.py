@@ -8,6 +8,8 @@ Importers never write to the store and never raise for bad records.
 
 from __future__ import annotations
 
+import re
+
 import io
 import json
 import zlib
@@ -238,11 +240,34 @@ def parse_time(value: Any) -> datetime | None:
     return None
 
 
+# A run of 20 or more digits: the only place an integer past 64 bits can hide.
+_LONG_DIGITS = re.compile(rb"[0-9]{20,}")
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """orjson, except for text holding integers too big for 64 bits, which orjson turns into floats.
+
+    Those ids (a 128-bit OpenTelemetry trace id written as a number) must stay
+    exact, or two traces whose ids share their first 16 digits become one run;
+    the standard library's parser keeps every integer exact. Only inputs with a
+    20-digit run pay for it.
+    """
+    if _LONG_DIGITS.search(raw.encode() if isinstance(raw, str) else raw):
+        import json
+
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise orjson.JSONDecodeError(str(exc), raw if isinstance(raw, str) else raw.decode("utf-8", "replace"),
+                                         0) from exc
+    return orjson.loads(raw)
+
+
 def maybe_json(value: Any) -> Any:
     """Formats often nest JSON inside strings; decode when it is."""
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
-            return orjson.loads(value)
+            return decode_json(value)
         except orjson.JSONDecodeError:
             return value
     return value
@@ -280,7 +305,7 @@ def sample(source: Source) -> Sample:
             with source.open() as f:  # the first line is longer than the head: read all of it
                 line = f.readline(FIRST_LINE_LIMIT).lstrip(b"\xef\xbb\xbf \t\r")
         try:
-            first = orjson.loads(line)
+            first = decode_json(line)
             return Sample(source, head, "jsonl", first)
         except orjson.JSONDecodeError:
             pass
@@ -298,7 +323,7 @@ def read_document(source: Source) -> Record | Rejected:
     with source.open() as f:
         raw = f.read()
     try:
-        return Record(orjson.loads(raw), 1, 0, raw)
+        return Record(decode_json(raw), 1, 0, raw)
     except orjson.JSONDecodeError as exc:
         return Rejected(reason=f"invalid JSON document: {exc}", raw=raw_text(raw), line=1, offset=0)
 
@@ -318,7 +343,7 @@ def iter_jsonl(source: Source, skip: Callable[[bytes], bool] | None = None) -> I
             if (line[:1] in b" \t\r\n\x0b\x0c" and not line.strip()) or (skip is not None and skip(line)):
                 continue
             try:
-                yield Record(orjson.loads(line), lineno, start, line.rstrip(b"\r\n"))
+                yield Record(decode_json(line), lineno, start, line.rstrip(b"\r\n"))
             except orjson.JSONDecodeError as exc:
                 yield Rejected(
                     reason=f"invalid JSON: {exc}", raw=raw_text(line.rstrip(b"\r\n")), line=lineno,

@@ -32,7 +32,7 @@ def parse_span(d: Any, where: str) -> Span:
     ctx = d.get("context")
     if not isinstance(ctx, dict):
         raise RecordError(f"span '{where}' has no context", f"{where}.context")
-    tid, sid = norm_id(ctx.get("trace_id")), norm_id(ctx.get("span_id"))
+    tid, sid = norm_id(ctx.get("trace_id"), 32), norm_id(ctx.get("span_id"))
     if not tid:
         raise RecordError(f"span '{where}' has no trace id", f"{where}.context.trace_id")
     if not sid:
