@@ -258,6 +258,8 @@ def app_cmd(
     env = {**os.environ, "LIBRA_STORE": store.path}
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_script()), "--server.port", str(port),
            "--server.address", host, "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
+           # no door around the sign-in page: the experimental agent API stays off, XSRF checks on
+           "--server.enableAgentApi", "false", "--server.enableXsrfProtection", "true",
            "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false"]
     where = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else f"every client that reaches {host}"
     console.print(f"Libra app on http://{host}:{port}, listening for {where}  (store: {escape(store.path)})")
