@@ -110,3 +110,42 @@ def test_operating_system_failures_are_one_clear_line_and_exit_1(tmp_path):
         assert p.returncode == 1, (args, p.stderr)
         assert "Traceback" not in p.stderr and "error:" in p.stderr and "/proc/" in p.stderr
     assert Store(str(store)).counts()["runs"] == 1  # the store is intact
+
+
+def test_libra_app_listens_on_this_machine_only_with_the_agent_api_off(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = str(tmp_path / "s.duckdb")
+    Store(db).counts()
+    proc = subprocess.Popen([sys.executable, "-m", "libra.cli.main", "app", "--db", db, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "300"})
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    assert r.read() == b"ok"
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "the app did not start"
+                time.sleep(0.5)
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/_stcore/agent/interact", data=b"{}",
+                                     headers={"content-type": "application/json"})
+        try:
+            body = urllib.request.urlopen(req, timeout=5).read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+        assert b"not_available" in body
+        listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+        mine = [ln for ln in listening.splitlines() if f":{port} " in ln]
+        assert mine and all("127.0.0.1:" in ln for ln in mine), mine
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert "listening for this machine only" in err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from importlib.util import find_spec
 from pathlib import Path
@@ -263,7 +262,11 @@ def app_cmd(
            "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false"]
     where = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else f"every client that reaches {host}"
     console.print(f"Libra app on http://{host}:{port}, listening for {where}  (store: {escape(store.path)})")
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    # Become the server rather than wait on it: a signal to `libra app` (Ctrl-C, systemd's stop, a
+    # kill) then reaches Streamlit itself, and no server is left running without its parent.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, cmd, env)
 
 
 def main() -> None:
