@@ -75,8 +75,9 @@ def test_retries_status_faults(fake, mem_store, fault):
 
 
 @pytest.mark.timing
-def test_retries_honour_the_retry_after_the_server_asks_for(fake, mem_store):
-    fake.inject("429", times=2, retry_after=0.3)
+@pytest.mark.parametrize("fault", ["429", "500", "529"])
+def test_retries_honour_the_retry_after_the_server_asks_for(fake, mem_store, fault):
+    fake.inject(fault, times=2, retry_after=0.3)
     t0 = time.perf_counter()
     out = make_llm(fake, mem_store).call(req())
     took = time.perf_counter() - t0
