@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import json
 import random
 import zipfile
@@ -161,9 +162,67 @@ def test_artefacts_are_versioned_and_predict_the_same_after_loading(train_file, 
     monkeypatch.setenv("LIBRA_MODELS_DIR", str(elsewhere))
     again = artefacts.load(store, "rm", 1, embedder=embedder)
     np.testing.assert_allclose(again.predict_proba(ps), model.predict_proba(ps))
-    assert (elsewhere / "rm" / "v1" / "model.pkl").exists()
+    assert (elsewhere / "rm" / "v1" / "model.json").exists()
     with pytest.raises(KeyError, match="no reward model"):
         artefacts.load(store, "missing")
+
+
+def _archive(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _plant(store, model_id: str, name: str, archive: bytes, path: str) -> None:
+    """What anyone who can write one row of a shared store could leave there."""
+    import hashlib
+
+    store.execute("INSERT INTO model_files VALUES (?, ?, ?, ?)",
+                  [model_id, archive, hashlib.sha256(archive).hexdigest(), len(archive)])
+    store.execute("INSERT INTO reward_models VALUES (?, ?, 1, 'embedding-lr', 'x', '{}', '{}', ?, now())",
+                  [model_id, name, path])
+
+
+def test_a_stored_model_runs_no_code_and_stays_in_its_folder(store, tmp_path, monkeypatch):
+    import pickle
+
+    monkeypatch.setenv("LIBRA_MODELS_DIR", str(tmp_path / "models"))
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    _plant(store, "evil@v1", "evil", _archive({"model.pkl": pickle.dumps(Payload()),
+                                              "manifest.json": b"{}"}), str(tmp_path / "nowhere"))
+    with pytest.raises(artefacts.UnsafeArtefact, match="not part of a Libra model"):
+        artefacts.load(store, "evil")
+    assert not marker.exists(), "the pickle ran"
+    # an archive that tries to write outside its folder, or holds code, is not unpacked
+    _plant(store, "escape@v1", "escape", _archive({"../../outside.json": b"{}", "model.json": b"{}"}),
+           str(tmp_path / "nowhere2"))
+    with pytest.raises(artefacts.UnsafeArtefact):
+        artefacts.load(store, "escape")
+    assert not (tmp_path / "outside.json").exists() and not (tmp_path / "models" / "outside.json").exists()
+    # names that become paths
+    for bad in ("../x", "a/b", "..", ".hidden", ""):
+        with pytest.raises(artefacts.UnsafeArtefact):
+            artefacts.load(store, bad)
+    _plant(store, "../up@v1", "../up", _archive({"model.json": b"{}"}), str(tmp_path / "nowhere3"))
+    with pytest.raises(artefacts.UnsafeArtefact):
+        artefacts.load(store, "../up")
+    # a model of an unknown kind is refused with a clear error
+    state = b'{"params": {}, "threshold_": 0.5, "n_train_": 1, "classifiers_": {"all": {"kind": "exec"}}}'
+    _plant(store, "odd@v1", "odd", _archive({"model.json": state}), str(tmp_path / "nowhere4"))
+    with pytest.raises(artefacts.UnsafeArtefact, match="unknown classifier kind"):
+        artefacts.load(store, "odd")
 
 
 def test_llm_reward_model_through_the_fake_api(train_file, mem_store):

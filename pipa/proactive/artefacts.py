@@ -8,6 +8,13 @@ be traced to the exact model and data behind it. Versions only grow.
 The folder also goes into the store itself (`model_files`, a compressed
 archive), so a machine sharing the store but not the disk it was trained on
 (a scoring worker on a lake) unpacks it into its own models folder on first use.
+
+An artefact is data, never code: anyone who can write one row of a shared
+store must not run code on every worker. Coefficients and thresholds are
+JSON (`model.json`), a fine-tuned encoder and its head are safetensors, a
+tokenizer its own JSON files. Nothing is unpickled: a folder with anything
+else (a `model.pkl` from before this format, say) is refused, and names that
+become paths are checked.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import hashlib
 import io
 import json
 import os
-import pickle
+import re
 import shutil
 import tarfile
 import uuid
@@ -24,6 +31,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from traces.store import Store
+
+
+STATE = "model.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class UnsafeArtefact(ValueError):
+    """A stored model that is not plain data in Libra's format, or a name that would leave its folder."""
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name or "") or ".." in name:
+        raise UnsafeArtefact(f"{name!r} is not a model name: letters, digits, '.', '_' and '-', at most 64")
+    return name
 
 
 def models_dir(store: Store) -> Path:
@@ -41,6 +62,7 @@ def save(store: Store, model, name: str, *, data_hash: str, metrics: dict | None
     N is committed: on a lake two processes may try for the same N, and the one
     run again (`Store.write`) must not have written into the winner's folder.
     """
+    check_name(name)
     root = root or models_dir(store)
     staging = root / name / f".new.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
@@ -74,21 +96,59 @@ def save(store: Store, model, name: str, *, data_hash: str, metrics: dict | None
     return manifest
 
 
+def _classifier_state(clf: object) -> dict:
+    if isinstance(clf, float):
+        return {"kind": "constant", "p": clf}
+    return {"kind": "logistic", "coef": clf.coef_.tolist(), "intercept": clf.intercept_.tolist(),
+            "classes": [bool(c) for c in clf.classes_]}
+
+
+def _classifier(state: dict) -> object:
+    if state.get("kind") == "constant":
+        return float(state["p"])
+    if state.get("kind") != "logistic":
+        raise UnsafeArtefact(f"unknown classifier kind {state.get('kind')!r}")
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression()
+    clf.coef_ = np.asarray(state["coef"], dtype=float)
+    clf.intercept_ = np.asarray(state["intercept"], dtype=float)
+    clf.classes_ = np.asarray(state["classes"], dtype=bool)
+    clf.n_features_in_ = clf.coef_.shape[1]
+    return clf
+
+
 def _dump(model, path: Path) -> None:
     if model.kind == "finetuned-minilm":
-        import torch
+        from safetensors.torch import save_file
 
-        model.encoder_.save_pretrained(path / "encoder")
+        model.encoder_.save_pretrained(path / "encoder", safe_serialization=True)
         model.tokenizer_.save_pretrained(path / "encoder")
-        torch.save(model.head_.state_dict(), path / "head.pt")
+        save_file({k: v.contiguous() for k, v in model.head_.state_dict().items()}, str(path / "head.safetensors"))
         state = {"params": model.params(), "threshold_": model.threshold_, "n_train_": model.n_train_}
     elif model.kind == "embedding-lr":
-        state = {"params": model.params(), "classifiers_": model.classifiers_, "threshold_": model.threshold_,
-                 "n_train_": model.n_train_}
+        state = {"params": model.params(), "threshold_": model.threshold_, "n_train_": model.n_train_,
+                 "classifiers_": {k: _classifier_state(c) for k, c in model.classifiers_.items()}}
     else:
         raise ValueError(f"{model.kind} models are prompts, not artefacts: nothing to save")
-    with (path / "model.pkl").open("wb") as f:
-        pickle.dump(state, f)
+    (path / STATE).write_text(json.dumps(state, default=str))
+
+
+# What a model folder may hold: its state, its manifest, a fine-tuned encoder's safetensors and
+# tokenizer and config files. Anything else in an archive or a folder is refused before use.
+_ALLOWED = re.compile(r"^(model\.json|manifest\.json|head\.safetensors|encoder/[A-Za-z0-9_.-]+\."
+                      r"(json|safetensors|txt|model))$")
+
+
+def _check_folder(path: Path) -> None:
+    for f in path.rglob("*"):
+        rel = f.relative_to(path).as_posix()
+        if f.is_file() and not _ALLOWED.match(rel):
+            raise UnsafeArtefact(f"{path}: {rel} is not part of a Libra model (models hold JSON and safetensors "
+                                 "only; a model saved as a pickle by an older Libra must be trained again)")
+        if f.is_symlink():
+            raise UnsafeArtefact(f"{path}: {rel} is a link")
 
 
 def _pack(path: Path) -> bytes:
@@ -102,10 +162,10 @@ def _pack(path: Path) -> bytes:
 
 def _local_copy(store: Store, model_id: str, name: str, version: int, path: Path) -> Path:
     """The model's folder on this machine: where it was saved, or unpacked from the store."""
-    if (path / "model.pkl").exists():
+    if (path / STATE).exists() or (path / "model.pkl").exists():
         return path
-    here = models_dir(store) / name / f"v{version}"
-    if (here / "model.pkl").exists():
+    here = models_dir(store) / check_name(name) / f"v{int(version)}"
+    if (here / STATE).exists() or (here / "model.pkl").exists():
         return here
     row = store.execute("SELECT archive, sha256 FROM model_files WHERE model_id = ?", [model_id])
     if not row:
@@ -116,7 +176,12 @@ def _local_copy(store: Store, model_id: str, name: str, version: int, path: Path
     tmp = here.with_name(f".{here.name}.{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        tar.extractall(tmp, filter="data")  # our own archive, still unpacked as plain data only
+        for member in tar.getmembers():
+            if not (member.isfile() or member.isdir()) or (member.isfile() and not _ALLOWED.match(member.name)):
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise UnsafeArtefact(f"{model_id}: the archive in the store holds {member.name!r}, which is not part "
+                                     "of a Libra model; it was not unpacked")
+        tar.extractall(tmp, filter="data")  # and confined to the folder: no absolute paths, no '..'
     try:
         os.replace(tmp, here)
     except OSError:  # another process unpacked it first
@@ -130,7 +195,11 @@ def list_models(store: Store):
 
 
 def load(store: Store, name: str, version: int | None = None, embedder=None):
-    """A saved model by name (newest version unless given), ready to predict."""
+    """A saved model by name (newest version unless given), ready to predict.
+
+    UnsafeArtefact when what is stored is not plain data in Libra's format.
+    """
+    check_name(name)
     row = store.execute(
         "SELECT version, kind, path FROM reward_models WHERE name = ? AND (? IS NULL OR version = ?) "
         "ORDER BY version DESC LIMIT 1", [name, version, version])
@@ -138,8 +207,8 @@ def load(store: Store, name: str, version: int | None = None, embedder=None):
         raise KeyError(f"no reward model {name!r}" + (f" version {version}" if version else ""))
     version_found, kind, path = row[0]
     path = _local_copy(store, f"{name}@v{version_found}", name, version_found, Path(path))
-    with (path / "model.pkl").open("rb") as f:
-        state = pickle.load(f)  # noqa: S301 - our own artefact, written by save()
+    _check_folder(path)
+    state = json.loads((path / STATE).read_text())
     from pipa.proactive.reward import EmbeddingRewardModel, FineTunedRewardModel
 
     p = dict(state["params"])
@@ -147,18 +216,19 @@ def load(store: Store, name: str, version: int | None = None, embedder=None):
         p.pop("embedding_model", None)
         p.setdefault("learn_need", False)  # saved before silences learned the need: their classifier reads all features
         model = EmbeddingRewardModel(embedder=embedder, **p)
-        model.classifiers_ = state["classifiers_"]
+        model.classifiers_ = {k: _classifier(c) for k, c in state["classifiers_"].items()}
     elif kind == "finetuned-minilm":
         import torch
+        from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
 
         model = FineTunedRewardModel(**p)
         model.tokenizer_ = AutoTokenizer.from_pretrained(path / "encoder")
-        model.encoder_ = AutoModel.from_pretrained(path / "encoder").eval()
+        model.encoder_ = AutoModel.from_pretrained(path / "encoder", use_safetensors=True).eval()
         model.head_ = torch.nn.Linear(model.encoder_.config.hidden_size, 1)
-        model.head_.load_state_dict(torch.load(path / "head.pt"))
+        model.head_.load_state_dict(load_file(str(path / "head.safetensors")))
     else:
-        raise ValueError(f"unknown reward model kind {kind!r}")
+        raise UnsafeArtefact(f"unknown reward model kind {kind!r}: refused")
     model.threshold_ = state["threshold_"]
     model.n_train_ = state["n_train_"]
     model.model_id_ = f"{name}@v{row[0][0]}"
