@@ -27,7 +27,7 @@ from traces.store import Store, default_db_path
 
 if TYPE_CHECKING:
     from autolibra.induce import InduceConfig, Induction
-    from libra import proactive, reports
+    from libra import approval, proactive, reports
     from libra.inducing import induce
     from libra.ingesting import Ingested, ingest, rebuild_index, watch
     from libra.scoring import build_judge, score, score_on_ray, score_pipa_runs
@@ -37,14 +37,15 @@ if TYPE_CHECKING:
 
 # Loaded on first use: `libra --help` and the app's first page need none of the models.
 _LAZY = {
-    "InduceConfig": "autolibra.induce", "Induction": "autolibra.induce", "proactive": None, "reports": None,
+    "InduceConfig": "autolibra.induce", "Induction": "autolibra.induce", "approval": None, "proactive": None,
+    "reports": None,
     "induce": "libra.inducing", "Ingested": "libra.ingesting", "ingest": "libra.ingesting",
     "rebuild_index": "libra.ingesting", "watch": "libra.ingesting", "build_judge": "libra.scoring",
     "score": "libra.scoring", "score_on_ray": "libra.scoring", "score_pipa_runs": "libra.scoring",
     "sets": None, "Backend": "metrics.backends", "choose_backend": "metrics.backends",
     "Metric": "metrics.definitions", "MetricSet": "metrics.definitions",
 }
-_PACKAGES = {"proactive": "libra.proactive", "reports": "libra.reports", "sets": "metrics.sets"}
+_PACKAGES = {"approval": "libra.approval", "proactive": "libra.proactive", "reports": "libra.reports", "sets": "metrics.sets"}
 
 
 def __getattr__(name: str) -> Any:
@@ -57,7 +58,7 @@ def __getattr__(name: str) -> Any:
 
 
 __version__ = "0.1.0"
-__all__ = ["Backend", "InduceConfig", "Induction", "Ingested", "Metric", "MetricSet", "Store", "build_judge",
+__all__ = ["Backend", "InduceConfig", "Induction", "Ingested", "Metric", "MetricSet", "Store", "approval", "build_judge",
            "choose_backend", "induce", "ingest", "open_store", "proactive", "rebuild_index", "reports", "score",
            "score_on_ray", "score_pipa_runs", "sets", "watch"]
 
