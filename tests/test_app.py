@@ -51,6 +51,42 @@ page_module.page()
     return at
 
 
+def test_sign_in_is_throttled_after_a_few_wrong_passwords(db):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    refused = 0
+    for _ in range(30):  # thirty guesses as fast as the page allows
+        at.text_input(key="signin-user").input("bo")
+        at.text_input(key="signin-pass").input("a guess")
+        at.button[0].click().run()
+        refused += any("Too many failed sign-ins" in e.value for e in at.error)
+    assert refused >= 15  # three free failures, then each try must wait (1 s, 2 s, 4 s, ...)
+    at.text_input(key="signin-pass").input("battery staple")  # the right one, while throttled
+    at.button[0].click().run()
+    assert "user" not in at.session_state and any("Too many" in e.value for e in at.error)
+
+
+def test_throttle_backs_off_then_locks_out_and_forgets_on_success():
+    from libra.throttle import Throttle
+
+    now = [0.0]
+    t = Throttle(free=3, first_wait=1.0, lock_after=6, lockout=900.0, window=600.0, clock=lambda: now[0])
+    checked = 0
+    for _ in range(30):  # thirty tries in ten seconds
+        if t.wait("account:x") == 0:
+            checked += 1
+            t.failed("account:x")
+        now[0] += 1 / 3
+    assert checked <= 6  # 3 free, then after 1 s, 2 s and 4 s
+    assert t.wait("account:x") > 0
+    now[0] += 100
+    assert t.wait("account:x") > 0  # six failures: locked for fifteen minutes
+    now[0] += 900
+    assert t.wait("account:x") == 0
+    t.failed("account:y")
+    t.succeeded("account:y")
+    assert t.wait("account:y") == 0
+
+
 def test_sign_in_with_password_and_roles(db):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception and "Libra" in at.title[0].value

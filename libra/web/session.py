@@ -8,6 +8,7 @@ its email, and must have been added by an admin (`libra user add --email`).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -17,7 +18,10 @@ import streamlit as st
 from libra import accounts
 from traces.annotation import feedback
 from libra.accounts import User
+from libra.throttle import Throttle
 from traces.store import Store, default_db_path
+
+log = logging.getLogger("libra.signin")
 
 
 def store() -> Store:
@@ -113,14 +117,39 @@ def sign_in(s: Store) -> None:
         password = st.text_input("Password", type="password", key="signin-pass")
         ok = st.form_submit_button("Sign in")
     if ok:
+        client = _client()
+        # by account, and by client where Streamlit knows the address (one guesser, many accounts)
+        keys = (f"account:{username}",) + ((f"client:{client}",) if client else ())
+        wait = _throttle().wait(*keys)
+        if wait > 0:
+            log.warning("sign-in refused while throttled: %s from %s", username, client or "an unknown address")
+            st.error(f"Too many failed sign-ins; try again in {wait:.0f} seconds.")
+            return
         user = accounts.authenticate(s, username, password)
         if user is None:
+            _throttle().failed(*keys)
+            log.warning("failed sign-in: %s from %s", username, client or "an unknown address")
             st.error("Wrong username or password, or the account is disabled.")
         else:
+            _throttle().succeeded(*keys)
             st.session_state["user"] = user
             st.rerun()
     if not accounts.any_users(s):
         st.info("No accounts yet: create the first admin with `libra user add NAME --role admin`.")
+
+
+@st.cache_resource
+def _throttle() -> Throttle:
+    """One throttle for the app process: every session's sign-ins count against the same keys."""
+    return Throttle()
+
+
+def _client() -> str | None:
+    """The client's address as Streamlit sees it (behind a proxy, the proxy's unless it forwards it)."""
+    try:
+        return str(st.context.ip_address) if st.context.ip_address else None
+    except Exception:  # noqa: BLE001 - no request context (bare runs in tests)
+        return None
 
 
 def sign_out() -> None:
