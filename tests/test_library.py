@@ -136,3 +136,28 @@ def test_a_job_stops_for_its_budget_only_when_the_budget_says_so(store, demo_int
     first = sorted(r for r, in store.execute("SELECT run_id FROM runs"))[0]
     res = score_runs(store, ms2, _Failing(budget_stops_at=first), chunk=4)
     assert res.status == "stopped" and "budget" in (res.error or "") and res.runs_scored + res.runs_failed == 4
+
+
+def test_a_note_edited_right_after_saving_is_found_whenever_the_journal_is_applied(store, demo_into, monkeypatch):
+    """The flusher may apply the journal between the two reads an edit makes (28 of 600 edits failed)."""
+    demo_into(store, 10)
+    run_id = store.scalar("SELECT run_id FROM runs ORDER BY run_id LIMIT 1")
+    real = store.execute
+
+    def execute_then_flush(sql, params=None):
+        rows = real(sql, params)
+        if "FROM feedback" in sql and "feedback_history" not in sql:
+            feedback.flush(store)  # the other thread's flush lands right after this read
+        return rows
+
+    monkeypatch.setattr(store, "execute", execute_then_flush)
+    for i in range(5):
+        fid = feedback.add(store, run_id, "ana", f"note {i}", flush_now=False)
+        feedback.edit(store, fid, "ana", text=f"note {i}, edited")
+        assert any(f.text == f"note {i}, edited" for f in feedback.for_run(store, run_id))
+        fid2 = feedback.add(store, run_id, "ana", f"other {i}", flush_now=False)
+        feedback.delete(store, fid2, "ana")
+    monkeypatch.undo()
+    feedback.flush(store)
+    texts = [t for t, in store.execute("SELECT text FROM feedback WHERE author = 'ana' AND deleted_at IS NULL")]
+    assert sorted(texts) == [f"note {i}, edited" for i in range(5)]

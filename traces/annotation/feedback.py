@@ -97,13 +97,17 @@ def maybe_flush(store: Store) -> int:
 
 
 def _current(store: Store, feedback_id: str) -> dict[str, Any] | None:
+    # The journal first, then the store: a flush between the two reads moves events from the
+    # first to the second, so each event is seen at least once. Read the other way round, an
+    # event applied in between was in neither, and a note saved a moment ago "did not exist".
+    pending = journal(store).pending()
     rows = store.execute("SELECT author, text, rating, steps, deleted_at IS NOT NULL, run_id FROM feedback "
                          "WHERE feedback_id = ?", [feedback_id])
     cur = {"author": rows[0][0], "text": rows[0][1], "rating": rows[0][2], "steps": list(rows[0][3] or []),
            "deleted": rows[0][4], "run_id": rows[0][5]} if rows else None
     revision = store.scalar("SELECT coalesce(max(revision), 0) FROM feedback_history WHERE feedback_id = ?",
                             [feedback_id]) or (1 if cur else 0)
-    for _, kind, p in journal(store).pending():
+    for _, kind, p in pending:
         if p.get("feedback_id") != feedback_id:
             continue
         if kind == "create":
@@ -201,13 +205,14 @@ def load(store: Store, run_ids: Sequence[str] | None = None, authors: Sequence[s
     The one reader of feedback: the app, induction and export all see the same
     notes, so a note saved a moment ago is never left out of `libra induce`.
     """
+    pending = journal(store).pending()  # before the store, as in `_current`: nothing falls between
     (by_run, p1), (by_author, p2) = only_in("run_id", run_ids), only_in("author", authors)
     items = {r[0]: Feedback(feedback_id=r[0], run_id=r[1], author=r[2], text=r[3], steps=tuple(r[4] or ()),
                             rating=r[5], origin=r[6], created_at=r[7], edited_at=r[8],
                             metadata=json.loads(r[9]) if r[9] else None)
              for r in store.execute(_SELECT + by_run + by_author, p1 + p2)}
     runs, people = (set(run_ids) if run_ids is not None else None), (set(authors) if authors is not None else None)
-    for _, kind, p in journal(store).pending():
+    for _, kind, p in pending:
         fid = p.get("feedback_id")
         if kind == "create":
             if (runs is None or p["run_id"] in runs) and (people is None or p["author"] in people):
