@@ -410,10 +410,6 @@ class Store:
 _MEM_SHARED: dict[int, _Shared] = {}
 
 
-def open_store(path: str | os.PathLike[str] | None = None, lock_timeout: float = 60.0) -> Store:
-    return Store(path, lock_timeout=lock_timeout)
-
-
 def only_in(column: str, values: Sequence[str] | None) -> tuple[str, list[Any]]:
     """`' AND column IN (...)'` and its parameter, or nothing when `values` is None (no filter).
 
