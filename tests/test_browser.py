@@ -7,6 +7,7 @@ rather than skip when Chromium is missing.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -30,6 +31,10 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync"]
 EVIL = '<script>alert("x")</script> **bold** <img src=x onerror=alert(2)>'
+# Markdown that Streamlit would draw if a label took it as such: a live link, an image that loads
+# from elsewhere (a beacon), bold text forging a system line, a colour directive.
+BEACON = "http://127.0.0.2:9/beacon.png"
+LABEL_EVIL = f"**SYSTEM · approved by admin** [click](http://evil.invalid/x) ![b]({BEACON}) :red[alarm]"
 ROOT = Path(__file__).resolve().parents[1]
 
 if not Path(CHROMIUM).exists():
@@ -51,8 +56,14 @@ def app_url(request, module_backend, tmp_path_factory):
     build_demo(s, n=40)
     w = BatchWriter(s, IngestSummary())
     w.add_run(Run(native_id="evil-1", format="libra", source="test", agent="evil-agent", task="xss",
-                  steps=(Step(kind=StepKind.USER, content=EVIL),), globally_unique_id=True))
+                  steps=(Step(kind=StepKind.USER, content=EVIL, actor=LABEL_EVIL),
+                         Step(kind=StepKind.TOOL_CALL, tool_name=LABEL_EVIL, content="x", is_error=True)),
+                  globally_unique_id=True))
     w.flush()
+    from metrics import sets
+    from metrics.definitions import Metric, MetricSet
+
+    sets.save(s, MetricSet("evil-set", 0, LABEL_EVIL, (Metric("m1", LABEL_EVIL, "explained"),)))
     for name, role in (("alice", "annotator"), ("bao", "annotator"), ("root", "admin")):
         accounts.add_user(s, name, "browser-pass", role)
     qid = queues.create(s, "travel", "root", k=2, flt=RunFilter(agents=("travel-concierge@v2",)))
@@ -154,6 +165,34 @@ def test_script_and_markdown_in_a_trace_render_as_text(app_url, browser, artifac
     assert page.locator("img[src='x']").count() == 0
     assert page.locator("strong", has_text="bold").count() == 0
     page.screenshot(path=str(artifacts / "browser-untrusted-content.png"), full_page=True)
+
+
+def test_markdown_in_labels_and_names_is_shown_as_text_and_loads_nothing(app_url, browser, artifacts):
+    """Step labels (actor, tool) and metric-set and metric names are drawn by Streamlit as Markdown."""
+    page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
+    elsewhere = []
+    page.on("request", lambda r: elsewhere.append(r.url) if not r.url.startswith(
+        (app_url["url"], "data:", "blob:", "about:")) else None)
+    for user, path, seen in (("alice", "/run?run_id=libra:evil-1", "approved by admin"),
+                             ("root", "/metrics", "approved by admin")):
+        sign_in(page, app_url["url"], user, path)
+        if path == "/metrics":
+            page.get_by_role("combobox").first.click()
+            page.get_by_role("option").filter(has_text="evil-set").first.click()
+        page.get_by_text(seen).first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
+        links = page.locator("a[href*='evil.invalid']")
+        assert links.count() == 0, (path, [links.nth(i).evaluate("e => e.parentElement.outerHTML.slice(0, 300)")
+                                           for i in range(links.count())])
+        assert page.locator(f"img[src='{BEACON}']").count() == 0, path
+        # the data's own ** made no bold of its words (Libra's bold around a whole step label is ours)
+        assert page.locator("strong", has_text=re.compile(r"^SYSTEM")).count() == 0, path
+        shown = page.evaluate("document.body.innerText").replace("\u2060", "")  # the joiner that stops autolinks
+        assert "[click](http://evil.invalid/x)" in shown and ":red[alarm]" in shown, path  # shown as written
+        page.screenshot(path=str(artifacts / f"browser-markdown-as-text{path.split('?')[0].replace('/', '-')}.png"),
+                        full_page=True)
+        page.context.clear_cookies()
+    assert elsewhere == []  # no request left the app's own address
 
 
 def test_dashboards_draw_the_pipa_profile_and_the_alert(app_url, browser, artifacts):

@@ -8,7 +8,7 @@ import streamlit as st
 from autolibra.charts import aspect_map_chart, frontier_chart
 from autolibra.frontier import frontier_frame
 from libra.web import session
-from libra.web.widgets import open_run, show_text
+from libra.web.widgets import md, open_run, show_text
 from metrics.jobs import alerts, schedule
 from metrics.reports import charts, queries as dashboard
 from metrics import sets
@@ -67,17 +67,17 @@ def _matrix_tab(s: Store) -> None:
     run_id = chosen[0] if chosen else st.selectbox("run to inspect", runs, key="dash-run")
     if not run_id:
         return
-    st.subheader(f"Evidence for {run_id}")
+    st.subheader(f"Evidence for {md(run_id)}")
     ev = dashboard.run_evidence(s, run_id, set_id, version)
     for metric, g in ev.groupby("metric", sort=False):
         first = g.iloc[0]
         verdict = {1: "+1", -1: "−1", 0: "n/a"}.get(int(first["value"]), "?")
         rate = "" if pd.isna(first["rate"]) else f" · {first['rate']:.0%} of units pass"
-        with st.expander(f"{metric}: {verdict}{rate}", expanded=int(first["value"]) < 0):
-            st.caption(f"judge: {first['backend']}")
+        with st.expander(f"{md(metric)}: {verdict}{rate}", expanded=int(first["value"]) < 0):
+            st.caption(f"judge: {md(first['backend'])}")
             show_text(first["reason"] or "", 600)
             for r in g.dropna(subset=["step"]).itertuples(index=False):
-                st.markdown(f"**step {int(r.step)}** · {r.kind}")
+                st.markdown(f"**step {int(r.step)}** · {md(r.kind)}")
                 show_text(r.content or "", 400)
     if st.button("Open this run", key="dash-open"):
         open_run(run_id)

@@ -8,7 +8,7 @@ from autolibra.charts import frontier_chart
 from autolibra.frontier import frontier_frame
 from libra.approval import ApprovalRefused, approve_signed_in
 from libra.web import session
-from libra.web.widgets import open_run
+from libra.web.widgets import md, open_run
 from metrics import sets
 
 
@@ -28,7 +28,7 @@ def page() -> None:
     pick = st.selectbox("metric set", choices, index=len(choices) - 1, key="ms-pick")
     row = listing.iloc[choices.index(pick)]
     ms = sets.load(s, row.set_id, int(row.version))
-    st.caption(f"{ms.name} · status {ms.status} · backend {row.backend or '?'}")
+    st.caption(f"{md(ms.name)} · status {ms.status} · backend {md(row.backend if isinstance(row.backend, str) else '?')}")
     prov = ms.provenance
     if "heldout" in prov:
         c = st.columns(4)
@@ -58,8 +58,8 @@ def page() -> None:
                 st.rerun()
     for m in ms.metrics:
         with st.container(border=True):
-            st.subheader(m.name)
-            st.caption(f"{m.metric_id} · {m.metadata.get('aspects', '?')} remarks · scope {m.scope}")
+            st.subheader(md(m.name))
+            st.caption(f"{md(m.metric_id)} · {md(m.metadata.get('aspects', '?'))} remarks · scope {md(m.scope)}")
             st.text(m.explanation)
             for title, exs in (("good behaviour", m.good), ("bad behaviour", m.bad)):
                 if exs:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from libra.web import session
 from libra.accounts import User
-from libra.web.widgets import open_run
+from libra.web.widgets import md, open_run
 from metrics.agreement import queue_agreement
 from traces.annotation import queues
 from traces.queries import RunFilter, facets
@@ -47,8 +47,8 @@ def page() -> None:
     for q in qs.itertuples():
         with st.container(border=True):
             prog = queues.progress(s, q.queue_id, user.username)
-            st.subheader(f"{q.name}")
-            st.caption(f"{q.runs} runs × {q.k} annotators · created by {q.created_by}")
+            st.subheader(md(q.name))
+            st.caption(f"{q.runs} runs × {q.k} annotators · created by {md(q.created_by)}")
             st.progress(min(1.0, prog["done"] / max(prog["slots"], 1)),
                         text=f"overall {prog['done']} of {prog['slots']}")
             mine_total = prog["mine_done"] + prog["mine_available"]

@@ -10,7 +10,7 @@ import streamlit as st
 
 from libra.web import session
 from libra.accounts import User
-from libra.web.widgets import KIND_LABEL, show_text, step_label
+from libra.web.widgets import KIND_LABEL, md, show_text, step_label
 from traces.annotation import feedback, queues
 from traces.annotation.feedback import FeedbackError
 from traces.queries import get_run
@@ -22,9 +22,9 @@ def _timeline(steps: pd.DataFrame, anchored: set[int]) -> None:
         label = step_label(s_)
         mark = " ◀ your selection" if int(s_.idx) in anchored else ""
         if s_.is_error:
-            st.error(f"{label} · error{mark}", icon="⚠️")
+            st.error(f"{md(label)} · error{mark}", icon="⚠️")
         elif s_.kind in ("user_message", "system"):
-            st.markdown(f"**{label}**{mark}")
+            st.markdown(f"**{md(label)}**{mark}")
         else:
             st.text(label + mark)
         if isinstance(s_.tool_args, str) and s_.tool_args not in ("null", ""):
@@ -158,13 +158,13 @@ def page() -> None:
         st.query_params["queue"] = queue_id
     elif "queue" in st.query_params:
         del st.query_params["queue"]
-    st.header(f"Run {run_id}")
+    st.header(f"Run {md(run_id)}")
     c = st.columns(4)
-    c[0].metric("agent", run["agent"] or "?")
+    c[0].metric("agent", run["agent"] or "?")  # a metric's value is drawn as plain text
     c[1].metric("outcome", run["outcome"] or "?")
     c[2].metric("reward", "" if run["reward"] is None else f"{run['reward']:.2f}")
     c[3].metric("steps", run["n_steps"])
-    st.caption(f"format {run['format']} · source {run['source']}")
+    st.caption(f"format {md(run['format'])} · source {md(run['source'])}")
     if queue_id:
         prog = queues.progress(s, queue_id, user.username)
         st.progress(min(1.0, prog["mine_done"] / max(prog["mine_done"] + prog["mine_available"], 1)),
