@@ -275,7 +275,9 @@ def test_dashboards_show_alerts_scores_drill_down_and_pipa(db):
     charts = at.get("vega_lite_chart")
     assert len(charts) >= 4  # over time, by agent, heatmap, PIPA profile
     run_id = at.selectbox(key="dash-run").value
-    assert any(run_id in h.value for h in at.subheader)
+    from libra.web.widgets import md
+
+    assert any(md(run_id) in h.value for h in at.subheader)  # the id as literal text
     assert at.expander  # one per metric with the judge's reason and evidence steps
     assert any("needs a judge" in c.value for c in at.caption)
     at = page_app("run_view", "ana", db, run_id=run_id).run()
