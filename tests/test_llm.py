@@ -146,18 +146,37 @@ def test_prompt_caching_of_the_stable_prefix(fake, mem_store):
 
 @pytest.mark.parametrize("with_store", [True, False])
 def test_identical_requests_in_flight_at_once_are_billed_once(fake, mem_store, with_store):
-    def slow(request):
-        time.sleep(0.2)  # long enough that all eight are in flight together
+    release, entered, lock = threading.Event(), [0], threading.Lock()
+
+    def held(request):
+        release.wait(30)  # the first request is answered only once all eight callers are in
         return {"label": "good", "score": 7}
 
-    fake.responder = slow
+    fake.responder = held
     llm = make_llm(fake, mem_store if with_store else None, concurrency=8)
-    res = llm.map([(f"k{i}", req(1)) for i in range(8)])  # eight items, one prompt
-    assert all(o.ok and o.value.score == 7 for o in res.values())
-    assert len(fake.ledger) == 1 and sum(not o.cached for o in res.values()) == 1
+    out: dict[int, object] = {}
+
+    def caller(i: int) -> None:
+        with lock:
+            entered[0] += 1
+        out[i] = llm.call(req(1), f"k{i}")  # eight items, one prompt
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    deadline = time.monotonic() + 30
+    while entered[0] < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(1.0)  # each is past its first line: asking, or waiting on the one who asks
+    release.set()
+    for th in threads:
+        th.join(30)
+    assert all(o.ok and o.value.score == 7 for o in out.values()) and len(out) == 8
+    assert len(fake.ledger) == 1 and sum(not o.cached for o in out.values()) == 1
     if with_store:
         assert mem_store.scalar("SELECT count(*) FROM llm_calls WHERE status = 'ok'") == 1
         assert mem_store.scalar("SELECT count(*) FROM llm_calls WHERE status = 'cached'") == 7
+    fake.responder = lambda r: {"label": "good", "score": 7}
     fake.inject("500", times=1, retry_after=0)  # a failed call does not fail the ones waiting on it
     res = make_llm(fake, None, concurrency=4, max_retries=0).map([(f"j{i}", req(2)) for i in range(4)])
     assert sum(o.ok for o in res.values()) >= 3
