@@ -78,7 +78,7 @@ def score(store: Store, *, set_id: str | None = None, version: int | None = None
         ids = select_runs(store, agent=agent, fmt=fmt, since=since, sample=sample, salt="pipa")
         results += score_pipa(
             store, PipaJudge(b.llm), run_ids=ids, max_cost=max_cost,
-            progress=(lambda d, t: progress("pipa", d, t)) if progress else None)
+            progress=_stage(progress, "pipa"))
         targets = [ms for ms in targets if set_kind(ms) != "pipa"]
     for ms in targets:
         ids = select_runs(store, agent=agent, fmt=fmt, since=since, sample=sample, salt=ms.set_id)
