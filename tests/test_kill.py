@@ -66,3 +66,95 @@ def test_sigkill_mid_file(tmp_path, backend, new_location):
     assert s.execute(INTEGRITY)[0] == (0, 0, 0)
     assert s.execute("SELECT sum(n_steps), count(DISTINCT content_hash) FROM runs") == \
         clean.execute("SELECT sum(n_steps), count(DISTINCT content_hash) FROM runs")
+
+
+# --- a kill inside the commit of one large batch ------------------------------------------
+
+TORN_CHILD = """
+import os, sys
+from traces.ingest import ingest
+from traces.store import Store
+s = Store(sys.argv[1])
+ingest(s, [sys.argv[2]], workers=1)  # the store before: committed, and checkpointed as the file is let go
+with s.hold():
+    with s.connection() as con:
+        con.execute("SET checkpoint_threshold = '10GB'")  # keep the next commit in the log
+    ingest(s, [sys.argv[3]], workers=1, batch_steps=1_000_000)  # one batch of every step
+    os.kill(os.getpid(), 9)
+"""
+
+CONTENT = ("SELECT count(*), sum(n_steps), md5(string_agg(run_id || ':' || content_hash, ',' ORDER BY run_id)), "
+           "(SELECT md5(string_agg(run_id || ':' || idx || ':' || coalesce(content, ''), ',' ORDER BY run_id, idx)) "
+           "FROM steps) FROM runs")
+
+
+def _plain_counts(db: str, wal: bytes, cut: int, scratch: Path) -> tuple[int, int]:
+    """What DuckDB alone recovers from a log cut at `cut` (no Libra repair): (runs, steps)."""
+    import duckdb
+    import shutil
+
+    shutil.copy(db, scratch)
+    scratch.with_name(scratch.name + ".wal").write_bytes(wal[:cut])
+    con = duckdb.connect(str(scratch), read_only=True)
+    try:
+        return con.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM steps)").fetchone()
+    finally:
+        con.close()
+
+
+def _first(lo: int, hi: int, pred) -> int:
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if pred(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def test_a_kill_inside_a_large_commit_is_repaired_and_ingesting_again_converges(tmp_path):
+    """Every instant of a 100k-step commit, on a DuckDB file: the log cut where a kill leaves it.
+
+    DuckDB alone brings back the batch's steps without its runs for some cuts
+    (tests/test_duckdb_recovery.py); opening the store with Libra repairs that,
+    and ingesting again ends exactly where one clean ingest does.
+    """
+    import shutil
+
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    write_jsonl(generate_runs(300, seed=1), first)
+    write_jsonl(generate_runs(11_000, seed=2), second)
+    db = str(tmp_path / "torn.duckdb")
+    subprocess.run([sys.executable, "-c", TORN_CHILD, db, str(first), str(second)], check=False,
+                   env=dict(os.environ), cwd=Path(__file__).resolve().parents[1])
+    wal = Path(db + ".wal").read_bytes()
+    clean = Store(str(tmp_path / "clean.duckdb"))
+    ingest(clean, [first], workers=1)
+    before = clean.counts()
+    ingest(clean, [second], workers=1)
+    after = clean.counts()
+    assert after["steps"] - before["steps"] >= 100_000, "the batch must take the optimistic path"
+
+    probe = tmp_path / "probe.duckdb"
+    steps_from = _first(0, len(wal), lambda c: _plain_counts(db, wal, c, probe)[1] > before["steps"])
+    runs_from = _first(0, len(wal), lambda c: _plain_counts(db, wal, c, probe)[0] > before["runs"])
+    assert _plain_counts(db, wal, len(wal), probe) == (after["runs"], after["steps"])
+    assert steps_from < runs_from, "no torn window in this engine: nothing for Libra to repair here"
+    assert _plain_counts(db, wal, steps_from, probe) == (before["runs"], after["steps"]), \
+        "DuckDB alone: the batch's steps are back without its runs"
+
+    cuts = sorted({0, steps_from - 1, steps_from, (steps_from + runs_from) // 2, runs_from - 1, runs_from,
+                   len(wal) - 1, len(wal)})
+    for cut in cuts:
+        copy = tmp_path / f"cut{cut}.duckdb"
+        shutil.copy(db, copy)
+        copy.with_name(copy.name + ".wal").write_bytes(wal[:cut])
+        s = Store(str(copy))  # opening repairs what the dead process's intent names
+        assert s.execute(INTEGRITY)[0] == (0, 0, 0), cut
+        runs = s.counts()["runs"]
+        assert runs in (before["runs"], after["runs"]), (cut, runs)
+        ingest(s, [first, second], workers=1)
+        assert s.counts() == after, cut
+        assert s.execute(CONTENT) == clean.execute(CONTENT), cut
+        assert s.scalar("SELECT count(*) FROM ingest_intents") == 0
+        s.close()

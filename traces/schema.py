@@ -25,7 +25,9 @@ _LOCKS_9 = ("runs", "embeddings", "feedback", "feedback_history", "job_items", "
 # also for writers that number versions (max + 1), which would otherwise hand two
 # processes the same number
 _LOCKS_10 = ("metric_sets", "reward_models")
-LOCKS = _LOCKS_9 + _LOCKS_10
+# for opening a job: two processes starting the same work join one job, not two
+_LOCKS_11 = ("jobs",)
+LOCKS = _LOCKS_9 + _LOCKS_10 + _LOCKS_11
 
 
 def _lock_tables(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -404,6 +406,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
     )),
     Migration(10, "locks for numbering metric set and reward model versions", _lock_tables(_LOCKS_10)),
+    # Crash recovery (traces/recovery.py). An ingest batch records its runs in an intent,
+    # committed before the batch and removed after it: an intent left behind names the
+    # runs a killed commit may have left half visible. Work that outlives a transaction
+    # records its owner (traces/owner.py) and, for jobs, a heartbeat, so the work of a
+    # dead process is seen as abandoned and taken over.
+    Migration(11, "ingest intents; owners and heartbeats of jobs, items and scheduled runs", (
+        """CREATE TABLE ingest_intents (
+            intent_id       VARCHAR PRIMARY KEY,
+            owner           VARCHAR NOT NULL,
+            run_ids         VARCHAR[] NOT NULL,
+            steps           BIGINT NOT NULL,
+            started_at      TIMESTAMP NOT NULL
+        )""",
+        "ALTER TABLE jobs ADD COLUMN owner VARCHAR",
+        "ALTER TABLE jobs ADD COLUMN heartbeat_at TIMESTAMP",
+        "ALTER TABLE job_items ADD COLUMN owner VARCHAR",
+        "ALTER TABLE schedule_runs ADD COLUMN owner VARCHAR",
+        *_lock_tables(_LOCKS_11),
+    )),
 )
 
 

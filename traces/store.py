@@ -35,9 +35,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from traces import extensions, migrate
-
-from traces import locks
+from traces import extensions, locks, migrate, recovery
 
 T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any] | None
@@ -158,6 +156,8 @@ def _migrate_once(con: duckdb.DuckDBPyConnection, path: str, lake: bool = False,
     if key in _checked and not created:
         return
     migrate.migrate(con, lake=lake)
+    # before anything is read or written: what a killed ingest left half visible goes
+    recovery.recover(con)
     with _checked_lock:
         _checked.add(key)
 

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from traces.importers.base import RAW_LIMIT
 from traces.model import IngestSummary, Rejected, Run, Step, StepKind, dumps
+from traces import recovery
 from traces.store import Store, retrying
 
 RUN_SCHEMA = pa.schema([
@@ -256,6 +257,11 @@ class BatchWriter:
                  background: bool = False, parsers: int = 1):
         self.store = store
         self.summary = summary
+        if store.path != ":memory:":
+            # a process that opened the store before another one was killed mid-ingest
+            # (an app running `watch`) repairs before it writes, not only at its start
+            with store.connection() as con:
+                recovery.recover(con)
         self.batch_steps = batch_steps
         # DuckDB's threads for writing: the cores the parsing threads or processes leave
         # free. More only contend with them (on two cores, ingest ran 7% faster with one).
@@ -369,6 +375,13 @@ class BatchWriter:
                 finally:
                     con.execute("RESET threads")
             return part
+        # The intent outlives a crash inside the commit, and names the runs to repair
+        # (traces/recovery.py); an in-memory store does not outlive its process at all.
+        durable = self.store.path != ":memory:" and batch.runs.num_rows > 0
+        intent = self.store.write(lambda con: recovery.begin(
+            con, batch.runs["run_id"].to_pylist(), batch.steps.num_rows)) if durable else None
         part = retrying(attempt)
+        if intent is not None:
+            self.store.write(lambda con: recovery.end(con, intent))
         for k in ("steps", "feedback", "runs_added", "runs_updated", "duplicates"):
             setattr(self.summary, k, getattr(self.summary, k) + getattr(part, k))
