@@ -130,7 +130,11 @@ def score_runs(store: Store, metric_set: MetricSet, judge: Judge, *, run_ids: Se
     done = failed = 0
     status, error = "done", None
     for i in range(0, len(todo), chunk):
-        ids = todo[i:i + chunk]
+        # another process on the same job (a second scheduler, another host) does its own chunks
+        ids = job.claim(todo[i:i + chunk])
+        skipped += min(chunk, len(todo) - i) - len(ids)
+        if not ids:
+            continue
         runs = load_runs(store, ids)
         views = [RunView.of(runs[r], r, focus) for r in ids if r in runs]
         results = judge.judge(views, metric_set)

@@ -94,13 +94,44 @@ def test_a_worker_killed_mid_partition_leaves_the_job_to_finish_exactly_once(sto
     assert doomed.exitcode == -signal.SIGKILL
     states = dict(partitions(store, job_id))
     assert "claimed" in states.values() and "done" not in states.values()
-    # a live worker leaves a fresh claim alone; once it is taken over the job finishes
-    assert all(o.skipped for o in work(store.path, job_id, FACTORY)[:1])
-    work(store.path, job_id, FACTORY, lease=timedelta(0))
+    # the claim names a process that is gone: taken over at once, not after the lease
+    outcomes = work(store.path, job_id, FACTORY)
+    assert not any(o.skipped for o in outcomes)
     _assert_exactly_once(store, job_id, ms)
     # scoring the job again commits nothing more
     assert all(o.skipped for o in work(store.path, job_id, FACTORY, lease=timedelta(0)))
     _assert_exactly_once(store, job_id, ms)
+
+
+@pytest.mark.contract
+def test_a_live_workers_claim_is_left_alone_and_a_silent_one_elsewhere_expires(store, demo_into):
+    import subprocess
+    import sys
+
+    from metrics.jobs.distributed import claim, open_partitions
+    from traces import owner
+
+    job_id, _ = _prepare(store, demo_into)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = owner.current().replace(f":{os.getpid()}:", f":{sleeper.pid}:").rsplit(".", 1)[0] + "." + \
+            open(f"/proc/{sleeper.pid}/stat").read().rsplit(")", 1)[1].split()[19]
+        assert owner.alive(live) is True
+        cols = ("run_ids",)
+        assert claim(store, "score_partitions", job_id, 0, live, timedelta(minutes=10), cols) is not None
+        assert claim(store, "score_partitions", job_id, 1, "elsewhere:1:x.1", timedelta(minutes=10), cols)
+        me = owner.current()
+        assert claim(store, "score_partitions", job_id, 0, me, timedelta(0), cols) is None, "a live claim"
+        assert claim(store, "score_partitions", job_id, 1, me, timedelta(minutes=10), cols) is None, "fresh"
+        assert claim(store, "score_partitions", job_id, 1, me, timedelta(0), cols) is not None, "lease over"
+        free, held = open_partitions(store, job_id)
+        assert 0 in held and 1 in held and 2 in free
+        sleeper.kill()
+        sleeper.wait()
+        assert owner.alive(live) is False
+        assert claim(store, "score_partitions", job_id, 0, me, timedelta(minutes=10), cols) is not None
+    finally:
+        sleeper.kill()
 
 
 @pytest.mark.timeout(900)
@@ -232,9 +263,7 @@ def test_embedding_a_backlog_on_workers_stores_each_vector_once(store, demo_into
     for p in procs:
         p.join(timeout=900)
         assert p.exitcode == 0
-    states = dict(partitions(store, job_id, "embed_partitions"))
-    assert list(states.values()).count("claimed") == 1, "the dead worker's fresh claim is left alone"
-    embed_backlog.work(store.path, job_id, lease=timedelta(0))  # taken over once the lease is past
+    # the dead worker's claim names a process that is gone: the live workers took it over
     assert set(dict(partitions(store, job_id, "embed_partitions")).values()) == {"done"}
     rows = store.execute("SELECT content_hash, count(*) FROM embeddings WHERE model = ? GROUP BY ALL", [model])
     assert {n for _, n in rows} == {1}, "a vector was stored twice"
@@ -261,3 +290,52 @@ def test_embedding_a_backlog_on_a_local_ray_cluster(store, demo_into, ray_cluste
     assert again.partitions == 0 and again.embedded == 0
     rows = store.execute("SELECT count(*), count(DISTINCT content_hash) FROM embeddings")
     assert rows[0][0] == rows[0][1]
+
+
+class _SlowJudge:
+    """The offline judge, slowed down so that two processes are surely at work at once."""
+
+    def __init__(self, inner):
+        self.inner, self.backend, self.name = inner, inner.backend, getattr(inner, "name", inner.backend)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def judge(self, views, metric_set):
+        import time
+
+        time.sleep(0.15 * len(views))
+        return self.inner.judge(views, metric_set)
+
+
+def _plain_scorer(location: str, set_id: str, out) -> None:
+    from metrics.scoring import score_runs
+
+    store = Store(location, lock_timeout=120)
+    ms = sets.load(store, set_id)
+    res = score_runs(store, ms, _SlowJudge(FACTORY(store, ms)), chunk=4)
+    out.put((os.getpid(), res.runs_scored, res.runs_skipped, res.status))
+
+
+@pytest.mark.contract
+def test_two_scoring_processes_on_one_backlog_share_it(store, demo_into):
+    """Two schedulers starting `libra score` at once do the backlog once between them, not twice."""
+    demo_into(store, N_RUNS, 11)
+    ms = sets.save(store, METRICS)
+    FACTORY(store, ms)  # fit once here, so both processes start judging at once
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_plain_scorer, args=(store.path, ms.set_id, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=900)
+        assert p.exitcode == 0
+    results = [out.get(timeout=10) for _ in procs]
+    assert sum(done for _, done, _, _ in results) == N_RUNS, results
+    assert all(done > 0 for _, done, _, _ in results), f"both processes took a share: {results}"
+    keys = store.execute("SELECT run_id, metric_id, count(*) FROM scores WHERE metric_set_id = ? GROUP BY ALL",
+                         [ms.set_id])
+    assert len(keys) == N_RUNS * len(ms.metrics) and {n for *_, n in keys} == {1}
+    [(status,)] = store.execute("SELECT status FROM jobs WHERE kind = 'score'")
+    assert status == "done"

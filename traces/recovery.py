@@ -21,6 +21,7 @@ shows it on plain DuckDB). So Libra does not rely on it:
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,8 @@ from typing import Any
 import duckdb
 
 from traces import owner
+
+log = logging.getLogger("libra.recovery")
 
 # Another host's intent is presumed dead after this long: a batch commits in seconds.
 INTENT_LEASE = timedelta(hours=1)
@@ -130,4 +133,6 @@ def recover(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
+        log.warning("an ingest killed while it committed left %d runs to repair: %s", len(ids),
+                    ", ".join(f"{k} {v}" for k, v in done.items()) or "nothing was half visible")
     return done

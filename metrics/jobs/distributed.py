@@ -11,7 +11,11 @@ row conflict, DuckLake aborts one, and its retry sees the mark.
 
 Workers are Ray tasks (`score_on_ray`; Ray re-runs the task of a worker that
 died) or plain processes pulling partitions (`work`), on one machine or many
-sharing a lake. Embedding a backlog (`metrics.jobs.embed_backlog`) uses the same
+sharing a lake. A claim names its worker's process (traces/owner.py): the
+claim of a worker that died on this machine is taken over at once, one on
+another machine once its lease has passed with no sign of life. Planning a
+backlog that an unfinished job already covers joins that job, so two drivers
+started on the same backlog share it instead of both scoring all of it. Embedding a backlog (`metrics.jobs.embed_backlog`) uses the same
 claims and commits on its own partition table.
 """
 
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 
 from metrics.scoring import insert_verdicts, unscored, verdict_rows
+from traces import owner
 from traces.store import Store, retrying
 
 LEASE = timedelta(minutes=10)  # a claimed partition untouched this long is taken over
@@ -47,21 +51,41 @@ def now() -> datetime:
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return owner.current()
 
 
 def plan(store: Store, metric_set, backend: str, run_ids=None, size: int = 100) -> str:
-    """Record the partitions of what `metric_set` has not scored with `backend`; returns the job id."""
+    """Record the partitions of what `metric_set` has not scored with `backend`; returns the job id.
+
+    An unfinished job of the same set, version and backend is joined: the
+    runs none of its open partitions holds are added to it as new partitions.
+    """
     pending = unscored(store, metric_set, backend, run_ids)
-    job_id = f"dist-{uuid.uuid4().hex[:12]}"
-    rows = [[job_id, k, pending[i:i + size], metric_set.set_id, metric_set.version, backend, "pending"]
-            for k, i in enumerate(range(0, len(pending), size))]
-    if rows:
-        with store.transaction() as con:
-            con.executemany(
-                "INSERT INTO score_partitions (job_id, part, run_ids, metric_set_id, metric_set_version, "
-                "backend, status) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    return job_id
+    key = [metric_set.set_id, metric_set.version, backend]
+
+    def go() -> str:
+        with store.transaction(serialise="jobs") as con:
+            open_job = con.execute(
+                "SELECT job_id FROM score_partitions WHERE metric_set_id = ? AND metric_set_version = ? "
+                "AND backend = ? GROUP BY job_id HAVING count(*) FILTER (WHERE status != 'done') > 0 "
+                "ORDER BY min(claimed_at) NULLS LAST, job_id LIMIT 1", key).fetchone()
+            if open_job:
+                job_id = open_job[0]
+                first, taken = con.execute(
+                    "SELECT coalesce(max(part), -1) + 1, flatten(list(run_ids) FILTER (WHERE status != 'done')) "
+                    "FROM score_partitions WHERE job_id = ?", [job_id]).fetchone()
+                held = set(taken or ())
+                todo = [r for r in pending if r not in held]
+            else:
+                job_id, first, todo = f"dist-{uuid.uuid4().hex[:12]}", 0, pending
+            rows = [[job_id, first + k, todo[i:i + size], *key, "pending"]
+                    for k, i in enumerate(range(0, len(todo), size))]
+            if rows:
+                con.executemany(
+                    "INSERT INTO score_partitions (job_id, part, run_ids, metric_set_id, metric_set_version, "
+                    "backend, status) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            return job_id
+    return retrying(go)
 
 
 def partitions(store: Store, job_id: str, table: str = "score_partitions") -> list[tuple[int, str]]:
@@ -101,17 +125,35 @@ def claim(store: Store, table: str, job_id: str, part: int, worker: str, lease: 
     def go():
         with store.transaction() as con:
             row = con.execute(
-                f"SELECT status, claimed_at, {', '.join(columns)} FROM {table} "  # noqa: S608
+                f"SELECT status, claimed_at, worker, {', '.join(columns)} FROM {table} "  # noqa: S608
                 "WHERE job_id = ? AND part = ?", [job_id, part]).fetchone()
             if row is None:
                 raise KeyError(f"no partition {part} in job {job_id}")
-            status, claimed_at = row[0], row[1]
-            if status == "done" or (status == "claimed" and claimed_at and now() - claimed_at < lease):
+            status, claimed_at, claimer = row[:3]
+            if status == "done" or (status == "claimed" and not owner.gone(claimer, claimed_at, lease, now())):
                 return None
             con.execute(f"UPDATE {table} SET status = 'claimed', worker = ?, claimed_at = ? "  # noqa: S608
                         "WHERE job_id = ? AND part = ?", [worker, now(), job_id, part])
-            return row[2:]
+            return row[3:]
     return retrying(go)
+
+
+def release(store: Store, table: str, job_id: str, part: int, worker: str) -> None:
+    """Give a claimed partition back (this worker failed on it and lives on)."""
+    store.write(lambda con: con.execute(
+        f"UPDATE {table} SET status = 'pending', worker = NULL, claimed_at = NULL "  # noqa: S608
+        "WHERE job_id = ? AND part = ? AND status = 'claimed' AND worker = ?", [job_id, part, worker]))
+
+
+def open_partitions(store: Store, job_id: str, table: str = "score_partitions",
+                    lease: timedelta = LEASE) -> tuple[list[int], list[int]]:
+    """(partitions anyone may take now, partitions a live worker holds) of a job."""
+    free, held = [], []
+    for part, status, claimer, at in store.execute(
+            f"SELECT part, status, worker, claimed_at FROM {table} WHERE job_id = ? "  # noqa: S608
+            "AND status != 'done' ORDER BY part", [job_id]):
+        (held if status == "claimed" and not owner.gone(claimer, at, lease, now()) else free).append(part)
+    return free, held
 
 
 def commit_once(store: Store, table: str, job_id: str, part: int, worker: str,
@@ -137,13 +179,23 @@ def commit_once(store: Store, table: str, job_id: str, part: int, worker: str,
     return retrying(go)
 
 
+def touch(store: Store, table: str, job_id: str, part: int, worker: str) -> None:
+    """A sign of life on a claim, so a worker on another machine does not take it over."""
+    store.write(lambda con: con.execute(
+        f"UPDATE {table} SET claimed_at = ? WHERE job_id = ? AND part = ? AND worker = ?",  # noqa: S608
+        [now(), job_id, part, worker]))
+
+
+HEARTBEAT_RUNS = 10  # runs judged between two signs of life on a claim
+
+
 def run_partition(location: str, job_id: str, part: int, make_judge: JudgeFactory, *,
                   lease: timedelta = LEASE, hook: Callable[[str], None] | None = None) -> Outcome:
     """Score one partition and commit it exactly once.
 
-    A partition under another worker's claim younger than `lease` is left alone;
-    Ray passes a zero lease when it re-runs the task of a worker that died. The
-    commit happens once whoever scores it.
+    A partition under a live worker's claim is left alone (on another machine:
+    one touched within `lease`). The commit happens once whoever scores it; a
+    worker that fails and lives on gives its claim back.
     """
     store = Store(location)
     worker = worker_name()
@@ -151,13 +203,27 @@ def run_partition(location: str, job_id: str, part: int, make_judge: JudgeFactor
                     ("run_ids", "metric_set_id", "metric_set_version", "backend"))
     if claimed is None:
         return Outcome(part, 0, 0, True)
+    try:
+        return _score_claimed(store, job_id, part, worker, claimed, make_judge, hook)
+    except Exception:
+        release(store, "score_partitions", job_id, part, worker)
+        raise
+
+
+def _score_claimed(store: Store, job_id: str, part: int, worker: str, claimed: tuple,
+                   make_judge: JudgeFactory, hook: Callable[[str], None] | None) -> Outcome:
     run_ids, set_id, version, backend = claimed
     ms, judge = _judge_for(store, set_id, version, make_judge)
     from metrics.judges.base import RunView
     from traces.export import load_runs
 
     runs = load_runs(store, list(run_ids))
-    results = judge.judge([RunView.of(runs[r], r) for r in run_ids if r in runs], ms)
+    views = [RunView.of(runs[r], r) for r in run_ids if r in runs]
+    results = []
+    for i in range(0, len(views), HEARTBEAT_RUNS):
+        if i:
+            touch(store, "score_partitions", job_id, part, worker)
+        results += judge.judge(views[i:i + HEARTBEAT_RUNS], ms)
     ok = [j for j in results if j.error is None]
     bad = [j for j in results if j.error is not None]
     rows, units = verdict_rows(store, ms, judge, ok, job_id)
@@ -175,8 +241,8 @@ def work(location: str, job_id: str, make_judge: JudgeFactory, *, lease: timedel
          hook: Callable[[str], None] | None = None) -> list[Outcome]:
     """Take and score this job's partitions until none is left to take (a worker process's loop).
 
-    Partitions claimed by other live workers are left to them; with `lease=timedelta(0)`
-    this also finishes those of workers that died.
+    Partitions claimed by other live workers are left to them; those of workers
+    that died are taken over.
     """
     store = Store(location)
     return [run_partition(location, job_id, p, make_judge, lease=lease, hook=hook)
@@ -185,10 +251,11 @@ def work(location: str, job_id: str, make_judge: JudgeFactory, *, lease: timedel
 
 def on_ray(fn: Callable, calls: list[tuple], *, address: str | None = None, num_cpus: int | None = None,
            progress: Callable[[int, int], None] | None = None) -> list:
-    """fn(*args, lease=0) for every args as Ray tasks on a cluster (`address`, or a local one when None).
+    """fn(*args) for every args as Ray tasks on a cluster (`address`, or a local one when None).
 
-    Ray re-runs the task of a worker that died; the zero lease lets it take the
-    partition over. Returns the tasks' results as they finish.
+    Ray re-runs the task of a worker that died, and the dead worker's claim is
+    taken over (at once on its machine, after the lease elsewhere). Returns
+    the tasks' results as they finish.
     """
     import ray
 
@@ -202,7 +269,7 @@ def on_ray(fn: Callable, calls: list[tuple], *, address: str | None = None, num_
                                            if k.startswith(("LIBRA_", "ANTHROPIC_", "AWS_"))}})
     try:
         task = ray.remote(max_retries=3, retry_exceptions=False)(fn)
-        pending = [task.remote(*args, lease=timedelta(0)) for args in calls]
+        pending = [task.remote(*args) for args in calls]
         out = []
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
@@ -226,16 +293,28 @@ class DistributedSummary:
 
 def score_on_ray(store: Store, metric_set, backend: str, make_judge: JudgeFactory, *,
                  address: str | None = None, run_ids=None,
-                 size: int = 100, num_cpus: int | None = None,
+                 size: int = 100, num_cpus: int | None = None, wait: float = 6 * 3600.0,
                  progress: Callable[[int, int], None] | None = None) -> DistributedSummary:
-    """Score a backlog on a Ray cluster (`address`, or a local one when None)."""
+    """Score a backlog on a Ray cluster (`address`, or a local one when None).
+
+    A driver that joins a job another driver is running takes the partitions
+    no live worker holds and waits for the others to be committed.
+    """
     t0 = time.perf_counter()
     job_id = plan(store, metric_set, backend, run_ids, size)
     parts = [p for p, _ in partitions(store, job_id)]
-    results = on_ray(run_partition, [(store.path, job_id, p, make_judge) for p in parts],
-                     address=address, num_cpus=num_cpus, progress=progress)
-    left = [p for p, s in partitions(store, job_id) if s != "done"]
-    if left:
-        raise RuntimeError(f"job {job_id}: partitions {left} were not committed")
+    results: list[Outcome] = []
+    deadline = time.monotonic() + wait
+    while True:
+        free, held = open_partitions(store, job_id)
+        if free:
+            results += on_ray(run_partition, [(store.path, job_id, p, make_judge) for p in free],
+                              address=address, num_cpus=num_cpus, progress=progress)
+        elif not held:
+            break
+        elif time.monotonic() > deadline:
+            raise RuntimeError(f"job {job_id}: partitions {held} are still held by other workers")
+        else:
+            time.sleep(1.0)
     return DistributedSummary(job_id, len(parts), sum(r.scored for r in results),
                               sum(r.failed for r in results), time.perf_counter() - t0)

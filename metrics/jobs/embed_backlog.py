@@ -90,6 +90,15 @@ def run_partition(location: str, job_id: str, part: int, *, lease: timedelta = d
     claimed = distributed.claim(store, TABLE, job_id, part, worker, lease, ("run_ids", "model"))
     if claimed is None:
         return distributed.Outcome(part, 0, 0, True)
+    try:
+        return _embed_claimed(store, job_id, part, worker, claimed, hook)
+    except Exception:
+        distributed.release(store, TABLE, job_id, part, worker)
+        raise
+
+
+def _embed_claimed(store: Store, job_id: str, part: int, worker: str, claimed: tuple,
+                   hook: Callable[[str], None] | None) -> distributed.Outcome:
     run_ids, model = list(claimed[0]), claimed[1]
     texts = _texts(store, run_ids)
     with store.connection() as con:

@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from metrics.jobs.alerts import AlertRule, check
+from traces import owner
 from traces.store import Store
 
 # -- cron ---------------------------------------------------------------------------
@@ -178,8 +179,8 @@ def run_job(store: Store, spec: JobSpec, actions: dict[str, Action], rules: list
     started = _now()
     with store.transaction() as con:
         run_no = con.execute("SELECT coalesce(max(run_no), 0) + 1 FROM schedule_runs").fetchone()[0]
-        con.execute("INSERT INTO schedule_runs (run_no, job, action, started_at, status) VALUES (?, ?, ?, ?, ?)",
-                    [run_no, spec.name, spec.action, started, "running"])
+        con.execute("INSERT INTO schedule_runs (run_no, job, action, started_at, status, owner) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", [run_no, spec.name, spec.action, started, "running", owner.current()])
     try:
         res = actions[spec.action](store, spec)
     except Exception as exc:  # noqa: BLE001 - recorded, and the scheduler goes on
@@ -227,4 +228,8 @@ def serve(store: Store, config: ScheduleConfig, actions: dict[str, Action], *,
 
 
 def history(store: Store, limit: int = 200):
-    return store.df("SELECT * FROM schedule_runs ORDER BY run_no DESC LIMIT ?", [limit])
+    """Recent scheduled runs; one left `running` by a scheduler that is gone shows as abandoned."""
+    df = store.df("SELECT * FROM schedule_runs ORDER BY run_no DESC LIMIT ?", [limit])
+    dead = (df["status"] == "running") & df["owner"].map(lambda who: owner.alive(who) is False)
+    df.loc[dead, "status"] = "abandoned"
+    return df
