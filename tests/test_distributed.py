@@ -114,8 +114,7 @@ def test_a_live_workers_claim_is_left_alone_and_a_silent_one_elsewhere_expires(s
     job_id, _ = _prepare(store, demo_into)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        live = owner.current().replace(f":{os.getpid()}:", f":{sleeper.pid}:").rsplit(".", 1)[0] + "." + \
-            open(f"/proc/{sleeper.pid}/stat").read().rsplit(")", 1)[1].split()[19]
+        live = owner.of(sleeper.pid)
         assert owner.alive(live) is True
         cols = ("run_ids",)
         assert claim(store, "score_partitions", job_id, 0, live, timedelta(minutes=10), cols) is not None

@@ -46,10 +46,14 @@ def _host() -> str:
     return socket.gethostname()
 
 
+def of(pid: int) -> str:
+    """A process of this machine as an owner string."""
+    return f"{_host()}:{pid}:{_boot_id()}.{_start(pid) or '-'}"
+
+
 def current() -> str:
     """This process as an owner string (computed per call: a forked child is another owner)."""
-    pid = os.getpid()
-    return f"{_host()}:{pid}:{_boot_id()}.{_start(pid) or '-'}"
+    return of(os.getpid())
 
 
 def alive(owner: str | None) -> bool | None:
