@@ -156,8 +156,6 @@ def _migrate_once(con: duckdb.DuckDBPyConnection, path: str, lake: bool = False,
     if key in _checked and not created:
         return
     migrate.migrate(con, lake=lake)
-    # before anything is read or written: what a killed ingest left half visible goes
-    recovery.recover(con)
     with _checked_lock:
         _checked.add(key)
 
@@ -257,6 +255,7 @@ class Store:
             try:
                 con.execute("SET python_enable_replacements = false")
                 _migrate_once(con, self.path, lake=True)
+                recovery.recover(con)
             except Exception:
                 con.close()
                 raise
@@ -282,6 +281,9 @@ class Store:
             # A missing table must be an error, never a Python variable of that name.
             con.execute("SET python_enable_replacements = false")
             _migrate_once(con, self.path, created=created)
+            # Every time the file is taken (not once per process like migrations): another
+            # process may have been killed inside a commit since. One read of a tiny table.
+            recovery.recover(con)
         except Exception:
             con.close()
             raise
