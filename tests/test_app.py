@@ -283,3 +283,31 @@ def test_dashboards_show_alerts_scores_drill_down_and_pipa(db):
     at = page_app("run_view", "ana", db, run_id=run_id).run()
     assert not at.exception
     assert any(e.label.startswith("Scores (") for e in at.expander)
+
+
+def test_anchors_past_a_shortened_runs_end_are_flagged_and_survive_an_edit(db):
+    def run(n: int) -> Run:
+        return Run(native_id="shrinks-1", format="libra", source="test", agent="a", task="t",
+                   steps=tuple(Step(kind=StepKind.AGENT, content=f"step {i}") for i in range(n)),
+                   globally_unique_id=True)
+
+    w = BatchWriter(db, IngestSummary())
+    w.add_run(run(5))
+    w.flush()
+    run_id = db.scalar("SELECT run_id FROM runs WHERE native_id = 'shrinks-1'")
+    feedback.add(db, run_id, "ana", "the last step gave up", steps=[1, 4])
+    feedback.flush(db)
+    w.add_run(run(3))  # the same run again, shorter: it replaces the stored version
+    w.flush()
+    assert db.scalar("SELECT n_steps FROM runs WHERE run_id = ?", [run_id]) == 3
+    at = page_app("run_view", "ana", db, run_id).run()
+    assert not at.exception
+    assert any("step 4, which this run no longer has" in w.value for w in at.warning)
+    [fid] = [f for f, in db.execute("SELECT feedback_id FROM feedback WHERE run_id = ? AND origin = 'app'", [run_id])]
+    assert at.multiselect(key=f"edit-{fid}-steps").value == [1], "the form offers the steps the run has"
+    at.text_area(key=f"edit-{fid}").input("the last step gave up, twice")
+    at.button(key=f"edit-{fid}-save").click().run()
+    assert not at.exception and any("Updated" in s.value for s in at.success), [e.value for e in at.error]
+    feedback.flush(db)
+    assert db.execute("SELECT text, steps FROM feedback WHERE feedback_id = ?", [fid]) == \
+        [("the last step gave up, twice", [1, 4])], "the anchor past the end is kept"

@@ -99,6 +99,11 @@ def _feedback_list(s: Store, run_id: str, user: User, steps: pd.DataFrame) -> No
         rating = f" · rating {f.rating:g}" if f.rating is not None else ""
         edited = " · edited" if f.edited_at else ""
         st.text(f"{f.author}{on}{rating}{edited}")
+        lost = feedback.past_end(f.steps, len(steps))
+        if lost:
+            st.warning(f"Anchored to step{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost))}, which this run "
+                       f"no longer has (it was ingested again with {len(steps)} steps). The anchors are kept, "
+                       "also when the note is edited; `libra check` lists every such note.")
         show_text(f.text, 800)
         if user.can("annotate") and f.author == user.username:
             with st.expander("edit or delete"):

@@ -56,6 +56,11 @@ def _clean_steps(steps: Iterable[int] | None, n_steps: int | None) -> list[int]:
     return out
 
 
+def past_end(steps: Iterable[int] | None, n_steps: int) -> list[int]:
+    """The anchors of a note that its run, as stored now, does not have."""
+    return [s for s in steps or () if s >= n_steps]
+
+
 def _check_text(text: str) -> str:
     text = (text or "").strip()
     if not text:
@@ -126,15 +131,22 @@ def _current(store: Store, feedback_id: str) -> dict[str, Any] | None:
 def edit(store: Store, feedback_id: str, editor: str, text: str | None = None, rating: Any = ...,
          steps: Iterable[int] | None = None,
          n_steps: int | None = None) -> None:
+    """A new revision of a note. With `n_steps` (the run's length now), the steps given must be
+    within the run, and anchors the note has past its end (the run was ingested again,
+    shorter) are kept: a form that cannot show them must not drop them."""
     cur = _current(store, feedback_id)
     if cur is None or cur["deleted"]:
         raise FeedbackError("that feedback does not exist (any more)")
     if cur["author"] != editor:
         raise FeedbackError("you can only edit your own feedback")
+    if steps is not None:
+        steps = _clean_steps(steps, n_steps)
+        if n_steps is not None:
+            steps = sorted({*steps, *past_end(cur["steps"], n_steps)})
     payload = {"feedback_id": feedback_id, "editor": editor, "revision": cur["revision"] + 1, "at": _now(),
                "text": _check_text(text) if text is not None else cur["text"],
                "rating": _check_rating(rating) if rating is not ... else cur["rating"],
-               "steps": _clean_steps(steps, n_steps) if steps is not None else cur["steps"]}
+               "steps": steps if steps is not None else cur["steps"]}
     journal(store).append("edit", payload)
     maybe_flush(store)
 
