@@ -234,3 +234,25 @@ def test_every_upserted_table_has_a_lock_for_the_lake():
     assert targets <= set(schema.LOCKS), targets - set(schema.LOCKS)
     with pytest.raises(ValueError, match="no lock table"):
         locks.lock_statement("runs; DROP TABLE runs")
+
+
+def test_making_a_store_object_keeps_this_processs_lock_on_an_open_file(tmp_path):
+    """Closing any descriptor of a file drops a process's POSIX locks on it, DuckDB's included.
+
+    Checking a store file's first bytes while this process had it open let another
+    process open the same file at once; two processes then wrote one file (a scoring
+    job beside annotators crashed with "invalid fsst_symbol_table_offset" and a
+    segmentation fault).
+    """
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "held.duckdb")
+    held = Store(path)
+    probe = ("import sys, duckdb\n"
+             "try:\n    duckdb.connect(sys.argv[1]).close(); print('opened')\n"
+             "except duckdb.IOException as e:\n    print('locked' if 'lock' in str(e).lower() else repr(e))\n")
+    with held.hold():
+        Store(path)  # another handle on the same store, made while the file is open here
+        got = subprocess.run([sys.executable, "-c", probe, path], capture_output=True, text=True).stdout.strip()
+    assert got == "locked", "another process could open the store while this one had it open"

@@ -230,7 +230,14 @@ class Store:
             self._mem.execute("SET python_enable_replacements = false")
             migrate.migrate(self._mem)
         elif not self.lake:
-            check_store_file(self.path)
+            # Reading the file's first bytes opens and closes it, and on POSIX closing any
+            # descriptor of a file drops every lock this process holds on it, DuckDB's
+            # included: another process could then open the store beside this one's open
+            # instance and both would write it. So only a file this process does not have
+            # open is read, under the lock that guards opening it.
+            with _registry_lock:
+                if self.path not in _registry:
+                    check_store_file(self.path)
             if not create and not os.path.exists(self.path):
                 raise NotAStore(f"no store at {self.path}; `libra ingest` or `libra demo build` makes one")
             self.new = not os.path.exists(self.path)
