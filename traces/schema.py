@@ -436,6 +436,8 @@ JOURNAL_DDL = (
     "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
     "payload TEXT NOT NULL, created REAL NOT NULL, applied INTEGER NOT NULL DEFAULT 0)",
     "CREATE INDEX IF NOT EXISTS events_pending ON events (applied, seq)",
+    # a note's own events, so editing it reads the journal only (traces/annotation/feedback.py)
+    "CREATE INDEX IF NOT EXISTS events_feedback ON events (json_extract(payload, '$.feedback_id'), seq)",
 )
 
 # Where migrations are recorded; created before the first one runs (traces/migrate.py).

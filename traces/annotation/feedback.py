@@ -101,20 +101,9 @@ def maybe_flush(store: Store) -> int:
     return flush(store, timeout=0.3)
 
 
-def _current(store: Store, feedback_id: str) -> dict[str, Any] | None:
-    # The journal first, then the store: a flush between the two reads moves events from the
-    # first to the second, so each event is seen at least once. Read the other way round, an
-    # event applied in between was in neither, and a note saved a moment ago "did not exist".
-    pending = journal(store).pending()
-    rows = store.execute("SELECT author, text, rating, steps, deleted_at IS NOT NULL, run_id FROM feedback "
-                         "WHERE feedback_id = ?", [feedback_id])
-    cur = {"author": rows[0][0], "text": rows[0][1], "rating": rows[0][2], "steps": list(rows[0][3] or []),
-           "deleted": rows[0][4], "run_id": rows[0][5]} if rows else None
-    revision = store.scalar("SELECT coalesce(max(revision), 0) FROM feedback_history WHERE feedback_id = ?",
-                            [feedback_id]) or (1 if cur else 0)
-    for _, kind, p in pending:
-        if p.get("feedback_id") != feedback_id:
-            continue
+def _replay(events: list[tuple[int, str, dict]], cur: dict[str, Any] | None,
+            revision: int) -> tuple[dict[str, Any] | None, int]:
+    for _, kind, p in events:
         if kind == "create":
             cur = {"author": p["author"], "text": p["text"], "rating": p["rating"], "steps": p["steps"],
                    "deleted": False, "run_id": p["run_id"]}
@@ -123,6 +112,31 @@ def _current(store: Store, feedback_id: str) -> dict[str, Any] | None:
             cur = {**cur, **{k: p[k] for k in ("text", "rating", "steps") if k in p}}
             cur["deleted"] = kind == "delete" or cur["deleted"]
             revision = max(revision, p["revision"])
+    return cur, revision
+
+
+def _current(store: Store, feedback_id: str) -> dict[str, Any] | None:
+    # A note written in the app has all its events in the journal, which keeps applied events:
+    # its state is read there alone, without waiting for the store file that an ingest or a
+    # scoring job may hold (edits waited seconds for it under load). Not on a lake: each
+    # machine keeps a journal of its own, and another may have edited the note since.
+    own = [] if store.lake else journal(store).events_for(feedback_id)
+    if own and own[0][1] == "create":
+        cur, revision = _replay(own, None, 0)
+        if cur is not None:
+            cur["revision"] = revision
+        return cur
+    # Otherwise the journal first, then the store: a flush between the two reads moves events
+    # from the first to the second, so each event is seen at least once. Read the other way
+    # round, an event applied in between was in neither, and a note saved a moment ago "did not exist".
+    pending = journal(store).pending()
+    rows = store.execute("SELECT author, text, rating, steps, deleted_at IS NOT NULL, run_id FROM feedback "
+                         "WHERE feedback_id = ?", [feedback_id])
+    cur = {"author": rows[0][0], "text": rows[0][1], "rating": rows[0][2], "steps": list(rows[0][3] or []),
+           "deleted": rows[0][4], "run_id": rows[0][5]} if rows else None
+    revision = store.scalar("SELECT coalesce(max(revision), 0) FROM feedback_history WHERE feedback_id = ?",
+                            [feedback_id]) or (1 if cur else 0)
+    cur, revision = _replay([e for e in pending if e[2].get("feedback_id") == feedback_id], cur, revision)
     if cur is not None:
         cur["revision"] = revision
     return cur

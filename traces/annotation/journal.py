@@ -76,6 +76,16 @@ class Journal:
             "SELECT seq, kind, payload FROM events WHERE applied = 0 ORDER BY seq LIMIT ?", [limit]).fetchall())
         return [(s, k, json.loads(p)) for s, k, p in rows]
 
+    def events_for(self, feedback_id: str) -> list[tuple[int, str, dict]]:
+        """Every event of one note, applied or not, in order (a file journal keeps them all)."""
+        if self.path is None:
+            with self._lock:
+                return [e for e in self._mem if e[2].get("feedback_id") == feedback_id]
+        rows = self._retry(lambda con: con.execute(
+            "SELECT seq, kind, payload FROM events WHERE json_extract(payload, '$.feedback_id') = ? ORDER BY seq",
+            [feedback_id]).fetchall())
+        return [(s, k, json.loads(p)) for s, k, p in rows]
+
     def mark_applied(self, seqs: list[int]) -> None:
         if not seqs:
             return
