@@ -338,3 +338,58 @@ def test_two_scoring_processes_on_one_backlog_share_it(store, demo_into):
     assert len(keys) == N_RUNS * len(ms.metrics) and {n for *_, n in keys} == {1}
     [(status,)] = store.execute("SELECT status FROM jobs WHERE kind = 'score'")
     assert status == "done"
+
+
+@pytest.mark.contract
+def test_planning_a_backlog_an_unfinished_job_covers_joins_that_job(store, demo_into):
+    """Two drivers started on one backlog get one job: the second adds only what the first does not hold."""
+    job_id, ms = _prepare(store, demo_into)
+    parts = partitions(store, job_id)
+    judge = FACTORY(store, ms)
+    assert plan(store, ms, judge.backend, size=8) == job_id, "joined, not a second job"
+    assert partitions(store, job_id) == parts, "nothing planned twice"
+    demo_into(store, 10, 99)  # new runs arrive; the next driver adds them to the same job
+    assert plan(store, ms, judge.backend, size=8) == job_id
+    added = [p for p, _ in partitions(store, job_id)][len(parts):]
+    held = {r for r, in store.execute("SELECT unnest(run_ids) FROM score_partitions WHERE job_id = ?", [job_id])}
+    assert added and len(held) == store.scalar("SELECT count(*) FROM runs")
+    work(store.path, job_id, FACTORY)
+    assert plan(store, ms, judge.backend, size=8) != job_id, "a finished job is not joined"
+
+
+_RAY_PROCS = "raylet|gcs_server|ray::"
+
+
+def _ray_pids() -> set[str]:
+    import subprocess
+
+    return set(subprocess.run(["pgrep", "-f", _RAY_PROCS], capture_output=True, text=True).stdout.split())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_killed_drivers_local_ray_cluster_does_not_outlive_it(tmp_path, demo_into):
+    import subprocess
+    import sys
+    import time
+
+    store = Store(str(tmp_path / "ray.duckdb"))
+    demo_into(store, 200, 3)
+    ms = sets.save(store, METRICS)
+    store.close()
+    before = _ray_pids()
+    driver = subprocess.Popen([sys.executable, "-c", (
+        "import libra\n"
+        f"libra.score_on_ray(libra.open_store({store.path!r}), ray='local', set_id={ms.set_id!r}, "
+        "backend='offline', partition_size=5)\n")], env=dict(os.environ))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(_ray_pids() - before) < 3:
+        time.sleep(0.3)
+    assert driver.poll() is None and len(_ray_pids() - before) >= 3, "the local cluster did not start"
+    time.sleep(3)  # its agents up too
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _ray_pids() - before:
+        time.sleep(0.5)
+    assert not _ray_pids() - before, "Ray helpers outlived the driver that started them"

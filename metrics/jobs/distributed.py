@@ -262,7 +262,12 @@ def on_ray(fn: Callable, calls: list[tuple], *, address: str | None = None, num_
     if not calls:
         return []
     started_here = not ray.is_initialized()
+    reaper = None
     if started_here:
+        if address is None:  # a cluster of our own: its helpers must not outlive this process
+            from metrics.jobs import reaper as reaping
+
+            reaper = reaping.start()
         ray.init(address=address, num_cpus=num_cpus if address is None else None,
                  include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {k: v for k, v in os.environ.items()
@@ -280,6 +285,9 @@ def on_ray(fn: Callable, calls: list[tuple], *, address: str | None = None, num_
     finally:
         if started_here:
             ray.shutdown()
+        if reaper is not None:
+            reaper.terminate()
+            reaper.wait()
 
 
 @dataclass(frozen=True)
