@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import replace
 from importlib.metadata import entry_points
 
 from traces.importers.base import Importer, Sample, Source, sample
@@ -50,16 +51,28 @@ def get(name: str) -> Importer:
         raise KeyError(f"unknown format {name!r}; known formats: {known}") from None
 
 
+def _sniffs(imp: Importer, smp: Sample) -> bool:
+    try:
+        return bool(imp.sniff(smp))
+    except Exception:  # noqa: BLE001 - a sniffer that trips on odd input just declines
+        return False
+
+
 def detect(source: Source, smp: Sample | None = None) -> Importer | None:
-    """The importer that recognises this input, or None."""
+    """The importer that recognises this input, or None.
+
+    For JSON lines, each sampled record is shown to every importer and the one
+    that recognises most of them wins (ties: priority), so one odd record at the
+    top decides nothing; otherwise the first importer, by priority, that
+    recognises the sample.
+    """
     smp = smp or sample(source)
-    for imp in all_importers():
-        try:
-            if imp.sniff(smp):
-                return imp
-        except Exception:  # noqa: BLE001 - a sniffer that trips on odd input just declines
-            continue
-    return None
+    importers = all_importers()
+    if len(smp.records) > 1:
+        votes = {imp.name: sum(_sniffs(imp, replace(smp, first=rec)) for rec in smp.records) for imp in importers}
+        best = max(importers, key=lambda imp: votes[imp.name])  # max keeps the first of equals: priority order
+        return best if votes[best.name] else None
+    return next((imp for imp in importers if _sniffs(imp, smp)), None)
 
 
 __all__ = ["Importer", "Source", "all_importers", "detect", "get", "register"]

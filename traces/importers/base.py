@@ -8,10 +8,10 @@ Importers never write to the store and never raise for bad records.
 
 from __future__ import annotations
 
-import re
-
 import io
 import json
+import os
+import re
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -25,6 +25,18 @@ import orjson
 from traces.model import Parsed, Rejected, Run
 
 RAW_LIMIT = 1 << 20  # quarantined raw text is kept up to 1 MiB per record
+
+
+def _env_limit(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+# Bounded work per record: a line, or an archive member, longer than this is quarantined
+# unread (LIBRA_MAX_RECORD_BYTES), never loaded whole.
+MAX_RECORD_BYTES = _env_limit("LIBRA_MAX_RECORD_BYTES", 1 << 30)
 
 
 class RecordError(ValueError):
@@ -42,6 +54,7 @@ class Source:
     name: str
     path: Path | None = None
     data: bytes | None = None
+    problem: str | None = None  # why it is not read at all (a FIFO in a folder, a dangling link)
 
     def open(self) -> BinaryIO:
         if self.data is not None:
@@ -74,7 +87,8 @@ class Sample:
     source: Source
     head: bytes
     layout: str  # "jsonl" | "json_array" | "json_object" | "zip" | "csv" | "empty" | "unknown"
-    first: Any = None
+    first: Any = None  # the first record that could be read
+    records: tuple[Any, ...] = ()  # the records sampled (JSON lines), for detection by majority
 
 
 class Importer(ABC):
@@ -252,15 +266,41 @@ def decode_json(raw: bytes | str) -> Any:
     the standard library's parser keeps every integer exact. Only inputs with a
     20-digit run pay for it.
     """
-    if _LONG_DIGITS.search(raw.encode() if isinstance(raw, str) else raw):
-        import json
+    b = raw.encode() if isinstance(raw, str) else raw
+    if _LONG_DIGITS.search(b):
+        return _stdlib_json(raw)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # NaN and Infinity, which Python's json.dumps writes by default and orjson refuses
+        if b"NaN" in b or b"Infinity" in b:
+            return _stdlib_json(raw)
+        raise
 
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise orjson.JSONDecodeError(str(exc), raw if isinstance(raw, str) else raw.decode("utf-8", "replace"),
-                                         0) from exc
-    return orjson.loads(raw)
+
+def _stdlib_json(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise orjson.JSONDecodeError("nested deeper than the parser allows", "", 0) from exc
+    except ValueError as exc:
+        raise orjson.JSONDecodeError(str(exc), raw if isinstance(raw, str) else raw.decode("utf-8", "replace"),
+                                     0) from exc
+
+
+def read_member(z: Any, name: str, limit: int | None = None) -> bytes:
+    """An archive member's bytes, read in chunks and refused past `limit` (a zip bomb never fills memory)."""
+    from traces.ingest.decode import MAX_DECOMPRESSED
+
+    limit = min(MAX_DECOMPRESSED, MAX_RECORD_BYTES) if limit is None else limit
+    out = bytearray()
+    with z.open(name) as f:
+        while chunk := f.read(1 << 20):
+            out += chunk
+            if len(out) > limit:
+                raise RecordError(f"archive member {name} passes {limit:,} bytes decompressed "
+                                  "(LIBRA_MAX_RECORD_BYTES); not read", name)
+    return bytes(out)
 
 
 def maybe_json(value: Any) -> Any:
@@ -300,15 +340,9 @@ def sample(source: Source) -> Sample:
             first = item.value if isinstance(item, Record) else None
         return Sample(source, head, "json_array", first)
     if stripped[:1] == b"{":
-        line = stripped.split(b"\n", 1)[0]
-        if b"\n" not in stripped and len(head) == HEAD_BYTES:
-            with source.open() as f:  # the first line is longer than the head: read all of it
-                line = f.readline(FIRST_LINE_LIMIT).lstrip(b"\xef\xbb\xbf \t\r")
-        try:
-            first = decode_json(line)
-            return Sample(source, head, "jsonl", first)
-        except orjson.JSONDecodeError:
-            pass
+        records = _sample_lines(source, head, stripped)
+        if records:
+            return Sample(source, head, "jsonl", records[0], tuple(records))
         if len(head) < HEAD_BYTES or source.size() < 512 * 1024 * 1024:
             doc = read_document(source)
             if isinstance(doc, Record):
@@ -319,7 +353,48 @@ def sample(source: Source) -> Sample:
     return Sample(source, head, "unknown")
 
 
+SAMPLE_LINES = 20  # JSON lines read for detection
+SAMPLE_BYTES = 8 << 20  # ... or this much of the input, whichever ends first
+
+
+def _sample_lines(source: Source, head: bytes, stripped: bytes) -> list[Any]:
+    """The records among the first lines that are JSON objects starting a line.
+
+    A bad or cut first line must not make a file of good lines unrecognised, so
+    several lines are read; a pretty-printed document's lines are indented or
+    are not whole objects, so it yields none.
+    """
+    if b"\n" not in stripped and len(head) == HEAD_BYTES:
+        with source.open() as f:  # the first line is longer than the head: read all of it
+            line = f.readline(FIRST_LINE_LIMIT).lstrip(b"\xef\xbb\xbf \t\r")
+        try:
+            return [decode_json(line)]
+        except orjson.JSONDecodeError:
+            return []
+    out, seen = [], 0
+    with source.open() as f:
+        for i, line in enumerate(f):
+            seen += len(line)
+            if i >= SAMPLE_LINES * 5 or seen > SAMPLE_BYTES or len(out) >= SAMPLE_LINES:
+                break
+            line = line.lstrip(b"\xef\xbb\xbf") if i == 0 else line
+            if not line.startswith(b"{"):
+                continue
+            try:
+                value = decode_json(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                out.append(value)
+    return out
+
+
 def read_document(source: Source) -> Record | Rejected:
+    if source.size() > MAX_RECORD_BYTES:
+        with source.open() as f:
+            head = f.read(4096)
+        return Rejected(reason=f"a JSON document larger than {MAX_RECORD_BYTES:,} bytes (LIBRA_MAX_RECORD_BYTES); "
+                               "write it as JSON lines", raw=raw_text(head), line=1, offset=0)
     with source.open() as f:
         raw = f.read()
     try:
@@ -328,17 +403,44 @@ def read_document(source: Source) -> Record | Rejected:
         return Rejected(reason=f"invalid JSON document: {exc}", raw=raw_text(raw), line=1, offset=0)
 
 
-def iter_jsonl(source: Source, skip: Callable[[bytes], bool] | None = None) -> Iterator[Record | Rejected]:
+def _lines(f: BinaryIO, limit: int) -> Iterator[tuple[bytes, int]]:
+    """(line, its length in the input) with lines past `limit` bytes cut to their first `limit`.
+
+    The rest of a long line is read in chunks and dropped, so one endless line
+    costs a chunk of memory, not the line.
+    """
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        n = len(line)
+        if n > limit and not line.endswith(b"\n"):
+            while True:
+                rest = f.readline(1 << 20)
+                n += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield line, n
+
+
+def iter_jsonl(source: Source, skip: Callable[[bytes], bool] | None = None,
+               limit: int | None = None) -> Iterator[Record | Rejected]:
     """One JSON value per line; blank lines are skipped, bad lines rejected in place.
 
     `skip` sees each raw line first; lines it rejects are not parsed (a shard's
-    cheap test for records that belong to another process).
+    cheap test for records that belong to another process). A line longer than
+    `limit` bytes (MAX_RECORD_BYTES) is quarantined unread.
     """
+    limit = MAX_RECORD_BYTES if limit is None else limit
     offset = 0
     with source.open() as f:
-        for lineno, line in enumerate(f, 1):
+        for lineno, (line, n) in enumerate(_lines(f, limit), 1):
             start = offset
-            offset += len(line)
+            offset += n
+            if n > limit:
+                yield Rejected(reason=f"line longer than {limit:,} bytes (LIBRA_MAX_RECORD_BYTES); not read",
+                               raw=raw_text(line[:4096]), line=lineno, offset=start)
+                continue
             # only a line that starts with a blank can be blank: spare big lines a stripped copy
             if (line[:1] in b" \t\r\n\x0b\x0c" and not line.strip()) or (skip is not None and skip(line)):
                 continue
@@ -428,7 +530,10 @@ def iter_json_array(source: Source, limit: int | None = None) -> Iterator[Record
         while skip_ws() and buf[pos] != "]":
             while True:
                 try:
-                    value, end = _decoder.raw_decode(buf, pos)
+                    try:
+                        value, end = _decoder.raw_decode(buf, pos)
+                    except RecursionError:
+                        raise json.JSONDecodeError("nested deeper than the parser allows", buf, pos) from None
                 except json.JSONDecodeError as exc:
                     stop = _skip_value(buf, pos)
                     if stop is None and more():

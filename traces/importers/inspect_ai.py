@@ -15,6 +15,7 @@ import orjson
 from traces.importers import register
 from traces.importers._chat import messages_to_steps
 from traces.importers.base import (
+    read_member,
     Importer, Record, RecordError, Sample, Source, parse_time, raw_text, read_document, reject,
     text_of,
 )
@@ -129,18 +130,18 @@ class InspectImporter(Importer):
             return
         with z:
             try:
-                header = orjson.loads(z.read("header.json"))
+                header = orjson.loads(read_member(z, "header.json"))
             except (KeyError, orjson.JSONDecodeError):
                 try:
-                    header = orjson.loads(z.read("_journal/start.json"))
+                    header = orjson.loads(read_member(z, "_journal/start.json"))
                 except (KeyError, orjson.JSONDecodeError) as exc:
                     yield Rejected(reason=f"archive has no readable header.json: {exc}",
                                    raw="", field="header.json")
                     return
             for name in sorted(n for n in z.namelist() if n.startswith("samples/") and n.endswith(".json")):
                 try:
-                    raw = z.read(name)
-                except (zipfile.BadZipFile, OSError, EOFError) as exc:  # corrupt member
+                    raw = read_member(z, name)
+                except (zipfile.BadZipFile, OSError, EOFError, RecordError) as exc:  # corrupt or too big
                     yield Rejected(reason=f"unreadable archive member {name}: {exc}", raw="", field=name)
                     continue
                 rec = Record(None, None, None, raw)

@@ -22,6 +22,7 @@ import orjson
 
 from traces.importers import register
 from traces.importers.base import (
+    read_member,
     Importer, Record, RecordError, Sample, Source, iter_records, parse_time, raw_text, reject,
     text_of,
 )
@@ -123,7 +124,7 @@ class ProactiveBenchImporter(Importer):
                 with zipfile.ZipFile(sample.source.open()) as z:
                     for n in z.namelist():
                         if n.endswith(".json"):
-                            return _is_stream_item((orjson.loads(z.read(n)) or [None])[0])
+                            return _is_stream_item((orjson.loads(read_member(z, n)) or [None])[0])
             except (zipfile.BadZipFile, orjson.JSONDecodeError, KeyError, TypeError, IndexError):
                 return False
         return False
@@ -166,8 +167,9 @@ class ProactiveBenchImporter(Importer):
             for name in sorted(n for n in z.namelist() if n.endswith(".json")):
                 parts = name.split("/")
                 agent = parts[-2] if len(parts) >= 2 else None
+                raw = b""
                 try:
-                    raw = z.read(name)
+                    raw = read_member(z, name)
                     items = orjson.loads(raw)
                     run = stream_run(items, f"{source.name}!{name}", agent, f"{agent}/{parts[-1][:-5]}")
                     yield Parsed((run,), records=1)
