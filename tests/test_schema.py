@@ -34,6 +34,8 @@ EXPECTED = {
     "feedback_history": {"feedback_id": "VARCHAR", "revision": "INTEGER", "action": "VARCHAR",
         "text": "VARCHAR", "rating": "DOUBLE", "steps": "INTEGER[]", "edited_by": "VARCHAR",
         "edited_at": "TIMESTAMP"},
+    "ingest_files": {"source": "VARCHAR", "format": "VARCHAR", "encoding": "VARCHAR", "records": "BIGINT",
+        "stored": "BIGINT", "quarantined": "BIGINT", "ingested_at": "TIMESTAMP"},
     "ingest_intents": {"intent_id": "VARCHAR", "owner": "VARCHAR", "run_ids": "VARCHAR[]", "steps": "BIGINT",
         "started_at": "TIMESTAMP"},
     "job_items": {"job_id": "VARCHAR", "item_key": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR",

@@ -143,6 +143,18 @@ class Parsed:
     line: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FileTally:
+    """One input's account: records read = stored (in runs, new or known) + quarantined."""
+
+    source: str
+    format: str | None
+    encoding: str | None
+    records: int
+    stored: int
+    quarantined: int
+
+
 @dataclass(slots=True)
 class IngestSummary:
     files: int = 0
@@ -156,6 +168,7 @@ class IngestSummary:
     unrecognised_files: list[str] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
     formats: dict[str, int] = field(default_factory=dict)
+    per_file: list[FileTally] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -174,6 +187,8 @@ class IngestSummary:
             "unrecognised_files": list(self.unrecognised_files),
             "reasons": dict(self.reasons),
             "formats": dict(self.formats),
+            "per_file": [{"source": t.source, "format": t.format, "encoding": t.encoding, "records": t.records,
+                          "stored": t.stored, "quarantined": t.quarantined} for t in self.per_file],
         }
 
 

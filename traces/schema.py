@@ -425,6 +425,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE schedule_runs ADD COLUMN owner VARCHAR",
         *_lock_tables(_LOCKS_11),
     )),
+    # Every input an ingest read, with its account: records read = stored + quarantined.
+    Migration(12, "per-file ingest accounts", (
+        """CREATE TABLE ingest_files (
+            source          VARCHAR NOT NULL,
+            format          VARCHAR,
+            encoding        VARCHAR,
+            records         BIGINT NOT NULL,
+            stored          BIGINT NOT NULL,
+            quarantined     BIGINT NOT NULL,
+            ingested_at     TIMESTAMP NOT NULL
+        )""",
+    )),
 )
 
 

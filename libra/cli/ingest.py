@@ -91,6 +91,7 @@ def ingest_cmd(
     if summary.formats:
         t.add_row("formats", ", ".join(f"{k} ({v})" for k, v in sorted(summary.formats.items())))
     out.print(t)
+    _per_file(summary)
     if summary.reasons:
         r = DataTable(title="quarantined, by reason")
         r.add_column("reason")
@@ -103,6 +104,21 @@ def ingest_cmd(
         console.print("run `libra index` to bring full-text search up to date")
     if summary.quarantined:
         raise typer.Exit(1)
+
+
+def _per_file(summary: IngestSummary) -> None:
+    """Each input's account (records read = stored + quarantined); with many, those worth a look."""
+    rows = summary.per_file
+    if len(rows) > 20:
+        rows = [t for t in rows if t.quarantined or (t.encoding or "utf-8") not in ("utf-8", "zip")]
+    if not rows or len(summary.per_file) == 1 and not rows[0].quarantined and rows[0].encoding in ("utf-8", None):
+        return
+    t = DataTable("file", "format", "encoding", "read", "stored", "quarantined", title="per file")
+    for f in rows:
+        t.add_row(f.source, f.format or "-", f.encoding or "-", f"{f.records:,}", f"{f.stored:,}", f"{f.quarantined:,}")
+    out.print(t)
+    if len(rows) < len(summary.per_file):
+        out.print(f"{len(summary.per_file) - len(rows)} more files read cleanly as UTF-8")
 
 
 def _watch(store: Store, directory: Path, pattern: str, interval: float, settle: float, once: bool, quiet: bool) -> None:

@@ -89,6 +89,7 @@ class Sample:
     layout: str  # "jsonl" | "json_array" | "json_object" | "zip" | "csv" | "empty" | "unknown"
     first: Any = None  # the first record that could be read
     records: tuple[Any, ...] = ()  # the records sampled (JSON lines), for detection by majority
+    problem: str | None = None  # why the first record could not be read, when it could not
 
 
 class Importer(ABC):
@@ -335,10 +336,11 @@ def sample(source: Source) -> Sample:
     if head[:4] == b"PK\x03\x04":
         return Sample(source, head, "zip")
     if stripped[:1] == b"[":
-        first = None
+        first, problem = None, None
         for item in iter_json_array(source, limit=1):
             first = item.value if isinstance(item, Record) else None
-        return Sample(source, head, "json_array", first)
+            problem = item.reason if isinstance(item, Rejected) else None
+        return Sample(source, head, "json_array", first, problem=problem)
     if stripped[:1] == b"{":
         records = _sample_lines(source, head, stripped)
         if records:

@@ -104,6 +104,8 @@ def decode(source: Source, limit: int | None = None) -> Decoded:
         source, problems = _gunzip(source, limit)
     with source.open() as f:
         head = f.read(HEAD_BYTES)
+    if head[:4] == b"PK\x03\x04":  # an archive: its members are decoded by their importer
+        return Decoded(source, "zip", tuple(problems))
     whole = len(head) < HEAD_BYTES
     encoding = next((enc for bom, enc in _BOMS if head.startswith(bom)), None) or _looks_utf16(head)
     if encoding is None and not _valid_utf8_prefix(head, whole):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from traces import importers
 from traces.importers.base import Source, raw_text, sample
+from traces.ingest.decode import decode
 from traces.ingest.parallel import count, ingest_sharded, worth_it
 from traces.ingest.stream import ProgressFn, guarded, tracked
 from traces.ingest.writer import BatchWriter
@@ -22,29 +23,32 @@ def ingest_source(
     progress: ProgressFn | None = None,
     on_file=None,
     workers: int = 1,
-) -> None:
+) -> tuple[str | None, str | None]:
+    """Read one input into the writer; (the format read, the encoding assumed)."""
     summary.files += 1
-    if source.name.lower().endswith(".gz") and source.data is None:
-        import gzip
-
-        with gzip.open(source.path, "rb") as g:
-            source = Source(name=source.name[:-3], data=g.read())
+    if source.problem:
+        _reject(writer, summary, Rejected(reason=source.problem, raw=""), source.name, None)
+        return None, None
+    decoded = decode(source)
+    for problem in decoded.problems:
+        _reject(writer, summary, problem, source.name, None)
+    source = decoded.source
     smp = sample(source)
     imp = importer or importers.detect(source, smp)
     if on_file:
         on_file(source, imp.name if imp else None)
     if imp is None:
         if smp.layout == "empty":
-            return
+            return None, decoded.encoding
         summary.unrecognised_files.append(source.name)
-        if explicit:
+        if smp.problem:  # JSON that cannot be read at all (nested past the parser's depth)
+            _reject(writer, summary, Rejected(reason=smp.problem, raw=raw_text(smp.head[:4096]), line=1, offset=0),
+                    source.name, None)
+        elif explicit or decoded.problems:
             reason = "no importer recognises this input; pass --format to choose one"
-            writer.add_rejected(Rejected(reason=reason, raw=raw_text(smp.head), line=1, offset=0),
-                                source.name, None)
-            summary.quarantined += 1
-            summary.records += 1
-            summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
-        return
+            _reject(writer, summary, Rejected(reason=reason, raw=raw_text(smp.head), line=1, offset=0),
+                    source.name, None)
+        return None, decoded.encoding
     summary.formats[imp.name] = summary.formats.get(imp.name, 0) + 1
     total = source.size()
     if worth_it(imp, source, smp.layout, workers):
@@ -60,3 +64,9 @@ def ingest_source(
                 writer.add_rejected(item, source.name, imp.name)
     if progress:
         progress(source.name, total, total)
+    return imp.name, decoded.encoding
+
+
+def _reject(writer: BatchWriter, summary: IngestSummary, rej: Rejected, name: str, fmt: str | None) -> None:
+    writer.add_rejected(rej, name, fmt)
+    count(summary, rej)
