@@ -183,6 +183,13 @@ def check_ingest(store: Store, fmt: str, data: bytes, name: str = "input.json") 
     assert db_runs - runs0 == summary.runs_added
     assert db_quar - quar0 == summary.quarantined
     assert bad_runs == 0 and orphan == 0, "a stored run is missing steps"
+    from traces.importers.base import RecordImporter, sample
+
+    # where a line is a record (not a span of a trace, nor a document holding many samples)
+    if sample(Source(name=name, data=data)).layout == "jsonl" and isinstance(importers.get(fmt), RecordImporter):
+        # counted apart from the readers: every non-blank line is a record, stored or quarantined
+        lines = sum(1 for line in data.split(b"\n") if line.strip())
+        assert summary.records == lines, f"{summary.records} records read from {lines} lines"
     return summary
 
 
