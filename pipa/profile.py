@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipa.criteria import CRITERIA, STAGES
+from traces.display import LABEL_PX, for_chart
 from traces.store import Store, only_in
 
 ORDER = [m.metric_id for m in CRITERIA]
@@ -115,7 +116,7 @@ def reward_relation(store: Store, run_ids: list[str] | None = None) -> pd.DataFr
 
 def profile_chart(profile: pd.DataFrame) -> alt.Chart:
     """Pass rate per criterion, one row of bars per agent; unjudged criteria are labelled, not drawn as 0."""
-    df = profile.assign(label=np.where(profile["status"] == "scored",
+    df = for_chart(profile, ("agent",)).assign(label=np.where(profile["status"] == "scored",
                                        profile["rate"].map(lambda r: f"{r:.0%}" if r == r else ""),
                                        "needs a judge"),
                         shown=profile["rate"].fillna(0.0))
@@ -129,4 +130,5 @@ def profile_chart(profile: pd.DataFrame) -> alt.Chart:
         color=alt.Color("stage:N", sort=[STAGES[m] for m in ORDER], title="POMDP stage"),
     )
     text = base.mark_text(align="left", dx=4).encode(x="shown:Q", text="label:N")
-    return (bars + text).properties(width=360, height=140).facet(row=alt.Row("agent:N", title=None))
+    return (bars + text).properties(width=360, height=140).facet(row=alt.Row(
+        "agent:N", title=None, header=alt.Header(labelLimit=LABEL_PX, labelAngle=0, labelAlign="left")))

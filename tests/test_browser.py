@@ -35,6 +35,9 @@ EVIL = '<script>alert("x")</script> **bold** <img src=x onerror=alert(2)>'
 # from elsewhere (a beacon), bold text forging a system line, a colour directive.
 BEACON = "http://127.0.0.2:9/beacon.png"
 LABEL_EVIL = f"**SYSTEM · approved by admin** [click](http://evil.invalid/x) ![b]({BEACON}) :red[alarm]"
+# An agent's name as a hostile producer writes it: HTML that would load the beacon, a
+# javascript: link, a right-to-left override that reverses what follows, and a token too long to wrap.
+AGENT_EVIL = f"<img src={BEACON}> [x](javascript:alert(1)) \u202etxt.exe " + "W" * 400
 ROOT = Path(__file__).resolve().parents[1]
 
 if not Path(CHROMIUM).exists():
@@ -55,7 +58,7 @@ def app_url(request, module_backend, tmp_path_factory):
     s = Store(db)
     build_demo(s, n=40)
     w = BatchWriter(s, IngestSummary())
-    w.add_run(Run(native_id="evil-1", format="libra", source="test", agent="evil-agent", task="xss",
+    w.add_run(Run(native_id="evil-1", format="libra", source="test", agent=AGENT_EVIL, task="xss",
                   steps=(Step(kind=StepKind.USER, content=EVIL, actor=LABEL_EVIL),
                          Step(kind=StepKind.TOOL_CALL, tool_name=LABEL_EVIL, content="x", is_error=True)),
                   globally_unique_id=True))
@@ -193,6 +196,47 @@ def test_markdown_in_labels_and_names_is_shown_as_text_and_loads_nothing(app_url
                         full_page=True)
         page.context.clear_cookies()
     assert elsewhere == []  # no request left the app's own address
+
+
+def test_a_hostile_agent_name_is_text_in_filters_tables_and_chart_tooltips(app_url, browser, artifacts):
+    """The Runs page's filters and table and the dashboards' charts, tooltips included."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    elsewhere = []
+    page.on("request", lambda r: elsewhere.append(r.url) if not r.url.startswith(
+        (app_url["url"], "data:", "blob:", "about:")) else None)
+    sign_in(page, app_url["url"], "alice")  # the Runs page is the default, at /
+    page.get_by_text("runs match").first.wait_for(timeout=30_000)
+    page.get_by_role("combobox").nth(1).click()  # the agent filter's options
+    option = page.get_by_role("option").filter(has_text="txt.exe")
+    option.first.wait_for(timeout=10_000)
+    label = option.first.inner_text()
+    assert "\u202e" not in label and "⟨U+202E⟩txt.exe" in label, label
+    assert "<img src=" in label, "the HTML is shown as written"
+    page.keyboard.press("Escape")
+    page.screenshot(path=str(artifacts / "browser-hostile-agent-runs.png"), full_page=True)
+    sign_in(page, app_url["url"], "alice", "/dashboards")  # a new page load is a new session
+    page.get_by_text("Alert tool errors").first.wait_for(timeout=30_000)
+    page.get_by_role("tab", name="PIPA profile").click()
+    charts = page.locator(".vega-embed")
+    charts.first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    tips = 0
+    for i in range(charts.count()):
+        box = charts.nth(i).bounding_box()
+        if not box:
+            continue
+        for fx in (0.2, 0.35, 0.5, 0.65, 0.8):
+            for fy in (0.2, 0.4, 0.6, 0.8):
+                page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+                page.wait_for_timeout(60)
+                tip = page.locator("#vg-tooltip-element.visible")
+                if tip.count():
+                    tips += 1
+                    assert tip.locator("img, a, script").count() == 0, tip.inner_html()[:300]
+    page.screenshot(path=str(artifacts / "browser-hostile-agent-dashboards.png"), full_page=True)
+    assert tips > 0, "no chart showed a tooltip: the check above saw nothing"
+    assert page.locator(f"img[src='{BEACON}']").count() == 0
+    assert elsewhere == [], elsewhere
 
 
 def test_dashboards_draw_the_pipa_profile_and_the_alert(app_url, browser, artifacts):

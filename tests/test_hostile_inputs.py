@@ -59,6 +59,10 @@ def _corpus(folder: Path) -> dict[str, tuple[int, int]]:
     put("cut_short.jsonl.gz", cut, complete + 1 + (1 if prefix.endswith(b"\n") is False else 0), complete)
     if prefix.endswith(b"\n"):
         expect["cut_short.jsonl.gz"] = (complete + 1, complete)
+    chat = [json.dumps({"messages": [{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": "yo"}]})
+            for i in range(3)]
+    mixed = chat[:1] + _lines(11) + chat[1:]  # a stray record of another format first: the majority decides
+    put("two_formats.jsonl", ("\n".join(mixed) + "\n").encode(), N + 3, N)
     put("deep.json", b"[" * 10_000 + b"]" * 10_000, 1, 0)
     long_line = json.dumps({**json.loads(good[0]), "task": "x" * 300_000})
     put("long_line.jsonl", (long_line + "\n" + "\n".join(_lines(10)) + "\n").encode(), N + 1, N)

@@ -7,7 +7,8 @@ import datetime as dt
 import streamlit as st
 
 from libra.web import session
-from libra.web.widgets import open_run
+from libra.web.widgets import open_run, visible_controls
+from traces.display import for_chart
 from metrics.reports.queries import scored_metrics
 from traces.queries import RunFilter, count_runs, facets, list_runs
 
@@ -20,16 +21,17 @@ def page() -> None:
     f = facets(s)
     with st.sidebar:
         st.subheader("Filter")
-        formats = st.multiselect("source format", f["format"], key="f-format")
-        agents = st.multiselect("agent", f["agent"], key="f-agent")
-        outcomes = st.multiselect("outcome", f["outcome"], key="f-outcome")
+        # option labels are data: drawn as written, bidirectional controls made visible
+        formats = st.multiselect("source format", f["format"], key="f-format", format_func=visible_controls)
+        agents = st.multiselect("agent", f["agent"], key="f-agent", format_func=visible_controls)
+        outcomes = st.multiselect("outcome", f["outcome"], key="f-outcome", format_func=visible_controls)
         annotated = st.selectbox("annotated", ["any", "with feedback", "without feedback"], key="f-annotated")
         dates = st.date_input("started between", value=[], key="f-dates")
         metrics = scored_metrics(s)
         metric, values = None, tuple[int, ...]()
         if metrics:
             pick = st.selectbox("metric verdict", ["any"] + [f"{m[3]} ({m[0]} v{m[1]})" for m in metrics],
-                                key="f-metric")
+                                key="f-metric", format_func=visible_controls)
             if pick != "any":
                 m = metrics[[f"{x[3]} ({x[0]} v{x[1]})" for x in metrics].index(pick)]
                 metric = (m[0], m[1], m[2])
@@ -49,7 +51,8 @@ def page() -> None:
     pg = c1.number_input(f"page of {pages}", min_value=1, max_value=pages, value=1, key="f-page")
     c2.caption(f"{total:,} runs match")
     df = list_runs(s, flt, PAGE, (pg - 1) * PAGE)
-    event = st.dataframe(df, hide_index=True, on_select="rerun", selection_mode="single-row", key="runs-table",
+    shown = for_chart(df, ("agent", "task", "model", "format", "outcome", "source"))
+    event = st.dataframe(shown, hide_index=True, on_select="rerun", selection_mode="single-row", key="runs-table",
                          width="stretch", column_config={"task": st.column_config.TextColumn(width="large")})
     rows = event.selection.rows if event and event.selection else []
     if rows:

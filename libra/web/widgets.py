@@ -7,6 +7,8 @@ from typing import Any
 
 import streamlit as st
 
+from traces.display import visible_controls
+
 KIND_LABEL = {"user_message": "USER", "agent_message": "AGENT", "thought": "THOUGHT",
               "tool_call": "TOOL CALL", "tool_result": "TOOL RESULT", "observation": "OBSERVATION",
               "system": "SYSTEM"}
@@ -25,13 +27,13 @@ _AUTOLINK = re.compile(r"(?i)(://|\bwww(?=\\?\.)|@(?=[\w-]+\\?\.))")
 
 def md(text: Any) -> str:
     """Data as literal text inside Streamlit's Markdown: no styles, links, images or directives."""
-    escaped = _MD_SPECIAL.sub(r"\\\1", "" if text is None else str(text))
+    escaped = _MD_SPECIAL.sub(r"\\\1", visible_controls(text))
     return _AUTOLINK.sub(lambda m: m.group(1)[0] + "\u2060" + m.group(1)[1:], escaped)
 
 
 def show_text(text: str | None, limit: int = 1500, key: str | None = None) -> None:
     """Verbatim text in a code block (no HTML, no markdown); long text collapsed."""
-    text = text or ""
+    text = visible_controls(text)
     if len(text) <= limit:
         st.code(text, language=None, wrap_lines=True)
         return

@@ -5,6 +5,11 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from traces.display import LABEL_PX, for_chart
+
+# names in these columns come from traces, metric sets and queues
+_NAMES = ("agent", "metric", "run_id", "queue", "judge", "model", "version")
+
 VERDICT_COLOURS = alt.Scale(domain=[-1, 0, 1], range=["#d6604d", "#e0e0e0", "#4393c3"])
 
 
@@ -13,9 +18,9 @@ def scores_over_time_chart(df: pd.DataFrame) -> alt.Chart:
 
     Columns: t, agent, version, metric, score, lo, hi, n.
     """
-    base = alt.Chart(df).encode(
+    base = alt.Chart(for_chart(df, _NAMES)).encode(
         x=alt.X("t:T", title=None),
-        color=alt.Color("agent:N", title="agent"),
+        color=alt.Color("agent:N", title="agent", legend=alt.Legend(labelLimit=LABEL_PX)),
         strokeDash=alt.StrokeDash("version:O", title="set version"),
     )
     band = base.mark_area(opacity=0.15).encode(y=alt.Y("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])),
@@ -36,7 +41,7 @@ def heatmap_chart(df: pd.DataFrame) -> alt.Chart:
     Columns: run_id, metric, value, rate.
     """
     pick = alt.selection_point(fields=["run_id"], name="run")
-    return alt.Chart(df).mark_rect(stroke="white").encode(
+    return alt.Chart(for_chart(df, _NAMES)).mark_rect(stroke="white").encode(
         x=alt.X("metric:N", title=None, axis=alt.Axis(labelAngle=-30, labelLimit=160)),
         y=alt.Y("run_id:N", title=None, sort=None, axis=alt.Axis(labelLimit=220)),
         color=alt.Color("value:Q", scale=VERDICT_COLOURS, title="verdict",
@@ -48,8 +53,9 @@ def heatmap_chart(df: pd.DataFrame) -> alt.Chart:
 
 def agent_summary_chart(df: pd.DataFrame) -> alt.Chart:
     """Per metric and agent: score with its 95% interval (columns agent, metric, score, lo, hi, n)."""
-    base = alt.Chart(df).encode(y=alt.Y("metric:N", title=None), yOffset="agent:N",
-                                color=alt.Color("agent:N"))
+    base = alt.Chart(for_chart(df, _NAMES)).encode(y=alt.Y("metric:N", title=None, axis=alt.Axis(labelLimit=LABEL_PX)),
+                                                   yOffset="agent:N",
+                                color=alt.Color("agent:N", legend=alt.Legend(labelLimit=LABEL_PX)))
     rule = base.mark_rule().encode(x=alt.X("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])), x2="hi:Q")
     point = base.mark_point(filled=True, size=60).encode(
         x="score:Q", tooltip=["metric", "agent", alt.Tooltip("score:Q", format=".2f"),
@@ -59,7 +65,7 @@ def agent_summary_chart(df: pd.DataFrame) -> alt.Chart:
 
 def cost_chart(df: pd.DataFrame) -> alt.Chart:
     """LLM spend over time, stacked by purpose (columns t, purpose, cost_usd, calls)."""
-    return alt.Chart(df).mark_bar().encode(
+    return alt.Chart(for_chart(df, _NAMES)).mark_bar().encode(
         x=alt.X("t:T", title=None),
         y=alt.Y("sum(cost_usd):Q", title="USD"),
         color=alt.Color("purpose:N"),
@@ -73,7 +79,7 @@ def judge_human_chart(df: pd.DataFrame) -> alt.Chart:
     long = df.melt(id_vars=["metric", "runs", "spearman"], value_vars=["rating_when_pass", "rating_when_fail"],
                    var_name="judge", value_name="rating")
     long["judge"] = long["judge"].map({"rating_when_pass": "judge +1", "rating_when_fail": "judge −1"})
-    return alt.Chart(long).mark_bar().encode(
+    return alt.Chart(for_chart(long, _NAMES)).mark_bar().encode(
         x=alt.X("rating:Q", title="people's mean rating (1-5)", scale=alt.Scale(domain=[1, 5])),
         y=alt.Y("metric:N", title=None), yOffset="judge:N",
         color=alt.Color("judge:N", scale=alt.Scale(range=["#4393c3", "#d6604d"])),
@@ -84,7 +90,7 @@ def judge_human_chart(df: pd.DataFrame) -> alt.Chart:
 
 def agreement_chart(df: pd.DataFrame) -> alt.Chart:
     """Krippendorff's alpha per queue, with the 0.667 line below which agreement is tentative."""
-    bars = alt.Chart(df).mark_bar().encode(
+    bars = alt.Chart(for_chart(df, _NAMES)).mark_bar().encode(
         x=alt.X("alpha:Q", title="Krippendorff's alpha", scale=alt.Scale(domain=[-0.2, 1])),
         y=alt.Y("queue:N", title=None), tooltip=["queue", "runs", alt.Tooltip("alpha:Q", format=".2f")])
     line = alt.Chart(pd.DataFrame({"x": [0.667]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="x:Q")

@@ -37,6 +37,8 @@ def _env_limit(name: str, default: int) -> int:
 # Bounded work per record: a line, or an archive member, longer than this is quarantined
 # unread (LIBRA_MAX_RECORD_BYTES), never loaded whole.
 MAX_RECORD_BYTES = _env_limit("LIBRA_MAX_RECORD_BYTES", 1 << 30)
+# The most a compressed input or archive member may grow to (LIBRA_MAX_DECOMPRESSED_BYTES).
+MAX_DECOMPRESSED = _env_limit("LIBRA_MAX_DECOMPRESSED_BYTES", 2 << 30)
 
 
 class RecordError(ValueError):
@@ -291,8 +293,6 @@ def _stdlib_json(raw: bytes | str) -> Any:
 
 def read_member(z: Any, name: str, limit: int | None = None) -> bytes:
     """An archive member's bytes, read in chunks and refused past `limit` (a zip bomb never fills memory)."""
-    from traces.ingest.decode import MAX_DECOMPRESSED
-
     limit = min(MAX_DECOMPRESSED, MAX_RECORD_BYTES) if limit is None else limit
     out = bytearray()
     with z.open(name) as f:

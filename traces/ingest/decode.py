@@ -12,23 +12,11 @@ through untouched and unread.
 from __future__ import annotations
 
 import codecs
-import os
 import zlib
 from dataclasses import dataclass, replace
 
-from traces.importers.base import HEAD_BYTES, Source
+from traces.importers.base import HEAD_BYTES, MAX_DECOMPRESSED, Source
 from traces.model import Rejected
-
-
-def _limit(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
-# The most a compressed input or archive member may grow to (LIBRA_MAX_DECOMPRESSED_BYTES).
-MAX_DECOMPRESSED = _limit("LIBRA_MAX_DECOMPRESSED_BYTES", 2 << 30)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,34 @@
+"""Text from traces, feedback and metric sets made safe to show: controls visible, not obeyed.
+
+Every front end and chart uses these, so a producer's right-to-left override
+cannot turn "txt.exe" into "exe.txt" anywhere Libra draws it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+# Bidirectional controls reorder what follows them on screen: "gpj.exe" shown as "exe.jpg",
+# a note that reads the opposite of what it says. Data shows them as visible marks.
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+# Chart labels (axis, legend, facet header) are cut to this many pixels; tooltips show all.
+LABEL_PX = 220
+
+
+def visible_controls(text: Any) -> str:
+    """Data with its bidirectional controls drawn as ⟨U+202E⟩ marks instead of obeyed."""
+    return _BIDI.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", "" if text is None else str(text))
+
+
+def for_chart(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """A copy of `df` whose text `columns` (names from data) show their controls."""
+    out = df.copy()
+    for c in columns:
+        if c in out.columns:
+            out[c] = out[c].map(lambda v: visible_controls(v) if isinstance(v, str) else v)
+    return out
