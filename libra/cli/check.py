@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -51,7 +51,7 @@ def jobs_cmd(
     table = DataTable("kind", "status", "done", "failed", "of", "cost $", "started", "last seen", title="jobs")
     table.add_column("job", no_wrap=True)  # last, and whole: it is what `libra costs --by job` and logs name
 
-    def when(t) -> str:
+    def when(t: Any) -> str:
         return "" if t is None or t != t else f"{t:%Y-%m-%d %H:%M}"
     for r in df.itertuples():
         table.add_row(r.kind, r.status, r.items_done, r.items_failed, r.items_total,

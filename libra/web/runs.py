@@ -7,8 +7,8 @@ import datetime as dt
 import streamlit as st
 
 from libra.web import session
-from libra.web.widgets import open_run, visible_controls
-from traces.display import for_chart
+from libra.web.widgets import open_run
+from traces.display import for_chart, visible_controls
 from metrics.reports.queries import scored_metrics
 from traces.queries import RunFilter, count_runs, facets, list_runs
 

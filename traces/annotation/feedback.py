@@ -101,7 +101,7 @@ def maybe_flush(store: Store) -> int:
     return flush(store, timeout=0.3)
 
 
-def _replay(events: list[tuple[int, str, dict]], cur: dict[str, Any] | None,
+def _replay(events: list[tuple[int, str, dict[str, Any]]], cur: dict[str, Any] | None,
             revision: int) -> tuple[dict[str, Any] | None, int]:
     for _, kind, p in events:
         if kind == "create":
