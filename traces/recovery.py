@@ -94,6 +94,20 @@ def orphan_counts(con: duckdb.DuckDBPyConnection, ids: Sequence[str] | None = No
     return out
 
 
+def remove_runs(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> None:
+    """Remove runs whole, in the caller's transaction: steps, imported feedback, search text, the run.
+
+    Notes people wrote stay; they come back into view when the run is ingested again.
+    """
+    if not ids:
+        return
+    for sql in ("DELETE FROM steps WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+                "DELETE FROM feedback WHERE origin = 'imported' AND run_id IN (SELECT unnest(?::VARCHAR[]))",
+                "DELETE FROM run_text WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+                "DELETE FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))"):
+        con.execute(sql, [list(ids)])
+
+
 def repair_runs(con: duckdb.DuckDBPyConnection, ids: Sequence[str] | None = None) -> dict[str, int]:
     """Remove what a torn commit left, in the caller's transaction; counts of what went.
 
@@ -102,12 +116,7 @@ def repair_runs(con: duckdb.DuckDBPyConnection, ids: Sequence[str] | None = None
     for the run to be ingested again.
     """
     broken = [r for r, *_ in broken_runs(con, ids)]
-    if broken:
-        for sql in ("DELETE FROM steps WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
-                    "DELETE FROM feedback WHERE origin = 'imported' AND run_id IN (SELECT unnest(?::VARCHAR[]))",
-                    "DELETE FROM run_text WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
-                    "DELETE FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))"):
-            con.execute(sql, [broken])
+    remove_runs(con, broken)
     counts = orphan_counts(con, ids)
     for table, extra in (("steps", ""), ("feedback", " AND origin = 'imported'"), ("run_text", "")):
         where, params = _ids_clause(f"{table}.run_id", ids)

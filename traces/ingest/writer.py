@@ -202,12 +202,7 @@ def write_batch(con, batch: Batch, rejected: list[tuple[Rejected, str, str | Non
             updated.append(rid)
         else:
             fresh.append(rid)
-    if updated:
-        for sql in ("DELETE FROM steps WHERE run_id IN (SELECT unnest($1::VARCHAR[]))",
-                    "DELETE FROM feedback WHERE origin = 'imported' AND run_id IN (SELECT unnest($1::VARCHAR[]))",
-                    "DELETE FROM runs WHERE run_id IN (SELECT unnest($1::VARCHAR[]))",
-                    "DELETE FROM run_text WHERE run_id IN (SELECT unnest($1::VARCHAR[]))"):
-            con.execute(sql, [updated])
+    recovery.remove_runs(con, updated)  # replaced whole by their new versions below
     n = len(fresh) + len(updated)
     if n:
         runs, steps, fb = batch.runs, batch.steps, batch.feedback
