@@ -300,3 +300,23 @@ def test_integer_trace_ids_past_64_bits_stay_exact_and_print_as_32_hex_digits(tm
     ids = sorted(r for r, in mem_store.execute("SELECT native_id FROM runs"))
     assert ids == [format(a, "032x"), format(b, "032x")]
     assert all(len(i) == 32 for i in ids)
+
+
+def test_who_and_when_keeps_who_spoke_when_the_log_names_them(mem_store, tmp_path):
+    """Algorithm-Generated Who&When logs put the speaker in `name`: a terminal is a tool, an expert an agent."""
+    import json
+
+    rec = {"question": "How many?", "mistake_agent": "Verification_Expert", "mistake_step": "2",
+           "mistake_reason": "It trusted the script's wrong count.",
+           "history": [{"role": "assistant", "name": "human", "content": "How many?"},
+                       {"role": "user", "name": "Computer_terminal", "content": "exitcode: 1\nTraceback: x"},
+                       {"role": "assistant", "name": "Verification_Expert", "content": "The count is 4."},
+                       {"content": "The answer is 4.", "role": "user"}]}
+    src = tmp_path / "algo.json"
+    src.write_text(json.dumps(rec))
+    ingest(mem_store, [src])
+    rows = mem_store.execute("SELECT idx, kind, actor, tool_name, is_error FROM steps ORDER BY idx")
+    assert rows == [(0, "user_message", "human", None, False), (1, "tool_result", "Computer_terminal", "terminal", True),
+                    (2, "agent_message", "Verification_Expert", None, False), (3, "user_message", "human", None, False)]
+    # the gold step is the named expert's own turn, not "a user message by human"
+    assert mem_store.scalar("SELECT json_extract_string(gold, '$.mistake_agent') FROM runs") == "Verification_Expert"

@@ -4,7 +4,10 @@
 mistake_step, mistake_reason}`. Step i is history[i], so `mistake_step`
 (a string index into history) is a step index. Roles like
 "Orchestrator (thought)" and "Orchestrator (-> WebSurfer)" name the actor
-and, for the latter, who is addressed. The human-written mistake reason is
+and, for the latter, who is addressed. The Algorithm-Generated logs say who
+spoke in `name` instead ({"role": "user", "name": "Computer_terminal"}): the
+name is the actor, a terminal's turn is a tool result, and only a turn with
+no name (or named human) is a person's. The human-written mistake reason is
 kept as a gold label and imported as unanchored feedback.
 """
 
@@ -22,8 +25,21 @@ from traces.model import Feedback, Run, Step, StepKind
 _ROLE = re.compile(r"^\s*(?P<actor>[^()]+?)\s*(?:\((?P<note>[^)]*)\))?\s*$")
 
 
-def role_to_step(role: str, content: str) -> Step:
-    if role.lower() in ("human", "user"):
+_TERMINAL = re.compile(r"computer[_ ]?terminal|terminal|executor", re.I)
+
+
+def _terminal(actor: str, content: str) -> Step:
+    return Step(kind=StepKind.TOOL_RESULT, content=content, actor=actor, tool_name="terminal",
+                is_error="error" in content[:200].lower() or "traceback" in content[:400].lower())
+
+
+def role_to_step(role: str, content: str, name: str | None = None) -> Step:
+    if name and name.strip().lower() not in ("human", "user"):
+        actor = name.strip()
+        if _TERMINAL.fullmatch(actor):
+            return _terminal(actor, content)
+        return Step(kind=StepKind.AGENT, content=content, actor=actor, metadata={"role": role})
+    if role.lower() in ("human", "user") or name:  # no name, or named human: a person's turn
         return Step(kind=StepKind.USER, content=content, actor="human")
     m = _ROLE.match(role)
     actor = m.group("actor").strip() if m else role
@@ -36,8 +52,7 @@ def role_to_step(role: str, content: str) -> Step:
     if note:
         return Step(kind=StepKind.AGENT, content=content, actor=actor, metadata={"note": note})
     if actor == "ComputerTerminal":
-        return Step(kind=StepKind.TOOL_RESULT, content=content, actor=actor, tool_name="terminal",
-                    is_error="error" in content[:200].lower() or "traceback" in content[:400].lower())
+        return _terminal(actor, content)
     return Step(kind=StepKind.AGENT, content=content, actor=actor)
 
 
@@ -61,7 +76,8 @@ class WhoAndWhenImporter(RecordImporter):
         for i, m in enumerate(hist):
             if not isinstance(m, dict) or not isinstance(m.get("role"), str):
                 raise RecordError(f"'history[{i}]' needs a role", f"history[{i}].role")
-            steps.append(role_to_step(m["role"], text_of(m.get("content"))))
+            name = m.get("name")
+            steps.append(role_to_step(m["role"], text_of(m.get("content")), name if isinstance(name, str) else None))
         step = as_int(d.get("mistake_step"))
         if d.get("mistake_step") is not None and step is None:
             raise RecordError("field 'mistake_step' should be a step index", "mistake_step")
