@@ -64,14 +64,55 @@ class Evaluated:
     model_id: str
     model: dict[str, Any]
     accept_all: dict[str, Any]
+    contexts: int  # distinct contexts (event streams so far) evaluated on
+    seen_in_training: int | None  # of those, how many the `against` training data holds (None: not checked)
+
+    @property
+    def held_out(self) -> bool | None:
+        """True only when checked against the training data and no context occurs in it."""
+        return None if self.seen_in_training is None else self.seen_in_training == 0
 
 
-def evaluate(store: Store, data: Path, *, name: str = "proactive-reward", version: int | None = None) -> Evaluated:
-    """ProactiveBench's measures of a saved reward model on labelled proposals, beside accepting everything."""
+def _context(p: pdata.Proposal) -> tuple[str, ...]:
+    return tuple(e.text for e in p.events)
+
+
+def evaluate(store: Store, data: Path, *, name: str = "proactive-reward", version: int | None = None,
+             against: Path | None = None) -> Evaluated:
+    """ProactiveBench's measures of a saved reward model on labelled proposals, beside accepting everything.
+
+    Every proposal must carry its label (ValueError otherwise: score unlabelled
+    records with `score_records`). With `against` (the model's training data),
+    says how many evaluation contexts also occur there; a result is held out
+    only when none does.
+    """
+    proposals = pdata.load_jsonl(data)
+    unlabelled = sum(p.valid is None for p in proposals)
+    if not proposals or unlabelled:
+        raise ValueError(f"{data}: {unlabelled if proposals else 'no'} of {len(proposals)} proposals carry no label "
+                         "('valid'); evaluating needs labels. Score unlabelled records with "
+                         "`libra proactive score --records FILE`")
+    model = artefacts.load(store, name, version, embedder=default_embedder(store))
+    contexts = {_context(p) for p in proposals}
+    seen = None
+    if against is not None:
+        train_contexts = {_context(p) for p in pdata.load_jsonl(against)}
+        seen = len(contexts & train_contexts)
+    return Evaluated(model.model_id_, reward_model_metrics(proposals, model.predict(proposals)),
+                     reward_model_metrics(proposals, [True] * len(proposals)), len(contexts), seen)
+
+
+def score_records(store: Store, data: Path, *, name: str = "proactive-reward",
+                  version: int | None = None) -> list[dict[str, Any]]:
+    """A reward model's verdict on each proposal record of a file, labelled or not, in file order."""
     model = artefacts.load(store, name, version, embedder=default_embedder(store))
     proposals = pdata.load_jsonl(data)
-    return Evaluated(model.model_id_, reward_model_metrics(proposals, model.predict(proposals)),
-                     reward_model_metrics(proposals, [True] * len(proposals)))
+    if not proposals:
+        return []
+    prob = model.predict_proba(proposals)
+    keep = model.predict(proposals)
+    return [{"source": p.source, "proposal": p.task, "accept": bool(k), "p_accept": round(float(q), 4),
+             "label": p.valid} for p, k, q in zip(proposals, keep, prob, strict=True)]
 
 
 @dataclass(frozen=True)

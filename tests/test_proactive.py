@@ -280,6 +280,31 @@ def test_cli_trains_then_scores_agents_as_proactivebench_counts(train_file, tmp_
     again = runner.invoke(app, ["proactive", "score", "--db", db, "-q"], env=env)
     assert "0 streams scored" in again.output
 
+    # evaluation: refused without labels; on the training file itself it is not called held out
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "valid"}) + "\n"
+                                  for r in synthetic(4, seed=9)))
+    r = runner.invoke(app, ["proactive", "eval", str(unlabelled), "--db", db], env=env)
+    assert r.exit_code != 0 and "carry no label" in r.output
+    r = runner.invoke(app, ["proactive", "eval", str(train_file), "--db", db, "--against", str(train_file)],
+                      env={**env, "COLUMNS": "200"})
+    assert r.exit_code == 0 and "NOT held out" in r.output, r.output
+    fresh = tmp_path / "fresh.jsonl"
+    unseen = [{**r, "obs": [{**e, "event": e["event"] + " (another session)"} for e in r["obs"]]}
+              for r in synthetic(4, seed=11)]  # the same kinds of moment, in contexts training never saw
+    fresh.write_text("".join(json.dumps(r) + "\n" for r in unseen))
+    r = runner.invoke(app, ["proactive", "eval", str(fresh), "--db", db, "--against", str(train_file)],
+                      env={**env, "COLUMNS": "200"})
+    assert r.exit_code == 0 and "(held out)" in r.output, r.output
+    # unlabelled records scored one by one
+    scored = tmp_path / "p.jsonl"
+    r = runner.invoke(app, ["proactive", "score", "--db", db, "--records", str(unlabelled), "--out", str(scored)],
+                      env=env)
+    assert r.exit_code == 0, r.output
+    verdicts = [json.loads(x) for x in scored.read_text().splitlines()]
+    assert len(verdicts) == len(synthetic(4, seed=9)) and all(v["label"] is None for v in verdicts)
+    assert all(0 <= v["p_accept"] <= 1 and isinstance(v["accept"], bool) for v in verdicts)
+
 
 @pytest.mark.shared
 @pytest.mark.slow

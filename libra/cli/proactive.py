@@ -60,18 +60,50 @@ def _print_metrics(title: str, m: dict[str, Any], accept_all: dict[str, Any] | N
     out.print(t)
 
 
+def _score_records(db: str | None, records: Path, out_file: Path | None, name: str, version: int | None) -> None:
+    import json
+
+    from libra import proactive
+
+    try:
+        rows = proactive.score_records(open_store(db), records, name=name, version=version)
+    except KeyError as exc:
+        raise fail(f"{exc.args[0]}; train one with `libra proactive train`") from None
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    if out_file is None:
+        for line in lines:
+            out.print(line)
+        return
+    out_file.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    out.print(f"{len(rows)} proposals scored, {sum(r['accept'] for r in rows)} accepted: {out_file}")
+
+
 @proactive_app.command("eval")
 def proactive_eval(
     data: Annotated[Path, typer.Argument(help="Labelled proposals (train_data.jsonl format).")],
     db: DbOption = None,
     name: Annotated[str, typer.Option(help="Saved reward model.")] = "proactive-reward",
     version: Annotated[int | None, typer.Option(help="Model version (default: newest).")] = None,
+    against: Annotated[Path | None, typer.Option(
+        help="The model's training data: say how many evaluation contexts it also holds.")] = None,
 ) -> None:
-    """ProactiveBench's measures of a saved reward model on labelled proposals."""
+    """ProactiveBench's measures of a saved reward model on labelled proposals.
+
+    The result is called held out only with --against and no shared context;
+    grouped cross-validation (`libra proactive train`) stays the headline figure.
+    """
     from libra import proactive
 
-    ev = proactive.evaluate(open_store(db), data, name=name, version=version)
-    _print_metrics(f"{ev.model_id} on {data.name}", ev.model, ev.accept_all)
+    try:
+        ev = proactive.evaluate(open_store(db), data, name=name, version=version, against=against)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    where = ("held out" if ev.held_out else f"NOT held out: {ev.seen_in_training} of {ev.contexts} contexts "
+             "also occur in the training data") if ev.held_out is not None else \
+        "not checked against the training data (--against TRAIN)"
+    _print_metrics(f"{ev.model_id} on {data.name} ({where})", ev.model, ev.accept_all)
 
 
 @proactive_app.command("score")
@@ -80,10 +112,18 @@ def proactive_score(
     name: Annotated[str, typer.Option(help="Saved reward model.")] = "proactive-reward",
     version: Annotated[int | None, typer.Option(help="Model version (default: newest).")] = None,
     agent: Annotated[str | None, typer.Option(help="Only this agent's streams.")] = None,
+    records: Annotated[Path | None, typer.Option(
+        help="Score the proposal records of this file one by one instead (labels not needed).")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="With --records: write verdicts here as JSON lines.")]
+    = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Score stored proactive agents' event streams with a reward model: TP/FP/TN/FN per agent."""
     from libra import proactive
+
+    if records is not None:
+        _score_records(db, records, out_file, name, version)
+        return
 
     try:
         with staged(quiet) as progress:
