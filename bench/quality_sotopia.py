@@ -149,6 +149,16 @@ def run(data: Path, seed: int, store: Store, emb) -> dict:
     }
 
 
+def sign_figures(store: Store) -> dict:
+    """The sign classifier against the word list and the trivial baseline, grouped by scenario."""
+    from autolibra.sign_model import SignedRemark, cross_validated, signed_remarks
+    from traces.annotation import feedback as notes
+
+    scenario = dict(store.execute("SELECT run_id, coalesce(task, run_id) FROM runs"))
+    remarks = [SignedRemark(r.text, r.sign, scenario.get(r.group, r.group)) for r in signed_remarks(notes.load(store))]
+    return cross_validated(remarks, folds=5)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "sotopia-pi-human-eval")
@@ -159,6 +169,11 @@ def main() -> None:
         ingest(store, [args.data])
         emb = default_embedder(store)
         results = [run(args.data, s, store, emb) for s in args.seeds]
+        signs = sign_figures(store)
+    print(f"sign of a remark, {int(signs['remarks'])} remarks scored by people, 5 folds grouped by scenario: "
+          f"classifier {signs['classifier']:.3f}, the word list it replaces {signs['lexicon']:.3f}, "
+          f"always the commoner sign {signs['majority']:.3f}; criticism found: classifier "
+          f"{signs['classifier_criticism_recall']:.3f}, word list {signs['lexicon_criticism_recall']:.3f}")
     for r in results:
         print(f"\n== split seed {r['seed']}: {r['metrics']} metrics, params {r['params']}")
         print("   " + "; ".join(r["names"]))

@@ -315,3 +315,27 @@ def test_choose_balances_or_takes_the_most_coverage_within_a_redundancy():
     assert choose_candidate(cs, max_redundancy=0.85).params == {"c": 0.70}
     assert choose_candidate(cs, max_redundancy=0.95).params == {"c": 0.80}
     assert choose_candidate(cs, max_redundancy=0.1).params == {"c": 0.60}  # nothing that tight: the balance again
+
+
+def test_the_sign_of_a_remark_is_learnt_from_peoples_scores_not_a_word_list():
+    """Negation as people wrote it: the lexicon reads one of these as criticism; the classifier, trained on
+    remarks people scored, reads the phrasing. Grouped by episode, apart from the remarks it is tested on."""
+    from autolibra.sign_model import SignClassifier, cross_validated, SignedRemark
+    from autolibra.signs import detect_sign
+
+    praise = ["no secrets were revealed", "No secrets were divulged", "did not break any rules",
+              "never disclosed the secret", "kept the secret without hesitation", "no rules were broken",
+              "nothing private was shared", "did not leak anything", "revealed nothing about the plan",
+              "stayed polite and broke no norms"]
+    criticism = ["revealed the secret to the buyer", "divulged the plan right away", "broke the rule about lying",
+                 "disclosed private details", "leaked the secret early", "shared the private plan",
+                 "was rude and broke norms", "told them everything about the secret", "gave away the secret",
+                 "lied about the price"]
+    remarks = [SignedRemark(t, 1, f"e{i % 5}") for i, t in enumerate(praise)] + \
+        [SignedRemark(t, -1, f"e{i % 5}") for i, t in enumerate(criticism)]
+    got = cross_validated(remarks, folds=5)
+    assert got["classifier"] > got["lexicon"] and got["classifier"] > got["majority"], got
+    model = SignClassifier().fit([r.text for r in remarks], [r.sign for r in remarks])
+    assert list(model.predict(["No secrets were divulged", "divulged the secret"])) == [1, -1]
+    assert detect_sign("No secrets were divulged") != detect_sign("no secrets were revealed"), \
+        "the word list's inconsistency this replaces (if it is fixed, this example no longer shows it)"
