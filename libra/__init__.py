@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from autolibra.induce import InduceConfig, Induction
     from libra import approval, proactive, reports
     from libra.checking import CheckReport, check
+    from libra.grounding import StepScore, ground
     from libra.inducing import induce
     from libra.ingesting import Ingested, ingest, rebuild_index, watch
     from libra.scoring import build_judge, score, score_on_ray, score_pipa_runs
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "InduceConfig": "autolibra.induce", "Induction": "autolibra.induce", "approval": None, "proactive": None,
     "reports": None,
-    "check": "libra.checking", "CheckReport": "libra.checking", "induce": "libra.inducing", "Ingested": "libra.ingesting", "ingest": "libra.ingesting",
+    "check": "libra.checking", "CheckReport": "libra.checking", "ground": "libra.grounding",
+    "StepScore": "libra.grounding", "induce": "libra.inducing", "Ingested": "libra.ingesting", "ingest": "libra.ingesting",
     "rebuild_index": "libra.ingesting", "watch": "libra.ingesting", "build_judge": "libra.scoring",
     "score": "libra.scoring", "score_on_ray": "libra.scoring", "score_pipa_runs": "libra.scoring",
     "sets": None, "Backend": "metrics.backends", "choose_backend": "metrics.backends",
@@ -59,8 +61,9 @@ def __getattr__(name: str) -> Any:
 
 
 __version__ = "0.1.0"
-__all__ = ["Backend", "CheckReport", "InduceConfig", "Induction", "Ingested", "Metric", "MetricSet", "Store", "approval", "build_judge",
-           "check", "choose_backend", "induce", "ingest", "open_store", "proactive", "rebuild_index", "reports", "score",
+__all__ = ["Backend", "CheckReport", "InduceConfig", "Induction", "Ingested", "Metric", "MetricSet", "StepScore", "Store",
+           "approval", "build_judge",
+           "check", "choose_backend", "ground", "induce", "ingest", "open_store", "proactive", "rebuild_index", "reports", "score",
            "score_on_ray", "score_pipa_runs", "sets", "watch"]
 
 

@@ -311,3 +311,30 @@ def test_anchors_past_a_shortened_runs_end_are_flagged_and_survive_an_edit(db):
     feedback.flush(db)
     assert db.execute("SELECT text, steps FROM feedback WHERE feedback_id = ?", [fid]) == \
         [("the last step gave up, twice", [1, 4])], "the anchor past the end is kept"
+
+
+def test_the_run_view_suggests_the_steps_a_draft_is_about(db):
+    run_id = db.scalar("SELECT run_id FROM runs WHERE native_id = 'evil-1'")
+    at = page_app("run_view", "ana", db, run_id).run()
+    at.text_area(key=f"draft-{run_id}").input("The tool call failed with an error.")
+    at.button(key=f"draft-{run_id}-suggest").click().run()
+    assert not at.exception
+    chosen = at.multiselect(key=f"draft-{run_id}-steps").value
+    assert 1 in chosen, chosen  # the failing tool result
+    assert any("Suggested steps" in s.value for s in at.success)
+
+
+def test_libra_ground_ranks_the_steps_of_a_run(db):
+    import libra
+    from typer.testing import CliRunner
+
+    from libra.cli.main import app
+
+    run_id = db.scalar("SELECT run_id FROM runs WHERE native_id = 'evil-1'")
+    ranked = libra.ground(db, run_id, "the tool call failed with an error", k=2)
+    assert ranked[0].idx == 1 and abs(sum(r.probability for r in libra.ground(db, run_id, "x", k=5)) - 1) < 1e-6
+    assert libra.ground(db, run_id, "step 0 was wrong", k=1)[0].explicit
+    r = CliRunner().invoke(app, ["ground", run_id, "the tool call failed", "--db", db.path, "--k", "2"])
+    assert r.exit_code == 0 and "steps of" in r.output, r.output
+    bad = CliRunner().invoke(app, ["ground", "no-such-run", "x", "--db", db.path])
+    assert bad.exit_code != 0 and "no run" in bad.output

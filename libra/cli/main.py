@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from libra.cli.alerts import alerts_app
-from libra.cli.check import check_cmd, jobs_cmd
+from libra.cli.check import check_cmd, ground_cmd, jobs_cmd
 from libra.cli.common import DataTable, DbOption, console, open_store, out
 from libra.cli.induce import induce_cmd
 from libra.cli.ingest import ingest_cmd
@@ -36,6 +36,7 @@ app.command("induce")(induce_cmd)
 app.command("score")(score_cmd)
 app.command("check")(check_cmd)
 app.command("jobs")(jobs_cmd)
+app.command("ground")(ground_cmd)
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(user_app, name="user")
 app.add_typer(pipa_app, name="pipa")

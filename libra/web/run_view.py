@@ -50,6 +50,20 @@ def _save(s: Store, run_id: str, user: User, n_steps: int, draft_key: str) -> No
     st.session_state["flash"] = ("success", "Saved.")
 
 
+def _suggest(s: Store, run_id: str, draft_key: str) -> None:
+    """Anchors for the draft, from the locator: its three likeliest steps, for the annotator to keep or change."""
+    from libra.grounding import ground
+
+    text = st.session_state.get(draft_key, "") or ""
+    if not text.strip():
+        st.session_state["flash"] = ("error", "write the remark first; the steps are suggested from it")
+        return
+    ranked = ground(s, run_id, text, k=3)
+    st.session_state[f"{draft_key}-steps"] = sorted(r.idx for r in ranked)
+    st.session_state["flash"] = ("success", "Suggested steps " + ", ".join(
+        f"{r.idx} ({r.probability:.0%})" for r in ranked) + "; keep, change or clear them before saving.")
+
+
 def _feedback_form(s: Store, run_id: str, user: User, steps: pd.DataFrame) -> None:
     st.subheader("Your feedback")
     draft = f"draft-{run_id}"
@@ -60,8 +74,11 @@ def _feedback_form(s: Store, run_id: str, user: User, steps: pd.DataFrame) -> No
     st.text_area("What did the agent do well or badly?", key=draft, height=140,
                  placeholder="e.g. It booked the flight without confirming the price with the user.")
     st.radio("Overall rating (optional)", ["none", 1, 2, 3, 4, 5], horizontal=True, key=f"{draft}-rating")
-    st.button("Save feedback", type="primary", key=f"{draft}-save",
+    c1, c2 = st.columns([1, 1])
+    c1.button("Save feedback", type="primary", key=f"{draft}-save",
               on_click=_save, args=(s, run_id, user, len(steps), draft))
+    c2.button("Suggest steps", key=f"{draft}-suggest", on_click=_suggest, args=(s, run_id, draft),
+              help="Anchors from the remark you wrote: the steps it is likeliest about")
     flash = st.session_state.pop("flash", None)
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])
