@@ -20,13 +20,16 @@ def _bench():
     return module
 
 
-def test_sixteen_annotators_an_ingest_and_a_scorer_lose_nothing(tmp_path, location):
-    res = _bench().run(location, tmp_path, n_runs=6000, annotators=16, notes=1000)
+@pytest.mark.timeout(1500)
+def test_sixteen_annotators_an_ingest_and_a_scorer_lose_nothing(tmp_path, location, backend):
+    # a lake commits each batch through PostgreSQL: a quarter of the runs keeps the tier's time
+    n_runs = 6000 if backend == "duckdb" else 1500
+    res = _bench().run(location, tmp_path, n_runs=n_runs, annotators=16, notes=1000)
     assert res["errors"] == [], res["errors"][:5]
     did, stored, history = res["did"], res["stored"], res["history"]
     assert did["saved"] == 1000 and did["edited"] > 100 and did["deleted"] > 50, did
     assert stored["notes"] == stored["distinct"] == 1000, "every note persisted exactly once"
     assert stored["edited"] == did["edited"] and stored["deleted"] == did["deleted"]
     assert history == {"create": 1000, "edit": did["edited"], "delete": did["deleted"]}
-    assert res["runs"] == 80 + 6000
+    assert res["runs"] == 80 + n_runs
     print({a: {k: round(v) for k, v in q.items()} for a, q in res["latency"].items()})
