@@ -18,7 +18,9 @@ from autolibra.naming import LLMNamer, OfflineNamer
 from metrics.backends import Backend
 from metrics.definitions import MetricSet
 from metrics.embeddings import Embedder, default_embedder
-from metrics.judges.base import Judge
+from autolibra import people_scores
+from metrics.judges.base import Judge, RunView
+from metrics.judges.graded import GradedJudge
 from metrics.judges.llm import LLMJudge
 from metrics.judges.trained import TrainedJudge, view_key
 from traces.annotation.feedback import load as load_feedback
@@ -49,11 +51,13 @@ def induction_tools(backend: Backend) -> InductionTools:
 
 
 def fit_offline_judge(store: Store, metric_set: MetricSet, embedder: Embedder | None = None,
-                      grounding_backend: str = "offline", min_similarity: float = 0.5) -> TrainedJudge:
-    """A trained judge for any metric set, from the feedback people left in the store.
+                      grounding_backend: str = "offline", min_similarity: float = 0.5) -> GradedJudge:
+    """The offline judge for any metric set, from the feedback people left in the store.
 
     Grounded aspects are labelled with the metric they are most about (when
-    close enough); the judge learns each metric's verdict from those runs.
+    close enough). A metric whose remarks go with a score people gave learns
+    that score (`GradedJudge`), or is listed as needing an LLM judge when the
+    run does not tell it; the others learn their verdict from the signs.
     """
     emb = embedder or default_embedder(store)
     feedback = load_feedback(store)
@@ -63,10 +67,22 @@ def fit_offline_judge(store: Store, metric_set: MetricSet, embedder: Embedder | 
         aspects, _ = ground_cached(store, feedback, runs, OfflineGrounder(StepLocator(emb)))
     matcher = OfflineMatcher(emb)
     S, ids = matcher.similarities(aspects, metric_set)  # noqa: N806
+    metric_of = [ids[int(S[i].argmax())] if S.shape[1] and S[i].max() >= min_similarity else None
+                 for i in range(len(aspects))]
     labels: dict[tuple[str, str], list[int]] = {}
-    for i, a in enumerate(aspects):
-        if S.shape[1] and S[i].max() >= min_similarity:
-            labels.setdefault((view_key(a.run_id, a.focus), ids[int(S[i].argmax())]), []).append(a.sign)
-    runs = load_runs(store, sorted({a.run_id for a in aspects}))
-    return TrainedJudge(emb).fit(_views(aspects, runs), metric_set,
-                                 with_facets({k: (1 if sum(v) >= 0 else -1) for k, v in labels.items()}, metric_set))
+    for a, m in zip(aspects, metric_of, strict=True):
+        if m is not None:
+            labels.setdefault((view_key(a.run_id, a.focus), m), []).append(a.sign)
+    runs = load_runs(store, sorted({a.run_id for a in aspects} | {f.run_id for f in feedback}))
+    signs = TrainedJudge(emb).fit(_views(aspects, runs), metric_set,
+                                  with_facets({k: (1 if sum(v) >= 0 else -1) for k, v in labels.items()}, metric_set))
+    return fit_graded_judge(aspects, metric_of, feedback, runs, metric_set, signs)
+
+
+def fit_graded_judge(aspects, metric_of, notes, runs, metric_set: MetricSet, fallback: Judge) -> GradedJudge:
+    """A judge that learns each metric from the score people gave that its remarks go with."""
+    keys = people_scores.score_keys(aspects, metric_of, notes)
+    views = {view_key(n.run_id, n.focus): RunView(n.run_id, runs[n.run_id].steps, runs[n.run_id].task, n.focus)
+             for n in notes if n.run_id in runs}
+    return GradedJudge(fallback).fit(list(views.values()), metric_set, people_scores.targets(notes, keys), keys,
+                                     people_scores.praised_share(aspects, metric_of))

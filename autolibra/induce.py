@@ -277,7 +277,10 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
     for m in metrics:
         c = m.metadata.get("cluster")
         topics = [a.metadata.get("topic", a.behaviour) for a, _ in sorted(clusters[c], key=lambda x: -x[1])[:30]]
-        by_cluster[c] = replace(m, metadata={**m.metadata, "topics": topics})
+        # remarks about one agent of a run (Sotopia's raters score each side) make a metric about agents
+        focused = sum(a.focus is not None for a, _ in clusters[c]) * 2 > len(clusters[c])
+        by_cluster[c] = replace(m, metadata={**m.metadata, "topics": topics},
+                                subject="agent" if focused else "run")
     metrics = _as_facets([by_cluster[c] for c in sorted(by_cluster)], facets)
     by_cluster = {m.metadata["cluster"]: m for m in metrics}
     ms = MetricSet(set_id, 0, "induced", tuple(metrics))

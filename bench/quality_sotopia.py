@@ -119,9 +119,25 @@ def run(data: Path, seed: int, store: Store, emb) -> dict:
     from autolibra.induce import _labels
     by_cluster = {m.metadata["cluster"]: m.metric_id for m in c.metric_set.metrics}
     metric_of = [by_cluster.get(int(lab)) for lab in c.labels]
-    j = TrainedJudge(emb).fit(_views(ind.train_aspects, runs), c.metric_set, _labels(ind.train_aspects, metric_of, c.metric_set))
+    from autolibra.backends import fit_graded_judge
+    from traces.annotation import feedback as notes
+
+    signs_judge = TrainedJudge(emb).fit(_views(ind.train_aspects, runs), c.metric_set,
+                                        _labels(ind.train_aspects, metric_of, c.metric_set))
+    train_runs = {a.run_id for a in ind.train_aspects}
+    j = fit_graded_judge(ind.train_aspects, metric_of, [n for n in notes.load(store) if n.run_id in train_runs],
+                         runs, c.metric_set, signs_judge)
     held_views = _views(ind.heldout_aspects, runs)
     margins = j.margins(held_views, c.metric_set)
+    verdicts = j.judge(held_views, c.metric_set)
+    values: dict = defaultdict(set)
+    for jg in verdicts:
+        for v in jg.verdicts:
+            values[v.metric_id].add(v.value)
+    graded = {m.name: {"learns": j.score_keys_[m.metric_id], "cv": j.agreement_.get(m.metric_id)}
+              for m in c.metric_set.metrics if m.metric_id in j.models_}
+    needs_llm = {m.name: j.needs_llm_[m.metric_id] for m in c.metric_set.metrics if m.metric_id in j.needs_llm_}
+    constant = [m.name for m in c.metric_set.metrics if len(values.get(m.metric_id, set())) == 1]
     scores = human_scores(store)
     ids = [m.metric_id for m in c.metric_set.metrics]
     judge_vs_people = {}
@@ -146,7 +162,39 @@ def run(data: Path, seed: int, store: Store, emb) -> dict:
         "recovered": recovered, "judge_vs_people": judge_vs_people,
         "human_vs_human": human_agreement(scores), "frontier": ind.frontier(),
         "names": [m.name for m in c.metric_set.metrics], "ceilings": ceilings(ind, emb),
+        "graded": graded, "needs_llm": needs_llm, "constant": constant,
     }
+
+
+def dimension_judges(store: Store, emb, seeds=(0, 1, 2)) -> dict[str, dict[str, float]]:
+    """The offline judge learning each expert dimension from people's scores, against its baselines.
+
+    Per dimension: Spearman of the judge's out-of-fold predictions with the mean
+    of people's scores (5 folds grouped by scenario, mean over `seeds`); the
+    judge that reads nothing (one verdict for every agent: no ranking, 0); and
+    the two raters of an agent with each other.
+    """
+    from metrics.judges.base import RunView
+    from metrics.judges.graded import cross_validated, sides
+
+    runs = load_runs(store, [r for r, in store.execute("SELECT run_id FROM runs WHERE format = 'sotopia'")])
+    scores = human_scores(store)
+    views = [RunView(r, runs[r].steps, runs[r].task, a) for (r, a) in sorted(scores) if r in runs]
+    own, other = map(list, zip(*(sides(v) for v in views), strict=True))
+    groups = [v.task or v.run_id for v in views]
+    people = human_agreement(scores)
+    out = {}
+    for d in DIMS:
+        y = np.array([np.mean(scores[(v.run_id, v.focus)].get(d) or [np.nan]) for v in views])
+        ok = ~np.isnan(y)
+        rhos = []
+        for seed in seeds:
+            pred = cross_validated([own[i] for i in np.where(ok)[0]], [other[i] for i in np.where(ok)[0]],
+                                   y[ok], [groups[i] for i in np.where(ok)[0]], seed=seed)
+            rhos.append(float(spearmanr(pred, y[ok]).statistic))
+        out[d] = {"judge": float(np.mean(rhos)), "judge_sd": float(np.std(rhos)), "reads_nothing": 0.0,
+                  "people": people.get(d, float("nan")), "agents": int(ok.sum())}
+    return out
 
 
 def sign_figures(store: Store) -> dict:
@@ -170,6 +218,12 @@ def main() -> None:
         emb = default_embedder(store)
         results = [run(args.data, s, store, emb) for s in args.seeds]
         signs = sign_figures(store)
+        dims = dimension_judges(store, emb)
+    print("offline judge learning each dimension from people's scores (what the agent said, what it was told; "
+          "TF-IDF + ridge), Spearman with people's mean score, 5 folds grouped by scenario, mean of 3 fold seeds:")
+    print(f"   {'dimension':<34} {'judge':>12} {'reads nothing':>14} {'people vs people':>17}")
+    for d, f in dims.items():
+        print(f"   {d:<34} {f['judge']:+.2f} ± {f['judge_sd']:.2f} {f['reads_nothing']:>+14.2f} {f['people']:>+17.2f}")
     print(f"sign of a remark, {int(signs['remarks'])} remarks scored by people, 5 folds grouped by scenario: "
           f"classifier {signs['classifier']:.3f}, the word list it replaces {signs['lexicon']:.3f}, "
           f"always the commoner sign {signs['majority']:.3f}; criticism found: classifier "
@@ -199,6 +253,12 @@ def main() -> None:
         for d in sorted(r["recovered"]):
             jv = r["judge_vs_people"].get(d)
             print(f"     {d:<34} {'n/a' if jv is None else f'{jv:+.2f}':>6} | {r['human_vs_human'].get(d, float('nan')):+.2f}")
+        print(f"   offline judge: {len(r['graded'])} metrics learnt from people's scores: " + "; ".join(
+            f"{n} ({g['learns']}, cross-validated by scenario {g['cv']:+.2f})" for n, g in r["graded"].items()))
+        print(f"   needs an LLM judge ({len(r['needs_llm'])}): " + ("; ".join(
+            f"{n}: {why}" for n, why in r["needs_llm"].items()) or "none"))
+        print(f"   metrics with one verdict for every held-out agent: {len(r['constant'])}"
+              + (f" ({'; '.join(r['constant'])})" if r["constant"] else ""))
     cov = [r["heldout"]["coverage"] for r in results]
     red = [r["heldout"]["redundancy"] for r in results]
     print(f"\nheld-out over {len(results)} splits: coverage {np.mean(cov):.3f} ± {np.std(cov):.3f}, "

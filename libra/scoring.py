@@ -61,12 +61,15 @@ def _targets(store: Store, set_id: str | None, version: int | None) -> list[Metr
 
 def score(store: Store, *, set_id: str | None = None, version: int | None = None, backend: str = "auto",
           max_cost: float | None = None, batch: str = "auto", agent: str | None = None, fmt: str | None = None,
-          since: datetime | None = None, sample: float | None = None,
-          progress: Progress | None = None) -> list[tuple[MetricSet, ScoreSummary]]:
+          since: datetime | None = None, sample: float | None = None, focus: str | None = None,
+          per_agent: bool = False, progress: Progress | None = None) -> list[tuple[MetricSet, ScoreSummary]]:
     """Apply metric sets (default: every approved one) to the runs they have not scored yet.
 
     Incremental and resumable: run it again and only what is missing is scored.
     `batch` is on, off or auto (the Message Batches API from BATCH_FROM pending runs).
+    Each metric is judged on the subject its definition names (the run, or each
+    agent of a multi-agent run); `focus` puts every metric on one actor, and
+    `per_agent` every metric on each agent.
     """
     if batch not in ("on", "off", "auto"):
         raise ValueError("batch must be on, off or auto")
@@ -87,7 +90,8 @@ def score(store: Store, *, set_id: str | None = None, version: int | None = None
         judge = judge_for(store, ms, b, use_batch)
         if judge is None:
             continue
-        res = score_runs(store, ms, judge, run_ids=ids, max_cost=max_cost, progress=_stage(progress, ms.set_id))
+        res = score_runs(store, ms, judge, run_ids=ids, max_cost=max_cost, focus=focus, per_agent=per_agent,
+                         progress=_stage(progress, ms.set_id))
         results.append((ms, res))
     return results
 

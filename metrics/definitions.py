@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 VALUES = (-1, 0, 1)  # did something wrong, not applicable, did it well
+SUBJECTS = ("run", "agent")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,12 @@ class Metric:
     scope: str = "run"
     kind: str = "induced"
     metadata: dict = field(default_factory=dict)
+    # who a verdict is about: the run as a whole, or each agent of a multi-agent run
+    subject: str = "run"
+
+    def __post_init__(self):
+        if self.subject not in SUBJECTS:
+            raise ValueError(f"metric {self.metric_id!r}: subject must be one of {', '.join(SUBJECTS)}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,10 @@ class MetricSet:
 
     def with_metrics(self, metrics) -> MetricSet:
         return replace(self, metrics=tuple(metrics))
+
+    def about(self, subject: str) -> MetricSet:
+        """The set's metrics whose verdicts are about `subject` ('run' or 'agent')."""
+        return self.with_metrics(m for m in self.metrics if m.subject == subject)
 
 
 def slug(name: str) -> str:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from metrics.definitions import MetricSet
 from metrics.jobs.ledger import Job
-from metrics.judges.base import Judge, RunView
+from metrics.judges.base import Judge, Judgement, RunView
 from metrics.llm.client import LLM, Budget
 from traces.export import load_runs
+from traces.model import Run, agents_of
 from traces.store import Store, merge
 
 
@@ -58,23 +59,74 @@ def select_runs(store: Store, *, agent: str | None = None, fmt: str | None = Non
     return ids
 
 
-def unscored(store: Store, metric_set: MetricSet, backend: str, run_ids: Sequence[str] | None = None) -> list[str]:
-    """Runs with no verdict yet from this metric set version and backend."""
+def unscored(store: Store, metric_set: MetricSet, backend: str, run_ids: Sequence[str] | None = None,
+             focus: str | None = None) -> list[str]:
+    """Runs with no verdict yet from this metric set version and backend.
+
+    A run's verdicts on all its subjects are written in one transaction, so a run
+    with any verdict of the set has them all. About one `focus`, a run is unscored
+    until every metric has a verdict on that actor (a metric about agents may
+    have judged it already).
+    """
     params: list = [metric_set.set_id, metric_set.version, backend]
     where = ""
     if run_ids is not None:
         where = " AND r.run_id IN (SELECT unnest(?::VARCHAR[]))"
+    if focus is None:
+        test = "NOT EXISTS (SELECT 1 FROM scores s WHERE s.run_id = r.run_id AND s.metric_set_id = ? " \
+               "AND s.metric_set_version = ? AND s.backend = ?)"
+    else:
+        test = "(SELECT count(DISTINCT s.metric_id) FROM scores s WHERE s.run_id = r.run_id AND s.metric_set_id = ? " \
+               "AND s.metric_set_version = ? AND s.backend = ? AND s.focus = ?) < ?"
+        params += [focus, len(metric_set.metrics)]
+    if run_ids is not None:
         params.append(list(run_ids))
-    return [r for r, in store.execute(
-        "SELECT r.run_id FROM runs r WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.run_id = r.run_id "
-        "AND s.metric_set_id = ? AND s.metric_set_version = ? AND s.backend = ?)" + where + " ORDER BY r.run_id",
-        params)]
+    return [r for r, in store.execute(f"SELECT r.run_id FROM runs r WHERE {test}{where} ORDER BY r.run_id", params)]
 
 
-SCORE_COLS = ["run_id", "metric_set_id", "metric_set_version", "metric_id", "value", "evidence", "reason",
-              "confidence", "backend", "backend_version", "job_id", "created_at", "rate", "agent", "run_at"]
-SCORE_KEY = ["run_id", "metric_set_id", "metric_set_version", "metric_id", "backend"]
+SCORE_KEY = ["run_id", "metric_set_id", "metric_set_version", "metric_id", "backend", "focus"]
+SCORE_COLS = [*SCORE_KEY, "value", "evidence", "reason", "confidence", "backend_version", "job_id", "created_at",
+              "rate", "agent", "run_at"]
 UNIT_COLS = [*SCORE_KEY, "unit", "value", "reason"]
+
+
+def subject_views(runs: dict[str, Run], ids: Sequence[str], metric_set: MetricSet, *, focus: str | None = None,
+                  per_agent: bool = False) -> list[tuple[MetricSet, list[RunView]]]:
+    """What a judge is given: each part of the set with the views its verdicts are about.
+
+    A metric about the run sees each run whole; a metric about agents (or every
+    metric, with `per_agent`) sees each agent of a multi-agent run on its own, and
+    a run with one agent whole. An explicit `focus` puts every metric on that actor.
+    """
+    present = [r for r in ids if r in runs]
+    if focus is not None:
+        return [(metric_set, [RunView.of(runs[r], r, focus) for r in present])]
+    whole = metric_set.with_metrics(()) if per_agent else metric_set.about("run")
+    each = metric_set if per_agent else metric_set.about("agent")
+    out = []
+    if whole.metrics:
+        out.append((whole, [RunView.of(runs[r], r) for r in present]))
+    if each.metrics:
+        views = []
+        for r in present:
+            agents = agents_of(runs[r])
+            views += [RunView.of(runs[r], r, a) for a in agents] if len(agents) > 1 else [RunView.of(runs[r], r)]
+        out.append((each, views))
+    return out
+
+
+def judge_runs(judge: Judge, metric_set: MetricSet, runs: dict[str, Run], ids: Sequence[str], *,
+               focus: str | None = None, per_agent: bool = False) -> tuple[list[Judgement], dict[str, Judgement]]:
+    """Judge runs on every subject: (judgements of the runs that passed, run id -> a failed judgement)."""
+    results: list[Judgement] = []
+    for ms, views in subject_views(runs, ids, metric_set, focus=focus, per_agent=per_agent):
+        judged = judge.judge(views, ms) if views else []
+        results += [replace(j, focus=v.focus) for v, j in zip(views, judged, strict=True)]
+    failed = {}
+    for j in results:
+        if j.error is not None:
+            failed.setdefault(j.run_id, j)
+    return [j for j in results if j.run_id not in failed], failed
 
 
 def verdict_rows(store: Store, metric_set: MetricSet, judge: Judge, judgements,
@@ -88,20 +140,21 @@ def verdict_rows(store: Store, metric_set: MetricSet, judge: Judge, judgements,
         "SELECT run_id, coalesce(agent, model, format), coalesce(started_at, ingested_at) FROM runs "
         "WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [ids])} if ids else {}
     for j in judgements:
+        key = [j.run_id, metric_set.set_id, metric_set.version]
         for v in j.verdicts:
-            rows.append([j.run_id, metric_set.set_id, metric_set.version, v.metric_id, v.value,
-                         list(v.evidence), v.reason[:1000], v.confidence, judge.backend, judge.version,
-                         job_id, now, v.rate, *where.get(j.run_id, (None, None))])
-            units += [[j.run_id, metric_set.set_id, metric_set.version, v.metric_id, judge.backend, u, val,
-                       why[:500]] for u, val, why in v.units]
+            rows.append([*key, v.metric_id, judge.backend, j.focus or "", v.value, list(v.evidence),
+                         v.reason[:1000], v.confidence, judge.version, job_id, now, v.rate,
+                         *where.get(j.run_id, (None, None))])
+            units += [[*key, v.metric_id, judge.backend, j.focus or "", u, val, why[:500]]
+                      for u, val, why in v.units]
     return rows, units
 
 
 def insert_verdicts(con, rows: list[list], units: list[list]) -> None:
     """Write verdict rows in the caller's transaction (a later verdict replaces an earlier one)."""
-    merge(con, "scores", rows, keys=SCORE_KEY, update=[c for c in SCORE_COLS if c not in SCORE_KEY],
-          columns=SCORE_COLS)
-    merge(con, "score_units", units, keys=[*SCORE_KEY, "unit"], update=UNIT_COLS[6:], columns=UNIT_COLS)
+    merge(con, "scores", rows, keys=SCORE_KEY, update=SCORE_COLS[len(SCORE_KEY):], columns=SCORE_COLS)
+    merge(con, "score_units", units, keys=[*SCORE_KEY, "unit"], update=UNIT_COLS[len(SCORE_KEY) + 1:],
+          columns=UNIT_COLS)
 
 
 def write_verdicts(store: Store, metric_set: MetricSet, judge: Judge, judgements, job_id: str | None) -> int:
@@ -112,11 +165,13 @@ def write_verdicts(store: Store, metric_set: MetricSet, judge: Judge, judgements
 
 
 def score_runs(store: Store, metric_set: MetricSet, judge: Judge, *, run_ids: Sequence[str] | None = None,
-               max_cost: float | None = None, chunk: int = 32, focus: str | None = None,
+               max_cost: float | None = None, chunk: int = 32, focus: str | None = None, per_agent: bool = False,
                progress: Callable[[int, int], None] | None = None) -> ScoreSummary:
-    pending = unscored(store, metric_set, judge.backend, run_ids)
+    """Score the runs not yet scored: each metric on the subject it is about (`subject_views`)."""
+    pending = unscored(store, metric_set, judge.backend, run_ids, focus)
     params = {"set": metric_set.set_id, "version": metric_set.version, "backend": judge.backend,
-              "runs": sorted(run_ids) if run_ids is not None else "unscored", "focus": focus}
+              "runs": sorted(run_ids) if run_ids is not None else "unscored", "focus": focus,
+              **({"per_agent": True} if per_agent else {})}
     job = Job.open(store, "score", params, max_cost=max_cost)
     # Every call a judge makes is billed to this job and kept within its budget: the LLM judge's,
     # and those of judges built on one (PIPA's judged criteria), which expose it as `llm`.
@@ -135,20 +190,17 @@ def score_runs(store: Store, metric_set: MetricSet, judge: Judge, *, run_ids: Se
         skipped += min(chunk, len(todo) - i) - len(ids)
         if not ids:
             continue
-        runs = load_runs(store, ids)
-        views = [RunView.of(runs[r], r, focus) for r in ids if r in runs]
-        results = judge.judge(views, metric_set)
-        ok = [j for j in results if j.error is None]
-        bad = [j for j in results if j.error is not None]
+        ok, bad = judge_runs(judge, metric_set, load_runs(store, ids), ids, focus=focus, per_agent=per_agent)
         write_verdicts(store, metric_set, judge, ok, job.job_id)
-        job.mark([j.run_id for j in ok], "done")
-        for j in bad:
-            job.mark(j.run_id, "failed", j.error)
-        done += len(ok)
+        passed = sorted({j.run_id for j in ok})
+        job.mark(passed, "done")
+        for run_id, j in bad.items():
+            job.mark(run_id, "failed", j.error)
+        done += len(passed)
         failed += len(bad)
         if progress:
             progress(done + failed, len(todo))
-        if any(j.budget_exhausted for j in bad):
+        if any(j.budget_exhausted for j in bad.values()):
             status, error = "stopped", "budget exhausted; run again with a larger --max-cost to resume"
             break
     summary = job.finish(status, error, total=len(pending))

@@ -61,9 +61,10 @@ def _save(con, ms: MetricSet, backend: str | None, created_by: str | None, note:
         [ms.set_id, version, ms.name, ms.status, backend, json.dumps(ms.provenance, default=str), now,
          created_by, note, approved_by, now if approved_by else None])
     con.executemany(
-        "INSERT INTO metric_defs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO metric_defs (set_id, version, position, metric_id, name, explanation, good, bad, scope, kind, "
+        "metadata, subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [[ms.set_id, version, i, m.metric_id, m.name, m.explanation, _ex_json(m.good), _ex_json(m.bad),
-          m.scope, m.kind, json.dumps(m.metadata, default=str)] for i, m in enumerate(ms.metrics)])
+          m.scope, m.kind, json.dumps(m.metadata, default=str), m.subject] for i, m in enumerate(ms.metrics)])
     return ms
 
 
@@ -77,10 +78,10 @@ def load(store: Store, set_id: str, version: int | None = None) -> MetricSet:
         if head is None:
             raise KeyError(f"no metric set {set_id!r}" + (f" version {version}" if version else ""))
         rows = con.execute(
-            "SELECT metric_id, name, explanation, good, bad, scope, kind, metadata FROM metric_defs "
-            "WHERE set_id = ? AND version = ? ORDER BY position", [set_id, version]).fetchall()
+            "SELECT metric_id, name, explanation, good, bad, scope, kind, metadata, coalesce(subject, 'run') "
+            "FROM metric_defs WHERE set_id = ? AND version = ? ORDER BY position", [set_id, version]).fetchall()
     metrics = tuple(Metric(r[0], r[1], r[2], _examples(r[3]), _examples(r[4]), r[5], r[6],
-                           json.loads(r[7]) if r[7] else {}) for r in rows)
+                           json.loads(r[7]) if r[7] else {}, r[8]) for r in rows)
     return MetricSet(set_id, version, head[0], metrics, head[1], json.loads(head[2]) if head[2] else {})
 
 
@@ -144,7 +145,7 @@ def merge_metrics(store: Store, ms: MetricSet, metric_ids: list[str], name: str,
         explanation=explanation or " ".join(p.explanation for p in parts),
         good=tuple(e for p in parts for e in p.good), bad=tuple(e for p in parts for e in p.bad),
         scope=parts[0].scope, kind=parts[0].kind,
-        metadata={"merged_from": metric_ids, **parts[0].metadata})
+        metadata={"merged_from": metric_ids, **parts[0].metadata}, subject=parts[0].subject)
     out, placed = [], False
     for m in ms.metrics:
         if m.metric_id in metric_ids:
@@ -168,7 +169,8 @@ def to_yaml(ms: MetricSet) -> str:
         "status": ms.status, "provenance": ms.provenance,
         "metrics": [{"id": m.metric_id, "name": m.name, "explanation": m.explanation,
                      "good": [ex(e) for e in m.good], "bad": [ex(e) for e in m.bad],
-                     "scope": m.scope, "kind": m.kind, **({"metadata": m.metadata} if m.metadata else {})}
+                     "scope": m.scope, "kind": m.kind, **({"subject": m.subject} if m.subject != "run" else {}),
+                     **({"metadata": m.metadata} if m.metadata else {})}
                     for m in ms.metrics],
     }
     return yaml.safe_dump(json.loads(json.dumps(doc, default=str)), sort_keys=False, allow_unicode=True, width=100)
@@ -176,6 +178,8 @@ def to_yaml(ms: MetricSet) -> str:
 
 def from_yaml(text: str, source: str = "<yaml>") -> MetricSet:
     """Parse a metric set; errors name the file and the field."""
+    from typing import Literal
+
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
     class ExampleIn(BaseModel):
@@ -195,6 +199,7 @@ def from_yaml(text: str, source: str = "<yaml>") -> MetricSet:
         scope: str = "run"
         kind: str = "induced"
         metadata: dict = {}
+        subject: Literal["run", "agent"] = "run"
 
     class SetIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -226,4 +231,4 @@ def from_yaml(text: str, source: str = "<yaml>") -> MetricSet:
 
     return MetricSet(doc.set_id, doc.version, doc.name, tuple(
         Metric(m.id, m.name, m.explanation, tuple(map(conv, m.good)), tuple(map(conv, m.bad)), m.scope, m.kind,
-               m.metadata) for m in doc.metrics), doc.status if doc.status in STATUSES else "draft", doc.provenance)
+               m.metadata, m.subject) for m in doc.metrics), doc.status if doc.status in STATUSES else "draft", doc.provenance)

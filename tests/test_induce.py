@@ -339,3 +339,27 @@ def test_the_sign_of_a_remark_is_learnt_from_peoples_scores_not_a_word_list():
     assert list(model.predict(["No secrets were divulged", "divulged the secret"])) == [1, -1]
     assert detect_sign("No secrets were divulged") != detect_sign("no secrets were revealed"), \
         "the word list's inconsistency this replaces (if it is fixed, this example no longer shows it)"
+
+
+def test_a_metric_learns_the_score_its_praised_and_criticised_remarks_differ_on():
+    """Issue 18 §2: which of people's numbers a metric is about is read off its own remarks, not its name."""
+    from autolibra.aspects import Aspect
+    from autolibra.people_scores import praised_share, score_keys, targets
+    from traces.model import Feedback
+
+    notes, aspects, metric_of = [], [], []
+    for i in range(20):
+        good = i % 2 == 0
+        n = Feedback(author=f"p{i % 3}", text="-", feedback_id=f"f{i}", run_id=f"r{i}", rating=None,
+                     metadata={"agent": "A", "scores": {"goal": 8 if good else 2, "secret": 0, "note": "x"}})
+        notes.append(n)
+        aspects.append(Aspect(f"a{i}", n.feedback_id, n.run_id, 0, "-", "got the deal" if good else "lost it",
+                              1 if good else -1, focus="A"))
+        metric_of.append("deal")
+        aspects.append(Aspect(f"b{i}", n.feedback_id, n.run_id, 1, "-", "polite", 1 if i % 4 < 2 else -1, focus="A"))
+        metric_of.append("manners")
+    keys = score_keys(aspects, metric_of, notes)
+    assert keys == {"deal": "goal"}  # manners' praise and criticism do not go with any score
+    t = targets(notes, keys)
+    assert t[("r0#A", "deal")] == 8 and t[("r1#A", "deal")] == 2 and len(t) == 20
+    assert praised_share(aspects, metric_of)["deal"] == 0.5

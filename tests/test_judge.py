@@ -148,3 +148,111 @@ def test_the_judges_prompt_keeps_remarks_and_steps_as_data(mem_store):
 
     assert [json.loads(ln)["step"] for ln in lines] == [0, 1]
     assert json.loads(lines[1])["content"] == forged
+
+
+def _dialogue(i: int):
+    from traces.model import Run
+
+    ann, bo = "Ann Lee", "Bo Chen"
+    steps = (Step(StepKind.AGENT, "Could I have the blanket? I am cold.", actor=ann),
+             Step(StepKind.AGENT, "No. It is mine and I will not share it." if i % 2 else "Sure, take it.",
+                  actor=bo),
+             Step(StepKind.AGENT, "Thank you, that is kind.", actor=ann))
+    return Run(native_id=f"ep{i}", format="sotopia", source="t", steps=steps, agent="model-x",
+               metadata={"agents": [ann, bo]}, globally_unique_id=True)
+
+
+class _BySpeaker:
+    """A judge that says +1 when the actor it is shown shared, -1 when it refused, 0 otherwise."""
+
+    backend, version = "stub-speaker", "1"
+
+    def judge(self, runs, metric_set, progress=None):
+        from metrics.judges.base import Judgement, Verdict
+
+        out = []
+        for v in runs:
+            said = " ".join(s.content for s in v.steps if v.focus is None or s.actor == v.focus)
+            value = -1 if "will not share" in said else 1 if "take it" in said else 0
+            out.append(Judgement(v.run_id, tuple(Verdict(m.metric_id, value, reason=f"about {v.focus}")
+                                                 for m in metric_set.metrics)))
+        return out
+
+
+def test_a_dialogue_gets_a_verdict_per_agent_on_metrics_about_agents(mem_store):
+    """Issue 18 §1: a two-agent dialogue scored per agent; metrics about the run stay one verdict per run."""
+    from metrics.reports.queries import run_scores
+    from traces.ingest import ingest_runs
+
+    ingest_runs(mem_store, [_dialogue(i) for i in range(4)])
+    ms = MetricSet("dialogue", 1, "d", (
+        Metric("sharing", "Shares what is asked", "Shares the item when asked.", subject="agent"),
+        Metric("overall", "The exchange went well", "The dialogue as a whole."),
+    ))
+    res = score_runs(mem_store, ms, _BySpeaker())
+    assert (res.runs_scored, res.runs_failed) == (4, 0)
+    rows = mem_store.execute("SELECT run_id, metric_id, focus, value FROM scores ORDER BY ALL")
+    per_agent = {(r, f): v for r, m, f, v in rows if m == "sharing"}
+    assert per_agent == {("sotopia:ep0", "Ann Lee"): 0, ("sotopia:ep0", "Bo Chen"): 1,
+                         ("sotopia:ep1", "Ann Lee"): 0, ("sotopia:ep1", "Bo Chen"): -1,
+                         ("sotopia:ep2", "Ann Lee"): 0, ("sotopia:ep2", "Bo Chen"): 1,
+                         ("sotopia:ep3", "Ann Lee"): 0, ("sotopia:ep3", "Bo Chen"): -1}
+    # the whole run: Bo's refusal or offer is in it, so the run-level verdict follows it
+    assert {(r, f): v for r, m, f, v in rows if m == "overall"} == {
+        ("sotopia:ep0", ""): 1, ("sotopia:ep1", ""): -1, ("sotopia:ep2", ""): 1, ("sotopia:ep3", ""): -1}
+    assert score_runs(mem_store, ms, _BySpeaker()).runs_scored == 0  # incremental per run
+    # one actor for every metric, on request; the earlier verdicts stay
+    assert score_runs(mem_store, ms, _BySpeaker(), focus="Bo Chen").runs_scored == 4
+    assert mem_store.scalar("SELECT count(*) FROM scores WHERE focus = 'Bo Chen' AND metric_id = 'overall'") == 4
+    view = run_scores(mem_store, "sotopia:ep1")
+    assert set(view["about"]) == {"the run", "Ann Lee", "Bo Chen"}
+
+
+def test_metrics_say_who_they_are_about_in_the_store_and_in_yaml(mem_store):
+    from metrics import sets
+
+    ms = sets.save(mem_store, MetricSet("s", 0, "s", (Metric("a", "A", "x", subject="agent"), Metric("b", "B", "y"))))
+    back = sets.load(mem_store, ms.set_id)
+    assert [m.subject for m in back.metrics] == ["agent", "run"]
+    assert [m.subject for m in sets.from_yaml(sets.to_yaml(back)).metrics] == ["agent", "run"]
+    with pytest.raises(ValueError, match="subject"):
+        sets.from_yaml(sets.to_yaml(back).replace("subject: agent", "subject: team"), "m.yaml")
+    with pytest.raises(ValueError, match="subject must be one of"):
+        Metric("c", "C", "z", subject="team")
+
+
+def test_the_graded_judge_reads_the_run_and_says_which_metrics_it_cannot_read():
+    """Issue 18 §2: a metric learnt from people's scores ranks unseen scenarios; noise is "needs an LLM judge"."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from metrics.judges.graded import GradedJudge
+
+    rng = np.random.default_rng(0)
+    words = ["agreed on a fair split", "we settled the deal", "I refuse, goodbye", "no deal, I am leaving"]
+    views, targets = [], {}
+    for i in range(120):
+        good = i % 2 == 0
+        mine = words[rng.integers(0, 2)] if good else words[rng.integers(2, 4)]
+        steps = (Step(StepKind.AGENT, f"Hello, I would like the {['books', 'hat', 'ball'][i % 3]}.", actor="A"),
+                 Step(StepKind.AGENT, "What do you offer?", actor="B"), Step(StepKind.AGENT, mine, actor="A"))
+        v = RunView(f"r{i}", steps, task=f"scenario {i % 12}", focus="A")
+        views.append(v)
+        targets[(f"r{i}#A", "goal")] = (8.0 if good else 3.0) + float(rng.normal(0, 1))
+        targets[(f"r{i}#A", "noise")] = float(rng.normal(0, 1))
+    ms = MetricSet("g", 1, "g", (Metric("goal", "Goal", "Gets what it came for", subject="agent"),
+                                 Metric("noise", "Mood", "Unrelated to anything said", subject="agent")))
+    train, test = views[:84], views[84:]  # scenarios 0-11 all occur in both, but the texts differ
+    j = GradedJudge(min_views=30).fit(train, ms, targets, {"goal": "goal", "noise": "noise"}, {"goal": 0.5})
+    assert j.agreement_["goal"] > 0.6
+    assert "noise" in j.needs_llm_ and "Spearman" in j.needs_llm_["noise"]
+    out = j.judge(test, ms)
+    assert all([v.metric_id for v in o.verdicts] == ["goal"] for o in out)  # the unreadable metric is not scored
+    values = [o.verdicts[0].value for o in out]
+    assert set(values) == {-1, 1}
+    truth = [targets[(f"{v.run_id}#A", "goal")] for v in test]
+    assert spearmanr(j.margins(test, ms)[:, 0], truth).statistic > 0.6
+    assert "cross-validated Spearman" in out[0].verdicts[0].reason
+    # too few people's scores: not learnt, and said so
+    few = GradedJudge(min_views=200).fit(train, ms, targets, {"goal": "goal"})
+    assert "only 84 runs" in few.needs_llm_["goal"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -53,7 +54,7 @@ EXPECTED = {
         "attempts": "INTEGER", "batch": "BOOLEAN", "created_at": "TIMESTAMP"},
     "metric_defs": {"set_id": "VARCHAR", "version": "INTEGER", "position": "INTEGER", "metric_id": "VARCHAR",
         "name": "VARCHAR", "explanation": "VARCHAR", "good": "JSON", "bad": "JSON", "scope": "VARCHAR",
-        "kind": "VARCHAR", "metadata": "JSON"},
+        "kind": "VARCHAR", "metadata": "JSON", "subject": "VARCHAR"},
     "metric_sets": {"set_id": "VARCHAR", "version": "INTEGER", "name": "VARCHAR", "status": "VARCHAR",
         "backend": "VARCHAR", "provenance": "JSON", "created_at": "TIMESTAMP", "created_by": "VARCHAR",
         "approved_by": "VARCHAR", "approved_at": "TIMESTAMP", "note": "VARCHAR"},
@@ -84,10 +85,10 @@ EXPECTED = {
         "status": "VARCHAR", "worker": "VARCHAR", "claimed_at": "TIMESTAMP", "done_at": "TIMESTAMP",
         "n_scored": "INTEGER", "n_failed": "INTEGER", "error": "VARCHAR"},
     "score_units": {"run_id": "VARCHAR", "metric_set_id": "VARCHAR", "metric_set_version": "INTEGER",
-        "metric_id": "VARCHAR", "backend": "VARCHAR", "unit": "INTEGER", "value": "TINYINT",
+        "metric_id": "VARCHAR", "backend": "VARCHAR", "focus": "VARCHAR", "unit": "INTEGER", "value": "TINYINT",
         "reason": "VARCHAR"},
     "scores": {"run_id": "VARCHAR", "metric_set_id": "VARCHAR", "metric_set_version": "INTEGER",
-        "metric_id": "VARCHAR", "value": "TINYINT", "evidence": "INTEGER[]", "reason": "VARCHAR",
+        "metric_id": "VARCHAR", "focus": "VARCHAR", "value": "TINYINT", "evidence": "INTEGER[]", "reason": "VARCHAR",
         "confidence": "DOUBLE", "backend": "VARCHAR", "backend_version": "VARCHAR", "job_id": "VARCHAR",
         "created_at": "TIMESTAMP", "rate": "DOUBLE", "agent": "VARCHAR", "run_at": "TIMESTAMP"},
     "steps": {"run_id": "VARCHAR", "idx": "INTEGER", "kind": "VARCHAR", "actor": "VARCHAR",
@@ -158,6 +159,30 @@ def test_old_store_is_upgraded_on_open(bare, backend):
     assert migrate.current_version(con) == schema.LATEST - 1
     con.close()
     assert Store(loc).schema_version() == schema.LATEST
+
+
+def test_verdicts_from_before_subjects_survive_the_rebuild_and_a_second_agent_can_be_scored(bare, backend):
+    """Migration 13 rebuilds scores with focus in its key: old verdicts are kept as verdicts on the run."""
+    loc, raw = bare("v12")
+    con = raw()
+    migrate.migrate(con, target=12, lake=backend == "lake")
+    con.execute("INSERT INTO scores (run_id, metric_set_id, metric_set_version, metric_id, value, evidence, reason, "
+                "backend, backend_version, created_at, agent) VALUES ('r1', 'set', 1, 'm', -1, [2], 'old', "
+                "'offline', '1', now(), 'bot')")
+    con.execute("INSERT INTO score_units VALUES ('r1', 'set', 1, 'm', 'offline', 0, 1, 'unit')")
+    con.close()
+    s = Store(loc)
+    assert s.execute("SELECT run_id, focus, value, evidence, reason, agent FROM scores") == [
+        ("r1", "", -1, [2], "old", "bot")]
+    assert s.execute("SELECT focus, unit, value FROM score_units") == [("", 0, 1)]
+    from metrics.scoring import SCORE_COLS, insert_verdicts
+    row = dict.fromkeys(SCORE_COLS) | {"run_id": "r1", "metric_set_id": "set", "metric_set_version": 1,
+                                       "metric_id": "m", "backend": "offline", "value": 1, "evidence": [],
+                                       "backend_version": "1", "created_at": datetime.now(UTC).replace(tzinfo=None)}
+    s.write(lambda c: insert_verdicts(c, [[(row | {"focus": f})[k] for k in SCORE_COLS] for f in ("Ann", "Bo")],
+                                      []))
+    assert s.execute("SELECT focus, value FROM scores ORDER BY focus") == [("", -1), ("Ann", 1), ("Bo", 1)]
+    s.close()
 
 
 def test_store_from_a_newer_libra_is_refused(bare, backend):

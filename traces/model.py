@@ -122,6 +122,22 @@ class Run:
         return f"{self.format}:h{(content_hash or self.content_hash())[:20]}"
 
 
+_ACTING = frozenset({StepKind.AGENT.value, StepKind.TOOL_CALL.value, StepKind.THOUGHT.value})
+
+
+def agents_of(run: Run) -> tuple[str, ...]:
+    """Who a run's per-agent verdicts can be about: the agents the source names, else the actors that acted.
+
+    Sotopia names an episode's two agents; elsewhere an agent is an actor that
+    spoke, thought or called a tool (a tool's or a person's turn makes no one
+    an agent). A run with one agent or none is judged as a whole.
+    """
+    named = (run.metadata or {}).get("agents")
+    if isinstance(named, list) and named and all(isinstance(a, str) and a for a in named):
+        return tuple(dict.fromkeys(named))
+    return tuple(dict.fromkeys(s.actor for s in run.steps if s.actor and s.kind in _ACTING))
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A record an importer could not turn into runs; kept verbatim with its reason."""

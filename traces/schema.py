@@ -35,6 +35,15 @@ def _lock_tables(names: tuple[str, ...]) -> tuple[str, ...]:
                                                      f"INSERT INTO lock_{name} VALUES (0)"))
 
 
+def _rebuilt(table: str, columns: str, kept: tuple[str, ...]) -> tuple[str, ...]:
+    """Statements that rebuild `table` with new `columns` (and key), keeping the `kept` columns' rows."""
+    cols = ", ".join(kept)
+    return (f"CREATE TABLE {table}_next {columns}",
+            f"INSERT INTO {table}_next ({cols}) SELECT {cols} FROM {table}",  # noqa: S608 - fixed names
+            f"DROP TABLE {table}",
+            f"ALTER TABLE {table}_next RENAME TO {table}")
+
+
 # What the full-text index reads: each run's steps as one text, in order.
 RUN_TEXT = ("SELECT run_id, left(string_agg(coalesce(content, '') || ' ' || coalesce(tool_name, ''), "
             "' ' ORDER BY idx), 20000) FROM steps GROUP BY run_id")
@@ -436,6 +445,48 @@ MIGRATIONS: tuple[Migration, ...] = (
             quarantined     BIGINT NOT NULL,
             ingested_at     TIMESTAMP NOT NULL
         )""",
+    )),
+    # A verdict is about a run or, where the run has several actors, about one of them
+    # (issue 18): `focus` joins the key ('' for the whole run), so a two-agent dialogue
+    # gets a verdict per agent. A key cannot be altered in place: the tables are rebuilt.
+    Migration(13, "scores and score units per subject; metrics say what they are about", (
+        *_rebuilt("scores", """(
+            run_id          VARCHAR NOT NULL,
+            metric_set_id   VARCHAR NOT NULL,
+            metric_set_version INTEGER NOT NULL,
+            metric_id       VARCHAR NOT NULL,
+            focus           VARCHAR NOT NULL DEFAULT '',
+            value           TINYINT NOT NULL,
+            evidence        INTEGER[],
+            reason          VARCHAR,
+            confidence      DOUBLE,
+            backend         VARCHAR NOT NULL,
+            backend_version VARCHAR NOT NULL,
+            job_id          VARCHAR,
+            created_at      TIMESTAMP NOT NULL,
+            rate            DOUBLE,
+            agent           VARCHAR,
+            run_at          TIMESTAMP,
+            PRIMARY KEY (run_id, metric_set_id, metric_set_version, metric_id, backend, focus)
+        )""", ("run_id", "metric_set_id", "metric_set_version", "metric_id", "value", "evidence", "reason",
+               "confidence", "backend", "backend_version", "job_id", "created_at", "rate", "agent", "run_at")),
+        "CREATE INDEX scores_metric ON scores (metric_set_id, metric_id)",
+        "CREATE INDEX scores_created ON scores (created_at)",
+        *_rebuilt("score_units", """(
+            run_id          VARCHAR NOT NULL,
+            metric_set_id   VARCHAR NOT NULL,
+            metric_set_version INTEGER NOT NULL,
+            metric_id       VARCHAR NOT NULL,
+            backend         VARCHAR NOT NULL,
+            focus           VARCHAR NOT NULL DEFAULT '',
+            unit            INTEGER NOT NULL,
+            value           TINYINT NOT NULL,
+            reason          VARCHAR,
+            PRIMARY KEY (run_id, metric_set_id, metric_set_version, metric_id, backend, focus, unit)
+        )""", ("run_id", "metric_set_id", "metric_set_version", "metric_id", "backend", "unit", "value",
+               "reason")),
+        # 'run' (one verdict per run) or 'agent' (one per actor of a multi-agent run)
+        "ALTER TABLE metric_defs ADD COLUMN subject VARCHAR DEFAULT 'run'",
     )),
 )
 

@@ -32,6 +32,11 @@ def score_cmd(
              "also when a worker dies; use a DuckLake store (LIBRA_STORE) when workers are on several machines.")]
     = None,
     partition_size: Annotated[int, typer.Option(help="With --ray: runs per partition.", min=1)] = 100,
+    focus: Annotated[str | None, typer.Option(
+        help="Judge every metric on this one actor of each run (e.g. one agent of a dialogue).")] = None,
+    per_agent: Annotated[bool, typer.Option(
+        "--per-agent", help="Judge every metric on each agent of a multi-agent run, not only the metrics "
+                            "whose subject is 'agent'.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Score runs not yet scored by a metric set version: incremental, resumable, with a budget.
@@ -44,8 +49,13 @@ def score_cmd(
 
     if batch not in ("on", "off", "auto"):
         raise typer.BadParameter("on, off or auto", param_hint="--batch")
+    if focus is not None and per_agent:
+        raise typer.BadParameter("give --focus or --per-agent, not both", param_hint="--focus")
     store = open_store(db)
     if ray is not None:
+        if focus is not None or per_agent:
+            raise fail("--focus and --per-agent are not taken with --ray yet: Ray workers judge each metric on "
+                       "the subject its definition names")
         with staged(quiet) as progress:
             done = score_on_ray(store, ray=ray, set_id=set_id, version=version, backend=backend,
                                      partition_size=partition_size, agent=agent, fmt=fmt, since=since,
@@ -57,7 +67,8 @@ def score_cmd(
     try:
         with staged(quiet) as progress:
             results = score(store, set_id=set_id, version=version, backend=backend, max_cost=max_cost,
-                            batch=batch, agent=agent, fmt=fmt, since=since, sample=sample, progress=progress)
+                            batch=batch, agent=agent, fmt=fmt, since=since, sample=sample, focus=focus,
+                            per_agent=per_agent, progress=progress)
     except (KeyError, ValueError, RuntimeError) as exc:
         raise fail(str(exc.args[0] if exc.args else exc)) from None
     if not results:

@@ -69,11 +69,12 @@ def _matrix_tab(s: Store) -> None:
         return
     st.subheader(f"Evidence for {md(run_id)}")
     ev = dashboard.run_evidence(s, run_id, set_id, version)
-    for metric, g in ev.groupby("metric", sort=False):
+    for (metric, focus), g in ev.groupby(["metric", "focus"], sort=False):
         first = g.iloc[0]
         verdict = {1: "+1", -1: "−1", 0: "n/a"}.get(int(first["value"]), "?")
         rate = "" if pd.isna(first["rate"]) else f" · {first['rate']:.0%} of units pass"
-        with st.expander(f"{md(metric)}: {verdict}{rate}", expanded=int(first["value"]) < 0):
+        about = f" · about {md(focus)}" if focus else ""
+        with st.expander(f"{md(metric)}{about}: {verdict}{rate}", expanded=int(first["value"]) < 0):
             st.caption(f"judge: {md(first['backend'])}")
             show_text(first["reason"] or "", 600)
             for r in g.dropna(subset=["step"]).itertuples(index=False):

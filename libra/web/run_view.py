@@ -152,7 +152,15 @@ def _scores(s: Store, run_id: str) -> None:
     df = run_scores(s, run_id)
     if df.empty:
         return
-    with st.expander(f"Scores ({len(df)} verdicts)"):
+    subjects = sorted(set(df["about"]) - {"the run"})
+    with st.expander(f"Scores ({len(df)} verdicts" + (f", per agent: {', '.join(subjects)})" if subjects else ")"),
+                     expanded=bool(subjects)):
+        if subjects:
+            # one column per agent, so the two sides of a dialogue read side by side
+            st.caption("Verdicts per agent (+1 did well, −1 did something wrong, n/a not raised)")
+            per = df.assign(verdict=df["verdict"].map({1: "+1", -1: "−1", 0: "n/a"}))
+            st.dataframe(per.pivot_table(index=["set", "metric"], columns="about", values="verdict",
+                                         aggfunc="first").reset_index(), hide_index=True)
         st.dataframe(df, hide_index=True)
         prof = profile.run_profile(s, run_id)
         if not prof.empty:

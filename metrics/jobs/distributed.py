@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 
-from metrics.scoring import insert_verdicts, unscored, verdict_rows
+from metrics.scoring import insert_verdicts, judge_runs, unscored, verdict_rows
 from traces import owner
 from traces.store import Store, retrying
 
@@ -214,27 +214,27 @@ def _score_claimed(store: Store, job_id: str, part: int, worker: str, claimed: t
                    make_judge: JudgeFactory, hook: Callable[[str], None] | None) -> Outcome:
     run_ids, set_id, version, backend = claimed
     ms, judge = _judge_for(store, set_id, version, make_judge)
-    from metrics.judges.base import RunView
     from traces.export import load_runs
 
     runs = load_runs(store, list(run_ids))
-    views = [RunView.of(runs[r], r) for r in run_ids if r in runs]
-    results = []
-    for i in range(0, len(views), HEARTBEAT_RUNS):
+    ok, failed = [], {}
+    for i in range(0, len(run_ids), HEARTBEAT_RUNS):
         if i:
             touch(store, "score_partitions", job_id, part, worker)
-        results += judge.judge(views[i:i + HEARTBEAT_RUNS], ms)
-    ok = [j for j in results if j.error is None]
-    bad = [j for j in results if j.error is not None]
+        passed, bad_runs = judge_runs(judge, ms, runs, list(run_ids[i:i + HEARTBEAT_RUNS]))
+        ok += passed
+        failed.update(bad_runs)
+    bad = list(failed.values())
+    scored = len({j.run_id for j in ok})
     rows, units = verdict_rows(store, ms, judge, ok, job_id)
     if hook:
         hook("judged")  # tests stop a worker here, between judging and committing
     done = commit_once(
         store, "score_partitions", job_id, part, worker, lambda con: insert_verdicts(con, rows, units) or True,
-        lambda _: {"n_scored": len(ok), "n_failed": len(bad), "error": (bad[0].error or "")[:2000] if bad else None})
+        lambda _: {"n_scored": scored, "n_failed": len(bad), "error": (bad[0].error or "")[:2000] if bad else None})
     if done is None:
         return Outcome(part, 0, 0, True)
-    return Outcome(part, len(ok), len(bad), False)
+    return Outcome(part, scored, len(bad), False)
 
 
 def work(location: str, job_id: str, make_judge: JudgeFactory, *, lease: timedelta = LEASE,

@@ -33,6 +33,7 @@ class Judgement:
     error: str | None = None
     cost: float = 0.0
     budget_exhausted: bool = False  # the job's budget, not the run, is why there is no verdict
+    focus: str | None = None  # the actor the verdicts are about (None: the whole run)
 
 
 @dataclass(frozen=True)

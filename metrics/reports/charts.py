@@ -36,14 +36,16 @@ def scores_over_time_chart(df: pd.DataFrame) -> alt.Chart:
 
 
 def heatmap_chart(df: pd.DataFrame) -> alt.Chart:
-    """Runs (rows) × metrics (columns), coloured by verdict; a click selects the run for drill-down.
+    """Runs (rows; one per agent where verdicts are per agent) × metrics, coloured by verdict.
 
-    Columns: run_id, metric, value, rate.
+    A click selects the run for drill-down. Columns: run_id, metric, value, rate,
+    and optionally subject (the run, or "run · agent").
     """
     pick = alt.selection_point(fields=["run_id"], name="run")
-    return alt.Chart(for_chart(df, _NAMES)).mark_rect(stroke="white").encode(
+    row = "subject" if "subject" in df.columns else "run_id"
+    return alt.Chart(for_chart(df, (*_NAMES, "subject"))).mark_rect(stroke="white").encode(
         x=alt.X("metric:N", title=None, axis=alt.Axis(labelAngle=-30, labelLimit=160)),
-        y=alt.Y("run_id:N", title=None, sort=None, axis=alt.Axis(labelLimit=220)),
+        y=alt.Y(f"{row}:N", title=None, sort=None, axis=alt.Axis(labelLimit=220)),
         color=alt.Color("value:Q", scale=VERDICT_COLOURS, title="verdict",
                         legend=alt.Legend(values=[-1, 0, 1])),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),

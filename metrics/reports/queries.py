@@ -65,12 +65,14 @@ def run_metric_matrix(store: Store, set_id: str, version: int, *, agent: str | N
             WHERE s.metric_set_id = ? AND s.metric_set_version = ? AND (?::VARCHAR IS NULL OR s.agent = ?)
             GROUP BY s.run_id ORDER BY t DESC, s.run_id LIMIT ?
         )
-        SELECT s.run_id, runs_.t, coalesce(d.name, s.metric_id) AS metric, s.metric_id, s.value, s.rate, s.backend
+        SELECT s.run_id, s.focus, s.run_id || CASE WHEN s.focus <> '' THEN ' · ' || s.focus ELSE '' END AS subject,
+               runs_.t, coalesce(d.name, s.metric_id) AS metric, s.metric_id, s.value, s.rate,
+               s.backend
         FROM scores s JOIN runs_ USING (run_id)
         LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version
                                 AND d.metric_id = s.metric_id
         WHERE s.metric_set_id = ? AND s.metric_set_version = ?
-        ORDER BY runs_.t DESC, s.run_id, metric
+        ORDER BY runs_.t DESC, s.run_id, s.focus, metric
         """, [set_id, version, agent, agent, limit, set_id, version])
 
 
@@ -82,13 +84,13 @@ def run_evidence(store: Store, run_id: str, set_id: str, version: int) -> pd.Dat
             SELECT *, unnest(CASE WHEN len(evidence) > 0 THEN evidence ELSE [NULL] END) AS step FROM scores
             WHERE run_id = ? AND metric_set_id = ? AND metric_set_version = ?
         )
-        SELECT coalesce(d.name, s.metric_id) AS metric, s.value, s.rate, s.reason, s.backend, s.step,
+        SELECT coalesce(d.name, s.metric_id) AS metric, s.focus, s.value, s.rate, s.reason, s.backend, s.step,
                st.kind, left(st.content, 400) AS content
         FROM s
         LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version
                                 AND d.metric_id = s.metric_id
         LEFT JOIN steps st ON st.run_id = s.run_id AND st.idx = s.step
-        ORDER BY metric, s.step
+        ORDER BY metric, s.focus, s.step
         """, [run_id, set_id, version])
 
 
@@ -97,15 +99,21 @@ def judge_human_agreement(store: Store, set_id: str, version: int) -> pd.DataFra
 
     People rate runs 1-5 when they leave feedback; for runs with both, this
     gives the mean rating where the judge said +1 and where it said -1, and
-    their Spearman correlation (computed in DuckDB over ranks).
+    their Spearman correlation (computed in DuckDB over ranks). A verdict on one
+    agent goes with the ratings of notes about that agent; a verdict on the run
+    with every rating of the run.
     """
     return store.df(
         """
-        WITH h AS (
-            SELECT run_id, avg(rating) AS rating, count(*) AS raters FROM feedback
-            WHERE rating IS NOT NULL AND deleted_at IS NULL GROUP BY run_id
+        WITH f AS (
+            SELECT run_id, coalesce(json_extract_string(metadata, '$.agent'), '') AS focus, rating FROM feedback
+            WHERE rating IS NOT NULL AND deleted_at IS NULL
+        ), h AS (
+            SELECT run_id, focus, avg(rating) AS rating FROM f WHERE focus <> '' GROUP BY ALL
+            UNION ALL
+            SELECT run_id, '' AS focus, avg(rating) AS rating FROM f GROUP BY run_id
         ), j AS (
-            SELECT s.metric_id, s.value, h.rating FROM scores s JOIN h USING (run_id)
+            SELECT s.metric_id, s.value, h.rating FROM scores s JOIN h USING (run_id, focus)
             WHERE s.metric_set_id = ? AND s.metric_set_version = ? AND s.value <> 0
         ), r AS (
             SELECT metric_id, value, rating,
@@ -162,9 +170,10 @@ def run_scores(store: Store, run_id: str) -> pd.DataFrame:
     """Every verdict on one run, with its metric's name."""
     return store.df(
         "SELECT s.metric_set_id AS set, s.metric_set_version AS v, coalesce(d.name, s.metric_id) AS metric, "
-        "s.value AS verdict, s.rate, s.evidence, s.backend, s.reason FROM scores s "
+        "coalesce(nullif(s.focus, ''), 'the run') AS about, s.value AS verdict, s.rate, s.evidence, s.backend, "
+        "s.reason FROM scores s "
         "LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version "
-        "AND d.metric_id = s.metric_id WHERE s.run_id = ? ORDER BY set, v, metric", [run_id])
+        "AND d.metric_id = s.metric_id WHERE s.run_id = ? ORDER BY set, v, metric, s.focus", [run_id])
 
 
 def scored_metrics(store: Store) -> list[tuple[str, int, str, str]]:
