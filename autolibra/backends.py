@@ -81,7 +81,8 @@ def fit_offline_judge(store: Store, metric_set: MetricSet, embedder: Embedder | 
 
 def fit_graded_judge(aspects, metric_of, notes, runs, metric_set: MetricSet, fallback: Judge) -> GradedJudge:
     """A judge that learns each metric from the score people gave that its remarks go with."""
-    keys = people_scores.score_keys(aspects, metric_of, notes)
+    siblings = {m.metric_id: m.metadata["sibling"] for m in metric_set.metrics if m.metadata.get("sibling")}
+    keys = people_scores.score_keys(aspects, metric_of, notes, siblings)
     views = {view_key(n.run_id, n.focus): RunView(n.run_id, runs[n.run_id].steps, runs[n.run_id].task, n.focus)
              for n in notes if n.run_id in runs}
     return GradedJudge(fallback).fit(list(views.values()), metric_set, people_scores.targets(notes, keys), keys,

@@ -33,8 +33,13 @@ def note_scores(note: Any) -> dict[str, float]:
 
 
 def score_keys(aspects: Sequence[Aspect], metric_of: Sequence[str | None], notes: Sequence[Any],
-               min_auc: float = 0.65, min_each: int = 4) -> dict[str, str]:
-    """metric id -> the score its praised and criticised remarks differ on most (AUC >= min_auc)."""
+               siblings: dict[str, str] | None = None, min_auc: float = 0.65, min_each: int = 4) -> dict[str, str]:
+    """metric id -> the score its praised and criticised remarks differ on most (AUC >= min_auc).
+
+    A topic split into a praised and a criticised facet (`siblings`: metric id ->
+    the other facet's) is read off both facets' remarks together.
+    """
+    siblings = siblings or {}
     by_id = {n.feedback_id: note_scores(n) for n in notes}
     found: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
     for a, m in zip(aspects, metric_of, strict=True):
@@ -43,7 +48,8 @@ def score_keys(aspects: Sequence[Aspect], metric_of: Sequence[str | None], notes
         for k, v in by_id.get(a.feedback_id, {}).items():
             found[m][k].append((a.sign, v))
     out = {}
-    for m, per_key in found.items():
+    for m in sorted(found):
+        per_key = {k: v + found.get(siblings.get(m, ""), {}).get(k, []) for k, v in found[m].items()}
         best, best_auc = None, min_auc
         for k, pairs in sorted(per_key.items()):
             signs = np.array([s > 0 for s, _ in pairs])

@@ -31,6 +31,8 @@ class ScoreSummary:
     runs_skipped: int
     cost_usd: float
     error: str | None = None
+    # metrics the judge left unscored, with why: the offline judge cannot read them from the run
+    needs_llm: tuple[tuple[str, str], ...] = ()
 
 
 def _now() -> datetime:
@@ -204,4 +206,6 @@ def score_runs(store: Store, metric_set: MetricSet, judge: Judge, *, run_ids: Se
             status, error = "stopped", "budget exhausted; run again with a larger --max-cost to resume"
             break
     summary = job.finish(status, error, total=len(pending))
-    return ScoreSummary(job.job_id, status, done, failed, skipped, summary["cost_usd"], error)
+    unread = getattr(judge, "needs_llm_", {})
+    return ScoreSummary(job.job_id, status, done, failed, skipped, summary["cost_usd"], error,
+                        tuple((m.name, unread[m.metric_id]) for m in metric_set.metrics if m.metric_id in unread))

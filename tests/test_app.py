@@ -348,3 +348,33 @@ def test_libra_ground_ranks_the_steps_of_a_run(db):
     assert r.exit_code == 0 and "steps of" in r.output, r.output
     bad = CliRunner().invoke(app, ["ground", "no-such-run", "x", "--db", db.path])
     assert bad.exit_code != 0 and "no run" in bad.output
+
+
+def test_the_run_view_shows_each_agents_verdicts_side_by_side(db):
+    """Issue 18: a dialogue's verdicts per agent, one column per agent, names shown as text."""
+    from metrics.definitions import Metric, MetricSet
+    from metrics.judges.base import Judgement, Verdict
+    from metrics.scoring import score_runs
+
+    w = BatchWriter(db, IngestSummary())
+    w.add_run(Run(native_id="dialogue-1", format="libra", source="test", agent="m",
+                  steps=(Step(kind=StepKind.AGENT, content="Can I have it?", actor="**Ann**"),
+                         Step(kind=StepKind.AGENT, content="No.", actor="Bo")),
+                  metadata={"agents": ["**Ann**", "Bo"]}, globally_unique_id=True))
+    w.flush()
+    run_id = db.scalar("SELECT run_id FROM runs WHERE native_id = 'dialogue-1'")
+
+    class ByName:
+        backend, version = "stub", "1"
+
+        def judge(self, runs, metric_set, progress=None):
+            return [Judgement(v.run_id, tuple(Verdict(m.metric_id, -1 if v.focus == "Bo" else 1)
+                                              for m in metric_set.metrics)) for v in runs]
+
+    ms = MetricSet("per-agent", 1, "p", (Metric("share", "Shares when asked", "x", subject="agent"),))
+    score_runs(db, ms, ByName(), run_ids=[run_id])
+    at = page_app("run_view", "ana", db, run_id).run()
+    assert not at.exception
+    assert any("per agent: \\*\\*Ann\\*\\*, Bo" in e.label for e in at.expander)  # a name is text, not markup
+    pivot = at.dataframe[0].value
+    assert list(pivot.columns)[-2:] == ["**Ann**", "Bo"] and list(pivot.iloc[0])[-2:] == ["+1", "−1"]

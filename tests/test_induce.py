@@ -363,3 +363,9 @@ def test_a_metric_learns_the_score_its_praised_and_criticised_remarks_differ_on(
     t = targets(notes, keys)
     assert t[("r0#A", "deal")] == 8 and t[("r1#A", "deal")] == 2 and len(t) == 20
     assert praised_share(aspects, metric_of)["deal"] == 0.5
+    # a topic split into its praised and its criticised facet is read off both facets together
+    facets = [("deal+" if a.sign > 0 else "deal-") if m == "deal" else m
+              for a, m in zip(aspects, metric_of, strict=True)]
+    assert score_keys(aspects, facets, notes) == {}
+    assert score_keys(aspects, facets, notes, {"deal+": "deal-", "deal-": "deal+"}) == {"deal+": "goal",
+                                                                                         "deal-": "goal"}

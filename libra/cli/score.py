@@ -79,6 +79,8 @@ def score_cmd(
         out.print(f"{ms.set_id} v{ms.version}: {res.runs_scored} runs scored, {res.runs_failed} failed, "
                   f"{res.runs_skipped} already done, ${res.cost_usd:.4f}, {res.status}"
                   + (f" ({res.error})" if res.error else ""))
+        for name, why in res.needs_llm:
+            out.print(f"  not scored, needs an LLM judge: {name} ({why})")
         if res.status != "done" or res.runs_failed:
             exit_code = 1
     raise typer.Exit(exit_code)

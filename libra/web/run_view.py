@@ -153,7 +153,7 @@ def _scores(s: Store, run_id: str) -> None:
     if df.empty:
         return
     subjects = sorted(set(df["about"]) - {"the run"})
-    with st.expander(f"Scores ({len(df)} verdicts" + (f", per agent: {', '.join(subjects)})" if subjects else ")"),
+    with st.expander(f"Scores ({len(df)} verdicts" + (f", per agent: {', '.join(map(md, subjects))})" if subjects else ")"),
                      expanded=bool(subjects)):
         if subjects:
             # one column per agent, so the two sides of a dialogue read side by side
