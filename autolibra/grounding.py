@@ -33,9 +33,15 @@ class GroundingResult:
 class OfflineGrounder:
     backend = "offline"
 
-    def __init__(self, locator: StepLocator, k: int = 1):
+    def __init__(self, locator: StepLocator, k: int = 1, by_format: Callable[[str], StepLocator] | None = None,
+                 version: int | None = None):
         self.locator = locator
         self.k = k
+        # a fitted locator's weights for each trace format (autolibra.locators); its version names
+        # the backend, so aspects grounded with other weights are not taken from the cache
+        self.by_format = by_format
+        if version is not None:
+            self.backend = f"offline+locator-v{version}"
 
     def ground_many(self, items: Sequence[tuple[Feedback, Run]],
                     progress: Callable[[int, int], None] | None = None) -> list[GroundingResult]:
@@ -58,7 +64,8 @@ class OfflineGrounder:
             if fb.steps:
                 steps, given = tuple(fb.steps), True
             else:
-                steps, given = tuple(self.locator.locate(bullet, run.steps, fb.focus, self.k)), False
+                loc = self.by_format(run.format) if self.by_format is not None else self.locator
+                steps, given = tuple(loc.locate(bullet, run.steps, fb.focus, self.k)), False
             meta = {"topic": topic_text(bullet, names)}
             for b in (fb.metadata or {}).get("bullets") or []:  # gold labels some datasets carry, for evaluation only
                 if isinstance(b, dict) and isinstance(b.get("text"), str) and bullet[:60] in b["text"]:

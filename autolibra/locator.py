@@ -48,7 +48,9 @@ def _actor_key(actor: str | None) -> str | None:
 
 FEATURES = ("sim", "sim_z", "sim_best", "explicit", "quote", "actor", "tool", "overlap", "focus", "position",
             "actor_first", "actor_order", "actor_sim_rank", "neighbour_sim", "entities",
-            *[f"kind_{k}" for k in KINDS])
+            *[f"kind_{k}" for k in KINDS],
+            # where a fault was first introduced, against the steps that only repeat it
+            "sim_record", "first_near_best", "actor_turn_1", "actor_turn_2", "actor_turn_3")
 _ENTITY = re.compile(r"\b(?:[A-Z][a-zA-Z0-9]+(?:\s+[A-Z][a-zA-Z0-9]+)*|\d[\d.,:%$]*)\b")
 
 
@@ -68,6 +70,16 @@ def step_features(text: str, steps: Sequence[Step], sims: np.ndarray, focus: str
     order_named = {i: r / max(len(named) - 1, 1) for r, i in enumerate(named)}
     sim_rank = {i: r / max(len(named) - 1, 1) for r, i in enumerate(sorted(named, key=lambda j: -sims[j]))}
     entities = {e.lower() for e in _ENTITY.findall(text) if len(e) > 2} - {w for w in _STOP}
+    # A remark describes a fault that later steps repeat; similarity finds the whole chain. The
+    # step that introduced it is the first to come this close: a new high of similarity so far,
+    # or the earliest within a hair of the best.
+    record = np.zeros(n)
+    if n:
+        record[1:] = sims[1:] > np.maximum.accumulate(sims)[:-1]
+        record[0] = 1.0
+    near = np.flatnonzero(sims >= best - 0.05) if n else np.array([], int)
+    first_near = int(near[0]) if len(near) else -1
+    turn = {i: r for r, i in enumerate(named)}
     rows = []
     for i, s in enumerate(steps):
         content = (s.content or "").lower()
@@ -89,6 +101,8 @@ def step_features(text: str, steps: Sequence[Step], sims: np.ndarray, focus: str
             max(sims[i - 1] if i > 0 else 0.0, sims[i + 1] if i + 1 < n else 0.0),
             sum(e in content for e in entities) / (len(entities) + 1e-6) if entities else 0.0,
             *[1.0 if (s.kind if isinstance(s.kind, str) else str(s.kind)) == k else 0.0 for k in KINDS],
+            record[i], 1.0 if i == first_near else 0.0,
+            *[1.0 if turn.get(i) == t else 0.0 for t in (0, 1, 2)],
         ])
     return np.asarray(rows, dtype=np.float64).reshape(n, len(FEATURES))
 
@@ -100,7 +114,7 @@ DEFAULT_WEIGHTS = dict(sim=4.0, sim_z=1.0, sim_best=0.5, explicit=6.0, quote=3.0
                        actor_sim_rank=1.0, neighbour_sim=0.5, entities=1.5,
                        kind_user_message=-1.5, kind_system=-3.0,
                        kind_agent_message=0.3, kind_thought=0.0, kind_tool_call=0.3, kind_tool_result=0.0,
-                       kind_observation=0.0)
+                       kind_observation=0.0, sim_record=0.0, first_near_best=0.0)
 
 
 class StepLocator:

@@ -53,8 +53,12 @@ def evaluate(data: Path, seeds=(0, 1, 2)) -> dict:
             for i in te:
                 pred[i] = loc.locate(examples[i][0], examples[i][1])[0]
         fitted.append(accuracy(pred, gold))
+    from autolibra.locators import Example, fit_per_format
+
+    per_format = fit_per_format([Example(r.format, r.run_id(), r.gold["mistake_reason"], r.steps,
+                                         (r.gold["mistake_step"],)) for r in runs], emb).report
     return {"logs": len(runs), "baseline": accuracy(base, gold), "default": accuracy(default, gold),
-            "fitted": tuple(np.mean(fitted, axis=0)), "fitted_runs": fitted}
+            "fitted": tuple(np.mean(fitted, axis=0)), "fitted_runs": fitted, "per_format": per_format}
 
 
 def main() -> None:
@@ -66,6 +70,10 @@ def main() -> None:
     print(f"{'nearest step by embedding (baseline)':<48}{r['baseline'][0]:>8.3f}{r['baseline'][1]:>8.3f}")
     print(f"{'step locator, default weights (no training)':<48}{r['default'][0]:>8.3f}{r['default'][1]:>8.3f}")
     print(f"{'step locator, fitted (5-fold CV, mean of 3 seeds)':<48}{r['fitted'][0]:>8.3f}{r['fitted'][1]:>8.3f}")
+    for fmt, f in r["per_format"].items():
+        print(f"libra locator fit on these logs, format {fmt} ({f['examples']} notes, 5 folds by run): default "
+              f"{f['default_exact']:.3f} / {f['default_within1']:.3f}, fitted {f['fitted_exact']:.3f} / "
+              f"{f['fitted_within1']:.3f}: uses the {f['uses']} weights")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from autolibra.induce import InduceConfig, Induction
     from libra import approval, proactive, reports
     from libra.checking import CheckReport, check
-    from libra.grounding import StepScore, ground
+    from libra.grounding import StepScore, choose_locator, fit_locator, ground, locator_versions
     from libra.inducing import induce
     from libra.ingesting import Ingested, ingest, rebuild_index, watch
     from libra.scoring import build_judge, score, score_on_ray, score_pipa_runs
@@ -42,7 +42,8 @@ _LAZY = {
     "InduceConfig": "autolibra.induce", "Induction": "autolibra.induce", "approval": None, "proactive": None,
     "reports": None,
     "check": "libra.checking", "CheckReport": "libra.checking", "ground": "libra.grounding",
-    "StepScore": "libra.grounding", "induce": "libra.inducing", "Ingested": "libra.ingesting", "ingest": "libra.ingesting",
+    "StepScore": "libra.grounding", "fit_locator": "libra.grounding", "choose_locator": "libra.grounding",
+    "locator_versions": "libra.grounding", "induce": "libra.inducing", "Ingested": "libra.ingesting", "ingest": "libra.ingesting",
     "rebuild_index": "libra.ingesting", "watch": "libra.ingesting", "build_judge": "libra.scoring",
     "score": "libra.scoring", "score_on_ray": "libra.scoring", "score_pipa_runs": "libra.scoring",
     "sets": None, "Backend": "metrics.backends", "choose_backend": "metrics.backends",
@@ -63,7 +64,7 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 __all__ = ["Backend", "CheckReport", "InduceConfig", "Induction", "Ingested", "Metric", "MetricSet", "StepScore", "Store",
            "approval", "build_judge",
-           "check", "choose_backend", "ground", "induce", "ingest", "open_store", "proactive", "rebuild_index", "reports", "score",
+           "check", "choose_backend", "choose_locator", "fit_locator", "ground", "induce", "locator_versions", "ingest", "open_store", "proactive", "rebuild_index", "reports", "score",
            "score_on_ray", "score_pipa_runs", "sets", "watch"]
 
 

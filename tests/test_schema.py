@@ -91,6 +91,8 @@ EXPECTED = {
         "metric_id": "VARCHAR", "focus": "VARCHAR", "value": "TINYINT", "evidence": "INTEGER[]", "reason": "VARCHAR",
         "confidence": "DOUBLE", "backend": "VARCHAR", "backend_version": "VARCHAR", "job_id": "VARCHAR",
         "created_at": "TIMESTAMP", "rate": "DOUBLE", "agent": "VARCHAR", "run_at": "TIMESTAMP"},
+    "step_locators": {"version": "INTEGER", "weights": "JSON", "report": "JSON", "embedder": "VARCHAR",
+        "examples": "INTEGER", "created_at": "TIMESTAMP", "created_by": "VARCHAR", "chosen": "BOOLEAN"},
     "steps": {"run_id": "VARCHAR", "idx": "INTEGER", "kind": "VARCHAR", "actor": "VARCHAR",
         "tool_name": "VARCHAR", "tool_args": "JSON", "content": "VARCHAR", "span_id": "VARCHAR",
         "parent_id": "VARCHAR", "started_at": "TIMESTAMP", "ended_at": "TIMESTAMP", "input_tokens": "BIGINT",

@@ -27,7 +27,8 @@ _LOCKS_9 = ("runs", "embeddings", "feedback", "feedback_history", "job_items", "
 _LOCKS_10 = ("metric_sets", "reward_models")
 # for opening a job: two processes starting the same work join one job, not two
 _LOCKS_11 = ("jobs",)
-LOCKS = _LOCKS_9 + _LOCKS_10 + _LOCKS_11
+_LOCKS_14 = ("step_locators",)  # numbering fitted locators' versions
+LOCKS = _LOCKS_9 + _LOCKS_10 + _LOCKS_11 + _LOCKS_14
 
 
 def _lock_tables(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -487,6 +488,22 @@ MIGRATIONS: tuple[Migration, ...] = (
                "reason")),
         # 'run' (one verdict per run) or 'agent' (one per actor of a multi-agent run)
         "ALTER TABLE metric_defs ADD COLUMN subject VARCHAR DEFAULT 'run'",
+    )),
+    # A step locator fitted on the steps people anchored their notes to: its weights per trace
+    # format (NULL for a format where fitting did not beat the default weights under
+    # cross-validation), that report, and which version grounding uses.
+    Migration(14, "fitted step locators, versioned", (
+        """CREATE TABLE step_locators (
+            version         INTEGER PRIMARY KEY,
+            weights         JSON NOT NULL,
+            report          JSON NOT NULL,
+            embedder        VARCHAR,
+            examples        INTEGER NOT NULL,
+            created_at      TIMESTAMP NOT NULL,
+            created_by      VARCHAR,
+            chosen          BOOLEAN NOT NULL
+        )""",
+        *_lock_tables(_LOCKS_14),
     )),
 )
 

@@ -57,25 +57,3 @@ def jobs_cmd(
         table.add_row(r.kind, r.status, r.items_done, r.items_failed, r.items_total,
                       f"{r.cost_usd:.4f}", when(r.started_at), when(r.heartbeat_at), r.job_id)
     out.print(table)
-
-
-def ground_cmd(
-    run_id: Annotated[str, typer.Argument(help="The run the remark is about.")],
-    text: Annotated[str, typer.Argument(help="The remark, as a person would write it.")],
-    db: DbOption = None,
-    k: Annotated[int, typer.Option(help="How many steps.", min=1)] = 5,
-    focus: Annotated[str | None, typer.Option(help="The actor the remark is about (multi-agent runs).")] = None,
-) -> None:
-    """Which steps of a run a remark is about, ranked (the locator induction uses)."""
-    from libra.cli.common import fail
-    from libra.grounding import ground
-
-    try:
-        ranked = ground(open_store(db), run_id, text, k=k, focus=focus)
-    except KeyError as exc:
-        raise fail(str(exc.args[0])) from None
-    table = DataTable("step", "p", "kind", "actor", "content", title=f"steps of {run_id} the remark is about")
-    for s in ranked:
-        table.add_row(f"{s.idx}{' (named)' if s.explicit else ''}", f"{s.probability:.2f}", s.kind, s.actor,
-                      s.preview)
-    out.print(table)

@@ -13,8 +13,9 @@ import typer
 from rich.markup import escape
 
 from libra.cli.alerts import alerts_app
-from libra.cli.check import check_cmd, ground_cmd, jobs_cmd
+from libra.cli.check import check_cmd, jobs_cmd
 from libra.cli.common import DataTable, DbOption, console, open_store, out
+from libra.cli.ground import ground_cmd, locator_app
 from libra.cli.induce import induce_cmd
 from libra.cli.ingest import ingest_cmd
 from libra.cli.metrics import metrics_app
@@ -43,6 +44,7 @@ app.add_typer(pipa_app, name="pipa")
 app.add_typer(proactive_app, name="proactive")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(locator_app, name="locator")
 
 
 @app.command("index")
