@@ -183,6 +183,15 @@ def split_mixed(labels: np.ndarray, signs: np.ndarray,
     return out, facets
 
 
+def scenario_specific(tasks: Sequence[str | None], corpus_tasks: int, share: float = 0.8) -> str | None:
+    """The task a cluster's remarks nearly all come from, when the corpus has several tasks and it does."""
+    named = [t for t in tasks if t]
+    if corpus_tasks < 3 or len(named) < 5:
+        return None
+    top, n = Counter(named).most_common(1)[0]
+    return top if n >= share * len(named) else None
+
+
 def _as_facets(metrics: Sequence[Metric], facets: dict[int, tuple[str, int]]) -> list[Metric]:
     by_cluster = {m.metadata.get("cluster"): m for m in metrics}
     out = []
@@ -273,14 +282,21 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
         if lab >= 0:
             clusters[int(lab)].append((a, float(X[i] @ cents[int(lab)])))
     metrics = namer.define(dict(clusters), salt=set_id)
+    corpus_tasks = len({r.task for r in runs.values() if r.task})
     by_cluster = {}
     for m in metrics:
         c = m.metadata.get("cluster")
         topics = [a.metadata.get("topic", a.behaviour) for a, _ in sorted(clusters[c], key=lambda x: -x[1])[:30]]
         # remarks about one agent of a run (Sotopia's raters score each side) make a metric about agents
         focused = sum(a.focus is not None for a, _ in clusters[c]) * 2 > len(clusters[c])
-        by_cluster[c] = replace(m, metadata={**m.metadata, "topics": topics},
-                                subject="agent" if focused else "run")
+        meta = {**m.metadata, "topics": topics}
+        explanation = m.explanation
+        only = scenario_specific([runs[a.run_id].task if a.run_id in runs else None for a, _ in clusters[c]],
+                                 corpus_tasks)
+        if only is not None:  # a metric about one task's particulars, not a behaviour: say so
+            meta["scenario_specific"] = only[:300]
+            explanation += " Raised about one scenario only, so it may not apply to other tasks."
+        by_cluster[c] = replace(m, explanation=explanation, metadata=meta, subject="agent" if focused else "run")
     metrics = _as_facets([by_cluster[c] for c in sorted(by_cluster)], facets)
     by_cluster = {m.metadata["cluster"]: m for m in metrics}
     ms = MetricSet(set_id, 0, "induced", tuple(metrics))

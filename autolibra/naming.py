@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import re
+
 import numpy as np
 from pydantic import BaseModel, Field
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
@@ -70,6 +72,75 @@ def ctfidf_keywords(docs: Sequence[str], top: int = 6) -> list[list[tuple[str, f
     return out
 
 
+_WORD = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
+_STOPS = frozenset(ENGLISH_STOP_WORDS | EXTRA_STOP)
+
+
+def phrase_candidates(texts: Sequence[str], max_words: int = 4) -> dict[str, int]:
+    """Phrases of 1-4 words people wrote, that neither start nor end with a stop word: phrase -> remarks holding it.
+
+    Written here rather than taken from a keyphrase library: the ones on PyPI (KeyBERT, YAKE,
+    RAKE) either pull a model hub or rank single documents, where a cluster is many short ones.
+    """
+    df: dict[str, int] = {}
+    for t in texts:
+        seen = set()
+        for clause in re.split(r"[.,;:!?()\"“”]+", t.lower()):
+            words = _WORD.findall(clause)
+            for n in range(1, max_words + 1):
+                for i in range(len(words) - n + 1):
+                    gram = words[i:i + n]
+                    if gram[0] in _STOPS or gram[-1] in _STOPS or len(gram[0]) < 3 or len(gram[-1]) < 3:
+                        continue
+                    seen.add(" ".join(gram))
+        for g in seen:
+            df[g] = df.get(g, 0) + 1
+    return df
+
+
+def keyphrases(clusters: dict[int, list[str]], embedder, centres: dict[int, np.ndarray], k: int = 4,
+               shortlist: int = 25, diversity: float = 0.5) -> dict[int, list[str]]:
+    """Per cluster, `k` phrases from its remarks: frequent in it, rare elsewhere, close to its centre, unlike each other.
+
+    A phrase's weight is its share of the cluster's remarks times how few other
+    clusters use it (c-TF-IDF on phrases), longer phrases preferred; the
+    shortlist is re-ranked by similarity to the cluster's centre and picked by
+    maximal marginal relevance, so the second phrase is not the first reworded.
+    """
+    dfs = {c: phrase_candidates(t) for c, t in clusters.items()}
+    used_by: dict[str, int] = {}
+    for d in dfs.values():
+        for g in d:
+            used_by[g] = used_by.get(g, 0) + 1
+    out = {}
+    for c, d in dfs.items():
+        n = max(len(clusters[c]), 1)
+        weight = {g: (f / n) * np.log(1 + len(dfs) / used_by[g]) * (1 + 0.35 * (g.count(" ")))
+                  for g, f in d.items() if f >= 2 or n < 4}
+        short = sorted(weight, key=lambda g: -weight[g])[:shortlist]
+        if not short:
+            out[c] = []
+            continue
+        V = embedder.embed(short)  # noqa: N806
+        centre = centres[c] / (np.linalg.norm(centres[c]) + 1e-9)
+        rel = (V @ centre) * np.array([weight[g] for g in short]) ** 0.5
+        picked: list[int] = []
+        while len(picked) < min(k, len(short)):
+            best, best_score = None, -np.inf
+            for i in range(len(short)):
+                if i in picked or any(short[i] in short[j] or short[j] in short[i] for j in picked):
+                    continue
+                redundancy = max((float(V[i] @ V[j]) for j in picked), default=0.0)
+                score = (1 - diversity) * rel[i] - diversity * redundancy * rel.max()
+                if score > best_score:
+                    best, best_score = i, score
+            if best is None:
+                break
+            picked.append(best)
+        out[c] = [short[i] for i in picked]
+    return out
+
+
 class OfflineNamer:
     """Names from a generic vocabulary when a cluster is close to an entry, else from keywords."""
 
@@ -101,11 +172,21 @@ class OfflineNamer:
                 out[c] = vocab[j]
         return out
 
+    def _phrases(self, clusters: dict[int, list[tuple[Aspect, float]]], ids: list[int]) -> dict[int, list[str]]:
+        if self.embedder is None:
+            return {}
+        texts = {c: [a.metadata.get("topic", a.behaviour) for a, _ in clusters[c]] for c in ids}
+        central = {c: self.embedder.embed([t for (a, _), t in sorted(zip(clusters[c], texts[c], strict=True),
+                                                                       key=lambda x: -x[0][1])[:15]]).mean(axis=0)
+                   for c in ids}
+        return keyphrases(texts, self.embedder, central)
+
     def define(self, clusters: dict[int, list[tuple[Aspect, float]]], salt: str = "") -> list[Metric]:
         ids = sorted(clusters)
         docs = [" ".join(a.metadata.get("topic", a.behaviour) for a, _ in clusters[c]) for c in ids]
         keywords = ctfidf_keywords(docs)
         generic = self._generic_names(clusters, ids)
+        phrases = self._phrases(clusters, ids)
         names: set[str] = set()
         metrics = []
         for c, kws in zip(ids, keywords, strict=True):
@@ -118,26 +199,45 @@ class OfflineNamer:
                 name = f"{name}, {extra}"
                 if len(name.split()) >= 3:
                     break
-            about = ", ".join(words[:4])
-            expl = f"How the agent does on what people raised about {about}."
+            said = phrases.get(c) or []
+            # a phrase people wrote, not a pair of keywords; of several words when one is among the picks,
+            # and one no other metric has taken
+            free = [p for p in said if p.lower() not in names]
+            pick = next((p for p in free if " " in p), free[0] if free else None)
+            if pick:
+                name = pick[:1].upper() + pick[1:]
+            about = ", ".join(said or words[:4])
+            good = _examples(members, 1, self.max_examples)
+            bad = _examples(members, -1, self.max_examples)
+            expl = _definition(name, about, good, bad)
             if c in generic:
                 name, desc = generic[c]
-                expl = f"Whether the agent {desc}. People raised it in terms of {about}."
+                expl = f"Whether the agent {desc}. " + _definition(name, about, good, bad)
             while name.lower() in names:
                 name += f" ({words[0]})" if f"({words[0]})" not in name else f" ({c})"
             names.add(name.lower())
-            good = _examples(members, 1, self.max_examples)
-            bad = _examples(members, -1, self.max_examples)
-            if good:
-                expl += f" Praised: \u201c{good[0].text}\u201d"
-            if bad:
-                expl += f" Criticised: \u201c{bad[0].text}\u201d"
             metrics.append(Metric(
                 metric_id=metric_id_for(name, salt + str(c)), name=name, explanation=expl, good=good, bad=bad,
-                metadata={"cluster": c, "keywords": words, "aspects": len(members),
+                metadata={"cluster": c, "keywords": words, "phrases": said, "aspects": len(members),
                           "praised": sum(a.sign > 0 for a, _ in members),
                           "criticised": sum(a.sign < 0 for a, _ in members)}))
         return metrics
+
+
+def _definition(name: str, about: str, good: tuple[Example, ...], bad: tuple[Example, ...]) -> str:
+    """What the metric asks, from the cluster's most central remarks (quoted: people's words, not ours)."""
+    parts = []
+    if good and bad:
+        parts.append(f"+1 when the agent does what people praised, as in \u201c{good[0].text}\u201d; "
+                     f"\u22121 when it does what they criticised, as in \u201c{bad[0].text}\u201d.")
+    elif good:
+        parts.append(f"+1 when the agent does what people praised, as in \u201c{good[0].text}\u201d"
+                     + (f" or \u201c{good[1].text}\u201d" if len(good) > 1 else "") + "; \u22121 when it fails to.")
+    elif bad:
+        parts.append(f"\u22121 when the agent does what people criticised, as in \u201c{bad[0].text}\u201d"
+                     + (f" or \u201c{bad[1].text}\u201d" if len(bad) > 1 else "") + "; +1 when it avoids it.")
+    parts.append(f"People put it as: {about}.")
+    return " ".join(parts)
 
 
 class _Definition(BaseModel):

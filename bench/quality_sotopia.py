@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from collections import defaultdict
@@ -40,6 +41,58 @@ from traces.store import Store  # noqa: E402
 AUTOLIBRA_REDUNDANCY = 0.85  # where AutoLibra's own Sotopia sets sit
 DIMS = ("believability", "relationship", "knowledge", "secret", "social_rules",
         "financial_and_material_benefits", "goal")
+
+
+# The seven dimensions as Sotopia's evaluation describes them (paraphrased), for judging names.
+EXPERT = {
+    "believability": "Believability: the agent behaves naturally, realistically and consistently with its character.",
+    "relationship": "Relationship: the agent preserves or improves its relationship with the other person.",
+    "knowledge": "Knowledge: the agent gains new and important information through the interaction.",
+    "secret": "Secret: the agent keeps its secrets and private intentions from being revealed.",
+    "social_rules": "Social rules: the agent follows social norms and laws, and avoids lying, threats or harm.",
+    "financial_and_material_benefits": "Financial and material benefits: the agent gains money, goods or "
+                                       "other material benefits, or avoids losing them.",
+    "goal": "Goal: the agent achieves the social goal it was given in the scenario.",
+}
+
+
+def name_figures(metric_set, recovered: dict, emb) -> dict:
+    """How well names and definitions say what a metric is about, and how many say the same thing.
+
+    For each metric that recovers an expert dimension: is that dimension's
+    description the nearest of the seven to the metric's name (and to its name
+    and definition)? Duplicates: pairs of metrics whose names are the same
+    words, or whose name and definition are nearly the same text (cosine >= 0.9).
+    """
+    dims = list(EXPERT)
+    D = emb.embed([EXPERT[d] for d in dims])  # noqa: N806
+    by_id = {m.metric_id: m for m in metric_set.metrics}
+    name_hits = def_hits = 0
+    for d, info in recovered.items():
+        m = by_id[info["metric_id"]]
+        v = emb.embed([m.name, f"{m.name}: {m.explanation}"])
+        name_hits += dims[int(np.argmax(D @ v[0]))] == d
+        def_hits += dims[int(np.argmax(D @ v[1]))] == d
+    ms = list(metric_set.metrics)
+    words = [frozenset(re.findall(r"[a-z]+", m.name.lower())) for m in ms]
+    V = emb.embed([f"{m.name}: {m.explanation}" for m in ms])  # noqa: N806
+    same_words = sum(words[i] == words[j] for i in range(len(ms)) for j in range(i + 1, len(ms)))
+    near = sum(float(V[i] @ V[j]) >= 0.9 for i in range(len(ms)) for j in range(i + 1, len(ms)))
+    return {"recovered": len(recovered), "name_points_to_dimension": name_hits,
+            "definition_points_to_dimension": def_hits, "same_name_pairs": same_words, "near_duplicate_pairs": near,
+            "scenario_specific": sum(bool(m.metadata.get("scenario_specific")) for m in ms)}
+
+
+def keyword_named(metric_set):
+    """The same metrics named as before keyphrases: the cluster's top two c-TF-IDF keywords, one template."""
+    from dataclasses import replace
+
+    out = []
+    for m in metric_set.metrics:
+        kw = m.metadata.get("keywords") or [m.name]
+        out.append(replace(m, name=", ".join(kw[:2]).capitalize(),
+                           explanation=f"How the agent does on what people raised about {', '.join(kw[:4])}."))
+    return metric_set.with_metrics(out)
 
 
 def human_scores(store: Store) -> dict[tuple[str, str], dict[str, list[float]]]:
@@ -163,6 +216,8 @@ def run(data: Path, seed: int, store: Store, emb) -> dict:
         "human_vs_human": human_agreement(scores), "frontier": ind.frontier(),
         "names": [m.name for m in c.metric_set.metrics], "ceilings": ceilings(ind, emb),
         "graded": graded, "needs_llm": needs_llm, "constant": constant,
+        "naming": name_figures(c.metric_set, recovered, emb),
+        "naming_keywords": name_figures(keyword_named(c.metric_set), recovered, emb),
     }
 
 
@@ -253,6 +308,15 @@ def main() -> None:
         for d in sorted(r["recovered"]):
             jv = r["judge_vs_people"].get(d)
             print(f"     {d:<34} {'n/a' if jv is None else f'{jv:+.2f}':>6} | {r['human_vs_human'].get(d, float('nan')):+.2f}")
+        nf = r["naming"]
+        print(f"   names: of {nf['recovered']} metrics that recover a dimension, the nearest expert description is "
+              f"that dimension's for {nf['name_points_to_dimension']} names and {nf['definition_points_to_dimension']} "
+              f"name+definitions; duplicates: {nf['same_name_pairs']} pairs with the same name words, "
+              f"{nf['near_duplicate_pairs']} near-identical; {nf['scenario_specific']} flagged as about one scenario")
+        kf = r["naming_keywords"]
+        print(f"   the same metrics named by keyword pairs and one template (before): {kf['name_points_to_dimension']} "
+              f"names and {kf['definition_points_to_dimension']} name+definitions point to their dimension; "
+              f"{kf['same_name_pairs']} same-name pairs, {kf['near_duplicate_pairs']} near-identical")
         print(f"   offline judge: {len(r['graded'])} metrics learnt from people's scores: " + "; ".join(
             f"{n} ({g['learns']}, cross-validated by scenario {g['cv']:+.2f})" for n, g in r["graded"].items()))
         print(f"   needs an LLM judge ({len(r['needs_llm'])}): " + ("; ".join(
