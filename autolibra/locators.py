@@ -30,7 +30,7 @@ ANY = "*"  # the weights for formats the fit has no figures for
 
 
 @dataclass(frozen=True)
-class Example:
+class AnchoredNote:
     """A note anchored to steps by a person: the run's format and id, the text, the steps."""
 
     fmt: str
@@ -71,7 +71,7 @@ def _accuracy(loc_weights: dict[str, float], feats: list[tuple[np.ndarray, list[
     return exact / n, within / n
 
 
-def fit_per_format(examples: Sequence[Example], embedder, *, folds: int = 5, seed: int = 0,
+def fit_per_format(examples: Sequence[AnchoredNote], embedder, *, folds: int = 5, seed: int = 0,
                    progress: Callable[[int, int], None] | None = None) -> LocatorFit:
     """Fit on every example; keep the fit for a format only where cross-validation says it helps."""
     usable = [e for e in examples if e.steps and any(0 <= g < len(e.steps) for g in e.gold)]
@@ -114,14 +114,14 @@ def fit_per_format(examples: Sequence[Example], embedder, *, folds: int = 5, see
     return LocatorFit(weights, report, getattr(embedder, "name", None), len(usable))
 
 
-def anchored_examples(store: Store) -> list[Example]:
+def anchored_examples(store: Store) -> list[AnchoredNote]:
     """Every note a person anchored to steps, with its run."""
     from traces.annotation.feedback import load as load_feedback
     from traces.export import load_runs
 
     notes = [f for f in load_feedback(store) if f.steps]
     runs = load_runs(store, sorted({f.run_id for f in notes}))
-    return [Example(runs[f.run_id].format, f.run_id, f.text, runs[f.run_id].steps, tuple(f.steps), f.focus)
+    return [AnchoredNote(runs[f.run_id].format, f.run_id, f.text, runs[f.run_id].steps, tuple(f.steps), f.focus)
             for f in notes if f.run_id in runs]
 
 

@@ -27,7 +27,7 @@ from sklearn.metrics import normalized_mutual_info_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autolibra.evaluation import label_recovery  # noqa: E402
+from autolibra.evaluation import OfflineMatcher, label_recovery  # noqa: E402
 from autolibra.grounding import OfflineGrounder  # noqa: E402
 from autolibra.locator import StepLocator  # noqa: E402
 from autolibra.induce import InduceConfig, _views, choose_candidate, induce  # noqa: E402
@@ -81,6 +81,58 @@ def name_figures(metric_set, recovered: dict, emb) -> dict:
     return {"recovered": len(recovered), "name_points_to_dimension": name_hits,
             "definition_points_to_dimension": def_hits, "same_name_pairs": same_words, "near_duplicate_pairs": near,
             "scenario_specific": sum(bool(m.metadata.get("scenario_specific")) for m in ms)}
+
+
+def _dimension(a) -> str | None:
+    return (a.metadata.get("label") or {}).get("dimension")
+
+
+def outside_coverage(train, held, metric_set, emb) -> dict:
+    """Coverage of held-out remarks as an outside reviewer would measure it, induced set against the experts.
+
+    Not Libra's matcher or judge: each remark is matched to the nearest metric
+    by embedding its text against the metric's name and definition (the seven
+    expert descriptions for the expert set), and counts as covered when that
+    similarity reaches a threshold calibrated on the expert descriptions alone:
+    the one that best tells a remark's own dimension from the six others
+    (balanced accuracy), on the induction part's remarks.
+    """
+    dims = list(EXPERT)
+    E = emb.embed([EXPERT[d] for d in dims])  # noqa: N806
+    labelled = [a for a in train if _dimension(a) in EXPERT]
+    S = emb.embed([a.text() for a in labelled]) @ E.T  # noqa: N806
+    own = np.array([S[i, dims.index(_dimension(a))] for i, a in enumerate(labelled)])
+    other = np.concatenate([np.delete(S[i], dims.index(_dimension(a))) for i, a in enumerate(labelled)])
+    grid = np.linspace(0.1, 0.8, 71)
+    threshold = float(grid[np.argmax([(own >= t).mean() + (other < t).mean() for t in grid])])
+    H = emb.embed([a.text() for a in held])  # noqa: N806
+    M = emb.embed([f"{m.name}: {m.explanation}" for m in metric_set.metrics])  # noqa: N806
+    covered_induced = (H @ M.T).max(axis=1) >= threshold
+    covered_expert = (H @ E.T).max(axis=1) >= threshold
+    per = {}
+    for d in dims:
+        idx = [i for i, a in enumerate(held) if _dimension(a) == d]
+        if idx:
+            per[d] = (float(covered_induced[idx].mean()), float(covered_expert[idx].mean()), len(idx))
+    return {"threshold": threshold, "induced": float(covered_induced.mean()), "expert": float(covered_expert.mean()),
+            "per_dimension": per}
+
+
+def own_expert_coverage(ind, store, emb, runs) -> dict:
+    """Libra's own measure (its judge and matcher) on the expert partition: the seven dimensions as clusters.
+
+    With the same facet split as the chosen induced set (praised and criticised sides of a
+    dimension as two metrics), so the experts are not held back by one verdict per mixed topic.
+    """
+    from autolibra.induce import InduceConfig, build_candidate
+
+    train = ind.train_aspects
+    dims = list(EXPERT)
+    labels = np.array([dims.index(_dimension(a)) if _dimension(a) in EXPERT else -1 for a in train])
+    c = build_candidate({"min_cluster_size": 12, "split_mixed": bool(ind.chosen.params.get("split_mixed"))}, train, ind.vectors, ind.heldout_aspects, runs, InduceConfig(),
+                        OfflineNamer(embedder=emb), emb, lambda: TrainedJudge(emb), lambda: OfflineMatcher(emb),
+                        "expert", labels=labels)
+    return {"heldout": c.heldout.row(), "train": c.train.row()}
 
 
 def keyword_named(metric_set):
@@ -218,6 +270,8 @@ def run(data: Path, seed: int, store: Store, emb) -> dict:
         "graded": graded, "needs_llm": needs_llm, "constant": constant,
         "naming": name_figures(c.metric_set, recovered, emb),
         "naming_keywords": name_figures(keyword_named(c.metric_set), recovered, emb),
+        "outside": outside_coverage(ind.train_aspects, ind.heldout_aspects, c.metric_set, emb),
+        "own_expert": own_expert_coverage(ind, store, emb, runs),
     }
 
 
@@ -313,6 +367,16 @@ def main() -> None:
               f"that dimension's for {nf['name_points_to_dimension']} names and {nf['definition_points_to_dimension']} "
               f"name+definitions; duplicates: {nf['same_name_pairs']} pairs with the same name words, "
               f"{nf['near_duplicate_pairs']} near-identical; {nf['scenario_specific']} flagged as about one scenario")
+        oc = r["outside"]
+        print(f"   coverage of held-out remarks, outside matcher (nearest metric by name and definition, threshold "
+              f"{oc['threshold']:.2f} calibrated on the expert descriptions): induced {oc['induced']:.3f}, "
+              f"the 7 expert dimensions {oc['expert']:.3f}; per dimension (induced / experts, remarks):")
+        for d, (ci, ce, n) in oc["per_dimension"].items():
+            print(f"     {d:<34} {ci:.3f} / {ce:.3f}  ({n})")
+        oe = r["own_expert"]["heldout"]
+        print(f"   coverage, Libra's own judge and matcher: induced {r['heldout']['coverage']:.3f} (redundancy "
+              f"{r['heldout']['redundancy']:.3f}), the 7 expert dimensions as its metrics {oe['coverage']:.3f} "
+              f"(redundancy {oe['redundancy']:.3f})")
         kf = r["naming_keywords"]
         print(f"   the same metrics named by keyword pairs and one template (before): {kf['name_points_to_dimension']} "
               f"names and {kf['definition_points_to_dimension']} name+definitions point to their dimension; "

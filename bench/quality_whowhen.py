@@ -53,9 +53,9 @@ def evaluate(data: Path, seeds=(0, 1, 2)) -> dict:
             for i in te:
                 pred[i] = loc.locate(examples[i][0], examples[i][1])[0]
         fitted.append(accuracy(pred, gold))
-    from autolibra.locators import Example, fit_per_format
+    from autolibra.locators import AnchoredNote, fit_per_format
 
-    per_format = fit_per_format([Example(r.format, r.run_id(), r.gold["mistake_reason"], r.steps,
+    per_format = fit_per_format([AnchoredNote(r.format, r.run_id(), r.gold["mistake_reason"], r.steps,
                                          (r.gold["mistake_step"],)) for r in runs], emb).report
     return {"logs": len(runs), "baseline": accuracy(base, gold), "default": accuracy(default, gold),
             "fitted": tuple(np.mean(fitted, axis=0)), "fitted_runs": fitted, "per_format": per_format}

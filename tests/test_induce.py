@@ -94,9 +94,9 @@ def test_locator_learns_from_anchored_feedback(emb, demo):
     # 13 of 20 held-out notes before the first-introduction features, 12 with them (Who&When gained
     # 0.17 -> 0.19 exact); the per-format guard below is what keeps a format from getting worse
     assert hit(fitted) > hit(default) and hit(fitted) >= 0.6
-    from autolibra.locators import Example, fit_per_format
+    from autolibra.locators import AnchoredNote, fit_per_format
 
-    fit = fit_per_format([Example("libra", f.run_id, t, s, tuple(g)) for f, (t, s, g, _) in zip(fb, ex, strict=True)],
+    fit = fit_per_format([AnchoredNote("libra", f.run_id, t, s, tuple(g)) for f, (t, s, g, _) in zip(fb, ex, strict=True)],
                          emb)
     r = fit.report["libra"]
     kept = (r["fitted_exact"], r["fitted_within1"]) if r["uses"] == "fitted" else \
