@@ -16,6 +16,7 @@ app's Suggest steps, `libra ground`, offline induction).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ import numpy as np
 from autolibra.locator import DEFAULT_WEIGHTS, FEATURES, StepLocator
 from traces.model import Step
 from traces.store import Store
+
+log = logging.getLogger(__name__)
 
 ANY = "*"  # the weights for formats the fit has no figures for
 
@@ -60,15 +63,17 @@ class LocatorFit:
         return loc
 
 
+def hits(picked: Sequence[int], gold: Sequence[Sequence[int]]) -> tuple[float, float]:
+    """Exact and within-one accuracy of picked steps against each note's gold steps."""
+    exact = sum(p in g for p, g in zip(picked, gold, strict=True))
+    within = sum(any(abs(p - x) <= 1 for x in g) for p, g in zip(picked, gold, strict=True))
+    n = max(len(picked), 1)
+    return exact / n, within / n
+
+
 def _accuracy(loc_weights: dict[str, float], feats: list[tuple[np.ndarray, list[int]]]) -> tuple[float, float]:
     w = np.array([loc_weights.get(f, 0.0) for f in FEATURES])
-    exact = within = 0
-    for F, gold in feats:  # noqa: N806
-        p = int(np.argmax(F @ w))
-        exact += p in gold
-        within += any(abs(p - g) <= 1 for g in gold)
-    n = max(len(feats), 1)
-    return exact / n, within / n
+    return hits([int(np.argmax(F @ w)) for F, _ in feats], [g for _, g in feats])
 
 
 def fit_per_format(examples: Sequence[AnchoredNote], embedder, *, folds: int = 5, seed: int = 0,
@@ -138,19 +143,69 @@ def save(store: Store, fit: LocatorFit, *, by: str | None = None, choose: bool =
     return replace(fit, version=store.write(once, serialise="step_locators"), chosen=choose)
 
 
+class LocatorRejected(ValueError):
+    """A stored locator row that is not what `save` writes (edited by hand, or by another program)."""
+
+
+_COLUMNS = "version, weights, report, embedder, examples, chosen"
+
+
+def _from_row(row: tuple) -> LocatorFit:
+    """The row as a fit, or LocatorRejected naming the version and the field that is wrong.
+
+    The store may be shared, so a row is data from outside: weights must be a JSON
+    object of formats to finite numbers per known feature (or null for the defaults).
+    """
+    v, w, rep, emb, n, chosen = row
+
+    def bad(fld: str, why: str) -> LocatorRejected:
+        return LocatorRejected(f"step_locators version {v}: field {fld!r} {why}; "
+                               "grounding uses the default weights (fit again: libra locator fit)")
+    try:
+        raw, report = json.loads(w), json.loads(rep)
+    except (TypeError, ValueError) as e:
+        raise bad("weights/report", f"is not JSON ({e})") from None
+    if not isinstance(raw, dict) or not isinstance(report, dict):
+        raise bad("weights/report", "is not a JSON object")
+    weights: dict[str, dict[str, float] | None] = {}
+    for fmt, val in raw.items():
+        if val is None:
+            weights[fmt] = None
+            continue
+        if not isinstance(val, dict):
+            raise bad(f"weights.{fmt}", "is neither an object of feature weights nor null")
+        got = {}
+        for f, x in val.items():
+            if f not in FEATURES:
+                continue  # a feature this Libra does not compute weighs nothing
+            if isinstance(x, bool) or not isinstance(x, int | float) or not np.isfinite(x):
+                raise bad(f"weights.{fmt}.{f}", f"is {x!r}, not a finite number")
+            got[f] = float(x)
+        weights[fmt] = got
+    return LocatorFit(weights, report, emb, int(n or 0), int(v), bool(chosen))
+
+
 def load(store: Store, version: int | None = None) -> LocatorFit | None:
     """A saved version, or the chosen one (None when none is chosen: grounding uses the defaults)."""
     rows = store.execute(
-        "SELECT version, weights, report, embedder, examples, chosen FROM step_locators "
+        f"SELECT {_COLUMNS} FROM step_locators "
         "WHERE (?::INTEGER IS NULL AND chosen) OR version = ? ORDER BY version DESC LIMIT 1", [version, version])
     if not rows:
         if version is not None:
             raise KeyError(f"no fitted locator version {version}")
         return None
-    v, w, rep, emb, n, chosen = rows[0]
-    weights = {k: ({f: float(x) for f, x in val.items() if f in FEATURES} if isinstance(val, dict) else None)
-               for k, val in json.loads(w).items()}
-    return LocatorFit(weights, json.loads(rep), emb, int(n), int(v), bool(chosen))
+    return _from_row(rows[0])
+
+
+def rejected(con) -> tuple[int, list[str]]:
+    """Stored versions that cannot be read (for `libra check`)."""
+    problems = []
+    for row in con.execute(f"SELECT {_COLUMNS} FROM step_locators ORDER BY version").fetchall():
+        try:
+            _from_row(row)
+        except LocatorRejected as e:
+            problems.append(str(e))
+    return len(problems), problems
 
 
 def choose(store: Store, version: int | None) -> None:
@@ -165,10 +220,21 @@ def choose(store: Store, version: int | None) -> None:
 
 
 def versions(store: Store) -> list[LocatorFit]:
-    return [load(store, v) for v, in store.execute("SELECT version FROM step_locators ORDER BY version")]  # type: ignore[misc]
+    """Every readable version; unreadable ones are logged here and counted by `libra check`."""
+    out = []
+    for row in store.execute(f"SELECT {_COLUMNS} FROM step_locators ORDER BY version"):
+        try:
+            out.append(_from_row(row))
+        except LocatorRejected as e:
+            log.warning("%s", e)
+    return out
 
 
 def locator_for(store: Store, embedder, fmt: str | None) -> StepLocator:
     """The locator grounding uses on a run of `fmt`: the chosen fit's, else the default weights."""
-    fit = load(store)
+    try:
+        fit = load(store)
+    except LocatorRejected as e:
+        log.warning("%s", e)
+        fit = None
     return fit.locator(embedder, fmt) if fit is not None else StepLocator(embedder)

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autolibra.locator import StepLocator  # noqa: E402
+from autolibra.locators import hits  # noqa: E402
 from metrics.embeddings import default_embedder  # noqa: E402
 from metrics.judges.base import step_text  # noqa: E402
 from traces.export import iter_runs  # noqa: E402
@@ -29,8 +30,7 @@ from traces.store import Store  # noqa: E402
 
 
 def accuracy(pred, gold) -> tuple[float, float]:
-    pred, gold = np.array(pred), np.array(gold)
-    return float((pred == gold).mean()), float((np.abs(pred - gold) <= 1).mean())
+    return hits(pred, [[g] for g in gold])
 
 
 def evaluate(data: Path, seeds=(0, 1, 2)) -> dict:

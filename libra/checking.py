@@ -1,6 +1,7 @@
 """`libra check`: every invariant of a store, and the repairs that need no guess.
 
-Traces' checks (traces/check.py) and the jobs' (metrics/jobs/health.py), run
+Traces' checks (traces/check.py), the jobs' (metrics/jobs/health.py) and the fitted
+locators' (autolibra/locators.py), run
 in that order; repairs run one check at a time, each in its own transaction,
 and the store is checked again after them.
 """
@@ -9,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from autolibra import locators
 from metrics.jobs import health
 from traces import check as trace_checks
 from traces.check import Check, Finding
 from traces.store import Store
 
-CHECKS: tuple[Check, ...] = trace_checks.CHECKS + health.CHECKS
+CHECKS: tuple[Check, ...] = trace_checks.CHECKS + health.CHECKS + (
+    Check("fitted locators that cannot be read", locators.rejected,
+          advice="grounding uses the default weights instead; fit again with libra locator fit"),)
 
 
 @dataclass(frozen=True)

@@ -94,3 +94,23 @@ def test_fitting_with_no_anchored_note_says_so(mem_store):
                                 globally_unique_id=True)])
     with pytest.raises(ValueError, match="no note is anchored"):
         libra.fit_locator(mem_store)
+
+
+def test_a_tampered_locator_row_is_refused_by_name_and_grounding_keeps_the_defaults(anchored):
+    """The store may be shared: a row someone else wrote is data, checked field by field, never trusted."""
+    libra.fit_locator(anchored, by="ann")
+    anchored.write(lambda con: con.execute(
+        """UPDATE step_locators SET weights = '{"chains": {"sim": "__import__(''os'')"}}'"""))
+    with pytest.raises(locators.LocatorRejected, match=r"version 1: field 'weights.chains.sim'"):
+        locators.load(anchored)
+    # grounding goes on with the default weights, as if nothing were chosen
+    note = next(f.text for f in _chain_run(1).feedback)
+    assert [s.idx for s in libra.ground(anchored, "chains:chain-1", note, k=3)]
+    assert locators.versions(anchored) == []
+    report = libra.check(anchored)
+    found = next(f for f in report.findings if f.name == "fitted locators that cannot be read")
+    assert found.count == 1 and "weights.chains.sim" in found.examples[0] and not report.ok
+    anchored.write(lambda con: con.execute("UPDATE step_locators SET weights = '[1, 2]'"))
+    with anchored.connection() as con:
+        n, why = locators.rejected(con)
+    assert n == 1 and "is not a JSON object" in why[0]

@@ -159,7 +159,7 @@ def _scores(s: Store, run_id: str) -> None:
             # one column per agent, so the two sides of a dialogue read side by side
             st.caption("Verdicts per agent (+1 did well, −1 did something wrong, n/a not raised)")
             per = df.assign(verdict=df["verdict"].map({1: "+1", -1: "−1", 0: "n/a"}))
-            st.dataframe(per.pivot_table(index=["set", "metric"], columns="about", values="verdict",
+            st.dataframe(per.pivot_table(index=["set", "v", "metric"], columns="about", values="verdict",
                                          aggfunc="first").reset_index(), hide_index=True)
         st.dataframe(df, hide_index=True)
         prof = profile.run_profile(s, run_id)

@@ -42,7 +42,7 @@ def sides(view: RunView) -> tuple[str, str]:
     """(what the judged actor said and did, what the others said): the run whole when it has no focus."""
     own, other = [], []
     for s in view.steps:
-        if not s.actor and s.kind in ("system",):
+        if not s.actor and s.kind == "system":
             continue
         mine = view.focus is None or s.actor == view.focus
         (own if mine else other).append(step_text(s))
