@@ -170,7 +170,10 @@ def score_runs(store: Store, metric_set: MetricSet, judge: Judge, *, run_ids: Se
                max_cost: float | None = None, chunk: int = 32, focus: str | None = None, per_agent: bool = False,
                progress: Callable[[int, int], None] | None = None) -> ScoreSummary:
     """Score the runs not yet scored: each metric on the subject it is about (`subject_views`)."""
-    pending = unscored(store, metric_set, judge.backend, run_ids, focus)
+    unread = getattr(judge, "needs_llm_", {})
+    # metrics the judge declines never get a verdict, so they cannot keep a run "unscored"
+    readable = metric_set.with_metrics(m for m in metric_set.metrics if m.metric_id not in unread)
+    pending = unscored(store, readable, judge.backend, run_ids, focus) if readable.metrics else []
     params = {"set": metric_set.set_id, "version": metric_set.version, "backend": judge.backend,
               "runs": sorted(run_ids) if run_ids is not None else "unscored", "focus": focus,
               **({"per_agent": True} if per_agent else {})}
@@ -206,6 +209,5 @@ def score_runs(store: Store, metric_set: MetricSet, judge: Judge, *, run_ids: Se
             status, error = "stopped", "budget exhausted; run again with a larger --max-cost to resume"
             break
     summary = job.finish(status, error, total=len(pending))
-    unread = getattr(judge, "needs_llm_", {})
     return ScoreSummary(job.job_id, status, done, failed, skipped, summary["cost_usd"], error,
                         tuple((m.name, unread[m.metric_id]) for m in metric_set.metrics if m.metric_id in unread))

@@ -14,7 +14,8 @@ it remembers a scenario. A metric whose cross-validated agreement with people
 (Spearman) is below `min_agreement` is left unscored and listed in
 `needs_llm_`: the offline judge cannot read it, and saying so beats a verdict
 that is noise. Metrics with no score to learn from go to the fallback judge
-(the one trained on signs).
+(the one trained on signs), unless it gives nearly every run it was fitted on
+the same verdict: that metric is listed in `needs_llm_` too.
 
 TF-IDF and ridge rather than the sentence embedder: on Sotopia dev they rank
 agents closer to people (goal 0.41 against 0.36 for mean step embeddings,
@@ -23,6 +24,7 @@ agents closer to people (goal 0.41 against 0.36 for mean step embeddings,
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -90,8 +92,9 @@ class GradedJudge:
     version = "2"
 
     def __init__(self, fallback: Judge | None = None, min_views: int = 30, min_agreement: float = 0.15,
-                 folds: int = 5, seed: int = 0):
+                 folds: int = 5, seed: int = 0, max_constant: float = 0.97):
         self.fallback = fallback
+        self.max_constant = max_constant  # a fallback verdict this common over the fitted runs is no reading
         self.min_views = min_views
         self.min_agreement = min_agreement
         self.folds = folds
@@ -129,7 +132,33 @@ class GradedJudge:
             share = (praised_share or {}).get(m.metric_id, 0.5)
             self.cut_[m.metric_id] = float(np.quantile(oof, min(max(1 - share, 0.05), 0.95)))
             self.trained_on_[m.metric_id] = len(keys)
+        self._refuse_constant_fallback(views, metric_set)
         return self
+
+    def _refuse_constant_fallback(self, views: Sequence[RunView], metric_set: MetricSet) -> None:
+        """A metric the fallback gives one verdict on nearly every run it was fitted on is not read either.
+
+        A verdict that does not change with the run says nothing about the run
+        (the "judge that reads nothing"), so such a metric is listed as needing an
+        LLM judge rather than scored.
+        """
+        rest = metric_set.with_metrics(m for m in metric_set.metrics
+                                       if m.metric_id not in self.models_ and m.metric_id not in self.needs_llm_)
+        if self.fallback is None or not rest.metrics or len(views) < self.min_views:
+            return
+        seen: dict[str, list[int]] = {}
+        for j in self.fallback.judge(list(views), rest):
+            for v in j.verdicts:
+                seen.setdefault(v.metric_id, []).append(v.value)
+        for m in rest.metrics:
+            values = seen.get(m.metric_id, [])
+            if not values:
+                continue
+            common, n = Counter(values).most_common(1)[0]
+            if n >= self.max_constant * len(values):
+                self.needs_llm_[m.metric_id] = (
+                    f"the offline judge gives {common:+d} to {n} of the {len(values)} runs it learnt from: "
+                    "it does not read this metric from the run")
 
     def margins(self, runs: Sequence[RunView], metric_set: MetricSet) -> np.ndarray:
         """Predicted score minus the praise cut, per run and metric (0 where a metric is not graded)."""
