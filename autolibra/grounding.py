@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from autolibra.aspects import Aspect, aspect_id
 from traces.model import Feedback
 from autolibra.locator import StepLocator
+from autolibra.sign_model import SignClassifier, fit_for, scored_sign
 from autolibra.signs import detect_sign, split_bullets, topic_text
 from metrics.judges.base import step_text
 from metrics.llm.client import LLM, Request
@@ -42,6 +43,8 @@ class OfflineGrounder:
         self.by_format = by_format
         if version is not None:
             self.backend = f"offline+locator-v{version}"
+        # fitted in ground_many on the signed remarks among the notes (autolibra/sign_model.py)
+        self.signs: SignClassifier | None = None
 
     def ground_many(self, items: Sequence[tuple[Feedback, Run]],
                     progress: Callable[[int, int], None] | None = None) -> list[GroundingResult]:
@@ -50,6 +53,7 @@ class OfflineGrounder:
         texts += [step_text(s) for fb, run in items if not fb.steps for s in run.steps]
         if texts:
             self.locator.embedder.embed(list(dict.fromkeys(texts)))
+        self.signs = fit_for([fb for fb, _ in items])
         out = []
         for i, (fb, run) in enumerate(items, 1):
             out.append(self.ground(fb, run))
@@ -72,8 +76,17 @@ class OfflineGrounder:
                     meta["label"] = {k: v for k, v in b.items() if k != "text"}
                     break
             out.append(Aspect(aspect_id(fb.feedback_id, i, self.backend), fb.feedback_id, fb.run_id, i, bullet,
-                              bullet, detect_sign(bullet), steps, given, fb.focus, meta))
+                              bullet, self._sign(fb, bullet), steps, given, fb.focus, meta))
         return GroundingResult(tuple(out))
+
+    def _sign(self, fb: Feedback, bullet: str) -> int:
+        """People's own sign where their score gives one; else the classifier's; else the lexicon's."""
+        known = scored_sign(fb, bullet)
+        if known is not None:
+            return known
+        if self.signs is not None:
+            return int(self.signs.predict([bullet])[0])
+        return detect_sign(bullet)
 
 
 class _AspectOut(BaseModel):

@@ -8,11 +8,9 @@ note's 1-5 rating), the score says the sign, and a classifier over word
 n-grams learns the phrasings, negation included, from them.
 
 scikit-learn conventions: `SignClassifier().fit(texts, signs).predict(texts)`.
-Measured in `bench/quality_sotopia.py` (grouped by scenario, beside the word
-list and the commoner sign). Not yet what induction uses: wired into the
-offline grounder, people's signs lowered Sotopia's held-out coverage from
-above 0.60 to 0.585, so the grounder keeps the word list until the facet
-split (`autolibra.induce.split_mixed`) is re-tuned on them.
+The offline grounder uses it: people's own sign where their score gives one,
+else the classifier fitted on the notes being grounded (once there are
+`MIN_PER_SIGN` remarks of each sign), else the word list.
 """
 
 from __future__ import annotations
@@ -55,6 +53,28 @@ class SignedRemark:
     text: str
     sign: int
     group: str  # the episode or run it is about, for grouped splits
+
+
+def scored_sign(fb: Any, bullet: str) -> int | None:
+    """The sign people's own score gives one statement of a note (Sotopia-style bullets), if any."""
+    meta = getattr(fb, "metadata", None) or {}
+    scores = meta.get("scores") or {}
+    for b in meta.get("bullets") or ():
+        if isinstance(b, dict) and isinstance(b.get("text"), str) and bullet[:60] in b["text"]:
+            return sign_from_score(b.get("dimension", ""), scores.get(b.get("dimension")))
+    return None
+
+
+MIN_PER_SIGN = 30  # signed remarks of each sign before a classifier replaces the lexicon
+
+
+def fit_for(notes: Sequence[Any]) -> SignClassifier | None:
+    """A classifier fitted on the notes' signed remarks, or None when they are too few."""
+    remarks = signed_remarks(notes)
+    praised = sum(r.sign > 0 for r in remarks)
+    if min(praised, len(remarks) - praised) < MIN_PER_SIGN:
+        return None
+    return SignClassifier().fit([r.text for r in remarks], [r.sign for r in remarks])
 
 
 def signed_remarks(notes: Sequence[Any]) -> list[SignedRemark]:

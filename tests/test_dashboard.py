@@ -109,3 +109,20 @@ def test_chart_specs():
     assert {d["judge"] for d in data} == {"judge +1", "judge −1"}
     ag = charts.agreement_chart(pd.DataFrame({"queue": ["q"], "runs": [3], "alpha": [0.4]})).to_dict()
     assert ag["layer"][1]["mark"]["type"] == "rule"
+
+
+def test_judge_human_spearman_ranks_ties_as_scipy_does(mem_store):
+    """Verdicts are ±1 and ratings 1-5: nearly everything ties, so min-ranks would bias the correlation."""
+    from scipy.stats import spearmanr
+
+    ratings = [5, 4, 4, 2, 5, 1, 3, 4, 2, 2, 5, 3]
+    values = [1, 1, -1, -1, 1, -1, 1, 1, 1, -1, -1, 1]
+    ingest_runs(mem_store, [Run(native_id=f"t{i}", format="libra", source="t", globally_unique_id=True,
+                                steps=(Step(StepKind.AGENT, "x"),), feedback=(Feedback(author="p", text="ok",
+                                                                                       rating=float(r)),))
+                            for i, r in enumerate(ratings)])
+    ms = sets.save(mem_store, MetricSet("t", 0, "t", (Metric("m", "Helpfulness", "helps"),)))
+    write_verdicts(mem_store, ms, Fixed(), [Judgement(f"libra:t{i}", (Verdict("m", v, (), ""),))
+                                            for i, v in enumerate(values)], None)
+    got = dashboard.judge_human_agreement(mem_store, "t", ms.version).set_index("metric_id").loc["m", "spearman"]
+    assert got == pytest.approx(spearmanr(values, ratings).statistic, abs=1e-9)

@@ -351,6 +351,26 @@ def test_the_sign_of_a_remark_is_learnt_from_peoples_scores_not_a_word_list():
         "the word list's inconsistency this replaces (if it is fixed, this example no longer shows it)"
 
 
+def test_the_offline_grounder_signs_remarks_as_people_scored_them_not_by_the_word_list(emb):
+    """Issue 18 §6 wired in: remarks people rated train the sign; an unrated remark is read by the classifier."""
+    from traces.model import Feedback, Run, Step, StepKind
+
+    praise = ["no secrets were revealed", "did not break any rules", "never disclosed the secret",
+              "kept the secret", "no rules were broken", "nothing private was shared", "did not leak anything"]
+    criticism = ["revealed the secret to the buyer", "divulged the plan right away", "broke the rule",
+                 "disclosed private details", "leaked the secret early", "shared the private plan", "gave it away"]
+    run = Run(native_id="r", format="libra", source="t", steps=(Step(StepKind.AGENT, "hello"),),
+              globally_unique_id=True)
+    items = [(Feedback(author="p", text=t, rating=5.0 if good else 1.0, feedback_id=f"f{good}{i}{k}",
+                       run_id=run.run_id), run)
+             for k in range(5) for good, texts in ((True, praise), (False, criticism)) for i, t in enumerate(texts)]
+    unrated = Feedback(author="q", text="No secrets were divulged", feedback_id="new", run_id=run.run_id)
+    res = OfflineGrounder(StepLocator(emb)).ground_many(items + [(unrated, run)])
+    assert [a.sign for r in res[:len(items)] for a in r.aspects] == [1 if f.rating == 5 else -1 for f, _ in items]
+    assert res[-1].aspects[0].sign == 1
+    assert detect_sign("No secrets were divulged") == -1  # what the word list would have said
+
+
 def test_a_metric_learns_the_score_its_praised_and_criticised_remarks_differ_on():
     """Issue 18 §2: which of people's numbers a metric is about is read off its own remarks, not its name."""
     from autolibra.aspects import Aspect

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from metrics.llm.fake import FakeAnthropic
 from metrics.jobs.ledger import Job
-from metrics.llm.client import DEFAULT_MODEL, LLM, Budget, LLMConfig, Request, cost_usd
+from metrics.llm.client import DEFAULT_MODEL, LLM, Budget, LLMConfig, Request, Usage, cost_usd
 
 
 class Answer(BaseModel):
@@ -270,3 +270,25 @@ def test_api_key_never_reaches_store_logs_or_exports(fake, store, monkeypatch, t
     assert all(secret.encode() not in b for b in blobs)
     assert secret not in caplog.text
     assert all(secret not in json.dumps(r) for r in fake.requests)
+
+
+def test_prices_come_from_a_maintained_table_and_an_unknown_model_is_refused(monkeypatch):
+    from metrics.llm.client import UnknownModelPrice
+
+    monkeypatch.delenv("LIBRA_MODEL_PRICE", raising=False)
+    # genai-prices' table: Sonnet 5.5 is $2 / $10 per million (the old family table said $3 / $15)
+    assert cost_usd("claude-sonnet-5-5", Usage(1_000_000, 0)) == pytest.approx(2.0)
+    assert cost_usd("claude-sonnet-5-5", Usage(0, 1_000_000)) == pytest.approx(10.0)
+    # cached input is billed at the cache rates, far below fresh input (writes above it)
+    fresh = cost_usd("claude-sonnet-5-5", Usage(1_000_000, 0))
+    assert 0 < cost_usd("claude-sonnet-5-5", Usage(0, 0, 0, 1_000_000)) <= fresh / 10
+    assert cost_usd("claude-sonnet-5-5", Usage(0, 0, 1_000_000, 0)) > fresh
+    # an unknown model is not priced as some other model: the budget could not be kept
+    with pytest.raises(UnknownModelPrice, match="no price is known for model 'acme-proxy-1'.*LIBRA_MODEL_PRICE"):
+        LLM(config=LLMConfig(model="acme-proxy-1"), client=object())
+    monkeypatch.setenv("LIBRA_MODEL_PRICE", "4,20")
+    LLM(config=LLMConfig(model="acme-proxy-1"), client=object())
+    assert cost_usd("acme-proxy-1", Usage(1_000_000, 1_000_000)) == pytest.approx(24.0)
+    monkeypatch.setenv("LIBRA_MODEL_PRICE", "four")
+    with pytest.raises(UnknownModelPrice, match="LIBRA_MODEL_PRICE='four'"):
+        cost_usd("acme-proxy-1", Usage(1, 1))

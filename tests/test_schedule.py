@@ -30,9 +30,21 @@ def test_cron_fields_steps_ranges_and_the_day_rule():
     assert both.matches(datetime(2026, 11, 1)) and both.matches(datetime(2026, 11, 8))
     assert not both.matches(datetime(2026, 11, 9))
     assert Cron.parse("0 0 * * 7").matches(datetime(2026, 11, 29))  # 7 is Sunday too
-    for bad in ("* * * *", "61 * * * *", "*/0 * * * *", "a * * * *"):
+    for bad in ("* * * *", "61 * * * *", "*/0 * * * *", "a * * * *", "0 0 * * * *"):
         with pytest.raises(ValueError, match="cron expression"):
             Cron.parse(bad)
+    with pytest.raises(ValueError, match="never fires"):
+        Cron.parse("0 0 31 2 *")
+
+
+def test_cron_takes_what_crontab_takes():
+    """Names, Sunday as 7 in ranges, and a leap day: all valid crontab, all refused by the old parser."""
+    assert Cron.parse("0 9 * * MON-FRI").matches(datetime(2026, 11, 30, 9, 0))  # a Monday
+    assert not Cron.parse("0 9 * * MON-FRI").matches(datetime(2026, 11, 29, 9, 0))
+    assert Cron.parse("0 0 1 JAN *").next_after(datetime(2026, 6, 1)) == datetime(2027, 1, 1)
+    week = Cron.parse("30 6 * * 1-7")
+    assert all(week.matches(datetime(2026, 11, d, 6, 30)) for d in range(23, 30))
+    assert Cron.parse("0 0 29 2 *").next_after(datetime(2026, 3, 1)) == datetime(2028, 2, 29)
 
 
 def test_config_errors_name_the_file_and_field(tmp_path):

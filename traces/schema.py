@@ -28,7 +28,8 @@ _LOCKS_10 = ("metric_sets", "reward_models")
 # for opening a job: two processes starting the same work join one job, not two
 _LOCKS_11 = ("jobs",)
 _LOCKS_14 = ("step_locators",)  # numbering fitted locators' versions
-LOCKS = _LOCKS_9 + _LOCKS_10 + _LOCKS_11 + _LOCKS_14
+_LOCKS_15 = ("otlp_spans", "otlp_logs")  # the OTLP receiver's upserts of spans and logs as received
+LOCKS = _LOCKS_9 + _LOCKS_10 + _LOCKS_11 + _LOCKS_14 + _LOCKS_15
 
 
 def _lock_tables(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -504,6 +505,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             chosen          BOOLEAN NOT NULL
         )""",
         *_lock_tables(_LOCKS_14),
+    )),
+    # `libra serve` keeps every span and log record as received (the OTLP JSON of one span, its
+    # resource's attributes and scope), so a trace whose spans arrive in many requests is rebuilt
+    # whole each time more of it arrives, and a replay after a crash rewrites the same rows.
+    Migration(15, "spans and log records received over OTLP", (
+        """CREATE TABLE otlp_spans (
+            trace_id        VARCHAR NOT NULL,
+            span_id         VARCHAR NOT NULL,
+            payload         JSON NOT NULL,
+            received_at     TIMESTAMP NOT NULL,
+            PRIMARY KEY (trace_id, span_id)
+        )""",
+        """CREATE TABLE otlp_logs (
+            trace_id        VARCHAR NOT NULL,
+            log_id          VARCHAR NOT NULL,
+            span_id         VARCHAR,
+            payload         JSON NOT NULL,
+            received_at     TIMESTAMP NOT NULL,
+            PRIMARY KEY (trace_id, log_id)
+        )""",
+        *_lock_tables(_LOCKS_15),
     )),
 )
 

@@ -23,6 +23,7 @@ from libra.cli.pipa import pipa_app
 from libra.cli.proactive import proactive_app
 from libra.cli.schedule import schedule_app
 from libra.cli.score import score_cmd
+from libra.cli.serve import serve_cmd
 from libra.cli.users import user_app
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.command("score")(score_cmd)
 app.command("check")(check_cmd)
 app.command("jobs")(jobs_cmd)
 app.command("ground")(ground_cmd)
+app.command("serve")(serve_cmd)
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(user_app, name="user")
 app.add_typer(pipa_app, name="pipa")

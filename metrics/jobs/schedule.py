@@ -21,11 +21,12 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from metrics.jobs.alerts import AlertRule, check
@@ -33,70 +34,38 @@ from traces import owner
 from traces.store import Store
 
 # -- cron ---------------------------------------------------------------------------
-
-_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
-_ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *"}
-
-
-def _field(text: str, lo: int, hi: int) -> frozenset[int]:
-    out: set[int] = set()
-    for part in text.split(","):
-        rng, _, step = part.partition("/")
-        n = int(step) if step else 1
-        if n < 1:
-            raise ValueError(f"bad step in {part!r}")
-        if rng == "*":
-            a, b = lo, hi
-        elif "-" in rng:
-            a, b = (int(x) for x in rng.split("-", 1))
-        else:
-            a = int(rng)
-            b = hi if step else a
-        if not lo <= a <= b <= hi:
-            raise ValueError(f"{part!r} is outside {lo}-{hi}")
-        out.update(range(a, b + 1, n))
-    return frozenset(out)
+# croniter, not a parser of our own: names (MON, JAN), Sunday as 7, L, ranges with steps, and the
+# leap-day expressions (0 0 29 2 *) an hour-by-hour search would call "never fires".
 
 
 @dataclass(frozen=True)
 class Cron:
-    """A five-field cron expression (minute hour day-of-month month day-of-week), in UTC."""
+    """A five-field cron expression (minute hour day-of-month month day-of-week), in UTC.
+
+    When both day fields are restricted, either may match, as cron does.
+    """
 
     expr: str
-    fields: tuple[frozenset[int], ...]
-    dom_any: bool
-    dow_any: bool
 
     @classmethod
     def parse(cls, expr: str) -> Cron:
-        text = _ALIASES.get(expr.strip(), expr.strip())
-        parts = text.split()
-        if len(parts) != 5:
+        text = expr.strip()
+        if not text.startswith("@") and len(text.split()) != 5:
             raise ValueError(f"cron expression {expr!r} needs five fields: minute hour day month weekday")
-        parts[4] = parts[4].replace("7", "0")  # Sunday is 0 or 7
+        if not croniter.is_valid(text):
+            raise ValueError(f"cron expression {expr!r} is not valid")
         try:
-            fields = tuple(_field(p, lo, hi) for p, (lo, hi) in zip(parts, _RANGES, strict=True))
-        except ValueError as exc:
-            raise ValueError(f"cron expression {expr!r}: {exc}") from None
-        return cls(expr, fields, parts[2] == "*", parts[4] == "*")
+            croniter(text, datetime(2000, 1, 1)).get_next(datetime)
+        except (CroniterBadDateError, CroniterBadCronError) as exc:  # e.g. 0 0 31 2 *
+            raise ValueError(f"cron expression {expr!r} never fires: {exc}") from None
+        return cls(text)
 
     def matches(self, t: datetime) -> bool:
-        minute, hour, dom, month, dow = self.fields
-        if t.minute not in minute or t.hour not in hour or t.month not in month:
-            return False
-        day_ok, wday_ok = t.day in dom, (t.weekday() + 1) % 7 in dow
-        # cron's rule: when both day fields are restricted, either may match
-        if not self.dom_any and not self.dow_any:
-            return day_ok or wday_ok
-        return day_ok and wday_ok
+        return bool(croniter.match(self.expr, t.replace(second=0, microsecond=0)))
 
     def next_after(self, t: datetime) -> datetime:
-        t = t.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        for _ in range(366 * 24 * 60):
-            if self.matches(t):
-                return t
-            t += timedelta(minutes=1)
-        raise ValueError(f"cron expression {self.expr!r} never fires")
+        nxt: datetime = croniter(self.expr, t).get_next(datetime)
+        return nxt
 
 
 # -- config -------------------------------------------------------------------------

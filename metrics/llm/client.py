@@ -39,15 +39,23 @@ from traces.store import merge
 log = logging.getLogger("libra.llm")
 
 DEFAULT_MODEL = "claude-sonnet-5-5"  # the newest Sonnet the SDK lists that is not deprecated
-# USD per million tokens (input, output). Cache writes cost 1.25x input, reads 0.1x; batches half.
-PRICES = {"opus": (5.0, 25.0), "sonnet": (3.0, 15.0), "haiku": (1.0, 5.0)}
+PRICE_ENV = "LIBRA_MODEL_PRICE"  # "IN,OUT" USD per million tokens, for a model the price table lacks
 
 
-def model_price(model: str) -> tuple[float, float]:
-    for family, price in PRICES.items():
-        if family in model:
-            return price
-    return PRICES["sonnet"]
+class UnknownModelPrice(LookupError):
+    """No price is known for the model, so a budget (`--max-cost`) cannot be kept."""
+
+
+def _price_override() -> tuple[float, float] | None:
+    raw = os.environ.get(PRICE_ENV)
+    if not raw:
+        return None
+    try:
+        pin, pout = (float(x) for x in raw.split(","))
+    except ValueError:
+        raise UnknownModelPrice(f"{PRICE_ENV}={raw!r}: give input and output USD per million tokens, "
+                                "e.g. 3,15") from None
+    return pin, pout
 
 
 @dataclass(frozen=True)
@@ -70,9 +78,30 @@ class Usage:
 
 
 def cost_usd(model: str, u: Usage, batch: bool = False) -> float:
-    pin, pout = model_price(model)
-    c = (u.input_tokens * pin + u.cache_creation_input_tokens * pin * 1.25
-         + u.cache_read_input_tokens * pin * 0.1 + u.output_tokens * pout) / 1e6
+    """What the call cost, from genai-prices' maintained table (cache reads and writes priced as
+    the provider prices them); LIBRA_MODEL_PRICE for a model the table lacks, else UnknownModelPrice.
+
+    A guess would make a budget wrong without saying so, so an unknown model is refused.
+    """
+    override = _price_override()
+    if override is not None:
+        pin, pout = override
+        c = (u.input_tokens * pin + u.cache_creation_input_tokens * pin * 1.25
+             + u.cache_read_input_tokens * pin * 0.1 + u.output_tokens * pout) / 1e6
+    else:
+        import genai_prices
+
+        usage = genai_prices.Usage(  # its input_tokens count cached tokens too; Anthropic's do not
+            input_tokens=u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens,
+            cache_write_tokens=u.cache_creation_input_tokens, cache_read_tokens=u.cache_read_input_tokens,
+            output_tokens=u.output_tokens)
+        try:
+            c = float(genai_prices.calc_price(usage, model_ref=model, provider_id="anthropic").total_price)
+        except LookupError:
+            raise UnknownModelPrice(
+                f"no price is known for model {model!r} (genai-prices {genai_prices.__version__}); set "
+                f"{PRICE_ENV}=IN,OUT (USD per million input and output tokens) so costs and --max-cost "
+                "hold, or upgrade genai-prices") from None
     return c * (0.5 if batch else 1.0)
 
 
@@ -226,6 +255,7 @@ class LLM:
                                                     timeout=self.config.timeout)
         self.budget = budget or Budget()
         self.job_id = job_id
+        cost_usd(self.config.model, Usage(1, 1))  # an unknown price fails here, before any call is paid for
 
     # -- persistence ------------------------------------------------------------
 

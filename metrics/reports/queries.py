@@ -117,8 +117,11 @@ def judge_human_agreement(store: Store, set_id: str, version: int) -> pd.DataFra
             WHERE s.metric_set_id = ? AND s.metric_set_version = ? AND s.value <> 0
         ), r AS (
             SELECT metric_id, value, rating,
-                   rank() OVER (PARTITION BY metric_id ORDER BY value) AS rv,
-                   rank() OVER (PARTITION BY metric_id ORDER BY rating) AS rr
+                   -- tied values share the mean of their ranks (scipy's "average"), as Spearman needs
+                   rank() OVER (PARTITION BY metric_id ORDER BY value)
+                    + (count(*) OVER (PARTITION BY metric_id, value) - 1) / 2.0 AS rv,
+                   rank() OVER (PARTITION BY metric_id ORDER BY rating)
+                    + (count(*) OVER (PARTITION BY metric_id, rating) - 1) / 2.0 AS rr
             FROM j
         )
         SELECT r.metric_id, coalesce(any_value(d.name), r.metric_id) AS metric, count(*) AS runs,
