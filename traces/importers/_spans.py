@@ -9,7 +9,7 @@ attributes), OpenLLMetry's flattened `gen_ai.prompt.N.*`, and OpenInference
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -150,8 +150,8 @@ def _normalise_messages(raw: Any) -> list[dict]:
                 elif t == "tool_call_response":
                     texts.append(text_of(p.get("response", p.get("result"))))
                     role = "tool"
-                elif t == "reasoning":
-                    reasoning.append(text_of(p.get("content")))
+                elif t in ("reasoning", "thinking"):  # pydantic-ai and Anthropic say "thinking"
+                    reasoning.append(text_of(p.get("content") or p.get("thinking")))
                     ordered.append(("reasoning", reasoning[-1]))
             content = texts[0] if len(texts) == 1 else "\n".join(filter(None, texts))
         else:
@@ -241,6 +241,62 @@ def _tokens(a: dict, *keys: str) -> int | None:
     return n if n is None or 0 <= n < 2**63 else None  # a count, and one the store can hold
 
 
+def error_text(sp: Span) -> str | None:
+    """What went wrong in a span: its exception event's message, else its status message or error type."""
+    for ev in sp.events:
+        if ev.get("name") == "exception":
+            at = ev.get("attributes") or {}
+            kind, msg = at.get("exception.type"), at.get("exception.message")
+            if kind or msg:
+                return ": ".join(str(x) for x in (kind, msg) if x)
+    return sp.status_message or (str(sp.attributes["error.type"]) if sp.attributes.get("error.type") else None)
+
+
+def _call_meta(a: dict, sp: Span) -> dict | None:
+    """An LLM call's own facts, kept on its first step: response id, finish reasons, models, error."""
+    reasons = _first(a, "gen_ai.response.finish_reasons", "llm.finish_reason", "gen_ai.response.finish_reason")
+    meta = {k: v for k, v in {
+        "response_id": _first(a, "gen_ai.response.id", "llm.response.id"),
+        "finish_reasons": list(reasons) if isinstance(reasons, list | tuple) else [reasons] if reasons else None,
+        "request_model": a.get("gen_ai.request.model"),
+        "response_model": a.get("gen_ai.response.model"),
+        "provider": _first(a, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
+        "error": error_text(sp) if sp.error or "error.type" in a else None,
+    }.items() if v is not None}
+    return meta or None
+
+
+# span attribute -> run metadata key, first span that has it wins (resource attributes too)
+RUN_FACTS = {
+    "session_id": ("session.id", "gen_ai.conversation.id", "conversation.id"),
+    "conversation_id": ("gen_ai.conversation.id", "conversation.id"),
+    "user_id": ("user.id", "enduser.id", "gen_ai.user.id"),
+    "release": ("service.version",),
+    "agent_version": ("gen_ai.agent.version", "agent.version"),
+    "agent_id": ("gen_ai.agent.id",),
+}
+_WORKFLOW_NAMES = frozenset({"agent workflow", "workflow", "agent run", "agent"})
+
+
+def _db_or_http(sp: Span) -> tuple[str, dict, bool] | None:
+    """A database or HTTP client span as (tool name, arguments, failed), by the stable conventions."""
+    a = sp.attributes
+    system = _first(a, "db.system.name", "db.system")
+    if system:
+        args = {k: v for k, v in {"statement": _first(a, "db.query.text", "db.statement"),
+                                  "operation": _first(a, "db.operation.name", "db.operation"),
+                                  "collection": _first(a, "db.collection.name", "db.sql.table")}.items() if v}
+        return f"db.{system}", args, sp.error
+    method = _first(a, "http.request.method", "http.method")
+    if method and not a.get("gen_ai.operation.name"):
+        status = _first(a, "http.response.status_code", "http.status_code")
+        args = {k: v for k, v in {"method": method, "url": _first(a, "url.full", "http.url", "url.path"),
+                                  "status_code": status}.items() if v is not None}
+        failed = sp.error or (isinstance(status, int) and status >= 400)
+        return "http", args, bool(failed)
+    return None
+
+
 _INPUT_ROLES = frozenset({"system", "user", "developer", "human", "tool"})
 _KIND_OF_ROLE = {"system": StepKind.SYSTEM, "developer": StepKind.SYSTEM, "tool": StepKind.TOOL_RESULT}
 
@@ -250,6 +306,7 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
     ids = {s.span_id for s in spans}
     roots = [s for s in spans if not s.parent_id or s.parent_id not in ids]
     ops = [operation(s) for s in spans]
+    parents = {s.parent_id for s in spans if s.parent_id}
     has_tool_spans = not TOOL_OPS.isdisjoint(ops)
     steps: list[Step] = []
     seen_msgs: dict = {}
@@ -259,8 +316,14 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
     for sp, op in zip(spans, ops, strict=True):
         a = sp.attributes
         if op in AGENT_OPS:
-            name = _first(a, "gen_ai.agent.name")
-            agent = agent or (str(name) if name is not None else None) or sp.name.partition(" ")[2] or None
+            # GenAI spans are named "invoke_agent {name}"; OpenInference's (OpenAI Agents SDK) by the
+            # agent itself, under a root named "Agent workflow" that names no agent
+            name = _first(a, "gen_ai.agent.name", "agent.name")
+            if name is None:
+                name = sp.name.partition(" ")[2] if a.get("gen_ai.operation.name") or \
+                    sp.name.split(" ", 1)[0].lower() in AGENT_OPS else sp.name
+            if name and str(name).strip().lower() not in _WORKFLOW_NAMES:
+                agent = agent or str(name)
             continue
         if op in LLM_OPS:
             model = model or _first(a, "gen_ai.request.model", "gen_ai.response.model",
@@ -290,6 +353,7 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                            "llm.token_count.completion")
             total_in += tin or 0
             total_out += tout or 0
+            first_out = len(steps)
             for m in output_messages(sp):
                 parts = m.get("ordered")
                 if parts is None:  # OpenInference messages carry no part order
@@ -311,6 +375,16 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                     else:
                         continue
                     tin = tout = None  # the call's tokens go on its first step only
+            call = _call_meta(a, sp)
+            if len(steps) == first_out:
+                # a call with no output (it failed, or content goes elsewhere) is still a step
+                err = call.get("error") if call else None
+                steps.append(Step(StepKind.AGENT, err or "", actor, None, None, sp.span_id, sp.parent_id,
+                                  sp.start, sp.end, tin, tout, sp.error or err is not None,
+                                  {"llm_call": call or {}, "no_content": True}))
+            elif call:
+                first = steps[first_out]
+                steps[first_out] = replace(first, metadata={**(first.metadata or {}), "llm_call": call})
             continue
         if op in TOOL_OPS:
             name = _first(a, "gen_ai.tool.name", "tool.name") or sp.name.partition(" ")[2] or "tool"
@@ -324,7 +398,7 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                                   span_id=sp.span_id, parent_id=sp.parent_id,
                                   started_at=sp.start))
             if result is None:
-                content = sp.status_message or ""
+                content = (error_text(sp) if sp.error else sp.status_message) or ""
             else:  # tool output is kept verbatim; only structured values are serialised
                 content = result if isinstance(result, str) else orjson.dumps(result, default=str).decode()
             call_id = a.get("gen_ai.tool.call.id")
@@ -338,6 +412,21 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                 steps.append(Step(kind=StepKind.OBSERVATION, content=text_of(maybe_json(out)),
                                   actor=sp.name, span_id=sp.span_id, parent_id=sp.parent_id,
                                   started_at=sp.start, ended_at=sp.end, is_error=sp.error))
+            continue
+        io = _db_or_http(sp)
+        if io is not None:
+            tool, args, failed = io
+            steps.append(Step(StepKind.TOOL_CALL, error_text(sp) or "" if failed else "", None, tool, args,
+                              sp.span_id, sp.parent_id, sp.start, sp.end, None, None, failed,
+                              {"span_kind": tool.split(".")[0]}))
+            continue
+        if sp.span_id not in parents:
+            # a leaf span of no known kind is still something the agent did; wrappers are structure
+            out = _first(a, "output.value")
+            err = error_text(sp) if sp.error else None
+            steps.append(Step(StepKind.OBSERVATION, text_of(maybe_json(out)) if out is not None else err or "",
+                              None, None, None, sp.span_id, sp.parent_id, sp.start, sp.end, None, None,
+                              sp.error, {"span": sp.name}))
     root = roots[0] if roots else (spans[0] if spans else None)
     if root is not None and not any(s.kind == StepKind.USER for s in steps):
         inp = _first(root.attributes, "input.value", "gen_ai.input.messages")
@@ -364,6 +453,7 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
         if root is not None else None,
         "tokens": {"input": total_in, "output": total_out} if (total_in or total_out) else None,
         "spans": len(spans),
+        **_run_facts(spans, resource),
     }.items() if v is not None}
     if extra:
         meta.update({k: v for k, v in extra.items() if k != "final_output"})
@@ -375,6 +465,24 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
         outcome="error" if any_error else None,
         metadata=meta or None, globally_unique_id=True,
     )
+
+
+def _run_facts(spans: list[Span], resource: dict) -> dict:
+    out: dict = {}
+    for key, names in RUN_FACTS.items():
+        for sp in spans:
+            v = _first({**sp.resource, **sp.attributes}, *names)
+            if v is not None:
+                out[key] = str(v)
+                break
+        else:
+            v = _first(resource, *names)
+            if v is not None:
+                out[key] = str(v)
+    errors = [e for e in (error_text(sp) for sp in spans if sp.error) if e]
+    if errors:
+        out["errors"] = errors[:20]
+    return out
 
 
 _EPOCH = datetime(1970, 1, 1)
