@@ -96,16 +96,14 @@ def test_openinference_agents_keep_their_names_and_thinking_parts_are_thoughts(s
     provider, mem = _provider({"service.name": "agents-app"})
     tracer = provider.get_tracer("openinference.instrumentation.openai_agents")
     # the OpenAI Agents SDK through OpenInference: a workflow root, then the agent by its own name
-    with tracer.start_as_current_span("Agent workflow", attributes={"openinference.span.kind": "AGENT"}) as root:
-        with tracer.start_as_current_span("Refund Agent", attributes={"openinference.span.kind": "AGENT"}):
-            with tracer.start_as_current_span("response", attributes={
-                    "openinference.span.kind": "LLM", "llm.model_name": "gpt-4.1",
-                    "llm.input_messages.0.message.role": "user",
-                    "llm.input_messages.0.message.content": "Refund order 7",
-                    "llm.output_messages.0.message.role": "assistant",
-                    "llm.output_messages.0.message.content": "Refund issued.",
-                    "session.id": "chat-42", "user.id": "alice"}):
-                pass
+    with tracer.start_as_current_span("Agent workflow", attributes={"openinference.span.kind": "AGENT"}) as root, \
+            tracer.start_as_current_span("Refund Agent", attributes={"openinference.span.kind": "AGENT"}), \
+            tracer.start_as_current_span("response", attributes={
+                "openinference.span.kind": "LLM", "llm.model_name": "gpt-4.1",
+                "llm.input_messages.0.message.role": "user", "llm.input_messages.0.message.content": "Refund order 7",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.content": "Refund issued.", "session.id": "chat-42", "user.id": "alice"}):
+        pass
     # pydantic-ai's instrumentation: "thinking" parts
     with tracer.start_as_current_span("chat claude", attributes={
             "gen_ai.operation.name": "chat", "gen_ai.request.model": "claude-sonnet-5-5",

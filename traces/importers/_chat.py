@@ -73,14 +73,20 @@ def tool_call_steps(calls: Any, path: str, actor: str | None) -> list[Step]:
     return out
 
 
-def messages_to_steps(messages: Any, path: str = "messages", react: bool = True) -> list[Step]:
-    """Steps for a list of chat messages; raises RecordError naming the bad field."""
+def messages_to_steps(messages: Any, path: str = "messages", react: bool = True,
+                      starts: list[int] | None = None) -> list[Step]:
+    """Steps for a list of chat messages; raises RecordError naming the bad field.
+
+    `starts`, when given, receives the index of each message's first step (so a
+    caller can attach what it knows per message: times, tokens)."""
     if not isinstance(messages, list):
         raise RecordError(f"'{path}' should be a list of messages", path)
     steps: list[Step] = []
     call_names: dict[str, str] = {}
     for i, m in enumerate(messages):
         where = f"{path}[{i}]"
+        if starts is not None:
+            starts.append(len(steps))
         if not isinstance(m, dict):
             raise RecordError(f"message at '{where}' is not an object", where)
         role = m.get("role", m.get("from"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -15,11 +16,11 @@ import orjson
 from traces.importers import register
 from traces.importers._chat import messages_to_steps
 from traces.importers.base import (
-    read_member,
+    as_int, read_member,
     Importer, Record, RecordError, Sample, Source, parse_time, raw_text, read_document, reject,
     text_of,
 )
-from traces.model import Parsed, Rejected, Run
+from traces.model import Parsed, Rejected, Run, Step
 
 CORRECT, INCORRECT = {"C", "correct", 1}, {"I", "incorrect", 0}
 
@@ -46,7 +47,9 @@ def sample_to_run(s: Any, header: dict, source: Source, where: str) -> Run:
     if "messages" not in s:
         raise RecordError(f"sample '{where}' has no messages", f"{where}.messages")
     ev = header.get("eval") or {}
-    steps = messages_to_steps(s.get("messages"), f"{where}.messages", react=False)
+    starts: list[int] = []
+    steps = messages_to_steps(s.get("messages"), f"{where}.messages", react=False, starts=starts)
+    steps = _timed(steps, starts, s.get("messages") or [], s.get("events") or [])
     scores = s.get("scores") or {}
     if not isinstance(scores, dict):
         raise RecordError(f"'{where}.scores' should be an object", f"{where}.scores")
@@ -79,6 +82,41 @@ def sample_to_run(s: Any, header: dict, source: Source, where: str) -> Run:
         outcome=outcome, reward=reward, gold=gold or None, metadata=meta or None,
         globally_unique_id=bool(ev.get("eval_id") or ev.get("run_id")),
     )
+
+
+def _timed(steps: list[Step], starts: list[int], messages: list, events: list) -> list[Step]:
+    """Each generated message's time, tokens and stop reason, from the model event that made it;
+    each tool result's time from its tool event."""
+    first = {m.get("id"): starts[i] for i, m in enumerate(messages)
+             if isinstance(m, dict) and m.get("id") and i < len(starts) and starts[i] < len(steps)
+             and (i + 1 >= len(starts) or starts[i + 1] > starts[i])}
+    by_call = {m.get("tool_call_id"): first.get(m.get("id")) for m in messages
+               if isinstance(m, dict) and m.get("role") == "tool" and m.get("tool_call_id")}
+    out = list(steps)
+    for e in events:
+        if not isinstance(e, dict):
+            continue
+        if e.get("event") == "model":
+            o = e.get("output") or {}
+            choice = (o.get("choices") or [{}])[0] if isinstance(o.get("choices"), list) else {}
+            msg = choice.get("message") if isinstance(choice, dict) else None
+            at = first.get(msg.get("id")) if isinstance(msg, dict) else None
+            if at is None:
+                continue
+            u = o.get("usage") if isinstance(o.get("usage"), dict) else {}
+            call = {k: v for k, v in {"model": o.get("model") or e.get("model"),
+                                      "finish_reasons": [choice.get("stop_reason")] if choice.get("stop_reason")
+                                      else None, "error": e.get("error")}.items() if v}
+            out[at] = replace(out[at], started_at=parse_time(e.get("timestamp")),
+                              ended_at=parse_time(e.get("completed")),
+                              input_tokens=as_int(u.get("input_tokens")), output_tokens=as_int(u.get("output_tokens")),
+                              metadata={**(out[at].metadata or {}), "llm_call": call})
+        elif e.get("event") == "tool":
+            at = by_call.get(e.get("id"))
+            if at is not None:
+                out[at] = replace(out[at], started_at=parse_time(e.get("timestamp")),
+                                  ended_at=parse_time(e.get("completed")))
+    return out
 
 
 class InspectImporter(Importer):
