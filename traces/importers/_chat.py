@@ -62,14 +62,48 @@ def tool_call_steps(calls: Any, path: str, actor: str | None) -> list[Step]:
         fn = call.get("function")
         if isinstance(fn, dict):  # OpenAI: {"function": {"name", "arguments": "<json>"}}
             name, args = fn.get("name"), fn.get("arguments")
-        else:  # Inspect: {"function": "name", "arguments": {...}}
+        elif fn is not None:  # Inspect: {"function": "name", "arguments": {...}}
             name, args = fn, call.get("arguments", call.get("args"))
+        else:  # plain {id, name, arguments}, and Anthropic's {type: tool_use, id, name, input}
+            name, args = call.get("name"), call.get("arguments", call.get("args", call.get("input")))
         if not isinstance(name, str) or not name:
-            raise RecordError(f"tool call at '{where}' has no function name", f"{where}.function")
+            raise RecordError(f"tool call at '{where}' has no function name (function.name or name)", f"{where}.function")
         out.append(Step(
             kind=StepKind.TOOL_CALL, content="", actor=actor, tool_name=name,
             tool_args=maybe_json(args), span_id=str(call["id"]) if call.get("id") else None,
         ))
+    return out
+
+
+def _anthropic_blocks(content: Any) -> list[dict] | None:
+    """The content blocks when they hold tool_use or tool_result blocks (else None: plain content)."""
+    if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result")
+                                         for b in content):
+        return [b for b in content if isinstance(b, dict)]
+    return None
+
+
+def _block_steps(blocks: list[dict], kind: StepKind, actor: Any, call_names: dict, where: str) -> list[Step]:
+    out: list[Step] = []
+    actor = actor if isinstance(actor, str) else None
+    for j, b in enumerate(blocks):
+        t = b.get("type")
+        if t == "text" and text_of(b.get("text")).strip():
+            out.append(Step(kind=kind, content=text_of(b.get("text")), actor=actor))
+        elif t in ("thinking", "reasoning") and (b.get("thinking") or b.get("text")):
+            out.append(Step(kind=StepKind.THOUGHT, content=text_of(b.get("thinking") or b.get("text")), actor=actor))
+        elif t == "tool_use":
+            st, = tool_call_steps([b], f"{where}[{j}]", actor)
+            if st.span_id:
+                call_names[st.span_id] = st.tool_name or ""
+            out.append(st)
+        elif t == "tool_result":
+            call_id = b.get("tool_use_id")
+            content = text_of(b.get("content"))
+            out.append(Step(kind=StepKind.TOOL_RESULT, content=content,
+                            tool_name=call_names.get(str(call_id)) or None,
+                            parent_id=str(call_id) if call_id else None,
+                            is_error=bool(b.get("is_error")) or looks_like_error(content)))
     return out
 
 
@@ -96,6 +130,10 @@ def messages_to_steps(messages: Any, path: str = "messages", react: bool = True,
         if kind is None:
             raise RecordError(f"unknown role {role!r} at '{where}.role'", f"{where}.role")
         raw_content = m.get("content", m.get("value", m.get("text")))
+        blocks = _anthropic_blocks(raw_content)
+        if blocks is not None:  # Anthropic Messages: tool_use / tool_result blocks inside content
+            steps.extend(_block_steps(blocks, kind, m.get("name"), call_names, f"{where}.content"))
+            continue
         content = text_of(raw_content)
         actor = m.get("name") if kind is not StepKind.TOOL_RESULT else None
         meta = {"role": role} if role.lower() not in ("user", "assistant", "system", "tool") else None

@@ -8,6 +8,8 @@ Importers never write to the store and never raise for bad records.
 
 from __future__ import annotations
 
+import codecs
+
 import io
 import json
 import os
@@ -399,6 +401,11 @@ def sample(source: Source) -> Sample:
             doc = read_document(source)
             if isinstance(doc, Record):
                 return Sample(source, head, "json_object", doc.value)
+            # pretty-printed documents one after another (the OpenTelemetry SDK's ConsoleSpanExporter)
+            firsts = [r for _, r in zip(range(2), iter_json_stream(source), strict=False)]
+            if len(firsts) == 2 and all(isinstance(r, Record) for r in firsts):
+                return Sample(source, head, "json_stream", firsts[0].value,  # type: ignore[union-attr]
+                              tuple(r.value for r in firsts))  # type: ignore[union-attr]
         return Sample(source, head, "json_object")
     if source.suffix in (".csv", ".tsv"):
         return Sample(source, head, "csv")
@@ -453,6 +460,42 @@ def read_document(source: Source) -> Record | Rejected:
         return Record(decode_json(raw), 1, 0, raw)
     except orjson.JSONDecodeError as exc:
         return Rejected(reason=f"invalid JSON document: {exc}", raw=raw_text(raw), line=1, offset=0)
+
+
+def iter_json_stream(source: Source, chunk: int = 1 << 20) -> Iterator[Record | Rejected]:
+    """JSON documents written one after another, each over many lines.
+
+    Read in chunks with the standard decoder's `raw_decode` (orjson decodes
+    whole documents only); a document longer than MAX_RECORD_BYTES, or one
+    that does not parse, ends the stream with a rejection naming its line.
+    """
+    dec = json.JSONDecoder()
+    buf, line, offset, eof = "", 1, 0, False
+    with source.open() as f:
+        reader = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            stripped = buf.lstrip()
+            line += buf[: len(buf) - len(stripped)].count("\n")
+            offset += len(buf) - len(stripped)
+            buf = stripped
+            if not buf and eof:
+                return
+            try:
+                value, end = dec.raw_decode(buf)
+            except json.JSONDecodeError as exc:
+                if eof or len(buf) > MAX_RECORD_BYTES:
+                    why = "a document larger than LIBRA_MAX_RECORD_BYTES" if not eof else f"invalid JSON: {exc}"
+                    yield Rejected(reason=why, raw=raw_text(buf[:RAW_LIMIT].encode()), line=line, offset=offset)
+                    return
+                data = f.read(chunk)
+                eof = not data
+                buf += reader.decode(data, final=eof)
+                continue
+            text = buf[:end]
+            yield Record(value, line, offset, text.encode())
+            line += text.count("\n")
+            offset += end
+            buf = buf[end:]
 
 
 def _lines(f: BinaryIO, limit: int) -> Iterator[tuple[bytes, int]]:
@@ -632,6 +675,8 @@ def iter_records(source: Source, layout: str | None = None,
         yield from iter_json_array(source)
     elif layout == "json_object":
         yield read_document(source)
+    elif layout == "json_stream":
+        yield from iter_json_stream(source)
     elif layout == "empty":
         return
     else:

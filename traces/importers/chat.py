@@ -77,6 +77,12 @@ class ChatImporter(RecordImporter):
         if native is not None and d.get("trial") is not None:
             native = f"{native}#trial{d['trial']}"
         reward = d.get("reward")
+        if reward is None:  # nested, as τ-bench style results put it
+            for holder in (d.get("reward_info"), (d.get("info") or {}).get("reward_info")
+                           if isinstance(d.get("info"), dict) else None):
+                if isinstance(holder, dict) and holder.get("reward") is not None:
+                    reward = holder["reward"]
+                    break
         if reward is not None and not isinstance(reward, int | float):
             raise RecordError("field 'reward' should be a number", "reward")
         resolved = _bool(d.get("resolved"))
@@ -106,6 +112,10 @@ class ChatImporter(RecordImporter):
             if isinstance(rinfo, dict) and rinfo.get("info") is not None:
                 gold["reward_info"] = rinfo.get("info")
         meta = {k: v for k, v in d.items() if k not in CONSUMED}
+        # the id keys not used as the run's id stay (a task id beside a record id groups runs by task)
+        for k in ID_KEYS:
+            if d.get(k) is not None and str(d[k]) != (native or "").split("#trial")[0]:
+                meta.setdefault(k, d[k])
         if d.get("trial") is not None:
             meta["trial"] = d["trial"]
         model = d.get("model") or d.get("model_name")

@@ -1,8 +1,10 @@
 """OpenTelemetry spans as SDK exporters and agent frameworks dump them to JSON.
 
 Shapes accepted: `{"spans": [...], "final_output": ...}` (any-agent and other
-frameworks' trace dumps), a JSON array of spans, or one span per line
-(the Python SDK's ConsoleSpanExporter). Ids may be integers, `0x` hex or
+frameworks' trace dumps), a JSON array of spans, one span per line, the Python
+SDK's ConsoleSpanExporter output (pretty-printed spans one after another), and
+flat spans with ids and times at the top level (`trace_id`, `span_id`,
+`parent_span_id`, `start_time`, ...), as trace tools export them. Ids may be integers, `0x` hex or
 hex; times ISO text or epoch nanoseconds. Spans are grouped by trace id;
 each trace becomes one run. The record unit is the span.
 """
@@ -20,10 +22,28 @@ from traces.importers.base import (
 from traces.model import Parsed, Rejected
 
 
+_FLAT_TRACE = ("trace_id", "traceId", "context.trace_id")
+_FLAT_SPAN = ("span_id", "spanId", "context.span_id")
+_FLAT_PARENT = ("parent_span_id", "parentSpanId", "parent_id", "parentId")
+_FLAT_START = ("start_time", "startTime", "start_time_unix_nano", "startTimeUnixNano", "timestamp")
+_FLAT_END = ("end_time", "endTime", "end_time_unix_nano", "endTimeUnixNano")
+
+
+def _get(d: dict, keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        if k in d and d[k] not in (None, ""):
+            return d[k]
+    return None
+
+
 def _looks_like_span(d: Any) -> bool:
-    return isinstance(d, dict) and "name" in d and "context" in d and (
-        "attributes" in d or "start_time" in d
-    )
+    if not isinstance(d, dict) or "name" not in d:
+        return False
+    if "context" in d:
+        return "attributes" in d or "start_time" in d
+    # a flat span per line, ids and times at the top level, as trace tools export spans
+    return _get(d, _FLAT_TRACE) is not None and _get(d, _FLAT_SPAN) is not None and \
+        _get(d, _FLAT_START) is not None
 
 
 def parse_span(d: Any, where: str) -> Span:
@@ -31,18 +51,21 @@ def parse_span(d: Any, where: str) -> Span:
         raise RecordError(f"'{where}' is not a span object", where)
     ctx = d.get("context")
     if not isinstance(ctx, dict):
-        raise RecordError(f"span '{where}' has no context", f"{where}.context")
+        if _get(d, _FLAT_TRACE) is None:
+            raise RecordError(f"span '{where}' has no context or trace_id", f"{where}.context")
+        ctx = {"trace_id": _get(d, _FLAT_TRACE), "span_id": _get(d, _FLAT_SPAN)}
     tid, sid = norm_id(ctx.get("trace_id"), 32), norm_id(ctx.get("span_id"))
     if not tid:
         raise RecordError(f"span '{where}' has no trace id", f"{where}.context.trace_id")
     if not sid:
         raise RecordError(f"span '{where}' has no span id", f"{where}.context.span_id")
     parent = d.get("parent")
-    pid = norm_id(parent.get("span_id")) if isinstance(parent, dict) else norm_id(d.get("parent_id"))
-    attrs = d.get("attributes") or {}
+    pid = norm_id(parent.get("span_id")) if isinstance(parent, dict) else norm_id(_get(d, _FLAT_PARENT))
+    attrs = d.get("attributes") or d.get("span_attributes") or {}
     if not isinstance(attrs, dict):
         raise RecordError(f"span '{where}' attributes should be an object", f"{where}.attributes")
-    status = d.get("status") or {}
+    status = d.get("status") or {"status_code": d.get("status_code", ""),
+                                  "description": d.get("status_message")}
     code = str(status.get("status_code", "")).lower() if isinstance(status, dict) else ""
     events = []
     for ev in d.get("events") or []:
@@ -50,13 +73,14 @@ def parse_span(d: Any, where: str) -> Span:
             events.append({"name": ev.get("name", ""), "attributes": ev.get("attributes") or {}})
             if ev.get("name") == "exception":
                 code = "error"
-    res = d.get("resource") or {}
+    res = d.get("resource") or ({"attributes": d["resource_attributes"]}
+                                if isinstance(d.get("resource_attributes"), dict) else {})
     name = d.get("name")
     if not isinstance(name, str):
         raise RecordError(f"span '{where}' has no name", f"{where}.name")
     return Span(
         trace_id=tid, span_id=sid, parent_id=pid, name=name,
-        start=span_time(d.get("start_time")), end=span_time(d.get("end_time")),
+        start=span_time(_get(d, _FLAT_START)), end=span_time(_get(d, _FLAT_END)),
         error=code.endswith("error"),
         status_message=status.get("description") if isinstance(status, dict) else None,
         attributes=attrs, events=events,
