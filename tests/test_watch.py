@@ -134,3 +134,42 @@ def test_cli_watch_once(tmp_path, location):
     r = CliRunner().invoke(app, ["ingest", "--watch", str(d), "--once", "-q", "--db", db])
     assert "0 runs added" in r.output
     assert CliRunner().invoke(app, ["ingest", "--watch", str(tmp_path / "nope"), "--db", db]).exit_code == 2
+
+
+def test_gzip_and_zstd_files_are_read_and_a_compressed_backup_is_not_read_twice(tmp_path, mem_store):
+    """A `.gz` dropped in the folder is read (it used to give nothing); rotation that compresses the full file
+    into a backup carries on from where the followed file was, so its spans are not stored twice."""
+    import gzip
+
+    import zstandard
+
+    runs = list(generate_runs(6, seed=8))
+    per_run = lines_for(runs)
+    d = tmp_path / "otel"
+    d.mkdir()
+    (d / "old.json.gz").write_bytes(gzip.compress(b"".join(per_run[0])) + gzip.compress(b"".join(per_run[1])))
+    (d / "older.json.zst").write_bytes(zstandard.ZstdCompressor().compress(b"".join(per_run[2])))
+    clock = Clock()
+    w = Watcher(mem_store, d, settle=5, clock=clock)
+    live = d / "traces.json"
+    live.write_bytes(b"".join(per_run[3]))
+    w.poll()
+    clock.t = 10
+    assert w.poll().runs_added == 4  # runs 1-3 from the compressed files, run 4 from the live one
+    # lumberjack-style rotation: the full file is renamed, compressed into a backup, and removed
+    backup = d / "traces-2026-12-01T10-00-00.json"
+    live.rename(backup)
+    w.poll()
+    (d / "traces-2026-12-01T10-00-00.json.gz").write_bytes(gzip.compress(backup.read_bytes()))
+    backup.unlink()
+    live.write_bytes(b"".join(per_run[4]) + b"".join(per_run[5]))
+    w.poll()
+    clock.t = 20
+    w.poll()
+    summary = w.close()
+    assert mem_store.scalar("SELECT count(*) FROM runs") == 6 and summary.duplicates == 0
+    ref_store = Store(":memory:")
+    whole = tmp_path / "whole.jsonl"
+    whole.write_bytes(b"".join(line for ls in per_run for line in ls))
+    ingest(ref_store, [whole])
+    assert conversation(mem_store) == conversation(ref_store)

@@ -13,6 +13,11 @@ and starts a new one. So a watcher must:
   root span is in and nothing new came for `settle` seconds (or after
   `max_wait` without a root).
 
+Compressed files (`.gz`, `.zst`: rotated backups) are read decompressed, and
+offsets count decompressed bytes. A backup compressed from a file already
+being followed (same first bytes) carries on from that file's offsets, so its
+spans are not read twice.
+
 Crash safety: per file, the committed offset only moves past lines whose
 spans are all written, and traces written from lines beyond it are listed
 with it; after a restart those lines are read again and the listed traces'
@@ -54,6 +59,7 @@ class _File:
     head: str = ""  # hash of the file's first bytes: a truncated and rewritten file has new ones
     # open trace id -> offset of the first line holding one of its spans
     pending_from: dict[str, int] = field(default_factory=dict)
+    size: int = -1  # bytes on disk when last read (a compressed file is read again when it grows)
 
 
 @dataclass
@@ -66,6 +72,35 @@ class _Trace:
 
 
 HEAD_BYTES = 256
+COMPRESSED = (".gz", ".zst")
+
+
+def _decompressed(path: Path) -> bytes:
+    """All of a compressed file that can be decompressed (a backup being written is read to its end so far)."""
+    from traces.importers.base import MAX_DECOMPRESSED
+
+    raw = path.read_bytes()
+    if path.suffix == ".zst":
+        import zstandard
+
+        try:
+            return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True).read(MAX_DECOMPRESSED)
+        except zstandard.ZstdError:
+            return b""
+    import zlib
+
+    out, d = bytearray(), zlib.decompressobj(wbits=47)
+    try:
+        while raw and len(out) < MAX_DECOMPRESSED:
+            out += d.decompress(raw, MAX_DECOMPRESSED - len(out))
+            raw = d.unconsumed_tail or (d.unused_data if d.eof else b"")
+            if d.eof and raw:  # concatenated gzip members
+                d = zlib.decompressobj(wbits=47)
+            elif not d.unconsumed_tail:
+                break
+    except zlib.error:
+        pass  # what came before the damage is kept
+    return bytes(out)
 
 
 def head_of(path: Path, n: int = HEAD_BYTES) -> str:
@@ -115,9 +150,16 @@ class Watcher:
             key = file_key(st)
             seen.add(key)
             f = self.files.get(key)
+            compressed = path.suffix in COMPRESSED
             if f is None:
-                f = self.files[key] = _File(key, path, 0, 0)
+                f = self.files[key] = self._backup_of(path) if compressed else _File(key, path, 0, 0)
+                f.key = key
             f.path = path
+            if compressed:
+                if st.st_size != f.size:
+                    f.size = st.st_size
+                    self._read(f)
+                continue
             if st.st_size < f.read_to or (f.head and f.head != head_of(path, int(f.head.split(":")[0]))):
                 # truncated in place (copy-truncate rotation): a new file under the same inode
                 f.committed = f.read_to = 0
@@ -130,10 +172,26 @@ class Watcher:
         self._save_state(seen)
         return IngestSummary(**{k: getattr(self.summary, k) - before[k] for k in COUNTS})
 
+    def _backup_of(self, path: Path) -> _File:
+        """A compressed file's state: a followed file's, when it is that file compressed (rotation)."""
+        data = _decompressed(path)
+        for other in self.files.values():
+            if not other.head or other.path.suffix in COMPRESSED:
+                continue
+            n = int(other.head.split(":")[0])
+            head = f"{n}:{hashlib.sha1(data[:n]).hexdigest()}"
+            if other.head == head:
+                # its lines still pending stay the followed file's, which is kept until they are written
+                return _File("", path, other.read_to, other.read_to, set(), head)
+        return _File("", path, 0, 0)
+
     def _read(self, f: _File) -> None:
-        with f.path.open("rb") as fh:
-            fh.seek(f.read_to)
-            data = fh.read()
+        if f.path.suffix in COMPRESSED:
+            data = _decompressed(f.path)[f.read_to:]
+        else:
+            with f.path.open("rb") as fh:
+                fh.seek(f.read_to)
+                data = fh.read()
         end = data.rfind(b"\n")
         if end < 0:
             return  # no complete line yet
