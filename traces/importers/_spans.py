@@ -249,7 +249,10 @@ def error_text(sp: Span) -> str | None:
             kind, msg = at.get("exception.type"), at.get("exception.message")
             if kind or msg:
                 return ": ".join(str(x) for x in (kind, msg) if x)
-    return sp.status_message or (str(sp.attributes["error.type"]) if sp.attributes.get("error.type") else None)
+    kind, msg = sp.attributes.get("error.type"), sp.status_message
+    if kind and msg and str(kind) not in msg:
+        return f"{kind}: {msg}"
+    return msg or (str(kind) if kind else None)
 
 
 def _call_meta(a: dict, sp: Span) -> dict | None:
