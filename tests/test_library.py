@@ -96,10 +96,16 @@ def test_a_notebook_scores_and_reports_through_the_facade(store, demo_into):
         Metric("confirm", "Confirms before acting", "Asks the user before booking or refunding.",
                good=(Example("asked before booking"),), bad=(Example("booked without asking"),)),)))
     [(scored_set, summary)] = libra.score(store, set_id=ms.set_id, backend="offline")
-    assert scored_set.set_id == "hand" and summary.runs_scored == 40 and summary.status == "done"
+    assert scored_set.set_id == "hand" and summary.status == "done"
+    # On the small demo the offline judge gives this hand-written metric one verdict on every run it
+    # learnt from: it says so and scores nothing, rather than store a verdict that reads nothing
+    # (before issue 18 it "scored" all 40 runs with the same verdict).
+    assert [name for name, _ in summary.needs_llm] == ["Confirms before acting"]
+    assert "does not read this metric" in summary.needs_llm[0][1] and summary.runs_scored == 0
+    assert store.scalar("SELECT count(*) FROM scores WHERE metric_set_id = 'hand'") == 0
     df = libra.reports.agent_summary(store, scored_set)
-    assert set(df.columns) >= {"agent", "metric", "n", "score", "lo", "hi"}
-    assert libra.score(store, set_id=ms.set_id, backend="offline")[0][1].runs_scored == 0  # incremental
+    assert set(df.columns) >= {"agent", "metric", "n", "score", "lo", "hi"} and df.empty
+    assert libra.score(store, set_id=ms.set_id, backend="offline")[0][1].runs_scored == 0
 
 
 class _Failing:
