@@ -12,15 +12,35 @@
     autolibra.charts.frontier_chart(result.frontier())
 """
 
-from autolibra import backends, charts
-from autolibra.aspects import Aspect, load_aspects
-from traces.annotation.feedback import load as load_feedback
-from traces.model import Feedback
-from autolibra.evaluation import MetaEval, OfflineMatcher, meta_evaluate
-from autolibra.grounding import OfflineGrounder
-from autolibra.locator import StepLocator
-from autolibra.signs import detect_sign, split_bullets
-from autolibra.induce import InduceConfig, Induction, induce
+import importlib
+from typing import Any
+
+# Loaded on first use, so `import autolibra.locators` (say, by `libra check`) does not pull in
+# scikit-learn, the embedding model and the charts with it.
+_LAZY = {
+    "backends": None, "charts": None,
+    "Aspect": "autolibra.aspects", "load_aspects": "autolibra.aspects",
+    "load_feedback": ("traces.annotation.feedback", "load"), "Feedback": "traces.model",
+    "MetaEval": "autolibra.evaluation", "OfflineMatcher": "autolibra.evaluation",
+    "meta_evaluate": "autolibra.evaluation", "OfflineGrounder": "autolibra.grounding",
+    "StepLocator": "autolibra.locator", "detect_sign": "autolibra.signs", "split_bullets": "autolibra.signs",
+    "InduceConfig": "autolibra.induce", "Induction": "autolibra.induce", "induce": "autolibra.induce",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'autolibra' has no attribute {name!r}")
+    where = _LAZY[name]
+    if where is None:
+        value = importlib.import_module(f"autolibra.{name}")
+    elif isinstance(where, tuple):
+        value = getattr(importlib.import_module(where[0]), where[1])
+    else:
+        value = getattr(importlib.import_module(where), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["Aspect", "Feedback", "InduceConfig", "Induction", "MetaEval", "OfflineGrounder", "OfflineMatcher",
            "StepLocator", "backends", "charts", "detect_sign", "induce", "load_aspects", "load_feedback",

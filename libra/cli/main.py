@@ -246,9 +246,9 @@ def demo_write(
 
 
 def app_script() -> Path:
-    spec = find_spec("app")
+    spec = find_spec("libra.web.app")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError("app.py not found; is Libra installed?")
+        raise FileNotFoundError("libra/web/app.py not found; is Libra installed with its [app] extra?")
     return Path(spec.origin)
 
 

@@ -1,0 +1,47 @@
+"""Libra's Streamlit app. Start it with `libra app`, `make demo`, or `streamlit run app.py` in a checkout.
+
+Thin on purpose: pages live in `libra/web/` and every action calls the
+library. Trace content is untrusted and only ever shown as text.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from libra.web import admin, dashboards, metrics_page, queues_page, run_view, runs, session
+
+
+def main() -> None:
+    st.set_page_config(page_title="Libra", layout="wide")
+    store = session.store()
+    # Held for this script run and released when it ends (a rerun ends it too): one open of the
+    # file per run instead of one per statement, and other processes get the file between runs.
+    with store.hold():
+        user = session.signed_in(store)
+        # Pages are declared on every run, signed in or not, so a link to /run?run_id=... still
+        # lands on that run after signing in.
+        pages = {
+            "runs": st.Page(runs.page, title="Runs", url_path="runs", default=True),
+            "run": st.Page(run_view.page, title="Run", url_path="run"),
+            "queues": st.Page(queues_page.page, title="Queues", url_path="queues"),
+            "metrics": st.Page(metrics_page.page, title="Metrics", url_path="metrics"),
+            "dashboards": st.Page(dashboards.page, title="Dashboards", url_path="dashboards"),
+            "admin": st.Page(admin.page, title="Accounts", url_path="accounts"),
+        }
+        visible = [p for k, p in pages.items() if k != "admin" or (user is not None and user.can("admin"))]
+        nav = st.navigation(visible, position="sidebar" if user is not None else "hidden")
+        st.session_state["pages"] = pages
+        if user is None:
+            session.sign_in(store)
+            return
+        with st.sidebar:
+            st.caption(f"signed in as **{user.username}** ({user.role})")
+            if st.button("Sign out", key="sign-out"):
+                session.sign_out()
+                st.rerun()
+        nav.run()
+
+
+# Streamlit runs this file as __main__ (`libra app`); app.py at the top of a checkout imports it.
+if __name__ == "__main__":
+    main()
