@@ -22,6 +22,7 @@ from autolibra import people_scores
 from metrics.judges.base import Judge, RunView
 from metrics.judges.graded import GradedJudge
 from metrics.judges.llm import LLMJudge
+from metrics.judges.similarity import SimilarityJudge
 from metrics.judges.trained import TrainedJudge, view_key
 from traces.annotation.feedback import load as load_feedback
 from traces.export import load_runs
@@ -74,6 +75,9 @@ def fit_offline_judge(store: Store, metric_set: MetricSet, embedder: Embedder | 
         if m is not None:
             labels.setdefault((view_key(a.run_id, a.focus), m), []).append(a.sign)
     runs = load_runs(store, sorted({a.run_id for a in aspects} | {f.run_id for f in feedback}))
+    if not runs:
+        # no note to learn from: each metric is judged by its own good and bad examples
+        return GradedJudge(SimilarityJudge(emb)).fit([], metric_set, {}, {})
     signs = TrainedJudge(emb).fit(_views(aspects, runs), metric_set,
                                   with_facets({k: (1 if sum(v) >= 0 else -1) for k, v in labels.items()}, metric_set))
     return fit_graded_judge(aspects, metric_of, feedback, runs, metric_set, signs)

@@ -6,13 +6,14 @@ from typing import Annotated, Any
 
 import typer
 
-from libra.cli.common import DataTable, DbOption, open_store, out
+from libra.cli.common import DataTable, DbOption, JsonOption, emit_json, open_store, out
 
 
 def check_cmd(
     db: DbOption = None,
     repair: Annotated[bool, typer.Option("--repair", help="Fix what can be fixed without guessing, and say what.")]
     = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Check a store: runs and their steps, notes, verdicts, jobs and migrations.
 
@@ -21,6 +22,9 @@ def check_cmd(
     from libra.checking import check
 
     report = check(open_store(db), repair=repair)
+    if as_json:
+        emit_json({"ok": report.ok, "findings": report.findings, "repaired": report.repaired})
+        raise typer.Exit(0 if report.ok else 1)
     table = DataTable("check", "found", "state", title="libra check")
     repaired = {f.name for f in report.repaired}
     for f in report.findings:

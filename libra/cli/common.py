@@ -53,6 +53,30 @@ DbOption = Annotated[
 BackendOption = Annotated[str, typer.Option("--backend", help="auto (LLM with ANTHROPIC_API_KEY, else offline), "
                                                              "llm or offline.")]
 CostOption = Annotated[float | None, typer.Option("--max-cost", help="Stop cleanly before spending more (USD).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout "
+                                                         "(for scripts); messages stay on stderr.")]
+
+
+def emit_json(value: Any) -> None:
+    """One JSON document on stdout: dataclasses as objects, times as ISO text, NaN as null."""
+    import dataclasses
+    import math
+
+    import orjson
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, list | tuple | set):
+            return [plain(x) for x in v]
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    out.file.write(orjson.dumps(plain(value), default=str).decode() + "\n")
+    out.file.flush()
 
 
 def open_store(db: str | None, *, create: bool = False) -> Store:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.progress import TaskID, BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.markup import escape
 
-from libra.cli.common import DataTable, DbOption, console, fail, open_store, out
+from libra.cli.common import DataTable, DbOption, JsonOption, console, emit_json, fail, open_store, out
 from libra.defaults import INDEX_AUTOMATICALLY_UP_TO
 from traces import importers
 from traces.importers.base import Source
@@ -41,6 +42,7 @@ def ingest_cmd(
                                                "and no span came for this many seconds.")] = 5.0,
     once: Annotated[bool, typer.Option(help="With --watch: read what is there, write every trace, stop.")]
     = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Ingest agent traces, detecting each file's format.
 
@@ -61,7 +63,7 @@ def ingest_cmd(
             raise typer.BadParameter(str(exc.args[0]), param_hint="--format") from None
     store = open_store(db, create=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                        TimeRemainingColumn(), console=console, disable=quiet, transient=True)
+                        TimeRemainingColumn(), console=console, disable=quiet or as_json, transient=True)
     tasks: dict[str, TaskID] = {}
 
     def on_progress(name: str, done: int, total: int) -> None:
@@ -82,6 +84,9 @@ def ingest_cmd(
     except FileNotFoundError as exc:
         raise fail(str(exc)) from None
     summary = done.summary
+    if as_json:
+        emit_json({**dataclasses.asdict(summary), "index_pending": done.index_pending})
+        raise typer.Exit(1 if summary.quarantined else 0)
     t = DataTable(title="ingest summary", show_header=False)
     for k, v in (("files", summary.files), ("records read", summary.records),
                  ("runs added", summary.runs_added), ("runs updated", summary.runs_updated),

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from libra.cli.alerts import alerts_app
 from libra.cli.check import check_cmd, jobs_cmd
-from libra.cli.common import DataTable, DbOption, console, open_store, out
+from libra.cli.common import DataTable, DbOption, JsonOption, console, emit_json, open_store, out
 from libra.cli.ground import ground_cmd, locator_app
 from libra.cli.induce import induce_cmd
 from libra.cli.ingest import ingest_cmd
@@ -102,7 +102,7 @@ def formats_cmd() -> None:
 
 
 @app.command("stats")
-def stats_cmd(db: DbOption = None) -> None:
+def stats_cmd(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Counts of runs, steps, feedback and quarantined records, by format and agent."""
     from traces.queries import runs_by_format_and_agent
 
@@ -110,6 +110,9 @@ def stats_cmd(db: DbOption = None) -> None:
     with store.hold():
         c = store.counts()
         df = runs_by_format_and_agent(store)
+    if as_json:
+        emit_json({"counts": c, "by_format_and_agent": df.to_dict(orient="records")})
+        return
     out.print(", ".join(f"{k}: {v:,}" for k, v in c.items()))
     t = DataTable(*df.columns)
     for row in df.itertuples(index=False):
@@ -151,6 +154,7 @@ def export_cmd(
     agent: Annotated[str | None, typer.Option(help="Only this agent's runs.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Only runs read from this format.")] = None,
     since: Annotated[str | None, typer.Option(help="Only runs started at or after (ISO date).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Export runs, steps and feedback for a bigger engine or another tool."""
     from traces.export import export_jsonl, export_otlp, export_parquet
@@ -158,15 +162,16 @@ def export_cmd(
     store = open_store(db)
     if as_ == "parquet":
         counts = export_parquet(store, out_path, agent=agent, since=since, fmt=fmt)
-        out.print(", ".join(f"{k}: {v:,}" for k, v in counts.items()) + f" -> {out_path}/")
-    elif as_ == "jsonl":
-        n = export_jsonl(store, out_path, agent=agent, since=since, fmt=fmt)
-        out.print(f"{n:,} runs -> {out_path}")
-    elif as_ == "otlp":
-        n = export_otlp(store, out_path, agent=agent, since=since, fmt=fmt)
-        out.print(f"{n:,} runs -> {out_path}")
+        said = ", ".join(f"{k}: {v:,}" for k, v in counts.items()) + f" -> {out_path}/"
+    elif as_ in ("jsonl", "otlp"):
+        n = (export_jsonl if as_ == "jsonl" else export_otlp)(store, out_path, agent=agent, since=since, fmt=fmt)
+        counts, said = {"runs": n}, f"{n:,} runs -> {out_path}"
     else:
         raise typer.BadParameter("choose parquet, jsonl or otlp", param_hint="--as")
+    if as_json:
+        emit_json({"as": as_, "path": str(out_path), **counts})
+    else:
+        out.print(said)
 
 
 @app.command("costs")

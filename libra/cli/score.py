@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated
 
 import typer
 
-from libra.cli.common import BackendOption, CostOption, DbOption, console, fail, open_store, out
+from libra.cli.common import (
+    BackendOption, CostOption, DbOption, JsonOption, console, emit_json, fail, open_store, out,
+)
 from libra.cli.progress import staged
 from libra.defaults import BATCH_FROM
 
@@ -38,6 +41,7 @@ def score_cmd(
         "--per-agent", help="Judge every metric on each agent of a multi-agent run, not only the metrics "
                             "whose subject is 'agent'.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Score runs not yet scored by a metric set version: incremental, resumable, with a budget.
 
@@ -60,7 +64,9 @@ def score_cmd(
             done = score_on_ray(store, ray=ray, set_id=set_id, version=version, backend=backend,
                                      partition_size=partition_size, agent=agent, fmt=fmt, since=since,
                                      sample=sample, progress=progress)
-        for ms, ray_res in done:
+        if as_json:
+            emit_json([{"set": ms.set_id, "version": ms.version, **dataclasses.asdict(r)} for ms, r in done])
+        for ms, ray_res in done if not as_json else ():
             out.print(f"{ms.set_id} v{ms.version}: {ray_res.runs_scored} runs scored, {ray_res.runs_failed} failed, "
                       f"{ray_res.partitions} partitions on Ray in {ray_res.seconds:.1f}s (job {ray_res.job_id})")
         raise typer.Exit(1 if any(r.runs_failed for _, r in done) else 0 if done else 2)
@@ -74,13 +80,15 @@ def score_cmd(
     if not results:
         console.print("no approved metric set to apply; pass --set or approve one")
         raise typer.Exit(2)
-    exit_code = 0
+    exit_code = 1 if any(res.status != "done" or res.runs_failed for _, res in results) else 0
+    if as_json:
+        emit_json([{"set": ms.set_id, "version": ms.version, **dataclasses.asdict(res),
+                    "needs_llm": [{"metric": n, "why": w} for n, w in res.needs_llm]} for ms, res in results])
+        raise typer.Exit(exit_code)
     for ms, res in results:
         out.print(f"{ms.set_id} v{ms.version}: {res.runs_scored} runs scored, {res.runs_failed} failed, "
                   f"{res.runs_skipped} already done, ${res.cost_usd:.4f}, {res.status}"
                   + (f" ({res.error})" if res.error else ""))
         for name, why in res.needs_llm:
             out.print(f"  not scored, needs an LLM judge: {name} ({why})")
-        if res.status != "done" or res.runs_failed:
-            exit_code = 1
     raise typer.Exit(exit_code)
