@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import UTC
 from pathlib import Path
 
 import orjson
@@ -153,38 +156,101 @@ def _attr(key: str, value) -> dict:
 
 
 def _ns(t, fallback: int) -> str:
-    return str(int(t.timestamp() * 1e9)) if t is not None else str(fallback)
+    return str(int(t.replace(tzinfo=UTC).timestamp() * 1e9)) if t is not None else str(fallback)
 
 
-def run_to_otlp(run: Run, trace_id: str) -> dict:
-    """One run as an OTLP ExportTraceServiceRequest using GenAI semantic conventions."""
-    root_id = trace_id[:16]
-    base = int(run.started_at.timestamp() * 1e9) if run.started_at else 1_700_000_000_000_000_000
+_HEX16, _HEX32 = re.compile(r"[0-9a-f]{16}"), re.compile(r"[0-9a-f]{32}")
+
+
+def _root_id(run: Run, trace_id: str) -> str:
+    """The root span's id: the parent most steps hang from that is no step's own span, else one from the trace id."""
+    own = {s.span_id for s in run.steps if s.span_id}
+    parents = Counter(s.parent_id for s in run.steps if s.parent_id and s.parent_id not in own
+                      and _HEX16.fullmatch(s.parent_id))
+    return parents.most_common(1)[0][0] if parents else trace_id[:16]
+
+
+def _run_attrs(run: Run, run_id: str | None) -> list[dict]:
+    """What Libra knows of the run beyond its spans, as root span attributes (read back by the importers)."""
+    meta = run.metadata or {}
+    attrs = [_attr("gen_ai.operation.name", "invoke_agent")]
+    pairs = [("gen_ai.agent.name", run.agent), ("libra.run_id", run_id), ("libra.format", run.format),
+             ("libra.outcome", run.outcome), ("libra.reward", run.reward), ("libra.task", run.task),
+             ("libra.gold", run.gold or None), ("session.id", meta.get("session_id")),
+             ("gen_ai.conversation.id", meta.get("conversation_id")), ("user.id", meta.get("user_id")),
+             ("gen_ai.agent.version", meta.get("agent_version"))]
+    attrs += [_attr(k, v) for k, v in pairs if v is not None]
+    return attrs
+
+
+def _events(run: Run, scores: Iterable[dict], fallback: int) -> list[dict]:
+    """Feedback and verdicts as events of the root span (Phoenix and Langfuse keep span events)."""
+    out = []
+    for f in run.feedback:
+        at = [_attr("libra.feedback.author", f.author), _attr("libra.feedback.text", f.text)]
+        at += [_attr(k, v) for k, v in (("libra.feedback.rating", f.rating), ("libra.feedback.steps", list(f.steps)),
+                                        ("libra.feedback.id", f.feedback_id), ("libra.feedback.focus", f.focus))
+               if v not in (None, ())]
+        out.append({"name": "libra.feedback", "timeUnixNano": _ns(f.created_at, fallback), "attributes": at})
+    for sc in scores:
+        out.append({"name": "libra.score", "timeUnixNano": str(fallback),
+                    "attributes": [_attr(f"libra.score.{k}", v) for k, v in sc.items() if v is not None]})
+    return out
+
+
+def run_to_otlp(run: Run, trace_id: str, *, run_id: str | None = None, scores: Iterable[dict] = ()) -> dict:
+    """One run as an OTLP ExportTraceServiceRequest using GenAI semantic conventions.
+
+    The ids and times a run was read with are kept (span and parent ids, start and
+    end of each step), so a trace exported and read back is the same trace; runs
+    that never had them get ids derived from the trace id and times a step apart.
+    """
+    root_id = _root_id(run, trace_id)
+    base = int(run.started_at.replace(tzinfo=UTC).timestamp() * 1e9) if run.started_at \
+        else 1_700_000_000_000_000_000
+    used = {root_id}
     spans = []
-    root_attrs = [_attr("gen_ai.operation.name", "invoke_agent")]
-    if run.agent:
-        root_attrs.append(_attr("gen_ai.agent.name", run.agent))
+
+    def span_id(s: Step, seq: int) -> str:
+        sid = s.span_id if s.span_id and _HEX16.fullmatch(s.span_id) and s.span_id not in used else None
+        sid = sid or format(int(root_id, 16) ^ seq, "016x")
+        while sid in used:
+            seq += 7919
+            sid = format(int(root_id, 16) ^ seq, "016x")
+        used.add(sid)
+        return sid
+
+    def parent(s: Step) -> str:
+        return s.parent_id if s.parent_id in used else root_id
+
     spans.append({"traceId": trace_id, "spanId": root_id, "name": f"invoke_agent {run.agent or ''}".strip(),
                   "kind": 1, "startTimeUnixNano": str(base),
                   "endTimeUnixNano": _ns(run.ended_at, base + (len(run.steps) + 1) * 1000),
-                  "attributes": root_attrs, "status": {"code": 2 if run.outcome == "error" else 0}})
+                  "attributes": _run_attrs(run, run_id), "events": _events(run, scores, base),
+                  "status": {"code": 2 if run.outcome == "error" else 0}})
     history: list[dict] = []
     steps = run.steps
     i = 0
     seq = 1
+    pending_args = None
     while i < len(steps):
         s = steps[i]
-        sid = format(int(root_id, 16) ^ seq, "016x")
-        seq += 1
         t0 = base + i * 1000
         if s.kind in ("user_message", "system"):
             history.append({"role": "user" if s.kind == "user_message" else "system",
                             "parts": [{"type": "text", "content": s.content}]})
             i += 1
             continue
+        nxt = steps[i + 1] if i + 1 < len(steps) else None
+        if s.kind == "tool_call" and s.span_id and nxt is not None and nxt.kind == "tool_result" \
+                and nxt.span_id == s.span_id:
+            pending_args = s.tool_args  # a call read from its tool span goes back on that span
+            i += 1
+            continue
         if s.kind in ("agent_message", "tool_call", "thought"):
             parts, j = [], i
-            while j < len(steps) and steps[j].kind in ("thought", "agent_message", "tool_call"):
+            while j < len(steps) and steps[j].kind in ("thought", "agent_message", "tool_call") and \
+                    (j == i or steps[j].span_id == s.span_id or not s.span_id):
                 st = steps[j]
                 if st.kind == "thought":
                     parts.append({"type": "reasoning", "content": st.content})
@@ -193,19 +259,22 @@ def run_to_otlp(run: Run, trace_id: str) -> dict:
                 else:
                     parts.append({"type": "tool_call", "name": st.tool_name, "arguments": st.tool_args})
                 j += 1
+            call = (s.metadata or {}).get("llm_call") or {}
             attrs = [_attr("gen_ai.operation.name", "chat"),
                      _attr("gen_ai.input.messages", history), _attr("gen_ai.output.messages",
                                                                       [{"role": "assistant", "parts": parts}])]
-            if run.model:
-                attrs.append(_attr("gen_ai.request.model", run.model))
-            if s.input_tokens is not None:
-                attrs.append(_attr("gen_ai.usage.input_tokens", s.input_tokens))
-            if s.output_tokens is not None:
-                attrs.append(_attr("gen_ai.usage.output_tokens", s.output_tokens))
-            spans.append({"traceId": trace_id, "spanId": sid, "parentSpanId": root_id,
-                          "name": f"chat {run.model or ''}".strip(), "kind": 3,
-                          "startTimeUnixNano": str(t0), "endTimeUnixNano": str(t0 + 500),
-                          "attributes": attrs, "status": {}})
+            model = call.get("request_model") or call.get("model") or run.model
+            more = [("gen_ai.request.model", model), ("gen_ai.usage.input_tokens", s.input_tokens),
+                    ("gen_ai.usage.output_tokens", s.output_tokens), ("gen_ai.agent.name", s.actor),
+                    ("gen_ai.response.id", call.get("response_id")),
+                    ("gen_ai.response.finish_reasons", call.get("finish_reasons"))]
+            attrs += [_attr(k, v) for k, v in more if v is not None]
+            spans.append({"traceId": trace_id, "spanId": span_id(s, seq), "parentSpanId": parent(s),
+                          "name": f"chat {model or ''}".strip(), "kind": 3,
+                          "startTimeUnixNano": _ns(s.started_at, t0),
+                          "endTimeUnixNano": _ns(s.ended_at or s.started_at, t0 + 500),
+                          "attributes": attrs, "status": {"code": 2} if s.is_error else {}})
+            seq += 1
             history = []
             i = j
             continue
@@ -213,26 +282,65 @@ def run_to_otlp(run: Run, trace_id: str) -> dict:
             attrs = [_attr("gen_ai.operation.name", "execute_tool"),
                      _attr("gen_ai.tool.name", s.tool_name or "tool"),
                      _attr("gen_ai.tool.call.result", s.content)]
-            spans.append({"traceId": trace_id, "spanId": sid, "parentSpanId": root_id,
+            if pending_args is not None:
+                attrs.append(_attr("gen_ai.tool.call.arguments", pending_args))
+                pending_args = None
+            spans.append({"traceId": trace_id, "spanId": span_id(s, seq), "parentSpanId": parent(s),
                           "name": f"execute_tool {s.tool_name or 'tool'}", "kind": 1,
-                          "startTimeUnixNano": str(t0), "endTimeUnixNano": str(t0 + 500),
+                          "startTimeUnixNano": _ns(s.started_at, t0),
+                          "endTimeUnixNano": _ns(s.ended_at or s.started_at, t0 + 500),
                           "attributes": attrs, "status": {"code": 2 if s.is_error else 0}})
+            seq += 1
             i += 1
             continue
         i += 1  # observations have no GenAI span; they ride along as history
         history.append({"role": "user", "parts": [{"type": "text", "content": s.content}]})
+    resource = [_attr("service.name", run.agent or "agent")]
+    if (run.metadata or {}).get("release"):
+        resource.append(_attr("service.version", run.metadata["release"]))  # type: ignore[index]
     return {"resourceSpans": [{
-        "resource": {"attributes": [_attr("service.name", run.agent or "agent")]},
+        "resource": {"attributes": resource},
         "scopeSpans": [{"scope": {"name": "libra.export"}, "spans": spans}],
     }]}
 
 
+def trace_id_of(run: Run, run_id: str) -> str:
+    """A trace's own id when the run was one (read from spans), else one derived from the run id."""
+    native = (run.native_id or "").lower()
+    return native if _HEX32.fullmatch(native) else hashlib.sha256(run_id.encode()).hexdigest()[:32]
+
+
+def _scores_by_run(store: Store, run_ids: list[str]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for rid, *row in store.execute(
+            "SELECT run_id, metric_set_id, metric_set_version, metric_id, nullif(focus, ''), value, backend, reason "
+            "FROM scores WHERE run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY run_id, metric_set_id, metric_id",
+            [run_ids]):
+        out.setdefault(rid, []).append(dict(zip(("metric_set", "version", "metric", "focus", "value", "backend",
+                                                 "reason"), row, strict=True)))
+    return out
+
+
 def export_otlp(store: Store, path: str | os.PathLike, **filters) -> int:
-    """Runs as OTLP JSON, one ExportTraceServiceRequest per line; a run's trace id derives from its native id."""
+    """Runs as OTLP JSON, one ExportTraceServiceRequest per line, with their feedback and verdicts as events.
+
+    Read back by `libra ingest`, each run keeps its run id, outcome, reward, gold labels and feedback.
+    """
     n = 0
     with open(path, "wb") as f:
-        for run in iter_runs(store, **filters):
-            tid = hashlib.sha256(run.native_id.encode()).hexdigest()[:32]
-            f.write(orjson.dumps(run_to_otlp(run, tid)) + b"\n")
+        page: list[tuple[str, Run]] = []
+
+        def flush() -> None:
+            scores = _scores_by_run(store, [rid for rid, _ in page])
+            for rid, run in page:
+                f.write(orjson.dumps(run_to_otlp(run, trace_id_of(run, rid), run_id=rid,
+                                                 scores=scores.get(rid, ())), default=str) + b"\n")
+            page.clear()
+
+        for rid, run in iter_runs_with_ids(store, **filters):
+            page.append((rid, run))
             n += 1
+            if len(page) >= 500:
+                flush()
+        flush()
     return n

@@ -17,7 +17,7 @@ import orjson
 
 from traces.importers._chat import looks_like_error
 from traces.importers.base import maybe_json, parse_time, text_of
-from traces.model import Run, Step, StepKind
+from traces.model import Feedback, Run, Step, StepKind
 
 LLM_OPS = {"chat", "call_llm", "text_completion", "generate_content", "completion", "llm"}
 TOOL_OPS = {"execute_tool", "tool"}
@@ -460,14 +460,56 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
     }.items() if v is not None}
     if extra:
         meta.update({k: v for k, v in extra.items() if k != "final_output"})
+    lib = _libra_export(root)
+    if lib.get("format"):
+        meta["imported_from"] = fmt
     return Run(
-        native_id=spans[0].trace_id if spans else "",
-        format=fmt, source=source, steps=tuple(steps),
-        agent=agent or resource.get("service.name"), model=model, task=task[:4000] if task else None,
+        native_id=lib.get("native_id") or (spans[0].trace_id if spans else ""),
+        format=lib.get("format") or fmt, source=source, steps=tuple(steps),
+        agent=agent or resource.get("service.name"), model=model,
+        task=lib.get("task") or (task[:4000] if task else None),
         started_at=root.start if root else None, ended_at=root.end if root else None,
-        outcome="error" if any_error else None,
-        metadata=meta or None, globally_unique_id=True,
+        outcome=lib.get("outcome") or ("error" if any_error else None), reward=lib.get("reward"),
+        gold=lib.get("gold"), metadata=meta or None, feedback=lib.get("feedback", ()), globally_unique_id=True,
     )
+
+
+def _libra_export(root: Span | None) -> dict:
+    """What `libra export --as otlp` put on the root span: the run's id, labels and feedback, read back."""
+    if root is None:
+        return {}
+    a = root.attributes
+    out: dict[str, Any] = {}
+    rid = a.get("libra.run_id")
+    if isinstance(rid, str) and ":" in rid:
+        # the run keeps the id it had, so notes and verdicts keyed by it still match
+        out["format"], _, out["native_id"] = rid.partition(":")
+    for key in ("outcome", "task"):
+        if isinstance(a.get(f"libra.{key}"), str):
+            out[key] = a[f"libra.{key}"]
+    reward = a.get("libra.reward")
+    if isinstance(reward, int | float) and not isinstance(reward, bool):
+        out["reward"] = float(reward)
+    gold = maybe_json(a.get("libra.gold"))
+    if isinstance(gold, dict):
+        out["gold"] = gold
+    notes = []
+    for ev in root.events:
+        if ev.get("name") != "libra.feedback":
+            continue
+        at = ev.get("attributes") or {}
+        if not isinstance(at.get("libra.feedback.text"), str):
+            continue
+        steps = maybe_json(at.get("libra.feedback.steps"))
+        rating = at.get("libra.feedback.rating")
+        focus = at.get("libra.feedback.focus")
+        notes.append(Feedback(str(at.get("libra.feedback.author") or "unknown"), at["libra.feedback.text"],
+                              tuple(int(x) for x in steps if isinstance(x, int)) if isinstance(steps, list) else (),
+                              float(rating) if isinstance(rating, int | float) else None,
+                              metadata={"agent": focus} if isinstance(focus, str) else None))
+    if notes:
+        out["feedback"] = tuple(notes)
+    return out
 
 
 def _run_facts(spans: list[Span], resource: dict) -> dict:
