@@ -57,11 +57,19 @@ def rebuild_index(store: Store) -> bool:
 def ingest(store: Store, paths: Iterable[str | os.PathLike[str]], *, fmt: str | None = None,
            batch_steps: int = 130_000, workers: int | None = None, index: bool = True,
            progress: ProgressFn | None = None,
-           on_file: Callable[[Source, str | None], None] | None = None) -> Ingested:
-    """Read files, folders, globs or '-' (stdin) into the store, detecting each format."""
+           on_file: Callable[[Source, str | None], None] | None = None,
+           mapping: str | os.PathLike[str] | None = None) -> Ingested:
+    """Read files, folders, globs or '-' (stdin) into the store, detecting each format.
+
+    With `mapping` (a YAML file, `traces.importers.mapped`), every input is read by it
+    instead; a mapping that does not fit raises `MappingError` before anything is written.
+    """
+    from traces.importers.mapped import MappedImporter
+
     # Not held: the writer takes the file per batch, so other processes get their turn between batches.
     summary = ingest_files(store, paths, fmt=fmt, batch_steps=batch_steps, workers=workers,
-                           progress=progress, on_file=on_file)
+                           progress=progress, on_file=on_file,
+                           importer=MappedImporter(mapping) if mapping is not None else None)
     indexed, pending = after_ingest(store, bool(summary.runs_added or summary.runs_updated), index)
     return Ingested(summary, indexed, pending)
 

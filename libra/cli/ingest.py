@@ -14,6 +14,7 @@ from libra.cli.common import DataTable, DbOption, JsonOption, console, emit_json
 from libra.defaults import INDEX_AUTOMATICALLY_UP_TO
 from traces import importers
 from traces.importers.base import Source
+from traces.importers.mapped import MappingError
 from traces.model import IngestSummary
 from traces.store import Store
 
@@ -42,6 +43,9 @@ def ingest_cmd(
                                                "and no span came for this many seconds.")] = 5.0,
     once: Annotated[bool, typer.Option(help="With --watch: read what is there, write every trace, stop.")]
     = False,
+    mapping: Annotated[Path | None, typer.Option(
+        "--map", help="A YAML mapping saying where runs, messages, roles, tool calls, rewards and labels "
+                      "live in a JSON/JSONL file no importer reads (JMESPath; see the README).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest agent traces, detecting each file's format.
@@ -80,8 +84,8 @@ def ingest_cmd(
     try:
         with progress:
             done = ingest(store, paths, fmt=fmt, batch_steps=batch_steps, workers=workers, index=index,
-                          progress=None if quiet else on_progress, on_file=on_file)
-    except FileNotFoundError as exc:
+                          progress=None if quiet else on_progress, on_file=on_file, mapping=mapping)
+    except (FileNotFoundError, MappingError) as exc:
         raise fail(str(exc)) from None
     summary = done.summary
     if as_json:

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 import duckdb
 
 from traces import importers
-from traces.importers.base import Source
+from traces.importers.base import Source, sample
+from traces.ingest.decode import decode
 from traces.ingest.files import TRACE_SUFFIXES, discover
 from traces.ingest.parallel import count, default_workers
 from traces.ingest.source import ingest_source
@@ -37,17 +38,23 @@ def ingest(
     progress: ProgressFn | None = None,
     on_file: Callable[[Source, str | None], None] | None = None,
     workers: int | None = None,
+    importer=None,
 ) -> IngestSummary:
     """Read every path into the store and say what happened.
 
     `workers` parsing processes for big inputs (default: the cores, at most 4,
-    or `LIBRA_INGEST_WORKERS`); 1 parses everything in this process.
+    or `LIBRA_INGEST_WORKERS`); 1 parses everything in this process. `importer`
+    reads every input instead of detection (a mapping's, `traces.importers.mapped`);
+    one with a `check(source, sample)` is checked against each input first.
     """
     summary = IngestSummary()
-    forced = importers.get(fmt) if fmt else None
+    forced = importer or (importers.get(fmt) if fmt else None)
     workers = default_workers() if workers is None else max(1, workers)
     sources = discover(paths)
     first = next(sources, None)  # every path named is checked here, before anything is written
+    if first is not None and hasattr(forced, "check"):
+        src = decode(first[0]).source
+        forced.check(src, sample(src))  # a mapping that does not fit the file fails before anything is written
     writer = BatchWriter(store, summary, batch_steps, background=True, parsers=workers)
     try:
         for source, explicit in itertools.chain([first] if first else [], sources):
