@@ -69,7 +69,7 @@ def ingest(store: Store, paths: Iterable[str | os.PathLike[str]], *, fmt: str | 
     # Not held: the writer takes the file per batch, so other processes get their turn between batches.
     summary = ingest_files(store, paths, fmt=fmt, batch_steps=batch_steps, workers=workers,
                            progress=progress, on_file=on_file,
-                           importer=MappedImporter(mapping) if mapping is not None else None)
+                           importer=MappedImporter(Path(mapping)) if mapping is not None else None)
     indexed, pending = after_ingest(store, bool(summary.runs_added or summary.runs_updated), index)
     return Ingested(summary, indexed, pending)
 
