@@ -73,3 +73,18 @@ def test_a_mapping_that_does_not_fit_is_refused_by_key_before_anything_is_writte
         assert r.exit_code != 0 and said in " ".join(r.output.split()), (text, r.output)
         assert str(m) in r.output.replace("\n", "") or "colour" in said
     assert not Store(db).scalar("SELECT count(*) FROM runs")
+
+
+def test_formats_explain_says_which_format_reads_a_file_and_what_the_others_expect(tmp_path):
+    runner = CliRunner()
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text('{"id": "a", "messages": [{"role": "user", "content": "hi"}]}\n' * 3)
+    r = runner.invoke(app, ["formats", "--explain", str(chat)])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "first record's keys: id, messages" in said
+    assert "chat │ reads it" in said and "otlp-json │ declines │ an object with \"resourceSpans\"" in said
+    other = tmp_path / "results.json"
+    other.write_text(json.dumps(RESULTS))
+    r = runner.invoke(app, ["formats", "--explain", str(other)])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and "keys: suite, results" in said and "libra ingest --map" in said

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from libra.cli.alerts import alerts_app
 from libra.cli.check import check_cmd, jobs_cmd
-from libra.cli.common import DataTable, DbOption, JsonOption, console, emit_json, open_store, out
+from libra.cli.common import DataTable, DbOption, JsonOption, console, emit_json, fail, open_store, out
 from libra.cli.ground import ground_cmd, locator_app
 from libra.cli.induce import induce_cmd
 from libra.cli.ingest import ingest_cmd
@@ -91,14 +91,37 @@ def embed_cmd(
 
 
 @app.command("formats")
-def formats_cmd() -> None:
-    """List the trace formats Libra can read."""
+def formats_cmd(
+    explain: Annotated[Path | None, typer.Option(
+        "--explain", help="Say why each format takes or declines this file.")] = None,
+) -> None:
+    """List the trace formats Libra can read (--explain FILE: which would read it, and why not the others)."""
     from traces import importers
+    from traces.ingest.decode import decode
 
-    t = DataTable("format", "description")
-    for imp in importers.all_importers():
-        t.add_row(imp.name, imp.description)
+    if explain is None:
+        t = DataTable("format", "description")
+        for imp in importers.all_importers():
+            t.add_row(imp.name, imp.description)
+        out.print(t)
+        return
+    if not explain.is_file():
+        raise fail(f"{explain}: not a file")
+    decoded = decode(importers.Source(name=str(explain), path=explain))
+    smp, verdicts = importers.explain(decoded.source)
+    first = smp.first
+    keys = ", ".join(list(first)[:20]) if isinstance(first, dict) else type(first).__name__ if first is not None \
+        else "none could be read" + (f" ({smp.problem})" if smp.problem else "")
+    out.print(f"{explain}: {smp.layout}, encoding {decoded.encoding or 'utf-8'}; first record's keys: {keys}")
+    t = DataTable("format", "verdict", "it expects")
+    for v in verdicts:
+        said = "reads it" if v.chosen else \
+            f"recognised {v.recognised} of {v.sampled} sampled records" if v.recognised else "declines"
+        t.add_row(v.importer, said, v.expects)
     out.print(t)
+    if not any(v.chosen for v in verdicts):
+        out.print("no format reads it: pass --format NAME, or describe it with libra ingest --map mapping.yaml")
+        raise typer.Exit(1)
 
 
 @app.command("stats")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 
 from traces.importers.base import Importer, Sample, Source, sample
@@ -75,4 +75,25 @@ def detect(source: Source, smp: Sample | None = None) -> Importer | None:
     return next((imp for imp in importers if _sniffs(imp, smp)), None)
 
 
-__all__ = ["Importer", "Source", "all_importers", "detect", "get", "register"]
+@dataclass(frozen=True)
+class Verdict:
+    importer: str
+    recognised: int  # sampled records it recognised
+    sampled: int
+    chosen: bool
+    expects: str
+
+
+def explain(source: Source) -> tuple[Sample, list[Verdict]]:
+    """Why each importer takes or declines an input: what it recognised of the sample, what it expects."""
+    smp = sample(source)
+    chosen = detect(source, smp)
+    recs = smp.records if len(smp.records) > 1 else (smp.first,)
+    out = []
+    for imp in all_importers():
+        n = sum(_sniffs(imp, replace(smp, first=r)) for r in recs) if len(smp.records) > 1 else int(_sniffs(imp, smp))
+        out.append(Verdict(imp.name, n, len(recs), chosen is imp, imp.expects or imp.description))
+    return smp, out
+
+
+__all__ = ["Importer", "Source", "Verdict", "all_importers", "detect", "explain", "get", "register"]

@@ -81,6 +81,7 @@ def items_to_steps(content: Any) -> list[Step]:
 class AdpImporter(RecordImporter):
     name = "adp"
     description = "Agent Data Protocol standardised trajectories (content items with class_)"
+    expects = 'an object with "id" and a "content" list of items with "class_"'
 
     def sniff(self, sample: Sample) -> bool:
         d = sample.first

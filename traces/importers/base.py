@@ -99,6 +99,8 @@ class Sample:
 class Importer(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
+    # What the first record must look like, said when `libra formats --explain` shows a refusal.
+    expects: ClassVar[str] = ""
     # Higher wins when several importers recognise the same sample.
     priority: ClassVar[int] = 0
     # True when parse() accepts shard=(k, n) and then keeps only the runs whose key

@@ -58,6 +58,7 @@ def outcome_from(reward: float | None, resolved: bool | None) -> str | None:
 class ChatImporter(RecordImporter):
     name = "chat"
     description = "OpenAI/ShareGPT chat transcripts with tool calls (τ-bench, SWE-Gym, AgentTuning)"
+    expects = 'an object with a message list (messages, conversations, traj, ...) whose items have a role'
 
     def sniff(self, sample: Sample) -> bool:
         return isinstance(sample.first, dict) and _message_list(sample.first) is not None

@@ -194,6 +194,7 @@ def parse_run(d: Any, source: Source, fmt: str) -> Run:
 class GenericImporter(Importer):
     name = "libra"
     description = "Libra generic JSONL: one run per line with typed steps and feedback"
+    expects = 'an object with "run_id" and a "steps" list of {kind, content}'
     priority = 10
     shardable = True
 

@@ -122,6 +122,7 @@ def _timed(steps: list[Step], starts: list[int], messages: list, events: list) -
 class InspectImporter(Importer):
     name = "inspect"
     description = "Inspect AI eval logs (.json and .eval)"
+    expects = 'an Inspect log: an object with "eval" and "samples", or a .eval zip archive'
     priority = 5
 
     def sniff(self, sample: Sample) -> bool:

@@ -119,6 +119,7 @@ def events_to_steps(history: Any) -> list[Step]:
 class OpenHandsImporter(RecordImporter):
     name = "openhands"
     description = "OpenHands output.jsonl event streams (current and resolver formats)"
+    expects = 'an object with a "history" list of OpenHands events'
     priority = 5
 
     def sniff(self, sample: Sample) -> bool:

@@ -91,6 +91,7 @@ def parse_span(d: Any, where: str) -> Span:
 class OtelSpansImporter(Importer):
     name = "otel-spans"
     description = "OpenTelemetry spans dumped as JSON by SDK exporters and agent frameworks"
+    expects = 'spans with "name" and "context" (or trace_id, span_id and start_time at the top level), or {"spans": [...]}'
     priority = 5
 
     def sniff(self, sample: Sample) -> bool:

@@ -135,6 +135,7 @@ def parse_otlp_span(sp: Any, where: str, resource: dict, scope: dict) -> Span:
 class OtlpJsonImporter(Importer):
     name = "otlp-json"
     description = "OTLP JSON trace exports (OpenTelemetry Collector file exporter)"
+    expects = 'an object with "resourceSpans" (OTLP JSON)'
     priority = 6
     shardable = True  # by trace id: a trace spread over many lines stays in one process
 

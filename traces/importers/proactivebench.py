@@ -111,6 +111,7 @@ def _is_stream_item(x: Any) -> bool:
 class ProactiveBenchImporter(Importer):
     name = "proactivebench"
     description = "ProactiveBench reward data, gold event streams and model traces (zip)"
+    expects = 'ProactiveBench records ("obs" and "pred_task") or event streams'
     priority = 5
 
     def sniff(self, sample: Sample) -> bool:

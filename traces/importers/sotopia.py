@@ -86,6 +86,7 @@ def episode_steps(episode: dict) -> tuple[list[Step], list[str]]:
 class SotopiaImporter(Importer):
     name = "sotopia"
     description = "Sotopia-π human evaluation CSV (episodes, ratings and written reasons)"
+    expects = 'a CSV with believability_1, data and prolific_id columns'
     priority = 5
 
     def sniff(self, sample: Sample) -> bool:

@@ -19,6 +19,7 @@ from traces.model import Run, Step, StepKind
 class SweAgentImporter(RecordImporter):
     name = "swe-agent"
     description = "SWE-agent .traj trajectories"
+    expects = 'an object with a "trajectory" of {action, ...} and "info" or "environment"'
     priority = 5
 
     def sniff(self, sample: Sample) -> bool:

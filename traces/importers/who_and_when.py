@@ -59,6 +59,7 @@ def role_to_step(role: str, content: str, name: str | None = None) -> Step:
 class WhoAndWhenImporter(RecordImporter):
     name = "who-and-when"
     description = "Who&When multi-agent failure attribution logs"
+    expects = 'an object with a "history" list and "mistake_step"'
     priority = 8
 
     def sniff(self, sample: Sample) -> bool:
