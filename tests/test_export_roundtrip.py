@@ -103,3 +103,45 @@ def test_a_trace_comes_back_with_its_span_ids_parents_and_times(tmp_path):
     assert ida == idb == f"otlp-json:{tid}"
     assert [(x.kind, x.content, x.span_id, x.started_at) for x in ra.steps] == \
         [(x.kind, x.content, x.span_id, x.started_at) for x in rb.steps]
+
+
+def test_scores_and_notes_in_langfuse_and_phoenix_shapes_on_the_exported_trace(tmp_path):
+    src = Store(str(tmp_path / "a.duckdb"))
+    run = Run(native_id="r1", format="chat", source="t", globally_unique_id=True,
+              steps=(Step(StepKind.USER, "hi"), Step(StepKind.AGENT, "hello")),
+              feedback=(Feedback("ann", "Friendly.", rating=5.0), Feedback("bo", "<b>ok</b>")))
+    ingest_runs(src, [run])
+    ms = sets.save(src, MetricSet("m", 0, "m", (Metric("greets", "Greets", "Says hello"),)))
+    write_verdicts(src, ms, Fixed(), [Judgement("chat:r1", (Verdict("greets", 1, (), "said hello"),))], None)
+    runner = CliRunner()
+    for shape in ("otlp", "langfuse", "phoenix"):
+        r = runner.invoke(app, ["export", str(tmp_path / shape), "--as", shape, "--db", src.path, "--json"])
+        assert r.exit_code == 0, r.output
+    root = json.loads((tmp_path / "otlp").read_text())["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    lf = [json.loads(x) for x in (tmp_path / "langfuse").read_text().splitlines()]
+    assert {x["traceId"] for x in lf} == {root["traceId"]}
+    score = next(x for x in lf if x["name"] == "m.greets")
+    assert (score["value"], score["dataType"], score["comment"]) == (1.0, "NUMERIC", "said hello")
+    notes = {x["comment"]: x["value"] for x in lf if x["name"] == "feedback"}
+    assert notes == {"Friendly.": 5.0, "<b>ok</b>": "note"}  # text kept as written
+    ph = json.loads((tmp_path / "phoenix").read_text())["data"]
+    assert {a["span_id"] for a in ph} == {root["spanId"]}
+    kinds = sorted((a["name"], a["annotator_kind"]) for a in ph)
+    assert kinds == [("feedback", "HUMAN"), ("feedback", "HUMAN"), ("m.greets", "CODE")]
+    # ids are stable: the same export twice gives the same ids (sending it again updates, not duplicates)
+    runner.invoke(app, ["export", str(tmp_path / "again"), "--as", "langfuse", "--db", src.path])
+    assert [json.loads(x)["id"] for x in (tmp_path / "again").read_text().splitlines()] == [x["id"] for x in lf]
+
+
+def test_parquet_times_are_utc_instants_and_json_columns_are_json(tmp_path):
+    import duckdb
+
+    src = Store(str(tmp_path / "a.duckdb"))
+    ingest_runs(src, [Run(native_id="r1", format="chat", source="t", globally_unique_id=True, started_at=T0,
+                          metadata={"k": [1, 2]}, steps=(Step(StepKind.AGENT, "x", started_at=T0),))])
+    r = CliRunner().invoke(app, ["export", str(tmp_path / "pq"), "--db", src.path])
+    assert r.exit_code == 0, r.output
+    got = duckdb.sql(f"SELECT typeof(started_at), typeof(metadata), json_extract(metadata, '$.k[0]')::INT, "
+                     f"epoch(started_at) FROM '{tmp_path / 'pq' / 'runs.parquet'}'").fetchone()
+    assert got[:3] == ("TIMESTAMP WITH TIME ZONE", "JSON", 1)
+    assert got[3] == T0.replace(tzinfo=__import__("datetime").UTC).timestamp()

@@ -17,6 +17,7 @@ from datetime import UTC
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from traces.importers.generic import run_to_record
@@ -56,15 +57,29 @@ def export_parquet(store: Store, out_dir: str | os.PathLike, *, agent: str | Non
     counts = {}
     with store.connection() as con:
         for table, (sql, p) in queries.items():
+            json_cols = {c for c, t, *_ in con.execute(f"DESCRIBE {table}").fetchall() if t == "JSON"}
             reader = con.execute(sql, p).to_arrow_reader(50_000)
+            schema = _typed(reader.schema, json_cols)
             path = out / f"{table}.parquet"
             n = 0
-            with pq.ParquetWriter(path, reader.schema, compression="zstd") as w:
+            with pq.ParquetWriter(path, schema, compression="zstd") as w:
                 for batch in reader:
-                    w.write_batch(batch)
+                    w.write_table(pa.Table.from_batches([batch]).cast(schema))
                     n += batch.num_rows
             counts[table] = n
     return counts
+
+
+def _typed(schema: pa.Schema, json_cols: set[str]) -> pa.Schema:
+    """Times as UTC instants (the store keeps naive UTC), JSON columns as Parquet's JSON type."""
+    fields = []
+    for f in schema:
+        if pa.types.is_timestamp(f.type) and f.type.tz is None:
+            f = f.with_type(pa.timestamp(f.type.unit, tz="UTC"))
+        elif f.name in json_cols and pa.types.is_string(f.type):
+            f = f.with_type(pa.json_(pa.string()))
+        fields.append(f)
+    return pa.schema(fields)
 
 
 def iter_runs(store: Store, **filters) -> Iterator[Run]:
@@ -344,3 +359,74 @@ def export_otlp(store: Store, path: str | os.PathLike, **filters) -> int:
                 flush()
         flush()
     return n
+
+
+# -- scores and feedback in other tools' shapes ----------------------------------
+
+def _annotations(store: Store, **filters) -> Iterator[tuple[str, Run, str, str, list[dict]]]:
+    """(run id, run, trace id, root span id, verdicts) per run, as the OTLP export names them."""
+    page: list[tuple[str, Run]] = []
+
+    def flush() -> Iterator[tuple[str, Run, str, str, list[dict]]]:
+        scores = _scores_by_run(store, [rid for rid, _ in page])
+        for rid, run in page:
+            tid = trace_id_of(run, rid)
+            yield rid, run, tid, _root_id(run, tid), scores.get(rid, [])
+        page.clear()
+
+    for rid, run in iter_runs_with_ids(store, **filters):
+        page.append((rid, run))
+        if len(page) >= 500:
+            yield from flush()
+    yield from flush()
+
+
+def _stable_id(*parts) -> str:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def export_langfuse(store: Store, path: str | os.PathLike, **filters) -> int:
+    """Verdicts and notes as Langfuse score objects (POST /api/public/scores bodies), one per line.
+
+    Trace ids are those `--as otlp` gives, so scores land on traces sent there. Ids are
+    stable, so sending the file twice updates rather than duplicates.
+    """
+    n = 0
+    with open(path, "wb") as f:
+        for rid, run, tid, _, scores in _annotations(store, **filters):
+            rows = [{"id": _stable_id(rid, sc["metric_set"], sc["version"], sc["metric"], sc["focus"], sc["backend"]),
+                     "traceId": tid, "name": f"{sc['metric_set']}.{sc['metric']}", "value": float(sc["value"]),
+                     "dataType": "NUMERIC", "comment": sc["reason"] or None,
+                     "metadata": {"libra_run_id": rid, "metric_set_version": sc["version"], "focus": sc["focus"],
+                                  "judge": sc["backend"]}} for sc in scores]
+            for fb in run.feedback:
+                rated = fb.rating is not None
+                rows.append({"id": _stable_id(rid, "feedback", fb.author, fb.text), "traceId": tid,
+                             "name": "feedback", "value": float(fb.rating) if rated else "note",
+                             "dataType": "NUMERIC" if rated else "CATEGORICAL", "comment": fb.text,
+                             "metadata": {"libra_run_id": rid, "author": fb.author, "steps": list(fb.steps),
+                                          "focus": fb.focus}})
+            for row in rows:
+                f.write(orjson.dumps(row) + b"\n")
+                n += 1
+    return n
+
+
+def export_phoenix(store: Store, path: str | os.PathLike, **filters) -> int:
+    """Verdicts and notes as Phoenix span annotations: the body of POST /v1/span_annotations, on each run's root span."""
+    data = []
+    for rid, run, _, root, scores in _annotations(store, **filters):
+        for sc in scores:
+            data.append({"span_id": root, "name": f"{sc['metric_set']}.{sc['metric']}", "annotator_kind": "LLM"
+                         if "llm" in (sc["backend"] or "") else "CODE",
+                         "result": {"score": float(sc["value"]), "label": {1: "pass", -1: "fail"}.get(sc["value"], "n/a"),
+                                    "explanation": sc["reason"] or None},
+                         "metadata": {"libra_run_id": rid, "focus": sc["focus"], "judge": sc["backend"]},
+                         "identifier": _stable_id(rid, sc["metric_set"], sc["metric"], sc["focus"])})
+        for fb in run.feedback:
+            data.append({"span_id": root, "name": "feedback", "annotator_kind": "HUMAN",
+                         "result": {"score": fb.rating, "explanation": fb.text},
+                         "metadata": {"libra_run_id": rid, "author": fb.author, "steps": list(fb.steps)},
+                         "identifier": _stable_id(rid, "feedback", fb.author, fb.text)})
+    Path(path).write_bytes(orjson.dumps({"data": data}))
+    return len(data)

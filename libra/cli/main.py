@@ -173,14 +173,16 @@ def quarantine_cmd(
 def export_cmd(
     out_path: Annotated[Path, typer.Argument(help="Folder (parquet) or file (jsonl/otlp) to write.")],
     db: DbOption = None,
-    as_: Annotated[str, typer.Option("--as", help="parquet, jsonl (Libra generic) or otlp.")] = "parquet",
+    as_: Annotated[str, typer.Option("--as", help="parquet, jsonl (Libra generic), otlp (traces with their notes "
+                                                  "and verdicts as events), langfuse (score objects) or phoenix "
+                                                  "(span annotations).")] = "parquet",
     agent: Annotated[str | None, typer.Option(help="Only this agent's runs.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Only runs read from this format.")] = None,
     since: Annotated[str | None, typer.Option(help="Only runs started at or after (ISO date).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Export runs, steps and feedback for a bigger engine or another tool."""
-    from traces.export import export_jsonl, export_otlp, export_parquet
+    from traces.export import export_jsonl, export_langfuse, export_otlp, export_parquet, export_phoenix
 
     store = open_store(db)
     if as_ == "parquet":
@@ -189,8 +191,12 @@ def export_cmd(
     elif as_ in ("jsonl", "otlp"):
         n = (export_jsonl if as_ == "jsonl" else export_otlp)(store, out_path, agent=agent, since=since, fmt=fmt)
         counts, said = {"runs": n}, f"{n:,} runs -> {out_path}"
+    elif as_ in ("langfuse", "phoenix"):
+        n = (export_langfuse if as_ == "langfuse" else export_phoenix)(store, out_path, agent=agent, since=since,
+                                                                       fmt=fmt)
+        counts, said = {"annotations": n}, f"{n:,} scores and notes -> {out_path}"
     else:
-        raise typer.BadParameter("choose parquet, jsonl or otlp", param_hint="--as")
+        raise typer.BadParameter("choose parquet, jsonl, otlp, langfuse or phoenix", param_hint="--as")
     if as_json:
         emit_json({"as": as_, "path": str(out_path), **counts})
     else:
