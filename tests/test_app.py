@@ -378,3 +378,16 @@ def test_the_run_view_shows_each_agents_verdicts_side_by_side(db):
     assert any("per agent: \\*\\*Ann\\*\\*, Bo" in e.label for e in at.expander)  # a name is text, not markup
     pivot = at.dataframe[0].value
     assert list(pivot.columns)[-2:] == ["**Ann**", "Bo"] and list(pivot.iloc[0])[-2:] == ["+1", "−1"]
+
+
+def test_the_run_view_says_which_session_user_and_release_a_trace_came_from(db):
+    """Issue 19 §3: the ids the producer sent are shown with the run, as text."""
+    w = BatchWriter(db, IngestSummary())
+    w.add_run(Run(native_id="t-1", format="otlp-json", source="otlp-http", agent="bot",
+                  steps=(Step(kind=StepKind.AGENT, content="hi"),),
+                  metadata={"session_id": "sess_*9*", "user_id": "u-1", "release": "2.3.1"}, globally_unique_id=True))
+    w.flush()
+    at = page_app("run_view", "ana", db, "otlp-json:t-1").run()
+    assert not at.exception
+    assert any(c.value == "session sess\\_\\*9\\* · user u\\-1 · release 2\\.3\\.1" for c in at.caption), \
+        [c.value for c in at.caption]

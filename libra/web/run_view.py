@@ -167,6 +167,28 @@ def _scores(s: Store, run_id: str) -> None:
             st.altair_chart(profile.profile_chart(prof))
 
 
+RUN_FACTS = (("session", "session_id"), ("conversation", "conversation_id"), ("user", "user_id"),
+             ("release", "release"), ("agent version", "agent_version"))
+
+
+def _run_facts(metadata: object) -> list[tuple[str, str]]:
+    import json
+
+    try:
+        meta = json.loads(metadata) if isinstance(metadata, str) else (metadata or {})
+    except ValueError:
+        return []
+    if not isinstance(meta, dict):
+        return []
+    seen, out = set(), []
+    for label, key in RUN_FACTS:
+        v = meta.get(key)
+        if v not in (None, "") and str(v) not in seen:
+            seen.add(str(v))
+            out.append((label, str(v)))
+    return out
+
+
 def page() -> None:
     s = session.store()
     user = session.user()
@@ -195,6 +217,9 @@ def page() -> None:
     c[2].metric("reward", "" if run["reward"] is None else f"{run['reward']:.2f}")
     c[3].metric("steps", run["n_steps"])
     st.caption(f"format {md(run['format'])} · source {md(run['source'])}")
+    facts = _run_facts(run.get("metadata"))
+    if facts:  # where the trace came from: its session, user and release, as the producer named them
+        st.caption(" · ".join(f"{label} {md(v)}" for label, v in facts))
     if queue_id:
         prog = queues.progress(s, queue_id, user.username)
         st.progress(min(1.0, prog["mine_done"] / max(prog["mine_done"] + prog["mine_available"], 1)),
