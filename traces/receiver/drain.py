@@ -61,61 +61,69 @@ def _raw(v: Any) -> str:
     return orjson.dumps(v, default=str).decode()[:100_000]
 
 
-def _spans(body: dict, now: datetime, rows: list, rejected: list, touched: set) -> int:
-    n = 0
-    for i, rs in enumerate(body.get("resourceSpans") or ()):
-        if not isinstance(rs, dict):
-            rejected.append(Rejected("resourceSpans entry is not an object", _raw(rs), field=f"resourceSpans[{i}]"))
-            n += 1
+# (resource list, scope list, item list) of each signal's request, as OTLP names them
+SHAPES = {"traces": ("resourceSpans", "scopeSpans", "spans"), "logs": ("resourceLogs", "scopeLogs", "logRecords")}
+
+
+def _items(kind: str, body: dict, rejected: list) -> list[tuple[str, Any, dict, dict]]:
+    """(where, item, resource attributes, scope) for every span or log record of a request.
+
+    A resource entry that is not an object is quarantined here, and counts as one record read.
+    """
+    outer, inner, leaf = SHAPES[kind]
+    out = []
+    for i, r in enumerate(body.get(outer) or ()):
+        if not isinstance(r, dict):
+            rejected.append(Rejected(f"{outer} entry is not an object", _raw(r), field=f"{outer}[{i}]"))
             continue
-        res = attributes((rs.get("resource") or {}).get("attributes"))
-        for j, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or ()):
-            scope = _scope(ss) if isinstance(ss, dict) else {}
-            for k, sp in enumerate((ss.get("spans") or ()) if isinstance(ss, dict) else ()):
-                n += 1
-                where = f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]"
-                try:
-                    span = parse_otlp_span(sp, where, res, scope)
-                except RecordError as exc:
-                    rejected.append(Rejected(str(exc), _raw(sp), field=exc.field))
-                    continue
-                rows.append([span.trace_id, span.span_id,
-                             orjson.dumps({"span": sp, "resource": res, "scope": scope}).decode(), now])
-                touched.add(span.trace_id)
-    return n
+        res = attributes((r.get("resource") or {}).get("attributes"))
+        scopes = r.get(inner) or (r.get("instrumentationLibrarySpans") if kind == "traces" else None) or ()
+        for j, sc in enumerate(scopes):
+            scope = _scope(sc) if isinstance(sc, dict) else {}
+            for k, item in enumerate((sc.get(leaf) or ()) if isinstance(sc, dict) else ()):
+                out.append((f"{outer}[{i}].{inner}[{j}].{leaf}[{k}]", item, res, scope))
+    return out
+
+
+def _spans(body: dict, now: datetime, rows: list, rejected: list, touched: set) -> int:
+    before = len(rejected)
+    items = _items("traces", body, rejected)
+    read = len(items) + len(rejected) - before
+    for where, sp, res, scope in items:
+        try:
+            span = parse_otlp_span(sp, where, res, scope)
+        except RecordError as exc:
+            rejected.append(Rejected(str(exc), _raw(sp), field=exc.field))
+            continue
+        rows.append([span.trace_id, span.span_id,
+                     orjson.dumps({"span": sp, "resource": res, "scope": scope}).decode(), now])
+        touched.add(span.trace_id)
+    return read
 
 
 def _logs(body: dict, now: datetime, rows: list, rejected: list, touched: set) -> int:
-    n = 0
-    for i, rl in enumerate(body.get("resourceLogs") or ()):
-        if not isinstance(rl, dict):
-            rejected.append(Rejected("resourceLogs entry is not an object", _raw(rl), field=f"resourceLogs[{i}]"))
-            n += 1
+    before = len(rejected)
+    items = _items("logs", body, rejected)
+    read = len(items) + len(rejected) - before
+    for where, rec, res, scope in items:
+        if not isinstance(rec, dict):
+            rejected.append(Rejected(f"'{where}' is not a log record object", _raw(rec), field=where))
             continue
-        res = attributes((rl.get("resource") or {}).get("attributes"))
-        for j, sl in enumerate(rl.get("scopeLogs") or ()):
-            scope = _scope(sl) if isinstance(sl, dict) else {}
-            for k, rec in enumerate((sl.get("logRecords") or ()) if isinstance(sl, dict) else ()):
-                n += 1
-                where = f"resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]"
-                if not isinstance(rec, dict):
-                    rejected.append(Rejected(f"'{where}' is not a log record object", _raw(rec), field=where))
-                    continue
-                try:
-                    tid = otlp_id(rec.get("traceId"), f"{where}.traceId", 16)
-                    sid = otlp_id(rec.get("spanId"), f"{where}.spanId", 8)
-                except RecordError as exc:
-                    rejected.append(Rejected(str(exc), _raw(rec), field=exc.field))
-                    continue
-                if not tid:
-                    rejected.append(Rejected(
-                        f"log record '{where}' has no traceId: Libra keeps log records as events of the "
-                        "span they were emitted in", _raw(rec), field=f"{where}.traceId"))
-                    continue
-                blob = orjson.dumps({"log": rec, "resource": res, "scope": scope}, option=orjson.OPT_SORT_KEYS)
-                rows.append([tid, hashlib.sha256(blob).hexdigest()[:32], sid, blob.decode(), now])
-                touched.add(tid)
-    return n
+        try:
+            tid = otlp_id(rec.get("traceId"), f"{where}.traceId", 16)
+            sid = otlp_id(rec.get("spanId"), f"{where}.spanId", 8)
+        except RecordError as exc:
+            rejected.append(Rejected(str(exc), _raw(rec), field=exc.field))
+            continue
+        if not tid:
+            rejected.append(Rejected(
+                f"log record '{where}' has no traceId: Libra keeps log records as events of the "
+                "span they were emitted in", _raw(rec), field=f"{where}.traceId"))
+            continue
+        blob = orjson.dumps({"log": rec, "resource": res, "scope": scope}, option=orjson.OPT_SORT_KEYS)
+        rows.append([tid, hashlib.sha256(blob).hexdigest()[:32], sid, blob.decode(), now])
+        touched.add(tid)
+    return read
 
 
 def as_event(rec: dict) -> dict:
