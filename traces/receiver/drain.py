@@ -85,45 +85,41 @@ def _items(kind: str, body: dict, rejected: list) -> list[tuple[str, Any, dict, 
     return out
 
 
-def _spans(body: dict, now: datetime, rows: list, rejected: list, touched: set) -> int:
+def _read(kind: str, body: dict, rejected: list, keep) -> int:
+    """Every item of a request through `keep`; one it refuses (RecordError) is quarantined. Returns records read."""
     before = len(rejected)
-    items = _items("traces", body, rejected)
-    read = len(items) + len(rejected) - before
-    for where, sp, res, scope in items:
+    items = _items(kind, body, rejected)
+    read = len(items) + len(rejected) - before  # resource entries that are not objects count as read
+    for where, item, res, scope in items:
         try:
-            span = parse_otlp_span(sp, where, res, scope)
+            keep(where, item, res, scope)
         except RecordError as exc:
-            rejected.append(Rejected(str(exc), _raw(sp), field=exc.field))
-            continue
+            rejected.append(Rejected(str(exc), _raw(item), field=exc.field))
+    return read
+
+
+def _spans(body: dict, now: datetime, rows: list, rejected: list, touched: set) -> int:
+    def keep(where: str, sp: Any, res: dict, scope: dict) -> None:
+        span = parse_otlp_span(sp, where, res, scope)
         rows.append([span.trace_id, span.span_id,
                      orjson.dumps({"span": sp, "resource": res, "scope": scope}).decode(), now])
         touched.add(span.trace_id)
-    return read
+    return _read("traces", body, rejected, keep)
 
 
 def _logs(body: dict, now: datetime, rows: list, rejected: list, touched: set) -> int:
-    before = len(rejected)
-    items = _items("logs", body, rejected)
-    read = len(items) + len(rejected) - before
-    for where, rec, res, scope in items:
+    def keep(where: str, rec: Any, res: dict, scope: dict) -> None:
         if not isinstance(rec, dict):
-            rejected.append(Rejected(f"'{where}' is not a log record object", _raw(rec), field=where))
-            continue
-        try:
-            tid = otlp_id(rec.get("traceId"), f"{where}.traceId", 16)
-            sid = otlp_id(rec.get("spanId"), f"{where}.spanId", 8)
-        except RecordError as exc:
-            rejected.append(Rejected(str(exc), _raw(rec), field=exc.field))
-            continue
+            raise RecordError(f"'{where}' is not a log record object", where)
+        tid = otlp_id(rec.get("traceId"), f"{where}.traceId", 16)
+        sid = otlp_id(rec.get("spanId"), f"{where}.spanId", 8)
         if not tid:
-            rejected.append(Rejected(
-                f"log record '{where}' has no traceId: Libra keeps log records as events of the "
-                "span they were emitted in", _raw(rec), field=f"{where}.traceId"))
-            continue
+            raise RecordError(f"log record '{where}' has no traceId: Libra keeps log records as events of the "
+                              "span they were emitted in", f"{where}.traceId")
         blob = orjson.dumps({"log": rec, "resource": res, "scope": scope}, option=orjson.OPT_SORT_KEYS)
         rows.append([tid, hashlib.sha256(blob).hexdigest()[:32], sid, blob.decode(), now])
         touched.add(tid)
-    return read
+    return _read("logs", body, rejected, keep)
 
 
 def as_event(rec: dict) -> dict:
