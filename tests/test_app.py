@@ -391,3 +391,20 @@ def test_the_run_view_says_which_session_user_and_release_a_trace_came_from(db):
     assert not at.exception
     assert any(c.value == "session sess\\_\\*9\\* · user u\\-1 · release 2\\.3\\.1" for c in at.caption), \
         [c.value for c in at.caption]
+
+
+def test_the_queue_moves_to_the_next_run_and_a_late_skip_never_undoes_done(db):
+    """Issue 20: "Done, next run" used to stay on the finished run (the old link in the address bar won), and a
+    Skip after it overwrote "done"."""
+    qid = queues.create(db, "flow", "root", k=1, sample=3, seed=1)
+    first = queues.next_run(db, qid, "ana")
+    at = page_app("run_view", "ana", db, first, qid).run()
+    assert not at.exception and any(first in h.value.replace("\\", "") for h in at.header)
+    at.button(key="queue-next").click().run()
+    second = at.session_state["run_id"]
+    linked = at.query_params["run_id"]
+    assert second and second != first and (linked == second or linked == [second])
+    assert any(second in h.value.replace("\\", "") for h in at.header)  # the page shows the next run
+    queues.finish(db, qid, first, "ana", "skipped")  # a late Skip for the finished run
+    assert db.scalar("SELECT status FROM queue_assignments WHERE queue_id = ? AND run_id = ?", [qid, first]) == "done"
+    assert queues.progress(db, qid, "ana")["mine_done"] == 1

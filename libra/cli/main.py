@@ -139,7 +139,7 @@ def stats_cmd(db: DbOption = None, as_json: JsonOption = False) -> None:
     out.print(", ".join(f"{k}: {v:,}" for k, v in c.items()))
     t = DataTable(*df.columns)
     for row in df.itertuples(index=False):
-        t.add_row(*("" if v is None else str(v) for v in row))
+        t.add_row(*row)  # cells print whole numbers as integers and NaN as blank
     out.print(t)
 
 

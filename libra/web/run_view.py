@@ -167,6 +167,18 @@ def _scores(s: Store, run_id: str) -> None:
             st.altair_chart(profile.profile_chart(prof))
 
 
+def _go(run_id: str | None, queue_id: str | None) -> None:
+    """Show another run; the address bar moves with it, or the next rerun would take the old link back."""
+    st.session_state["run_id"] = run_id
+    st.session_state["queue_id"] = queue_id if run_id else None
+    if run_id:
+        st.query_params["run_id"] = run_id
+    else:
+        st.query_params.pop("run_id", None)
+        st.query_params.pop("queue", None)
+    st.rerun()
+
+
 RUN_FACTS = (("session", "session_id"), ("conversation", "conversation_id"), ("user", "user_id"),
              ("release", "release"), ("agent version", "agent_version"))
 
@@ -225,17 +237,10 @@ def page() -> None:
         st.progress(min(1.0, prog["mine_done"] / max(prog["mine_done"] + prog["mine_available"], 1)),
                     text=f"queue: {prog['mine_done']} done by you; {prog['done']}/{prog['slots']} overall")
         b1, b2 = st.columns(2)
-        if b1.button("Done, next run", type="primary", key="queue-next"):
-            queues.finish(s, queue_id, run_id, user.username)
-            nxt = queues.next_run(s, queue_id, user.username)
-            st.session_state["run_id"] = nxt
-            if nxt is None:
-                st.session_state["queue_id"] = None
-            st.rerun()
-        if b2.button("Skip", key="queue-skip"):
-            queues.finish(s, queue_id, run_id, user.username, "skipped")
-            st.session_state["run_id"] = queues.next_run(s, queue_id, user.username)
-            st.rerun()
+        done = b1.button("Done, next run", type="primary", key="queue-next")
+        if done or b2.button("Skip", key="queue-skip"):
+            queues.finish(s, queue_id, run_id, user.username, "done" if done else "skipped")
+            _go(queues.next_run(s, queue_id, user.username), queue_id)
     if run["task"]:
         st.markdown("**Task**")
         show_text(run["task"], 600)

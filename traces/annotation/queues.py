@@ -77,8 +77,9 @@ def finish(store: Store, queue_id: str, run_id: str, username: str, status: str 
     if status not in ("done", "skipped"):
         raise ValueError("status is done or skipped")
     with store.transaction() as con:
+        # only an open assignment: a finished one is never overwritten (a late Skip after Done)
         con.execute("UPDATE queue_assignments SET status = ?, done_at = ? WHERE queue_id = ? AND run_id = ? "
-                    "AND username = ?", [status, _now(), queue_id, run_id, username])
+                    "AND username = ? AND status = 'assigned'", [status, _now(), queue_id, run_id, username])
 
 
 def progress(store: Store, queue_id: str, username: str | None = None) -> dict:
