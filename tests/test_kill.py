@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,12 +27,28 @@ INTEGRITY = (
 )
 
 
-def _written_enough(location: str, lake: bool) -> bool:
-    """Several batches are committed: judged from the file's size, or by asking the lake."""
-    if lake:
-        return Store(location).scalar("SELECT count(*) FROM runs") >= 2000
-    db, wal = Path(location), Path(location + ".wal")
-    return db.exists() and db.stat().st_size + (wal.stat().st_size if wal.exists() else 0) > 4_000_000
+def _kill_after_commits(proc: subprocess.Popen, commits: int, timeout: float = 180) -> None:
+    """Kill without warning once the ingest has said `commits` batches are committed.
+
+    The ingest's own log line is the signal: a file's size or a row count said
+    nothing on a slow machine, where the first batch's data reached the file
+    before its commit did, and the kill landed inside the first commit.
+    """
+    seen = threading.Event()
+
+    def read() -> None:
+        n = 0
+        for line in proc.stderr:
+            n += line.startswith(b"committed ")
+            if n >= commits:
+                seen.set()
+        seen.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert seen.wait(timeout), "the ingest said nothing"
+    assert proc.poll() is None, "ingest finished before it could be killed; make the file bigger"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
 
 
 def test_sigkill_mid_file(tmp_path, backend, new_location):
@@ -40,18 +57,11 @@ def test_sigkill_mid_file(tmp_path, backend, new_location):
     write_jsonl(generate_runs(total, seed=4), src)
     db = new_location("killed")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "libra.cli.main", "ingest", "-q", "--batch-steps", "4000", "--db", db, str(src)],
+        [sys.executable, "-m", "libra.cli.main", "ingest", "--batch-steps", "4000",
+         "--db", db, str(src)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ),
     )
-    deadline = time.monotonic() + 120
-    # wait until several batches have been committed, then kill without warning
-    while time.monotonic() < deadline and proc.poll() is None:
-        if _written_enough(db, backend == "lake"):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "ingest finished before it could be killed; make the file bigger"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _kill_after_commits(proc, 2)
 
     s = Store(db)
     assert s.execute(INTEGRITY)[0] == (0, 0, 0)

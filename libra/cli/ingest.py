@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import TaskID, BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.markup import escape
 
+from libra.cli.progress import commits_logged, staged
 from libra.cli.common import DataTable, DbOption, JsonOption, console, emit_json, fail, open_store, out
 from libra.defaults import INDEX_AUTOMATICALLY_UP_TO
 from traces import importers
@@ -66,15 +66,6 @@ def ingest_cmd(
         except KeyError as exc:
             raise typer.BadParameter(str(exc.args[0]), param_hint="--format") from None
     store = open_store(db, create=True)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                        TimeRemainingColumn(), console=console, disable=quiet or as_json, transient=True)
-    tasks: dict[str, TaskID] = {}
-
-    def on_progress(name: str, done: int, total: int) -> None:
-        if name not in tasks:
-            tasks[name] = progress.add_task(Path(name).name[-40:], total=total)
-        progress.update(tasks[name], completed=done)
-
     def on_file(source: Source, fmt_name: str | None) -> None:
         if fmt_name is None and not quiet:
             console.print(f"[yellow]skipped[/] {escape(source.name)}: not a recognised trace format")
@@ -82,7 +73,7 @@ def ingest_cmd(
     from libra.ingesting import ingest
 
     try:
-        with progress:
+        with staged(quiet or as_json, as_bytes=True) as on_progress, commits_logged(quiet or as_json):
             done = ingest(store, paths, fmt=fmt, batch_steps=batch_steps, workers=workers, index=index,
                           progress=None if quiet else on_progress, on_file=on_file, mapping=mapping)
     except (FileNotFoundError, MappingError) as exc:

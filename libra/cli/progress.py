@@ -1,26 +1,146 @@
-"""A staged progress bar for long jobs."""
+"""Progress for long jobs: bars on a terminal, dated lines anywhere else.
+
+Under `make demo > log`, cron or CI a bar prints nothing until it is done, so
+off a terminal each stage prints a line when it starts, every
+`LIBRA_PROGRESS_EVERY` seconds (10 by default) while it runs, and when it ends:
+stage, done/total, rate and time left. The lines go to stderr and to the
+`libra.progress` logger, so a log file configured by the caller gets them too.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
-from rich.progress import TaskID, BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TaskID, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 
 from libra.cli.common import console
 
+log = logging.getLogger("libra.progress")
+Update = Callable[[str, int, int], None]
+
+
+def _every() -> float:
+    try:
+        return max(0.0, float(os.environ.get("LIBRA_PROGRESS_EVERY", "10")))
+    except ValueError:
+        return 10.0
+
+
+def _size(n: float, as_bytes: bool) -> str:
+    if not as_bytes:
+        return f"{n:,.0f}"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} GB"
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+@dataclass
+class _Stage:
+    started: float
+    last: float
+    done: int = 0
+    total: int = 0
+    finished: bool = False
+
+
+@dataclass
+class LineProgress:
+    """update(stage, done, total) printing a line at most every `every` seconds per stage."""
+
+    as_bytes: bool = False
+    every: float = field(default_factory=_every)
+    write: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
+    stages: dict[str, _Stage] = field(default_factory=dict)
+
+    def line(self, stage: str, st: _Stage, now: float) -> str:
+        spent = now - st.started
+        rate = st.done / spent if spent > 0 else 0.0
+        unit = "/s" if self.as_bytes else " per s"
+        parts = [f"{stage}: {_size(st.done, self.as_bytes)}/{_size(st.total, self.as_bytes)}"]
+        if st.total:
+            parts.append(f"{100 * st.done / st.total:.0f}%")
+        if spent >= 0.5 and st.done:
+            parts.append(f"{_size(rate, self.as_bytes)}{unit}")
+            if st.finished:
+                parts.append(f"took {_clock(spent)}")
+            elif st.total > st.done:
+                parts.append(f"ETA {_clock((st.total - st.done) / rate)}")
+        return "  ".join(parts)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        st = self.stages.get(stage)
+        fresh = st is None
+        if st is None:
+            st = self.stages[stage] = _Stage(started=now, last=now)
+        if st.finished:
+            return
+        st.done, st.total = done, total
+        st.finished = total > 0 and done >= total
+        if fresh or st.finished or now - st.last >= self.every:
+            st.last = now
+            text = self.line(stage, st, now)
+            self.write(text)
+            log.info(text)
+
+
+def _bars(as_bytes: bool) -> Progress:
+    if as_bytes:
+        return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                        console=console, transient=True)
+    return Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
 
 @contextmanager
-def staged(disable: bool = False) -> Iterator[Callable[[str, int, int], None]]:
-    """Yields progress(stage, done, total): one bar per stage."""
-    bars = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, disable=disable, transient=False)
+def staged(disable: bool = False, *, as_bytes: bool = False) -> Iterator[Update]:
+    """Yields progress(stage, done, total): a bar per stage on a terminal, lines elsewhere."""
+    if disable:
+        yield lambda stage, done, total: None
+        return
+    if not console.is_terminal:
+        yield LineProgress(as_bytes=as_bytes)
+        return
+    bars = _bars(as_bytes)
     tasks: dict[str, TaskID] = {}
 
     def update(stage: str, done: int, total: int) -> None:
         if stage not in tasks:
-            tasks[stage] = bars.add_task(stage, total=total)
+            tasks[stage] = bars.add_task(stage[-40:], total=total)
         bars.update(tasks[stage], completed=done, total=total)
 
     with bars:
         yield update
+
+
+@contextmanager
+def commits_logged(disable: bool = False, logger: str = "libra.ingest") -> Iterator[None]:
+    """Off a terminal, what `logger` says at INFO (each committed batch) goes to stderr as well."""
+    target = logging.getLogger(logger)
+    if disable or console.is_terminal or target.isEnabledFor(logging.INFO) and target.handlers:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = target.level
+    target.addHandler(handler)
+    target.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        target.removeHandler(handler)
+        target.setLevel(level)

@@ -124,7 +124,7 @@ def ingest_sharded(
     # and the pipes' back-pressure keeps memory flat when the writer falls behind.
     procs = [
         # Smaller batches than the writer's own, so writing starts while the shards are parsed.
-        subprocess.Popen([sys.executable, "-m", "traces.ingest.parallel", str(source.path), source.name, imp.name,
+        subprocess.Popen([sys.executable, "-m", "traces.ingest.shard_worker", str(source.path), source.name, imp.name,
                           str(k), str(workers), str(max(1, writer.batch_steps // (2 * workers)))],
                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         for k in range(workers)
@@ -174,8 +174,3 @@ def ingest_sharded(
         for p in procs:
             p.wait()
             p.stdout.close()
-
-
-if __name__ == "__main__":
-    a = sys.argv[1:]
-    _work(a[0], a[1], a[2], int(a[3]), int(a[4]), int(a[5]), sys.stdout.buffer)

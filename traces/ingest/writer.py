@@ -14,6 +14,7 @@ version of a run wins, and repeats are duplicates.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import queue
 import threading
@@ -29,6 +30,8 @@ from traces.importers.base import RAW_LIMIT
 from traces.model import IngestSummary, Rejected, Run, Step, StepKind, dumps
 from traces import recovery
 from traces.store import Store, retrying
+
+log = logging.getLogger("libra.ingest")
 
 RUN_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("native_id", pa.string()), ("source", pa.string()),
@@ -380,3 +383,6 @@ class BatchWriter:
             self.store.write(lambda con: recovery.end(con, intent))
         for k in ("steps", "feedback", "runs_added", "runs_updated", "duplicates"):
             setattr(self.summary, k, getattr(self.summary, k) + getattr(part, k))
+        if batch.runs.num_rows:
+            log.info("committed %s runs, %s steps (%s runs stored so far)", f"{batch.runs.num_rows:,}",
+                     f"{batch.steps.num_rows:,}", f"{self.summary.runs_added + self.summary.runs_updated:,}")
