@@ -132,8 +132,8 @@ def test_annotate_a_step_save_reload_and_see_it(app_url, browser, artifacts):
     page.get_by_role("button", name="Save feedback").click()
     page.get_by_text("Saved.").wait_for(timeout=30_000)
     page.screenshot(path=str(artifacts / "browser-saved.png"), full_page=True)
-    page.reload()
-    sign_in(page, url, "alice", f"/run?run_id={run_id}")
+    page.reload()  # the session survives it: no second sign-in
+    page.get_by_text("signed in as alice").wait_for(timeout=30_000)
     page.get_by_text(note).first.wait_for(timeout=30_000)
     page.get_by_text("alice on steps [2]").first.wait_for(timeout=10_000)
     page.screenshot(path=str(artifacts / "browser-after-reload.png"), full_page=True)
@@ -141,6 +141,42 @@ def test_annotate_a_step_save_reload_and_see_it(app_url, browser, artifacts):
     while time.monotonic() < deadline and not s.scalar("SELECT count(*) FROM feedback WHERE text = ?", [note]):
         time.sleep(0.5)
     assert s.execute("SELECT author, steps FROM feedback WHERE text = ?", [note]) == [("alice", [2])]
+
+
+def test_a_session_survives_a_reload_and_a_pasted_link_until_signed_out_or_the_role_changes(
+        app_url, browser, artifacts):
+    url, s = app_url["url"], app_url["store"]
+    ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = ctx.new_page()
+    sign_in(page, url, "bao", "/metrics")
+    page.wait_for_function("document.cookie.includes('libra_session=')", timeout=20_000)
+    cookies = [c for c in ctx.cookies() if c["name"] == "libra_session"]
+    # a pasted link in a new tab of the same browser: signed in, on the page it names
+    other = ctx.new_page()
+    other.goto(url + "/dashboards")
+    other.get_by_text("signed in as bao").wait_for(timeout=30_000)
+    # the cookie copied into another browser works too, until the session is ended
+    thief = browser.new_context()
+    thief.add_cookies(cookies)
+    stolen = thief.new_page()
+    stolen.goto(url + "/queues")
+    stolen.get_by_text("signed in as bao").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts / "browser-signed-out.png"))
+    stolen.reload()
+    stolen.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
+    assert stolen.get_by_text("signed in as bao").count() == 0
+    # a role change ends the sessions the account had
+    sign_in(page, url, "bao")
+    accounts.set_role(s, "bao", "viewer")
+    try:
+        page.reload()
+        page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
+    finally:
+        accounts.set_role(s, "bao", "annotator")
+    for c in (ctx, thief):
+        c.close()
 
 
 def test_second_annotator_sees_queue_progress(app_url, browser, artifacts):

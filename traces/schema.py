@@ -527,6 +527,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         *_lock_tables(_LOCKS_15),
     )),
+    # The app's sign-ins that outlive a reload (libra/sessions.py): a row per sign-in, so signing
+    # out ends that one session wherever its cookie went; the token itself is signed.
+    Migration(16, "app sessions that survive a reload", (
+        """CREATE TABLE app_sessions (
+            session_id      VARCHAR PRIMARY KEY,
+            username        VARCHAR NOT NULL,
+            issued_at       TIMESTAMP NOT NULL,
+            expires_at      TIMESTAMP NOT NULL,
+            revoked_at      TIMESTAMP
+        )""",
+    )),
 )
 
 

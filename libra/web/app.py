@@ -37,7 +37,7 @@ def main() -> None:
         with st.sidebar:
             st.caption(f"signed in as **{user.username}** ({user.role})")
             if st.button("Sign out", key="sign-out"):
-                session.sign_out()
+                session.sign_out(store)
                 st.rerun()
         nav.run()
 

@@ -13,9 +13,12 @@ import os
 import threading
 import time
 
-import streamlit as st
+import json
 
-from libra import accounts
+import streamlit as st
+import streamlit.components.v1 as components
+
+from libra import accounts, sessions
 from traces.annotation import feedback
 from libra.accounts import User
 from libra.throttle import Throttle
@@ -85,10 +88,52 @@ def _oidc_enabled() -> bool:
     return os.environ.get("LIBRA_AUTH", "password") == "oidc"
 
 
+def _cookie() -> str | None:
+    try:
+        return st.context.cookies.get(sessions.COOKIE)
+    except Exception:  # noqa: BLE001 - no request context (bare runs in tests)
+        return None
+
+
+def _set_cookie(token: str | None) -> None:
+    """Keep (or, with None, drop) the session cookie in the browser.
+
+    Streamlit has no API that sets a cookie; a zero-height component on the app's
+    own origin writes it. The token is JSON-quoted into the script, never spliced.
+    """
+    age = int(sessions.lifetime().total_seconds()) if token else 0
+    components.html(
+        "<script>const d = window.parent.document; "
+        f"d.cookie = {json.dumps(sessions.COOKIE)} + '=' + encodeURIComponent({json.dumps(token or '')}) + "
+        f"'; path=/; max-age={age}; SameSite=Strict' + "
+        "(window.parent.location.protocol === 'https:' ? '; Secure' : '');</script>",
+        height=0)
+
+
 def signed_in(s: Store) -> User | None:
-    """The signed-in user, re-read so that a disabled account is signed out at once."""
+    """The signed-in user, re-read so that a disabled account is signed out at once.
+
+    After a reload the session is new: the cookie's token signs the user back in
+    if it is still valid (not expired, not signed out, the account unchanged).
+    """
+    if "cookie_write" in st.session_state:
+        _set_cookie(st.session_state.pop("cookie_write"))
     user = current_user()
+    if user is None and not st.session_state.get("signed_out"):
+        token = _cookie()
+        back = sessions.resolve(s, token)
+        if back is not None:
+            st.session_state["user"], st.session_state["token"] = back, token
+            user = back
     if user is None:
+        return None
+    token = st.session_state.get("token")
+    if token is not None and sessions.resolve(s, token) is None:
+        # the role, password or state changed since sign-in, or the session was ended elsewhere
+        st.session_state.pop("user", None)
+        st.session_state.pop("token", None)
+        st.session_state["cookie_write"] = None
+        st.warning("Your session has ended (the account changed or signed out elsewhere); sign in again.")
         return None
     fresh = accounts.get_user(s, user.username)
     if fresh is None or fresh.disabled:
@@ -106,7 +151,7 @@ def sign_in(s: Store) -> None:
         if getattr(st.user, "is_logged_in", False):
             found = accounts.user_by_email(s, str(st.user.get("email") or ""))
             if found and not found.disabled:
-                st.session_state["user"] = found
+                _signed_in_as(s, found)
                 st.rerun()
             st.error("Your identity provider account has no Libra account yet; ask an admin to add your email.")
         else:
@@ -132,7 +177,7 @@ def sign_in(s: Store) -> None:
             st.error("Wrong username or password, or the account is disabled.")
         else:
             _throttle().succeeded(*keys)
-            st.session_state["user"] = user
+            _signed_in_as(s, user)
             st.rerun()
     if not accounts.any_users(s):
         st.info("No accounts yet: create the first admin with `libra user add NAME --role admin`.")
@@ -152,7 +197,17 @@ def _client() -> str | None:
         return None
 
 
-def sign_out() -> None:
+def _signed_in_as(s: Store, user: User) -> None:
+    token = sessions.issue(s, user)
+    st.session_state.pop("signed_out", None)
+    st.session_state.update(user=user, token=token, cookie_write=token)
+
+
+def sign_out(s: Store) -> None:
+    """End this session here and wherever its cookie was copied."""
+    sessions.revoke(s, st.session_state.get("token"))
     st.session_state.clear()
+    # the cookie is dropped on the next run; until then it no longer resolves (revoked)
+    st.session_state.update(signed_out=True, cookie_write=None)
     if _oidc_enabled() and getattr(st.user, "is_logged_in", False):
         st.logout()
