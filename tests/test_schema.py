@@ -102,6 +102,8 @@ EXPECTED = {
     "otlp_spans": {"trace_id": "VARCHAR", "span_id": "VARCHAR", "payload": "JSON", "received_at": "TIMESTAMP"},
     "otlp_logs": {"trace_id": "VARCHAR", "log_id": "VARCHAR", "span_id": "VARCHAR", "payload": "JSON",
         "received_at": "TIMESTAMP"},
+    "app_sessions": {"session_id": "VARCHAR", "username": "VARCHAR", "issued_at": "TIMESTAMP",
+        "expires_at": "TIMESTAMP", "revoked_at": "TIMESTAMP"},
     "watch_files": {"file_key": "VARCHAR", "path": "VARCHAR", "committed": "BIGINT", "head": "VARCHAR",
         "done_traces": "JSON", "updated_at": "TIMESTAMP"},
     **{f"lock_{name}": {"n": "BIGINT"} for name in schema.LOCKS},
