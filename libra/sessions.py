@@ -60,7 +60,7 @@ def issue(store: Store, user: User) -> str:
     return _signer().dumps({"s": sid, "u": user.username, "f": _fingerprint(store, user.username)})
 
 
-def _claims(token: str | None) -> dict | None:
+def _claims(token: str | None) -> dict[str, object] | None:
     if not token:
         return None
     try:
