@@ -8,12 +8,12 @@ its email, and must have been added by an admin (`libra user add --email`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
-
-import json
+from collections.abc import Callable
 
 import streamlit as st
 import streamlit.components.v1 as components
@@ -110,6 +110,13 @@ def _set_cookie(token: str | None) -> None:
         height=0)
 
 
+def _end(show: Callable[[str], object], message: str) -> None:
+    for key in ("user", "token"):
+        st.session_state.pop(key, None)
+    st.session_state["cookie_write"] = None
+    show(message)
+
+
 def signed_in(s: Store) -> User | None:
     """The signed-in user, re-read so that a disabled account is signed out at once.
 
@@ -127,18 +134,14 @@ def signed_in(s: Store) -> User | None:
             user = back
     if user is None:
         return None
-    token = st.session_state.get("token")
-    if token is not None and sessions.resolve(s, token) is None:
-        # the role, password or state changed since sign-in, or the session was ended elsewhere
-        st.session_state.pop("user", None)
-        st.session_state.pop("token", None)
-        st.session_state["cookie_write"] = None
-        st.warning("Your session has ended (the account changed or signed out elsewhere); sign in again.")
-        return None
     fresh = accounts.get_user(s, user.username)
+    token = st.session_state.get("token")
     if fresh is None or fresh.disabled:
-        st.session_state.pop("user", None)
-        st.error("Your account has been disabled.")
+        _end(st.error, "Your account has been disabled.")
+        return None
+    if token is not None and sessions.resolve(s, token) is None:
+        # the role or password changed since sign-in, or the session was ended elsewhere
+        _end(st.warning, "Your session has ended (the account changed or signed out elsewhere); sign in again.")
         return None
     st.session_state["user"] = fresh
     return fresh
