@@ -33,12 +33,14 @@ def main() -> None:
         st.session_state["pages"] = pages
         if user is None:
             session.sign_in(store)
+            session.write_cookie()
             return
         with st.sidebar:
             st.caption(f"signed in as **{user.username}** ({user.role})")
             if st.button("Sign out", key="sign-out"):
                 session.sign_out(store)
                 st.rerun()
+            session.write_cookie()
         nav.run()
 
 

@@ -117,14 +117,23 @@ def _end(show: Callable[[str], object], message: str) -> None:
     show(message)
 
 
+def write_cookie() -> None:
+    """Set or drop the session cookie when a sign-in or sign-out asked for it.
+
+    Called last on the page (after the sidebar's own elements, or after the
+    sign-in form): an element that comes and goes above others shifts their
+    places, and the browser re-mounted a text box someone was typing into.
+    """
+    if "cookie_write" in st.session_state:
+        _set_cookie(st.session_state.pop("cookie_write"))
+
+
 def signed_in(s: Store) -> User | None:
     """The signed-in user, re-read so that a disabled account is signed out at once.
 
     After a reload the session is new: the cookie's token signs the user back in
     if it is still valid (not expired, not signed out, the account unchanged).
     """
-    if "cookie_write" in st.session_state:
-        _set_cookie(st.session_state.pop("cookie_write"))
     user = current_user()
     if user is None and not st.session_state.get("signed_out"):
         token = _cookie()
