@@ -47,19 +47,21 @@ def build(store: Store, runs: int = 240, seed: int = 7) -> DemoBuilt:
 class DemoFilled:
     induced: MetricSet | None  # None when an induced set was already there
     heldout_coverage: float | None
+    heldout_redundancy: float | None
     scored: list[tuple[MetricSet, ScoreSummary]]
     job: dict[str, Any]
 
 
 def fill(store: Store, progress: Progress | None = None) -> DemoFilled:
     """Induce metrics offline and approve them, score every run (PIPA too), and record one scheduled job."""
-    induced, coverage = None, None
+    induced, coverage, redundancy = None, None, None
     if not any(sets.load(store, r.set_id, int(r.version)).provenance.get("method") == "autolibra"
                for r in sets.list_sets(store).itertuples()):
         res = induce(store, backend="offline", config=InduceConfig(random_state=0), set_id="induced",
                      name="Demo metrics", progress=progress)
         sets.approve(store, res.metric_set.set_id, res.metric_set.version, "admin")
-        induced, coverage = res.metric_set, res.summary()["heldout"]["coverage"]
+        held = res.summary()["heldout"]
+        induced, coverage, redundancy = res.metric_set, held["coverage"], held["redundancy"]
     scored = score(store, backend="offline", progress=progress)
     scored += score_pipa_runs(store, backend="offline",
                               progress=(lambda d, t: progress("pipa", d, t)) if progress else None)[1]
@@ -67,4 +69,4 @@ def fill(store: Store, progress: Progress | None = None) -> DemoFilled:
                      window_hours=None, min_runs=10)
     job = run_job(store, JobSpec(name="demo-score", cron="@hourly", action="score", backend="offline"),
                   make_actions(), [rule])
-    return DemoFilled(induced, coverage, scored, job)
+    return DemoFilled(induced, coverage, redundancy, scored, job)

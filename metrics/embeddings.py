@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -68,6 +69,10 @@ class SentenceTransformerEmbedder:
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 from sentence_transformers import SentenceTransformer
 
+                if not sys.stderr.isatty():  # a bar drawn into a log file is a line of noise per redraw
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()
                 _models[self.name] = SentenceTransformer(resolve_model(self.name), device="cpu")
             return _models[self.name]
 

@@ -33,6 +33,7 @@ class ScoreSummary:
     error: str | None = None
     # metrics the judge left unscored, with why: the offline judge cannot read them from the run
     needs_llm: tuple[tuple[str, str], ...] = ()
+    runs_up_to_date: int = 0  # selected runs that already had every verdict before this job
 
 
 def _now() -> datetime:
@@ -209,5 +210,7 @@ def score_runs(store: Store, metric_set: MetricSet, judge: Judge, *, run_ids: Se
             status, error = "stopped", "budget exhausted; run again with a larger --max-cost to resume"
             break
     summary = job.finish(status, error, total=len(pending))
+    selected = len(run_ids) if run_ids is not None else int(store.scalar("SELECT count(*) FROM runs"))
     return ScoreSummary(job.job_id, status, done, failed, skipped, summary["cost_usd"], error,
-                        tuple((m.name, unread[m.metric_id]) for m in metric_set.metrics if m.metric_id in unread))
+                        tuple((m.name, unread[m.metric_id]) for m in metric_set.metrics if m.metric_id in unread),
+                        selected - len(pending) if readable.metrics else 0)

@@ -158,6 +158,30 @@ def merge_metrics(store: Store, ms: MetricSet, metric_ids: list[str], name: str,
                 note=f"merged {', '.join(metric_ids)}")
 
 
+def split_metric(store: Store, ms: MetricSet, metric_id: str, moved: list[tuple[str, int]], name: str,
+                 explanation: str | None = None, *, by: str | None = None) -> MetricSet:
+    """Move some of a metric's examples (("good" | "bad", index) pairs) into a new metric after it.
+
+    For a metric that turned out to hold two behaviours: each keeps the examples that show it.
+    """
+    m = ms.get(metric_id)
+    picked = {(side, int(i)) for side, i in moved}
+    if not picked or not all(side in ("good", "bad") and 0 <= i < len(getattr(m, side)) for side, i in picked):
+        raise ValueError(f"choose examples of {metric_id!r} to move: ('good' or 'bad', index) pairs")
+
+    def part(side: str, keep: bool) -> tuple[Example, ...]:
+        return tuple(e for i, e in enumerate(getattr(m, side)) if ((side, i) in picked) != keep)
+
+    taken = {x.metric_id for x in ms.metrics}
+    new_id = next(f"{metric_id}-{n}" for n in range(2, len(taken) + 3) if f"{metric_id}-{n}" not in taken)
+    rest = replace(m, good=part("good", True), bad=part("bad", True))
+    new = replace(m, metric_id=new_id, name=name, explanation=explanation or m.explanation,
+                  good=part("good", False), bad=part("bad", False), metadata={**m.metadata, "split_from": metric_id})
+    out = [x for y in ms.metrics for x in ((rest, new) if y.metric_id == metric_id else (y,))]
+    return save(store, replace(ms, metrics=tuple(out), status="draft"), created_by=by,
+                note=f"split {new_id} from {metric_id}")
+
+
 # -- YAML -------------------------------------------------------------------------
 
 def to_yaml(ms: MetricSet) -> str:

@@ -101,7 +101,7 @@ def policy_from_run(run: Run) -> str | None:
 
 
 def pipa_metric_set(policy: str | None = None, criteria: Sequence[str] | None = None,
-                    name: str = "PIPA criteria") -> MetricSet:
+                    name: str | None = None) -> MetricSet:
     """The PIPA criteria as a metric set; the policy goes into the rubric so it is cached with it.
 
     The set id depends on the policy text, so runs of different domains (or a
@@ -120,5 +120,8 @@ def pipa_metric_set(policy: str | None = None, criteria: Sequence[str] | None = 
                        m.scope, m.kind, {**m.metadata, "policy_chars": len(policy or "")})
         metrics.append(m)
     digest = hashlib.sha1((policy or "").encode()).hexdigest()[:8]
+    if name is None:  # a set id is a hash; the name says which domain's runs the set is for
+        words = " ".join((policy or "").split()[:6])
+        name = f"PIPA criteria, policy “{words}…”" if words else "PIPA criteria, runs with no domain policy"
     return MetricSet(f"pipa-{digest}", 1, name, tuple(metrics), status="approved",
                      provenance={"kind": "pipa", "policy_sha1": digest})

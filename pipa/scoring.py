@@ -11,7 +11,7 @@ from metrics.scoring import ScoreSummary, score_runs
 from pipa.criteria import pipa_metric_set, policy_from_run
 from pipa.judge import PipaJudge
 from traces.export import iter_runs_with_ids
-from traces.store import Store
+from traces.store import Store, only_in
 
 
 def ensure_set(store: Store, policy: str | None, criteria: Sequence[str] | None = None) -> MetricSet:
@@ -61,4 +61,20 @@ def score_pipa(store: Store, judge: PipaJudge, *, run_ids: Sequence[str] | None 
     for pol, ids in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         ms = ensure_set(store, pol, criteria)
         out.append((ms, score_runs(store, ms, judge, run_ids=ids, max_cost=max_cost, progress=progress)))
+    return out + ([] if policy is not None else _up_to_date(store, judge, run_ids, {ms.set_id for ms, _ in out}))
+
+
+def _up_to_date(store: Store, judge: PipaJudge, run_ids: Sequence[str] | None,
+                scored: set[str]) -> list[tuple[MetricSet, ScoreSummary]]:
+    """The PIPA sets that had nothing new, with the runs they already scored: said, not left out."""
+    out = []
+    for ms in sets.approved(store):
+        if ms.provenance.get("kind") != "pipa" or ms.set_id in scored:
+            continue
+        clause, params = only_in("run_id", run_ids)
+        n = store.scalar("SELECT count(DISTINCT run_id) FROM scores WHERE metric_set_id = ? AND "  # noqa: S608
+                         f"metric_set_version = ? AND backend = ?{clause}",
+                         [ms.set_id, ms.version, judge.backend, *params])
+        if n:
+            out.append((ms, ScoreSummary("", "done", 0, 0, 0, 0.0, runs_up_to_date=int(n))))
     return out

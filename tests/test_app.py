@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -144,7 +146,9 @@ def test_run_view_saves_feedback_anchored_to_steps_edits_and_deletes(db):
     row = db.execute("SELECT author, steps, rating, text, feedback_id FROM feedback WHERE origin = 'app'")[0]
     assert row[:4] == ("ana", [2, 3], 2.0, "Looped on the failing search call.")
     fid = row[4]
-    assert any("ana on steps [2, 3] · rating 2" in t.value for t in at.text)
+    # who wrote it, where it is anchored, and when (UTC)
+    assert any(re.fullmatch(r"ana on steps 2, 3 · rating 2 · \d{4}-\d\d-\d\d \d\d:\d\d UTC", t.value)
+               for t in at.text)
     at.text_area(key=f"edit-{fid}").input("Looped three times on the failing search call.")
     at.button(key=f"edit-{fid}-save").click().run()
     feedback.flush(db)

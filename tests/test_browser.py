@@ -140,7 +140,7 @@ def test_annotate_a_step_save_reload_and_see_it(app_url, browser, artifacts):
     page.reload()  # the session survives it: no second sign-in
     page.get_by_text("signed in as alice").wait_for(timeout=30_000)
     page.get_by_text(note).first.wait_for(timeout=30_000)
-    page.get_by_text("alice on steps [2]").first.wait_for(timeout=10_000)
+    page.get_by_text(re.compile(r"alice on step 2 · \d{4}-\d\d-\d\d \d\d:\d\d UTC")).first.wait_for(timeout=10_000)
     page.screenshot(path=str(artifacts / "browser-after-reload.png"), full_page=True)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not s.scalar("SELECT count(*) FROM feedback WHERE text = ?", [note]):

@@ -118,3 +118,46 @@ def test_openinference_agents_keep_their_names_and_thinking_parts_are_thoughts(s
     thinking = runs[f"otlp-json:{format(pa.get_span_context().trace_id, '032x')}"]
     assert [(s.kind, s.content) for s in thinking.steps] == [
         ("user_message", "2+2?"), ("thought", "Add the two numbers."), ("agent_message", "4")]
+
+
+def test_a_multi_agent_trace_reads_as_a_tree_with_each_calls_latency_tokens_and_model(store, tmp_path):
+    """Agents handing work to agents: the wrapper spans become no step but are kept as the outline,
+    so the run view's tree nests each call under the agent that made it, with its own timing."""
+    from opentelemetry.trace import Status, StatusCode
+
+    from traces.queries import get_run
+    from traces.tree import span_tree
+
+    provider, mem = _provider({"service.name": "crew"})
+    tracer = provider.get_tracer("app")
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.usage.input_tokens": 30,
+            "gen_ai.usage.output_tokens": 5,
+            "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text",
+                                                                                    "content": "ok"}]}])}
+    with tracer.start_as_current_span("invoke_agent planner", attributes={
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"}):
+        with tracer.start_as_current_span("chat gpt-4o", attributes=chat):
+            pass
+        with tracer.start_as_current_span("invoke_agent researcher", attributes={
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "researcher"}):
+            with tracer.start_as_current_span("execute_tool search", attributes={
+                    "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}) as tool:
+                tool.set_status(Status(StatusCode.ERROR, "timeout"))
+            with tracer.start_as_current_span("chat gpt-4o", attributes=chat):
+                pass
+    runs = _ingest(store, tmp_path, mem.get_finished_spans())
+    (run_id,) = runs
+    run, steps, _ = get_run(store, run_id)
+    tree = span_tree(steps, run["metadata"])
+    outline = tree[tree["kind"] == "span"]
+    assert list(outline["label"]) == ["invoke_agent planner", "invoke_agent researcher"]
+    assert list(outline["depth"]) == [0, 1]
+    calls = tree[tree["model"].notna()]
+    assert list(calls["depth"]) == [1, 2]  # the planner's call, then the researcher's under it
+    assert set(calls["model"]) == {"gpt-4o-2024-08-06"} and set(calls["tokens"]) == {35}
+    assert (calls["duration_s"] >= 0).all() and calls["start_s"].is_monotonic_increasing
+    failed = tree[tree["label"] == "search"]
+    assert failed["error"].any() and (failed["depth"] == 2).all()  # call and result, the result failed
+    # every row is a step of the run or a span that holds some: nothing invented, nothing lost
+    assert sorted(tree["idx"].dropna().astype(int)) == sorted(steps["idx"].astype(int))

@@ -14,6 +14,7 @@ class RunFilter:
     formats: tuple[str, ...] = ()
     agents: tuple[str, ...] = ()
     outcomes: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
     text: str | None = None
     annotated: bool | None = None
     since: str | None = None
@@ -26,7 +27,8 @@ class RunFilter:
 
     def where(self) -> tuple[str, list]:
         clauses, params = [], []
-        for col, values in (("format", self.formats), ("agent", self.agents), ("outcome", self.outcomes)):
+        for col, values in (("format", self.formats), ("agent", self.agents), ("outcome", self.outcomes),
+                            ("model", self.models)):
             if values:
                 clauses.append(f"r.{col} IN (SELECT unnest(?::VARCHAR[]))")
                 params.append(list(values))
@@ -61,7 +63,7 @@ def facets(store: Store) -> dict[str, list[str]]:
         return {
             col: [r[0] for r in con.execute(
                 f"SELECT DISTINCT {col} FROM runs WHERE {col} IS NOT NULL ORDER BY 1").fetchall()]
-            for col in ("format", "agent", "outcome")
+            for col in ("format", "agent", "outcome", "model")
         }
 
 
@@ -86,13 +88,49 @@ def count_runs(store: Store, flt: RunFilter) -> int:
     return int(_query(store, flt, lambda w: f"SELECT count(*) AS n FROM runs r{w}", []).iloc[0, 0])
 
 
-def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0) -> pd.DataFrame:
+# What the runs table can be sorted by, each an expression over `list_runs`' columns.
+RUN_SORTS = {
+    "started": "started_at", "duration": "duration_s", "tokens": "tokens", "cost": "cost_usd",
+    "steps": "steps", "feedback": "feedback", "failed verdicts": "failed", "reward": "reward",
+    "agent": "lower(agent)", "outcome": "outcome",
+}
+
+
+def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0, *, sort: str = "started",
+              descending: bool = True, prices: list[tuple[str, float, float]] | None = None) -> pd.DataFrame:
+    """One page of runs with what a reader compares them by, sorted and paged in the database.
+
+    `prices` is (model, USD per million input tokens, per million output) for the models a price
+    is known for; a run of any other model has no cost rather than a guessed one.
+    """
+    if sort not in RUN_SORTS:
+        raise ValueError(f"sort by one of {', '.join(RUN_SORTS)}, not {sort!r}")
+    order = f"{RUN_SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST"
+    table = prices or []
     return _query(store, flt, lambda where: (
-        "SELECT r.run_id, r.agent, r.format, r.outcome, r.reward, r.n_steps, "
-        "left(r.task, 160) AS task, r.started_at, "
-        "(SELECT count(*) FROM feedback f WHERE f.run_id = r.run_id AND f.deleted_at IS NULL) AS feedback "
-        f"FROM runs r{where} ORDER BY coalesce(r.started_at, r.ingested_at) DESC, r.run_id "
-        "LIMIT ? OFFSET ?"), [limit, offset])
+        f"WITH r AS (SELECT r.* FROM runs r{where}), "  # noqa: S608 - fixed clauses, values are parameters
+        "st AS (SELECT run_id, sum(input_tokens) AS tin, sum(output_tokens) AS tout, min(started_at) AS t0, "
+        "max(ended_at) AS t1, count(*) FILTER (WHERE is_error) AS errors "
+        "FROM steps WHERE run_id IN (SELECT run_id FROM r) GROUP BY run_id), "
+        "fb AS (SELECT run_id, count(*) AS n, count(DISTINCT author) AS people FROM feedback "
+        "WHERE deleted_at IS NULL AND run_id IN (SELECT run_id FROM r) GROUP BY run_id), "
+        "sc AS (SELECT run_id, count(*) FILTER (WHERE value = 1) AS pos, count(*) FILTER (WHERE value = -1) AS neg "
+        "FROM scores WHERE run_id IN (SELECT run_id FROM r) GROUP BY run_id), "
+        "pr AS (SELECT unnest(?::VARCHAR[]) AS model, unnest(?::DOUBLE[]) AS pin, unnest(?::DOUBLE[]) AS pout) "
+        "SELECT r.run_id, coalesce(r.started_at, st.t0) AS started_at, "
+        "epoch(coalesce(r.ended_at, st.t1) - coalesce(r.started_at, st.t0)) AS duration_s, "
+        "r.agent, coalesce(json_extract_string(r.metadata, '$.agent_version'), "
+        "json_extract_string(r.metadata, '$.release')) AS version, r.model, r.outcome, r.reward, "
+        "r.n_steps AS steps, coalesce(st.errors, 0) AS errors, "
+        "CASE WHEN st.tin IS NULL AND st.tout IS NULL THEN NULL "
+        "ELSE coalesce(st.tin, 0) + coalesce(st.tout, 0) END AS tokens, "
+        "(coalesce(st.tin, 0) * pr.pin + coalesce(st.tout, 0) * pr.pout) / 1e6 "
+        "* CASE WHEN st.tin IS NULL AND st.tout IS NULL THEN NULL ELSE 1 END AS cost_usd, "
+        "coalesce(fb.n, 0) AS feedback, coalesce(fb.people, 0) AS annotators, "
+        "coalesce(sc.pos, 0) AS passed, coalesce(sc.neg, 0) AS failed, left(r.task, 160) AS task, r.format "
+        "FROM r LEFT JOIN st USING (run_id) LEFT JOIN fb USING (run_id) LEFT JOIN sc USING (run_id) "
+        f"LEFT JOIN pr ON pr.model = r.model ORDER BY {order}, r.run_id LIMIT ? OFFSET ?"),
+        [[m for m, _, _ in table], [p for _, p, _ in table], [p for _, _, p in table], limit, offset])
 
 
 def get_run(store: Store, run_id: str) -> tuple[dict | None, pd.DataFrame, pd.DataFrame]:

@@ -53,6 +53,8 @@ DbOption = Annotated[
 BackendOption = Annotated[str, typer.Option("--backend", help="auto (LLM with ANTHROPIC_API_KEY, else offline), "
                                                              "llm or offline.")]
 CostOption = Annotated[float | None, typer.Option("--max-cost", help="Stop cleanly before spending more (USD).")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or progress lines; "
+                                                                  "results and errors are still printed.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout "
                                                          "(for scripts); messages stay on stderr.")]
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from libra.cli.common import DataTable, DbOption, fail, open_store, out
+from libra.cli.common import DataTable, DbOption, fail, open_store, out, QuietOption
 from libra.cli.progress import staged
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _report(fit: LocatorFit) -> None:
 @locator_app.command("fit")
 def fit_cmd(db: DbOption = None, by: Annotated[str | None, typer.Option(help="Who fitted it.")] = None,
             no_choose: Annotated[bool, typer.Option("--no-choose", help="Save it without grounding with it.")]
-            = False, quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False) -> None:
+            = False, quiet: QuietOption = False) -> None:
     """Fit on every note people anchored to steps; per format, keep the fit only where it beats the defaults."""
     from libra.grounding import fit_locator
 

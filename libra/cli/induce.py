@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from libra.cli.common import BackendOption, CostOption, DataTable, DbOption, console, fail, open_store, out
+from libra.cli.common import BackendOption, CostOption, DataTable, DbOption, console, fail, open_store, out, QuietOption
 from libra.cli.progress import staged
 
 
@@ -27,7 +27,7 @@ def induce_cmd(
         help="Choose the most covering set at most this redundant (on the induction part) instead of "
              "the best balance.")] = None,
     max_cost: CostOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Induce metrics from the feedback in the store and report coverage and redundancy.
 

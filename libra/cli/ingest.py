@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from libra.cli.progress import commits_logged, staged
-from libra.cli.common import DataTable, DbOption, JsonOption, console, emit_json, fail, open_store, out
+from libra.cli.common import DataTable, DbOption, JsonOption, console, emit_json, fail, open_store, out, QuietOption
 from libra.defaults import INDEX_AUTOMATICALLY_UP_TO
 from traces import importers
 from traces.importers.base import Source
@@ -33,7 +33,7 @@ def ingest_cmd(
     index: Annotated[bool, typer.Option(
         help="Rebuild the full-text search index afterwards (done automatically up to "
              f"{INDEX_AUTOMATICALLY_UP_TO:,} runs; `libra index` does it later).")] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
     watch: Annotated[Path | None, typer.Option(help="Follow a directory of OTLP JSON files as the "
                                                     "OpenTelemetry Collector's file exporter writes them "
                                                     "(rotation included) until interrupted.")] = None,

@@ -12,9 +12,10 @@ import duckdb
 import typer
 from rich.markup import escape
 
+from libra.cli import help_names
 from libra.cli.alerts import alerts_app
 from libra.cli.check import check_cmd, jobs_cmd
-from libra.cli.common import DataTable, DbOption, JsonOption, console, emit_json, fail, open_store, out
+from libra.cli.common import DataTable, DbOption, JsonOption, console, emit_json, fail, open_store, out, QuietOption
 from libra.cli.ground import ground_cmd, locator_app
 from libra.cli.induce import induce_cmd
 from libra.cli.ingest import ingest_cmd
@@ -25,6 +26,8 @@ from libra.cli.schedule import schedule_app
 from libra.cli.score import score_cmd
 from libra.cli.serve import serve_cmd
 from libra.cli.users import user_app
+
+help_names.install()
 
 app = typer.Typer(
     name="libra",
@@ -73,7 +76,7 @@ def embed_cmd(
         help="Embed on a Ray cluster: its address (ray://HOST:10001, or auto), or local to start one here.")]
     = None,
     partition_size: Annotated[int, typer.Option(help="Runs per partition.", min=1)] = 500,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Embed the steps of runs not yet embedded, so offline judging of a backlog reads vectors from the cache.
 
@@ -248,7 +251,7 @@ def demo_build(
 @demo_app.command("score")
 def demo_score(
     db: DbOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Fill the demo's dashboards offline: induce metrics, approve them, score every run, PIPA criteria,
     and record one scheduled job run with an example alert rule."""
@@ -258,7 +261,8 @@ def demo_score(
     with staged(quiet) as progress:
         filled = demo_setup.fill(open_store(db), progress)
     if filled.induced is not None:
-        out.print(f"induced {len(filled.induced.metrics)} metrics; held-out coverage {filled.heldout_coverage:.2f}")
+        out.print(f"induced {len(filled.induced.metrics)} metrics; held-out coverage {filled.heldout_coverage:.2f}, "
+                  f"redundancy {filled.heldout_redundancy:.2f}")
     out.print("scored: " + ", ".join(f"{ms.set_id} {r.runs_scored} runs" for ms, r in filled.scored), markup=False)
     r = filled.job
     out.print(f"scheduled job recorded: {r['status']}" + (f"; {r['alerts'][0]}" if r["alerts"] else ""),

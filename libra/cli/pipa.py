@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from libra.cli.common import BackendOption, CostOption, DataTable, DbOption, console, figure, open_store, out
+from libra.cli.common import BackendOption, CostOption, DataTable, DbOption, console, figure, open_store, out, QuietOption
 from libra.cli.progress import staged
 
 pipa_app = typer.Typer(help="PIPA atomic criteria: score runs stage by stage and show where agents fail.",
@@ -24,7 +24,7 @@ def pipa_score(
                                                      "system prompt when it reads like rules).")] = None,
     backend: BackendOption = "auto",
     max_cost: CostOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Score runs on the five PIPA criteria. Offline, state consistency and policy adherence need a judge."""
     from libra.scoring import score_pipa_runs

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from libra.cli.common import DataTable, DbOption, fail, figure, open_store, out
+from libra.cli.common import DataTable, DbOption, fail, figure, open_store, out, QuietOption
 from libra.cli.progress import staged
 
 proactive_app = typer.Typer(help="Proactivity reward models (ProactiveBench): train, evaluate, score agents.",
@@ -24,7 +24,7 @@ def proactive_train(
     name: Annotated[str, typer.Option(help="Artefact name; each training adds a version.")] = "proactive-reward",
     folds: Annotated[int, typer.Option(help="Grouped cross-validation folds reported with the model (0: none).")] = 4,
     epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 3,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train a reward model, cross-validate it, and save it as a versioned artefact."""
     from libra import proactive
@@ -116,7 +116,7 @@ def proactive_score(
         help="Score the proposal records of this file one by one instead (labels not needed).")] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="With --records: write verdicts here as JSON lines.")]
     = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Score stored proactive agents' event streams with a reward model: TP/FP/TN/FN per agent."""
     from libra import proactive

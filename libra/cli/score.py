@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from libra.cli.common import (
-    BackendOption, CostOption, DbOption, JsonOption, console, emit_json, fail, open_store, out,
+    BackendOption, CostOption, DbOption, JsonOption, console, emit_json, fail, open_store, out, QuietOption,
 )
 from libra.cli.progress import staged
 from libra.defaults import BATCH_FROM
@@ -40,7 +40,7 @@ def score_cmd(
     per_agent: Annotated[bool, typer.Option(
         "--per-agent", help="Judge every metric on each agent of a multi-agent run, not only the metrics "
                             "whose subject is 'agent'.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Score runs not yet scored by a metric set version: incremental, resumable, with a budget.
@@ -86,9 +86,10 @@ def score_cmd(
                     "needs_llm": [{"metric": n, "why": w} for n, w in res.needs_llm]} for ms, res in results])
         raise typer.Exit(exit_code)
     for ms, res in results:
-        out.print(f"{ms.set_id} v{ms.version}: {res.runs_scored} runs scored, {res.runs_failed} failed, "
-                  f"{res.runs_skipped} already done, ${res.cost_usd:.4f}, {res.status}"
-                  + (f" ({res.error})" if res.error else ""))
+        out.print(f"{ms.name} ({ms.set_id} v{ms.version}): {res.runs_scored} runs scored, {res.runs_failed} failed, "
+                  f"{res.runs_up_to_date} already scored"
+                  + (f", {res.runs_skipped} left to another process" if res.runs_skipped else "")
+                  + f", ${res.cost_usd:.4f}, {res.status}" + (f" ({res.error})" if res.error else ""))
         for name, why in res.needs_llm:
             out.print(f"  not scored, needs an LLM judge: {name} ({why})")
     raise typer.Exit(exit_code)

@@ -3,34 +3,88 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pandas as pd
 
 import streamlit as st
 
-from libra.web import session
+from libra.web import keyboard, session
 from libra.accounts import User
 from libra.web.widgets import KIND_LABEL, md, show_text, step_label
 from traces.annotation import feedback, queues
 from traces.annotation.feedback import FeedbackError
+from metrics.reports.charts import waterfall_chart
 from traces.queries import get_run
+from traces.tree import span_tree
 from traces.store import Store
 
 
-def _timeline(steps: pd.DataFrame, anchored: set[int]) -> None:
-    for s_ in steps.itertuples():
-        label = step_label(s_)
-        mark = " ◀ your selection" if int(s_.idx) in anchored else ""
-        if s_.is_error:
-            st.error(f"{md(label)} · error{mark}", icon="⚠️")
-        elif s_.kind in ("user_message", "system"):
-            st.markdown(f"**{md(label)}**{mark}")
-        else:
-            st.text(label + mark)
-        if isinstance(s_.tool_args, str) and s_.tool_args not in ("null", ""):
-            st.code(s_.tool_args, language="json", wrap_lines=True)
-        if s_.content:
-            show_text(s_.content)
+def _took(seconds: object) -> str:
+    if not isinstance(seconds, float | int) or pd.isna(seconds):
+        return ""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _stats(node: Any) -> str:
+    """When a node started, how long it took, its tokens and model: what a reader scans for a slow step."""
+    parts = []
+    if isinstance(node.start_s, float) and not pd.isna(node.start_s):
+        parts.append(f"+{node.start_s:.1f} s")
+    if _took(node.duration_s):
+        parts.append(f"took {_took(node.duration_s)}")
+    if isinstance(node.tokens, float | int) and not pd.isna(node.tokens):
+        parts.append(f"{int(node.tokens):,} tokens")
+    if isinstance(node.model, str) and node.model:
+        parts.append(node.model)
+    return " · ".join(parts)
+
+
+def _indented(depth: int) -> Any:
+    """Where a node at `depth` of the trace's tree is drawn: its parent's width, moved right."""
+    if depth <= 0:
+        return st.container()
+    d = min(depth, 8) * 0.035
+    return st.columns([d, 1 - d])[1]
+
+
+def _anchor(draft_key: str, idx: int) -> None:
+    """Add the step to (or take it from) the note being written: the timeline's button and the `a` key."""
+    chosen = list(st.session_state.get(f"{draft_key}-steps", []))
+    st.session_state[f"{draft_key}-steps"] = sorted(set(chosen) ^ {idx})
+
+
+def _timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None) -> None:
+    """The steps in order, nested under the spans that hold them, each with its timing and tokens."""
+    by_idx = {int(r.idx): r for r in steps.itertuples()}
+    anchored = set(st.session_state.get(f"{draft_key}-steps", [])) if draft_key else set()
+    for node in tree.itertuples():
+        if node.kind == "span":  # an agent or chain around the steps below it
+            with _indented(int(node.depth)):
+                st.caption(f"▸ {md(node.label)}" + (f" · {_stats(node)}" if _stats(node) else "")
+                           + (" · failed" if node.error else ""))
+            continue
+        s_ = by_idx[int(node.idx)]
+        label, stats = step_label(s_), _stats(node)
+        with _indented(int(node.depth)), st.container(key=f"step-{int(node.idx)}"):
+            head = st.columns([5, 1]) if draft_key else [st.container()]
+            with head[0]:
+                mark = " ◀ anchored to your note" if int(s_.idx) in anchored else ""
+                if s_.is_error:
+                    st.error(f"{md(label)} · error{mark}" + (f"  \n{md(stats)}" if stats else ""), icon="⚠️")
+                else:
+                    st.markdown(f"**{md(label)}**{mark}" if s_.kind in ("user_message", "system")
+                                else f"{md(label)}{mark}")
+                    if stats:
+                        st.caption(md(stats))
+            if draft_key:
+                head[1].button("unanchor" if int(s_.idx) in anchored else "anchor", key=f"anchor-{int(s_.idx)}",
+                               on_click=_anchor, args=(draft_key, int(s_.idx)),
+                               help="Anchor your note to this step (key a: the step at the top of the view)")
+            if isinstance(s_.tool_args, str) and s_.tool_args not in ("null", ""):
+                st.code(s_.tool_args, language="json", wrap_lines=True)
+            if s_.content:
+                show_text(s_.content)
 
 
 def _save(s: Store, run_id: str, user: User, n_steps: int, draft_key: str) -> None:
@@ -112,10 +166,14 @@ def _feedback_list(s: Store, run_id: str, user: User, steps: pd.DataFrame) -> No
     st.subheader(f"Feedback ({len(items)})")
     labels = {int(r.idx): step_label(r) for r in steps.itertuples()}
     for f in items:
-        on = f" on steps {list(f.steps)}" if f.steps else " on the whole run"
+        named = (f.metadata or {}).get("source_step")
+        on = (f" on step{'s' if len(f.steps) > 1 else ''} {', '.join(map(str, f.steps))}" if f.steps
+              else f" about step {named} (named by the source; not anchored)" if named is not None
+              else " on the whole run")
         rating = f" · rating {f.rating:g}" if f.rating is not None else ""
-        edited = " · edited" if f.edited_at else ""
-        st.text(f"{f.author}{on}{rating}{edited}")
+        when = f" · {f.created_at:%Y-%m-%d %H:%M} UTC" if f.created_at else ""
+        edited = f" · edited {f.edited_at:%Y-%m-%d %H:%M}" if f.edited_at else ""
+        st.text(f"{f.author}{on}{rating}{when}{edited}")
         lost = feedback.past_end(f.steps, len(steps))
         if lost:
             st.warning(f"Anchored to step{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost))}, which this run "
@@ -165,6 +223,34 @@ def _scores(s: Store, run_id: str) -> None:
         prof = profile.run_profile(s, run_id)
         if not prof.empty:
             st.altair_chart(profile.profile_chart(prof))
+
+
+KEYS_HELP = ("Keys: j / k next / previous step · a anchor your note to the step at the top · "
+             "Ctrl+Enter save the note · n done, next run · s skip (in a queue)")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _header(run: dict, steps: pd.DataFrame, tree: pd.DataFrame) -> None:
+    """Who ran, how it ended, how long and how much: names as text, whole (a metric box cuts them)."""
+    tokens = tree["tokens"].sum(min_count=1)
+    t = pd.to_datetime(steps["started_at"]).min() if len(steps) else None
+    started = run.get("started_at") or (None if t is None or pd.isna(t) else t)
+    spans = tree["start_s"].add(tree["duration_s"].fillna(0)).max()
+    facts = [("agent", run["agent"] or "?"), ("outcome", run["outcome"] or "?"),
+             ("reward", "" if run["reward"] is None else f"{run['reward']:.2f}"),
+             ("steps", f"{run['n_steps']}" + (f" ({_count(int(steps['is_error'].sum()), 'error')})"
+                                               if steps["is_error"].any() else "")),
+             ("model", run.get("model") or ""), ("started", f"{started:%Y-%m-%d %H:%M:%S} UTC" if started else ""),
+             ("duration", _took(spans) if not pd.isna(spans) else ""),
+             ("tokens", "" if pd.isna(tokens) else f"{int(tokens):,}")]
+    shown = [(k, v) for k, v in facts if v]
+    cols = st.columns(len(shown))
+    for col, (label, value) in zip(cols, shown, strict=True):
+        col.caption(label)
+        col.markdown(f"**{md(value)}**")
 
 
 def _go(run_id: str | None, queue_id: str | None) -> None:
@@ -223,11 +309,8 @@ def page() -> None:
     elif "queue" in st.query_params:
         del st.query_params["queue"]
     st.header(f"Run {md(run_id)}")
-    c = st.columns(4)
-    c[0].metric("agent", run["agent"] or "?")  # a metric's value is drawn as plain text
-    c[1].metric("outcome", run["outcome"] or "?")
-    c[2].metric("reward", "" if run["reward"] is None else f"{run['reward']:.2f}")
-    c[3].metric("steps", run["n_steps"])
+    tree = span_tree(steps, run.get("metadata"))
+    _header(run, steps, tree)
     st.caption(f"format {md(run['format'])} · source {md(run['source'])}")
     facts = _run_facts(run.get("metadata"))
     if facts:  # where the trace came from: its session, user and release, as the producer named them
@@ -256,9 +339,14 @@ def page() -> None:
             st.caption("Viewers can read feedback but not write it.")
         _feedback_list(s, run_id, user, steps)
     with left:
-        anchored = set(st.session_state.get(f"draft-{run_id}-steps", []))
         st.subheader("Timeline")
-        _timeline(steps, anchored)
+        if tree["start_s"].notna().any():
+            with st.expander("trace timeline (waterfall)", expanded=bool((tree["kind"] == "span").any())):
+                st.altair_chart(waterfall_chart(tree))
+        if user.can("annotate"):
+            st.caption(KEYS_HELP)
+        _timeline(steps, tree, f"draft-{run_id}" if user.can("annotate") else None)
+    keyboard.install()  # last on the page, so nothing above it moves when it mounts
 
 
 __all__ = ["page", "KIND_LABEL"]

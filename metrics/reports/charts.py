@@ -10,6 +10,7 @@ from traces.display import LABEL_PX, for_chart
 # names in these columns come from traces, metric sets and queues
 _NAMES = ("agent", "metric", "run_id", "queue", "judge", "model", "version")
 
+EM = "\u2003"  # indentation that survives the renderer, which trims plain spaces
 VERDICT_COLOURS = alt.Scale(domain=[-1, 0, 1], range=["#d6604d", "#e0e0e0", "#4393c3"])
 
 
@@ -97,3 +98,29 @@ def agreement_chart(df: pd.DataFrame) -> alt.Chart:
         y=alt.Y("queue:N", title=None), tooltip=["queue", "runs", alt.Tooltip("alpha:Q", format=".2f")])
     line = alt.Chart(pd.DataFrame({"x": [0.667]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="x:Q")
     return (bars + line).properties(width=420, title="Annotator agreement")
+
+
+def waterfall_chart(df: pd.DataFrame) -> alt.Chart:
+    """A run's spans and steps on one time axis, nested as the trace nests them (`traces.tree.span_tree`).
+
+    Rows in reading order, indented by depth; failed nodes red. Nodes with no times are left out
+    (a chart of a run without timings would be empty bars).
+    """
+    timed = df.dropna(subset=["start_s"]).copy()
+    timed["end_s"] = timed["start_s"] + timed["duration_s"].fillna(0)
+    # a zero-length bar is invisible: each gets at least a sliver of the run's length
+    sliver = max(float(timed["end_s"].max()) if len(timed) else 0.0, 1e-3) / 400
+    timed["end_s"] = timed["end_s"].where(timed["end_s"] >= timed["start_s"] + sliver, timed["start_s"] + sliver)
+    timed["row"] = [f"{EM * int(d)}{'▸ ' if k == 'span' else ''}{lbl}"
+                    + (f" #{int(i)}" if pd.notna(i) else "")
+                    for d, k, lbl, i in zip(timed["depth"], timed["kind"], timed["label"], timed["idx"], strict=True)]
+    timed["status"] = timed["error"].map({True: "error", False: "ok"})
+    return alt.Chart(for_chart(timed, (*_NAMES, "row", "label"))).mark_bar(height=10).encode(
+        x=alt.X("start_s:Q", title="seconds from the run's start"), x2="end_s:Q",
+        y=alt.Y("row:N", sort=None, title=None,
+                axis=alt.Axis(labelLimit=LABEL_PX, labelAlign="left", labelPadding=LABEL_PX)),
+        color=alt.Color("status:N", scale=alt.Scale(domain=["ok", "error"], range=["#4393c3", "#d6604d"]),
+                        title=None),
+        tooltip=["label", "kind", alt.Tooltip("start_s:Q", title="start (s)", format=".2f"),
+                 alt.Tooltip("duration_s:Q", title="took (s)", format=".3f"), "tokens", "model", "status"],
+    ).properties(width=520, height=alt.Step(16), title="Trace timeline")

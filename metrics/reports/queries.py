@@ -203,3 +203,12 @@ def llm_costs(store: Store, by: str = "job") -> pd.DataFrame:
         "sum(input_tokens) AS input, sum(cache_read_input_tokens) AS cache_read, "
         "sum(output_tokens) AS output, round(sum(cost_usd), 4) AS cost_usd "
         "FROM llm_calls GROUP BY ALL ORDER BY 1")
+
+
+def metric_verdicts(store: Store, set_id: str, version: int) -> pd.DataFrame:
+    """Per metric of one set version: runs judged and how many +1, −1 and not-applicable verdicts."""
+    return store.df(
+        "SELECT metric_id, count(DISTINCT run_id) AS runs, count(*) FILTER (WHERE value = 1) AS did_well, "
+        "count(*) FILTER (WHERE value = -1) AS did_wrong, count(*) FILTER (WHERE value = 0) AS not_applicable "
+        "FROM scores WHERE metric_set_id = ? AND metric_set_version = ? GROUP BY metric_id",
+        [set_id, version])

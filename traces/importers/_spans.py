@@ -304,6 +304,19 @@ _INPUT_ROLES = frozenset({"system", "user", "developer", "human", "tool"})
 _KIND_OF_ROLE = {"system": StepKind.SYSTEM, "developer": StepKind.SYSTEM, "tool": StepKind.TOOL_RESULT}
 
 
+OUTLINE_MAX = 500  # wrapper spans kept per run; a trace with more keeps its first ones
+
+
+def _outline(spans: list[Span], steps: list[Step]) -> list[list] | None:
+    """The spans that became no step (agents, chains, workflows): the structure the steps hang from,
+    as [span id, parent id, name, start, end, error], so a reader can draw the trace's tree."""
+    stepped = {s.span_id for s in steps if s.span_id}
+    rows = [[sp.span_id, sp.parent_id, sp.name, sp.start.isoformat() if sp.start else None,
+             sp.end.isoformat() if sp.end else None, sp.error]
+            for sp in spans if sp.span_id not in stepped][:OUTLINE_MAX]
+    return rows or None
+
+
 def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = None) -> Run:
     spans = sorted(spans, key=lambda s: (s.start or datetime.min, s.end or datetime.min))
     ids = {s.span_id for s in spans}
@@ -456,6 +469,7 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
         if root is not None else None,
         "tokens": {"input": total_in, "output": total_out} if (total_in or total_out) else None,
         "spans": len(spans),
+        "span_outline": _outline(spans, steps),
         **_run_facts(spans, resource),
     }.items() if v is not None}
     if extra:
