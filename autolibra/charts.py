@@ -6,14 +6,21 @@ import altair as alt
 import pandas as pd
 
 
+def _around(values: pd.Series, pad: float = 0.05) -> list[float]:
+    """An axis over where the points are, within 0–1: candidates bunch in a corner of the full range."""
+    lo, hi = float(values.min()), float(values.max())
+    return [max(0.0, round(lo - pad, 2)), min(1.0, round(hi + pad, 2))]
+
+
 def frontier_chart(df: pd.DataFrame) -> alt.Chart:
     """Coverage against redundancy for every candidate metric set, induction and held-out parts.
 
     Expects columns coverage, redundancy, split, metrics, chosen (see Induction.frontier()).
     """
     base = alt.Chart(df).encode(
-        x=alt.X("redundancy:Q", title="redundancy (lower is better)", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("coverage:Q", title="coverage (higher is better)", scale=alt.Scale(domain=[0, 1])),
+        x=alt.X("redundancy:Q", title="redundancy (lower is better)",
+                scale=alt.Scale(domain=_around(df["redundancy"]))),
+        y=alt.Y("coverage:Q", title="coverage (higher is better)", scale=alt.Scale(domain=_around(df["coverage"]))),
         color=alt.Color("split:N", title="feedback"),
     )
     points = base.mark_circle(opacity=0.75).encode(
@@ -27,9 +34,15 @@ def frontier_chart(df: pd.DataFrame) -> alt.Chart:
 
 def aspect_map_chart(df: pd.DataFrame) -> alt.Chart:
     """Feedback aspects in 2-D, coloured by the metric they belong to (columns x, y, metric, sign, aspect)."""
+    # twenty colours tell twenty metrics apart; past that the smallest share one, named as such
+    sizes = df["metric"].value_counts()
+    if len(sizes) > 20:
+        keep = set(sizes.index[:19])
+        df = df.assign(metric=df["metric"].where(df["metric"].isin(keep), "(other metrics)"))
     return alt.Chart(df).mark_point(filled=True, opacity=0.7).encode(
         x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-        color=alt.Color("metric:N", title="metric", legend=alt.Legend(columns=1, symbolLimit=40)),
+        color=alt.Color("metric:N", title="metric", scale=alt.Scale(scheme="tableau20"),
+                        legend=alt.Legend(columns=1, symbolLimit=40, labelLimit=220)),
         shape=alt.Shape("sign:N", title="sign"),
         tooltip=["metric", "sign", "aspect"],
     ).properties(title="Feedback aspects by metric", width=480, height=360)

@@ -8,7 +8,7 @@ import streamlit as st
 from autolibra.charts import aspect_map_chart, frontier_chart
 from autolibra.frontier import frontier_frame
 from libra.web import session
-from libra.web.widgets import md, open_run, show_text
+from libra.web.widgets import md, open_run, p_text, show_text
 from metrics.jobs import alerts, schedule
 from metrics.reports import charts, queries as dashboard
 from metrics import sets
@@ -16,10 +16,18 @@ from pipa import profile
 from traces.store import Store
 
 
+def _set_names(s: Store) -> dict[str, str]:
+    """A set's name for its id: ids such as pipa-da39a3ee are hashes nobody can read."""
+    listing = sets.list_sets(s)
+    return {str(r.set_id): str(r.name) for r in listing.itertuples()}
+
+
 def _alerts(s: Store) -> None:
     df = alerts.firing(s)
+    names = _set_names(s)
     for r in df.itertuples(index=False):
-        st.error(f"Alert **{r.rule}**: {r.metric} ({r.metric_set_id}) = {r.value:.3f} < {r.threshold:g}"
+        st.error(f"Alert **{md(r.rule)}**: {md(r.metric)} ({md(names.get(r.metric_set_id, r.metric_set_id))}) "
+                 f"= {r.value:.3f} < {r.threshold:g}"
                  f"{' for ' + r.agent if r.agent else ''} over {r.runs} runs (since {r.raised_at:%Y-%m-%d %H:%M})",
                  icon=":material/notifications_active:")
 
@@ -29,8 +37,10 @@ def _pick_set(s: Store, key: str) -> tuple[str, int] | None:
     avail = avail[~avail["metric_set_id"].str.startswith("pipa-")]
     if avail.empty:
         return None
-    labels = [f"{r.metric_set_id} v{r.metric_set_version} · {r.scores} verdicts" for r in avail.itertuples()]
-    i = labels.index(st.selectbox("metric set", labels, index=len(labels) - 1, key=key))
+    names = _set_names(s)
+    labels = [f"{names.get(r.metric_set_id, r.metric_set_id)} · {r.metric_set_id} v{r.metric_set_version} · "
+              f"{r.scores:,} verdicts" for r in avail.itertuples()]
+    i = labels.index(st.selectbox("metric set", labels, index=len(labels) - 1, key=key, format_func=md))
     return avail.iloc[i]["metric_set_id"], int(avail.iloc[i]["metric_set_version"])
 
 
@@ -48,7 +58,13 @@ def _scores_tab(s: Store) -> None:
     # a facet per metric is unreadable past a handful: start with the most-judged ones
     by_n = df.groupby("metric")["n"].sum().sort_values(ascending=False).index.tolist()
     shown = st.multiselect("metrics", by_n, default=by_n[:6], key="dash-metrics")
-    st.altair_chart(charts.scores_over_time_chart(df[df["metric"].isin(shown or by_n[:6])]))
+    shown_df = df[df["metric"].isin(shown or by_n[:6])]
+    st.altair_chart(charts.scores_over_time_chart(shown_df))
+    flat = sorted(m for m, g in df.groupby("metric") if g["score"].nunique() <= 1)
+    if flat:
+        st.warning(f"{len(flat)} of {df['metric'].nunique()} metrics give every agent the same score in every "
+                   "period, so they cannot tell agents apart: " + ", ".join(md(m) for m in flat)
+                   + ". An offline judge that cannot read a behaviour does this; an LLM judge may.")
     summ = dashboard.agent_metric_summary(s, set_id, version)
     if not summ.empty:
         st.altair_chart(charts.agent_summary_chart(summ), width="stretch")
@@ -95,10 +111,21 @@ def _pipa_tab(s: Store) -> None:
     worst = profile.weakest_stage(prof)
     if not worst.empty:
         st.markdown("**Where each agent fails first**")
-        st.dataframe(worst, hide_index=True)
+        st.dataframe(worst.rename(columns={"rate": "pass rate", "units": "units judged"}), hide_index=True,
+                     column_config={"pass rate": st.column_config.NumberColumn(format="percent")})
     rel = profile.reward_relation(s)
-    st.markdown("**Criteria against the task's own reward** (point-biserial r)")
-    st.dataframe(rel.drop(columns=["metric_id"]), hide_index=True)
+    rel = rel[rel["runs"] > 0]
+    st.markdown("**Criteria against the task's own reward** (point-biserial r, two-sided p)")
+    if rel.empty:
+        st.caption("No criterion has verdicts on runs with a reward yet.")
+        return
+    st.dataframe(
+        rel.drop(columns=["metric_id"]).assign(p=rel["p"].map(p_text)), hide_index=True,
+        column_config={"rate": st.column_config.NumberColumn("pass rate", format="percent"),
+                       "rate_success": st.column_config.NumberColumn("on successes", format="percent"),
+                       "rate_failure": st.column_config.NumberColumn("on failures", format="percent"),
+                       "r_pb": st.column_config.NumberColumn("r", format="%.2f"),
+                       "p": st.column_config.TextColumn("p")})
 
 
 def _induction_tab(s: Store) -> None:
@@ -107,8 +134,8 @@ def _induction_tab(s: Store) -> None:
     if listing.empty:
         st.info("No induced metric set yet: run `libra induce`.")
         return
-    labels = [f"{r.set_id} v{r.version}" for r in listing.itertuples()]
-    i = labels.index(st.selectbox("induced set", labels, index=len(labels) - 1, key="dash-ind"))
+    labels = [f"{r.name} · {r.set_id} v{r.version}" for r in listing.itertuples()]
+    i = labels.index(st.selectbox("induced set", labels, index=len(labels) - 1, key="dash-ind", format_func=md))
     ms = sets.load(s, listing.iloc[i]["set_id"], int(listing.iloc[i]["version"]))
     fr = frontier_frame(ms.provenance.get("frontier", []), ms.provenance.get("params"))
     if not fr.empty:
@@ -128,7 +155,7 @@ def _people_tab(s: Store) -> None:
     if picked is not None:
         jh = dashboard.judge_human_agreement(s, *picked)
         if not jh.empty:
-            st.altair_chart(charts.judge_human_chart(jh), width="stretch")
+            st.altair_chart(charts.judge_human_chart(jh))
     cost = dashboard.judge_cost(s)
     if cost.empty:
         st.caption("No LLM calls recorded: everything so far ran on the offline backends, at no cost.")
@@ -137,7 +164,7 @@ def _people_tab(s: Store) -> None:
     hist = schedule.history(s, 50)
     if not hist.empty:
         st.markdown("**Scheduled job runs**")
-        st.dataframe(hist.drop(columns=["detail"]), hide_index=True)
+        st.dataframe(hist.drop(columns=[c for c in ("detail", "owner") if c in hist]).fillna(""), hide_index=True)
 
 
 def page() -> None:

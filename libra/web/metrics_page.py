@@ -43,10 +43,13 @@ def _review_table(s: Any, ms: Any) -> pd.DataFrame:
         rows.append({"metric": m.name, "remarks": m.metadata.get("aspects"),
                      "praised": m.metadata.get("praised"), "criticised": m.metadata.get("criticised"),
                      "about": m.subject, "examples": len(m.good) + len(m.bad),
-                     "runs scored": None if c is None else int(c["runs"]),
-                     "did well": None if not judged else float(c["did_well"]) / judged,
-                     "note": "one scenario" if m.metadata.get("scenario_specific") else
-                     (f"merged from {len(m.metadata['merged_from'])}" if m.metadata.get("merged_from") else "")})
+                     "runs scored": 0 if c is None else int(c["runs"]),
+                     "did well": None if not judged else 100.0 * float(c["did_well"]) / judged,
+                     "note": "; ".join(n for n in (
+                         "no verdicts yet" if c is None else "",
+                         "one scenario" if m.metadata.get("scenario_specific") else "",
+                         f"merged from {len(m.metadata['merged_from'])}" if m.metadata.get("merged_from") else "")
+                         if n)})
     df = pd.DataFrame(rows)
     return df.drop(columns=[c for c in df.columns if df[c].isna().all()])
 
@@ -93,7 +96,7 @@ def page() -> None:
         height=min(38 + 35 * len(table), 460),
         column_config={"metric": st.column_config.TextColumn(width="large"),
                        "did well": st.column_config.ProgressColumn(
-                           "did well", format="percent", min_value=0.0, max_value=1.0,
+                           "did well", format="%.0f%%", min_value=0.0, max_value=100.0,
                            help="share of +1 among this version's +1 and −1 verdicts")})
     rows = event.selection.rows if event and event.selection else []
     m = ms.metrics[rows[0] if rows else 0]

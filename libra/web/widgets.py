@@ -55,3 +55,10 @@ def step_label(step: Any) -> str:  # a row of the steps frame
 def open_run(run_id: str, queue_id: str | None = None) -> None:
     st.session_state["run_id"] = run_id
     st.session_state["queue_id"] = queue_id
+
+
+def p_text(p: Any) -> str:
+    """A p-value as people write one: three decimals, "< 0.001" below that, blank when there is none."""
+    if p is None or (isinstance(p, float) and p != p):
+        return ""
+    return "< 0.001" if float(p) < 0.001 else f"{float(p):.3f}"

@@ -14,12 +14,23 @@ EM = "\u2003"  # indentation that survives the renderer, which trims plain space
 VERDICT_COLOURS = alt.Scale(domain=[-1, 0, 1], range=["#d6604d", "#e0e0e0", "#4393c3"])
 
 
+def flag_flat(df: pd.DataFrame, value: str = "score") -> pd.DataFrame:
+    """Metrics whose `value` is the same everywhere get "(no spread)" after their name.
+
+    A line or a point that cannot move tells agents apart no better than no chart; the label says
+    so where the eye lands instead of leaving a flat line to be read as a result.
+    """
+    flat = df.groupby("metric")[value].agg(lambda v: v.dropna().nunique() <= 1)
+    names = {m: f"{m} (no spread: the same score everywhere)" for m in flat[flat].index}
+    return df.assign(metric=df["metric"].map(lambda m: names.get(m, m))) if names else df
+
+
 def scores_over_time_chart(df: pd.DataFrame) -> alt.Chart:
     """Score over time per agent (colour) and set version (dash), with the 95% interval as a band.
 
     Columns: t, agent, version, metric, score, lo, hi, n.
     """
-    base = alt.Chart(for_chart(df, _NAMES)).encode(
+    base = alt.Chart(for_chart(flag_flat(df), _NAMES)).encode(
         x=alt.X("t:T", title=None),
         color=alt.Color("agent:N", title="agent", legend=alt.Legend(labelLimit=LABEL_PX)),
         strokeDash=alt.StrokeDash("version:O", title="set version"),
@@ -33,7 +44,7 @@ def scores_over_time_chart(df: pd.DataFrame) -> alt.Chart:
                  alt.Tooltip("hi:Q", format=".2f"), "n"],
     )
     return (band + line).properties(width=260, height=160).facet(
-        facet=alt.Facet("metric:N", title=None), columns=3)
+        facet=alt.Facet("metric:N", title=None, header=alt.Header(labelLimit=300)), columns=3)
 
 
 def heatmap_chart(df: pd.DataFrame) -> alt.Chart:
@@ -45,18 +56,20 @@ def heatmap_chart(df: pd.DataFrame) -> alt.Chart:
     pick = alt.selection_point(fields=["run_id"], name="run")
     row = "subject" if "subject" in df.columns else "run_id"
     return alt.Chart(for_chart(df, (*_NAMES, "subject"))).mark_rect(stroke="white").encode(
-        x=alt.X("metric:N", title=None, axis=alt.Axis(labelAngle=-30, labelLimit=160)),
-        y=alt.Y(f"{row}:N", title=None, sort=None, axis=alt.Axis(labelLimit=220)),
-        color=alt.Color("value:Q", scale=VERDICT_COLOURS, title="verdict",
-                        legend=alt.Legend(values=[-1, 0, 1])),
+        # every row and column labelled: steep labels and rows tall enough that none hides another
+        x=alt.X("metric:N", title=None, axis=alt.Axis(labelAngle=-60, labelLimit=160, labelOverlap=False)),
+        y=alt.Y(f"{row}:N", title=None, sort=None, axis=alt.Axis(labelLimit=220, labelOverlap=False)),
+        color=alt.Color("value:O", scale=VERDICT_COLOURS, title="verdict", legend=alt.Legend(
+            labelExpr="datum.value == 1 ? '+1 did well' : datum.value == -1 ? '−1 did wrong' : 'n/a'")),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),
         tooltip=["run_id", "metric", "value", alt.Tooltip("rate:Q", format=".0%"), "backend"],
-    ).add_params(pick).properties(width=alt.Step(46), height=alt.Step(14), title="Runs × metrics")
+    ).add_params(pick).properties(width=alt.Step(46), height=alt.Step(18), title="Runs × metrics")
 
 
 def agent_summary_chart(df: pd.DataFrame) -> alt.Chart:
     """Per metric and agent: score with its 95% interval (columns agent, metric, score, lo, hi, n)."""
-    base = alt.Chart(for_chart(df, _NAMES)).encode(y=alt.Y("metric:N", title=None, axis=alt.Axis(labelLimit=LABEL_PX)),
+    base = alt.Chart(for_chart(flag_flat(df), _NAMES)).encode(
+        y=alt.Y("metric:N", title=None, axis=alt.Axis(labelLimit=LABEL_PX + 120)),
                                                    yOffset="agent:N",
                                 color=alt.Color("agent:N", legend=alt.Legend(labelLimit=LABEL_PX)))
     rule = base.mark_rule().encode(x=alt.X("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])), x2="hi:Q")
@@ -78,17 +91,29 @@ def cost_chart(df: pd.DataFrame) -> alt.Chart:
 
 
 def judge_human_chart(df: pd.DataFrame) -> alt.Chart:
-    """Per metric: people's mean rating where the judge passed vs failed the run."""
+    """Per metric: people's mean rating on the runs the judge passed and on those it failed.
+
+    A judge that agrees with people puts the blue dot right of the red one. Columns metric, runs,
+    spearman, rating_when_pass, rating_when_fail.
+    """
     long = df.melt(id_vars=["metric", "runs", "spearman"], value_vars=["rating_when_pass", "rating_when_fail"],
-                   var_name="judge", value_name="rating")
-    long["judge"] = long["judge"].map({"rating_when_pass": "judge +1", "rating_when_fail": "judge −1"})
-    return alt.Chart(for_chart(long, _NAMES)).mark_bar().encode(
-        x=alt.X("rating:Q", title="people's mean rating (1-5)", scale=alt.Scale(domain=[1, 5])),
-        y=alt.Y("metric:N", title=None), yOffset="judge:N",
-        color=alt.Color("judge:N", scale=alt.Scale(range=["#4393c3", "#d6604d"])),
+                   var_name="judge", value_name="rating").dropna(subset=["rating"])
+    long["judge"] = long["judge"].map({"rating_when_pass": "judge said did well (+1)",
+                                       "rating_when_fail": "judge said did wrong (−1)"})
+    long["label"] = [f"{m}  (ρ {r:+.2f}, {n} runs)" if pd.notna(r) else f"{m}  ({n} runs)"
+                     for m, r, n in zip(long["metric"], long["spearman"], long["runs"], strict=True)]
+    base = alt.Chart(for_chart(long, (*_NAMES, "label"))).encode(
+        y=alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=LABEL_PX + 140)))
+    line = base.mark_rule(color="#bbbbbb").encode(x=alt.X("min(rating):Q", scale=alt.Scale(domain=[1, 5])),
+                                                  x2="max(rating):Q")
+    dots = base.mark_circle(size=90, opacity=1).encode(
+        x=alt.X("rating:Q", title="people's mean rating (1–5)", scale=alt.Scale(domain=[1, 5])),
+        color=alt.Color("judge:N", title=None, scale=alt.Scale(range=["#4393c3", "#d6604d"]),
+                        legend=alt.Legend(orient="top", labelLimit=300)),
         tooltip=["metric", "judge", alt.Tooltip("rating:Q", format=".2f"), "runs",
-                 alt.Tooltip("spearman:Q", format=".2f")],
-    ).properties(width=420, title="Judge vs people")
+                 alt.Tooltip("spearman:Q", title="Spearman ρ", format=".2f")])
+    return (line + dots).properties(width=360, height=alt.Step(22),
+                                    title=alt.Title("Judge vs people", anchor="start"))
 
 
 def agreement_chart(df: pd.DataFrame) -> alt.Chart:
