@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from urllib.parse import unquote
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,19 @@ def app_url(request, module_backend, tmp_path_factory):
     from pipa.scoring import score_pipa
 
     score_pipa(s, PipaJudge())
+    # a scored set for the dashboards' charts, judged the quick offline way
+    from metrics.definitions import Example
+    from metrics.embeddings import default_embedder
+    from metrics.judges.similarity import SimilarityJudge
+    from metrics.scoring import score_runs
+
+    dash = sets.save(s, MetricSet("dash", 0, "Dashboard metrics", (
+        Metric("recovery", "Tool error recovery", "Recovers from failing tool calls.",
+               good=(Example("fixed the arguments after the error and the retry worked"),),
+               bad=(Example("Error: invalid date format, expected YYYY-MM-DD"),)),
+        Metric("confirm", "Confirmation", "Asks before booking.",
+               good=(Example("Shall I book it?"),), bad=(Example("booked without asking"),)))))
+    score_runs(s, dash, SimilarityJudge(default_embedder(s)))
     alerts.check(s, [alerts.AlertRule(name="tool errors", metric="pipa_tool_efficiency", below=0.95,
                                       window_hours=None, min_runs=5)])
     port = free_port()
@@ -291,3 +305,77 @@ def test_dashboards_draw_the_pipa_profile_and_the_alert(app_url, browser, artifa
     box = chart.bounding_box()
     assert box and box["width"] > 200 and box["height"] > 100  # drawn, not an empty placeholder
     page.screenshot(path=str(artifacts / "browser-dashboards-pipa.png"), full_page=True)
+
+
+def test_keys_move_between_steps_anchor_a_note_save_it_and_work_a_queue(app_url, browser, artifacts):
+    """j/k, a, Ctrl+Enter, n and s press the page's own buttons: the note lands anchored, the queue moves."""
+    url, s, qid = app_url["url"], app_url["store"], app_url["queue"]
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    sign_in(page, url, "bao", "/queues")
+    page.get_by_role("button", name="Next run for me").click()
+    page.get_by_role("button", name="Done, next run").wait_for(timeout=30_000)
+    first = re.search(r"run_id=([^&]+)", page.url).group(1)
+    page.locator(".st-key-step-0").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Timeline").click()  # the page, not a text box, has the focus
+    for _ in range(3):
+        page.keyboard.press("j")
+        page.wait_for_timeout(300)
+    page.keyboard.press("a")
+    anchored = page.get_by_text("anchored to your note")
+    anchored.wait_for(timeout=30_000)
+    step = int(re.search(r"st-key-step-(\d+)", page.locator("[class*='st-key-step-']").filter(
+        has=anchored).first.get_attribute("class")).group(1))
+    assert step >= 1  # j moved down from the first step before a anchored
+    note = "Keyboard check: anchored with a, saved with Ctrl+Enter."
+    page.get_by_label("What did the agent do well or badly?").fill(note)
+    page.keyboard.press("Control+Enter")
+    page.get_by_text("Saved.").wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts / "browser-keyboard-saved.png"), full_page=True)
+    from traces.annotation import feedback
+
+    feedback.flush(s)
+    assert s.execute("SELECT steps FROM feedback WHERE text = ?", [note]) == [([step],)]
+    page.get_by_role("heading", name="Timeline").click()
+    page.keyboard.press("n")
+    page.wait_for_url(lambda u: "run_id=" in u and first not in u, timeout=30_000)
+    second = re.search(r"run_id=([^&]+)", page.url).group(1)
+    page.get_by_text(re.compile(r"queue: 1 done by you")).wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Timeline").click()
+    page.keyboard.press("s")
+    page.wait_for_url(lambda u: second not in u, timeout=30_000)
+    status = dict(s.execute("SELECT run_id, status FROM queue_assignments WHERE queue_id = ? AND username = 'bao'",
+                            [qid]))
+    assert status[unquote(first)] == "done" and status[unquote(second)] == "skipped"
+
+
+def test_every_dashboard_chart_draws_with_readable_labels(app_url, browser, artifacts):
+    """Each tab's charts are drawn (not an empty frame), and screenshots of each are kept to look at."""
+    page = browser.new_context(viewport={"width": 1500, "height": 2400}).new_page()
+    sign_in(page, app_url["url"], "alice", "/dashboards")
+    for tab, least in (("Scores over time", 2), ("Runs × metrics", 1), ("PIPA profile", 1), ("People & cost", 0)):
+        page.get_by_role("tab", name=tab).click()
+        panel = page.get_by_role("tabpanel", name=tab)
+        if least:
+            panel.locator(".vega-embed").nth(least - 1).wait_for(timeout=30_000)
+            page.wait_for_timeout(1500)
+        boxes = [c.bounding_box() for c in panel.locator(".vega-embed").all()]
+        assert len(boxes) >= least and all(b and b["width"] > 150 and b["height"] > 80 for b in boxes)
+        assert not panel.get_by_text(re.compile(r"\bNone\b|\bnan\b|e-\d\d")).count()
+        page.screenshot(path=str(artifacts / f"browser-dashboard-{tab.split()[0].lower()}.png"), full_page=True)
+    page.get_by_role("tab", name="PIPA profile").click()
+    # a p-value far below 0.001 reads as one, not as 19 decimals
+    assert not page.get_by_text(re.compile(r"0\.0000")).count()
+
+
+def test_the_run_view_draws_the_trace_timeline_and_step_timings(app_url, browser, artifacts):
+    url, s = app_url["url"], app_url["store"]
+    run_id = s.scalar("SELECT run_id FROM runs WHERE agent = 'repo-fixer@v1' ORDER BY n_steps DESC LIMIT 1")
+    page = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
+    sign_in(page, url, "alice", f"/run?run_id={run_id}")
+    page.get_by_text(re.compile(r"\+\d+\.\d s · took \d+")).first.wait_for(timeout=30_000)
+    page.get_by_text("trace timeline (waterfall)").click()
+    chart = page.locator(".vega-embed").first
+    chart.wait_for(timeout=30_000)
+    box = chart.bounding_box()
+    assert box and box["height"] > 100
+    page.screenshot(path=str(artifacts / "browser-run-timeline.png"), full_page=True)
