@@ -18,6 +18,7 @@ from metrics.definitions import MetricSet
 from metrics.jobs.alerts import AlertRule
 from metrics.jobs.schedule import JobSpec, run_job
 from metrics.scoring import ScoreSummary
+from traces.annotation import feedback, queues
 from traces.store import Store
 
 # (name, role, password), for the demo store only
@@ -40,7 +41,25 @@ def build(store: Store, runs: int = 240, seed: int = 7) -> DemoBuilt:
     if created:
         for name, role, pw in DEMO_ACCOUNTS:
             accounts.add_user(store, name, pw, role)
+        _demo_queue(store)
     return DemoBuilt(s, created)
+
+
+def _demo_queue(store: Store, runs: int = 24) -> None:
+    """A two-person queue over runs two of the demo's people wrote notes on, recorded as done by
+    them, so the Queues page shows progress, agreement and who said what from the first look."""
+    authors: dict[str, list[str]] = {}
+    for f in feedback.load(store):
+        who = authors.setdefault(f.run_id or "", [])
+        if f.author not in who:
+            who.append(f.author)
+    shared = sorted(r for r, who in authors.items() if len(who) >= 2)[:runs]
+    if not shared:
+        return
+    qid = queues.create(store, "Demo: runs two people read", "admin", k=2, run_ids=shared)
+    for run_id in shared:
+        for user in authors[run_id][:2]:
+            queues.record(store, qid, run_id, user)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from libra import accounts
+from libra.web.widgets import md
 from traces.annotation import feedback, queues
 from traces.ingest import BatchWriter
 from traces.model import IngestSummary, Run, Step, StepKind
@@ -412,3 +413,39 @@ def test_the_queue_moves_to_the_next_run_and_a_late_skip_never_undoes_done(db):
     queues.finish(db, qid, first, "ana", "skipped")  # a late Skip for the finished run
     assert db.scalar("SELECT status FROM queue_assignments WHERE queue_id = ? AND run_id = ?", [qid, first]) == "done"
     assert queues.progress(db, qid, "ana")["mine_done"] == 1
+
+
+def test_a_queue_shows_who_said_what_and_nothing_left_once_every_run_has_its_people(db):
+    runs = [r for r, in db.execute("SELECT run_id FROM runs WHERE agent = 'travel-concierge@v1' ORDER BY run_id LIMIT 3")]
+    qid = queues.create(db, "pair", "root", k=2, run_ids=[runs[2], runs[0], "not-a-run", runs[1]])
+    assert [r for r, in db.execute("SELECT run_id FROM queue_items WHERE queue_id = ? ORDER BY position",
+                                   [qid])] == [runs[2], runs[0], runs[1]]  # the order given, unknown ids left out
+    for run_id in runs:
+        queues.record(db, qid, run_id, "ana")
+        queues.record(db, qid, run_id, "bo")
+    feedback.add(db, runs[0], "ana", "Booked without asking.", rating=2)
+    feedback.add(db, runs[0], "bo", "Asked first, then booked.", rating=4)
+    # every run has its two people: a third annotator has nothing left, and the page says so
+    assert queues.progress(db, qid, "vic2")["mine_available"] == 0 and queues.next_run(db, qid, "vic2") is None
+    said = queues.who_said_what(db, qid)
+    mine = said[said["run_id"] == runs[0]].set_index("username")
+    assert mine.loc["ana", "said"] == "Booked without asking." and mine.loc["bo", "rating"] == 4
+    at = page_app("queues_page", "root", db).run()
+    assert not at.exception
+    assert any(e.label.startswith("who said what (3 runs done, 3 by two or more people)") for e in at.expander)
+    table = at.dataframe[0].value
+    assert {"ana", "bo"} <= set(table.columns)
+    assert "rating 2 · 1 note: Booked without asking." in set(table["ana"])
+    at = page_app("queues_page", "vic", db).run()  # a viewer has no "left for you"
+    assert not any("left for you" in p.text for p in at.get("progress"))
+
+
+def test_two_runs_of_the_same_task_side_by_side(db):
+    task_runs = db.execute("SELECT task, list(run_id ORDER BY run_id) FROM runs GROUP BY task "
+                           "HAVING count(*) > 1 ORDER BY task LIMIT 1")
+    (task, ids), = task_runs
+    at = page_app("compare", "ana", db, ids[0]).run()
+    assert not at.exception
+    assert at.selectbox(key="cmp-b").value in ids[1:]
+    heads = [h.value for h in at.subheader]
+    assert md(ids[0]) in heads and md(at.selectbox(key="cmp-b").value) in heads

@@ -133,6 +133,14 @@ def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0, *,
         [[m for m, _, _ in table], [p for _, p, _ in table], [p for _, _, p in table], limit, offset])
 
 
+def same_task_runs(store: Store, run_id: str, limit: int = 200) -> list[str]:
+    """Other runs given the same task as `run_id` (newest first): what a side-by-side compares it with."""
+    return [r for r, in store.execute(
+        "SELECT b.run_id FROM runs a JOIN runs b ON b.task = a.task AND b.run_id <> a.run_id "
+        "WHERE a.run_id = ? ORDER BY coalesce(b.started_at, b.ingested_at) DESC, b.run_id LIMIT ?",
+        [run_id, limit])]
+
+
 def get_run(store: Store, run_id: str) -> tuple[dict | None, pd.DataFrame, pd.DataFrame]:
     with store.connection() as con:
         cur = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])

@@ -13,6 +13,7 @@ from metrics.jobs import alerts, schedule
 from metrics.reports import charts, queries as dashboard
 from metrics import sets
 from pipa import profile
+from traces.display import visible_controls
 from traces.store import Store
 
 
@@ -40,7 +41,7 @@ def _pick_set(s: Store, key: str) -> tuple[str, int] | None:
     names = _set_names(s)
     labels = [f"{names.get(r.metric_set_id, r.metric_set_id)} · {r.metric_set_id} v{r.metric_set_version} · "
               f"{r.scores:,} verdicts" for r in avail.itertuples()]
-    i = labels.index(st.selectbox("metric set", labels, index=len(labels) - 1, key=key, format_func=md))
+    i = labels.index(st.selectbox("metric set", labels, index=len(labels) - 1, key=key, format_func=visible_controls))
     return avail.iloc[i]["metric_set_id"], int(avail.iloc[i]["metric_set_version"])
 
 
@@ -135,7 +136,7 @@ def _induction_tab(s: Store) -> None:
         st.info("No induced metric set yet: run `libra induce`.")
         return
     labels = [f"{r.name} · {r.set_id} v{r.version}" for r in listing.itertuples()]
-    i = labels.index(st.selectbox("induced set", labels, index=len(labels) - 1, key="dash-ind", format_func=md))
+    i = labels.index(st.selectbox("induced set", labels, index=len(labels) - 1, key="dash-ind", format_func=visible_controls))
     ms = sets.load(s, listing.iloc[i]["set_id"], int(listing.iloc[i]["version"]))
     fr = frontier_frame(ms.provenance.get("frontier", []), ms.provenance.get("params"))
     if not fr.empty:

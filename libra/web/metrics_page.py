@@ -63,7 +63,7 @@ def page() -> None:
         st.info("No metric sets yet: run `libra induce`, or import one with `libra metrics import`.")
         return
     choices = [_set_label(r) for r in listing.itertuples()]
-    pick = st.selectbox("metric set", choices, index=default_set(listing), key="ms-pick", format_func=md)
+    pick = st.selectbox("metric set", choices, index=default_set(listing), key="ms-pick", format_func=visible_controls)
     row = listing.iloc[choices.index(pick)]
     ms = sets.load(s, row.set_id, int(row.version))
     st.caption(f"{md(ms.name)} · status {ms.status} · backend {md(row.backend if isinstance(row.backend, str) else '?')}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from libra.web import session
@@ -9,6 +10,7 @@ from libra.accounts import User
 from libra.web.widgets import md, open_run
 from metrics.agreement import queue_agreement
 from traces.annotation import queues
+from traces.display import for_chart
 from traces.queries import RunFilter, facets
 from traces.store import Store
 
@@ -51,9 +53,10 @@ def page() -> None:
             st.caption(f"{q.runs} runs × {q.k} annotators · created by {md(q.created_by)}")
             st.progress(min(1.0, prog["done"] / max(prog["slots"], 1)),
                         text=f"overall {prog['done']} of {prog['slots']}")
-            mine_total = prog["mine_done"] + prog["mine_available"]
-            st.progress(min(1.0, prog["mine_done"] / max(mine_total, 1)),
-                        text=f"you: {prog['mine_done']} done, {prog['mine_available']} left for you")
+            if user.can("annotate"):  # a viewer has nothing "left for them" to do
+                mine_total = prog["mine_done"] + prog["mine_available"]
+                st.progress(min(1.0, prog["mine_done"] / max(mine_total, 1)),
+                            text=f"you: {prog['mine_done']} done, {prog['mine_available']} left for you")
             if user.can("annotate") and st.button("Next run for me", key=f"next-{q.queue_id}", type="primary"):
                 nxt = queues.next_run(s, q.queue_id, user.username)
                 if nxt is None:
@@ -66,3 +69,21 @@ def page() -> None:
                 alpha = "n/a" if a.alpha is None else f"{a.alpha:.3f}"
                 st.caption(f"inter-annotator agreement (Krippendorff's alpha, {a.level}, on ratings): {alpha} "
                            f"over {a.runs_with_overlap} runs rated by two or more people")
+            _who_said_what(s, q.queue_id, q.k)
+
+
+def _who_said_what(s: Store, queue_id: str, k: int) -> None:
+    """Each person's word on the same runs, side by side: where people differ is where to look."""
+    said = queues.who_said_what(s, queue_id)
+    said = said[said["status"] == "done"]
+    if said.empty:
+        return
+    with st.expander(f"who said what ({said['run_id'].nunique()} runs done"
+                     + (f", {int((said.groupby('run_id').size() > 1).sum())} by two or more people)" if k > 1 else ")")):
+        def cell(r: pd.Series) -> str:
+            rating = "" if pd.isna(r["rating"]) else f"rating {r['rating']:g} · "
+            return f"{rating}{r['notes']} note{'s' if r['notes'] != 1 else ''}: {r['said'][:160]}" if r["notes"] \
+                else "done, no note"
+        table = said.assign(cell=said.apply(cell, axis=1)).pivot_table(
+            index="run_id", columns="username", values="cell", aggfunc="first", sort=False).reset_index()
+        st.dataframe(for_chart(table.fillna(""), table.columns), hide_index=True, width="stretch")

@@ -54,7 +54,7 @@ def _anchor(draft_key: str, idx: int) -> None:
     st.session_state[f"{draft_key}-steps"] = sorted(set(chosen) ^ {idx})
 
 
-def _timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None) -> None:
+def timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None, prefix: str = "step") -> None:
     """The steps in order, nested under the spans that hold them, each with its timing and tokens."""
     by_idx = {int(r.idx): r for r in steps.itertuples()}
     anchored = set(st.session_state.get(f"{draft_key}-steps", [])) if draft_key else set()
@@ -66,7 +66,7 @@ def _timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None) ->
             continue
         s_ = by_idx[int(node.idx)]
         label, stats = step_label(s_), _stats(node)
-        with _indented(int(node.depth)), st.container(key=f"step-{int(node.idx)}"):
+        with _indented(int(node.depth)), st.container(key=f"{prefix}-{int(node.idx)}"):
             head = st.columns([5, 1]) if draft_key else [st.container()]
             with head[0]:
                 mark = " ◀ anchored to your note" if int(s_.idx) in anchored else ""
@@ -233,7 +233,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _header(run: dict, steps: pd.DataFrame, tree: pd.DataFrame) -> None:
+def header(run: dict, steps: pd.DataFrame, tree: pd.DataFrame, per_row: int = 8) -> None:
     """Who ran, how it ended, how long and how much: names as text, whole (a metric box cuts them)."""
     tokens = tree["tokens"].sum(min_count=1)
     t = pd.to_datetime(steps["started_at"]).min() if len(steps) else None
@@ -247,10 +247,11 @@ def _header(run: dict, steps: pd.DataFrame, tree: pd.DataFrame) -> None:
              ("duration", _took(spans) if not pd.isna(spans) else ""),
              ("tokens", "" if pd.isna(tokens) else f"{int(tokens):,}")]
     shown = [(k, v) for k, v in facts if v]
-    cols = st.columns(len(shown))
-    for col, (label, value) in zip(cols, shown, strict=True):
-        col.caption(label)
-        col.markdown(f"**{md(value)}**")
+    for at in range(0, len(shown), per_row):
+        row = shown[at:at + per_row]
+        for col, (label, value) in zip(st.columns(per_row), row, strict=False):
+            col.caption(label)
+            col.markdown(f"**{md(value)}**")
 
 
 def _go(run_id: str | None, queue_id: str | None) -> None:
@@ -310,7 +311,7 @@ def page() -> None:
         del st.query_params["queue"]
     st.header(f"Run {md(run_id)}")
     tree = span_tree(steps, run.get("metadata"))
-    _header(run, steps, tree)
+    header(run, steps, tree)
     st.caption(f"format {md(run['format'])} · source {md(run['source'])}")
     facts = _run_facts(run.get("metadata"))
     if facts:  # where the trace came from: its session, user and release, as the producer named them
@@ -327,6 +328,10 @@ def page() -> None:
     if run["task"]:
         st.markdown("**Task**")
         show_text(run["task"], 600)
+    if st.button("Compare with another run of this task", key="to-compare"):
+        st.query_params.clear()
+        st.session_state["run_id"] = run_id
+        st.switch_page(st.session_state["pages"]["compare"])
     _scores(s, run_id)
     if run["gold"]:
         with st.expander("gold labels from the source"):
@@ -345,7 +350,7 @@ def page() -> None:
                 st.altair_chart(waterfall_chart(tree))
         if user.can("annotate"):
             st.caption(KEYS_HELP)
-        _timeline(steps, tree, f"draft-{run_id}" if user.can("annotate") else None)
+        timeline(steps, tree, f"draft-{run_id}" if user.can("annotate") else None)
     keyboard.install()  # last on the page, so nothing above it moves when it mounts
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
+
+import pandas as pd
 
 from traces.queries import RunFilter
 from traces.store import Store
@@ -22,12 +25,18 @@ def _now() -> datetime:
 
 
 def create(store: Store, name: str, created_by: str, k: int = 1, flt: RunFilter | None = None,
-           sample: int | None = None, seed: int = 0) -> str:
+           sample: int | None = None, seed: int = 0, run_ids: Sequence[str] | None = None) -> str:
+    """A queue of the runs matching `flt` (or of the given `run_ids`, in that order), k people each."""
     if k < 1:
         raise ValueError("each run needs at least one annotator")
     flt = flt or RunFilter()
     where, params = flt.where()
-    ids = [r for r, in store.execute(f"SELECT r.run_id FROM runs r{where} ORDER BY r.run_id", params)]
+    if run_ids is not None:
+        known = {r for r, in store.execute("SELECT run_id FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+                                           [list(run_ids)])}
+        ids = [r for r in dict.fromkeys(run_ids) if r in known]
+    else:
+        ids = [r for r, in store.execute(f"SELECT r.run_id FROM runs r{where} ORDER BY r.run_id", params)]
     if sample is not None and sample < len(ids):
         ids = random.Random(seed).sample(ids, sample)
     if not ids:
@@ -82,6 +91,21 @@ def finish(store: Store, queue_id: str, run_id: str, username: str, status: str 
                     "AND username = ? AND status = 'assigned'", [status, _now(), queue_id, run_id, username])
 
 
+def record(store: Store, queue_id: str, run_id: str, username: str, status: str = "done") -> None:
+    """Record that `username` already did this run of the queue (a labelling round done elsewhere and
+    imported with its notes), as if they had taken it from the queue and finished it."""
+    if status not in ("done", "skipped"):
+        raise ValueError("status is done or skipped")
+    with store.transaction() as con:
+        if not con.execute("SELECT 1 FROM queue_items WHERE queue_id = ? AND run_id = ?", [queue_id, run_id]).fetchone():
+            raise KeyError(f"run {run_id!r} is not in queue {queue_id!r}")
+        con.execute("DELETE FROM queue_assignments WHERE queue_id = ? AND run_id = ? AND username = ? "
+                    "AND status = 'assigned'", [queue_id, run_id, username])
+        con.execute("INSERT INTO queue_assignments SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM "
+                    "queue_assignments WHERE queue_id = ? AND run_id = ? AND username = ?)",
+                    [queue_id, run_id, username, status, _now(), _now(), queue_id, run_id, username])
+
+
 def progress(store: Store, queue_id: str, username: str | None = None) -> dict:
     total, k = store.execute("SELECT count(*), any_value(q.k) FROM queue_items i JOIN queues q USING (queue_id) "
                              "WHERE queue_id = ?", [queue_id])[0]
@@ -90,7 +114,37 @@ def progress(store: Store, queue_id: str, username: str | None = None) -> dict:
     if username:
         out["mine_done"] = store.scalar("SELECT count(*) FROM queue_assignments WHERE queue_id = ? AND username = ? "
                                         "AND status = 'done'", [queue_id, username])
+        # what next_run can still hand this person: runs they have not had that still need someone
         out["mine_available"] = store.scalar(
             "SELECT count(*) FROM queue_items i WHERE queue_id = ? AND NOT EXISTS (SELECT 1 FROM queue_assignments a "
-            "WHERE a.queue_id = i.queue_id AND a.run_id = i.run_id AND a.username = ?)", [queue_id, username])
+            "WHERE a.queue_id = i.queue_id AND a.run_id = i.run_id AND a.username = ?) "
+            "AND (SELECT count(*) FROM queue_assignments a WHERE a.queue_id = i.queue_id AND a.run_id = i.run_id "
+            "     AND a.status != 'skipped') < ?", [queue_id, username, k or 1])
     return out
+
+
+def who_said_what(store: Store, queue_id: str) -> pd.DataFrame:
+    """Per run of the queue and person assigned it: their status, their notes' ratings and texts.
+
+    What a reviewer reads to see where people disagree: each person's word on the same run side
+    by side. Notes are read journal-aware, like everywhere else, so a note just saved is there.
+    """
+    from traces.annotation import feedback
+
+    assigned = store.df("SELECT a.run_id, a.username, a.status, a.done_at, i.position FROM queue_assignments a "
+                        "JOIN queue_items i USING (queue_id, run_id) WHERE a.queue_id = ? "
+                        "ORDER BY i.position, a.username", [queue_id])
+    cols = ["run_id", "username", "status", "notes", "rating", "said"]
+    if assigned.empty:
+        return pd.DataFrame(columns=cols)
+    notes: dict[tuple[str, str], list] = {}
+    for f in feedback.load(store, list(dict.fromkeys(assigned["run_id"]))):
+        notes.setdefault((f.run_id or "", f.author), []).append(f)
+    rows = []
+    for r in assigned.itertuples():
+        mine = notes.get((r.run_id, r.username), [])
+        ratings = [f.rating for f in mine if f.rating is not None]
+        rows.append({"run_id": r.run_id, "username": r.username, "status": r.status, "notes": len(mine),
+                     "rating": sum(ratings) / len(ratings) if ratings else None,
+                     "said": " | ".join(f.text for f in mine)})
+    return pd.DataFrame(rows, columns=cols)
