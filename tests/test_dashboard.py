@@ -106,7 +106,7 @@ def test_chart_specs():
     jh = charts.judge_human_chart(pd.DataFrame({"metric": ["M"], "runs": [4], "spearman": [0.5],
                                                 "rating_when_pass": [4.0], "rating_when_fail": [2.0]})).to_dict()
     data = next(iter(jh["datasets"].values()))
-    assert {d["judge"] for d in data} == {"judge +1", "judge −1"}
+    assert {d["judge"] for d in data} == {"judge said did well (+1)", "judge said did wrong (−1)"}
     ag = charts.agreement_chart(pd.DataFrame({"queue": ["q"], "runs": [3], "alpha": [0.4]})).to_dict()
     assert ag["layer"][1]["mark"]["type"] == "rule"
 

@@ -70,6 +70,12 @@ def test_who_and_when_mistake_step_is_a_step_index(shared, mem_store):
     agree = sum(agent == mem_store.scalar("SELECT actor FROM steps WHERE run_id = ? AND idx = ?", [r, st])
                 for r, st, _, agent in rows)
     assert agree / len(rows) > 0.8
+    # the reason stays unanchored (finding its step is what grounding is measured on), but says which
+    # step the annotators named, so the app shows it about that step and not "on the whole run"
+    named = mem_store.execute("SELECT f.steps, CAST(json_extract(f.metadata, '$.source_step') AS INT), "
+                              "CAST(json_extract(r.gold, '$.mistake_step') AS INT) FROM feedback f JOIN runs r "
+                              "USING (run_id)")
+    assert all(steps == [] and source == gold for steps, source, gold in named) and len(named) == 58
 
 
 def test_sotopia_ratings_become_feedback_by_rater(shared, mem_store):

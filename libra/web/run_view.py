@@ -15,7 +15,7 @@ from libra.web.widgets import KIND_LABEL, md, show_text, step_label
 from traces.annotation import feedback, queues
 from traces.annotation.feedback import FeedbackError
 from metrics.reports.charts import waterfall_chart
-from traces.queries import get_run
+from traces.queries import get_run, same_task_runs
 from traces.tree import span_tree
 from traces.store import Store
 
@@ -151,6 +151,14 @@ def _edit(s: Store, fid: str, user: User, n_steps: int) -> None:
         st.session_state["flash"] = ("error", str(exc))
 
 
+def _gold(gold: object) -> dict:
+    try:
+        got = json.loads(gold) if isinstance(gold, str) else gold
+    except ValueError:
+        return {}
+    return got if isinstance(got, dict) else {}
+
+
 def _delete(s: Store, fid: str, user: User) -> None:
     if not session.may(s, user, "annotate"):
         return
@@ -161,12 +169,14 @@ def _delete(s: Store, fid: str, user: User) -> None:
         st.session_state["flash"] = ("error", str(exc))
 
 
-def _feedback_list(s: Store, run_id: str, user: User, steps: pd.DataFrame) -> None:
+def _feedback_list(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold: object = None) -> None:
     items = feedback.for_run(s, run_id)
     st.subheader(f"Feedback ({len(items)})")
     labels = {int(r.idx): step_label(r) for r in steps.itertuples()}
     for f in items:
         named = (f.metadata or {}).get("source_step")
+        if named is None and (f.metadata or {}).get("dataset") == "who-and-when":  # stored before it was kept
+            named = _gold(gold).get("mistake_step")
         on = (f" on step{'s' if len(f.steps) > 1 else ''} {', '.join(map(str, f.steps))}" if f.steps
               else f" about step {named} (named by the source; not anchored)" if named is not None
               else " on the whole run")
@@ -328,7 +338,7 @@ def page() -> None:
     if run["task"]:
         st.markdown("**Task**")
         show_text(run["task"], 600)
-    if st.button("Compare with another run of this task", key="to-compare"):
+    if same_task_runs(s, run_id, limit=1) and st.button("Compare with another run of this task", key="to-compare"):
         st.query_params.clear()
         st.session_state["run_id"] = run_id
         st.switch_page(st.session_state["pages"]["compare"])
@@ -342,7 +352,7 @@ def page() -> None:
             _feedback_form(s, run_id, user, steps)
         else:
             st.caption("Viewers can read feedback but not write it.")
-        _feedback_list(s, run_id, user, steps)
+        _feedback_list(s, run_id, user, steps, run["gold"])
     with left:
         st.subheader("Timeline")
         if tree["start_s"].notna().any():

@@ -143,7 +143,7 @@ def waterfall_chart(df: pd.DataFrame) -> alt.Chart:
     return alt.Chart(for_chart(timed, (*_NAMES, "row", "label"))).mark_bar(height=10).encode(
         x=alt.X("start_s:Q", title="seconds from the run's start"), x2="end_s:Q",
         y=alt.Y("row:N", sort=None, title=None,
-                axis=alt.Axis(labelLimit=LABEL_PX, labelAlign="left", labelPadding=LABEL_PX)),
+                axis=alt.Axis(labelLimit=LABEL_PX, labelAlign="left", labelPadding=LABEL_PX, labelOverlap=False)),
         color=alt.Color("status:N", scale=alt.Scale(domain=["ok", "error"], range=["#4393c3", "#d6604d"]),
                         title=None),
         tooltip=["label", "kind", alt.Tooltip("start_s:Q", title="start (s)", format=".2f"),

@@ -93,8 +93,11 @@ class WhoAndWhenImporter(RecordImporter):
         reason = d.get("mistake_reason")
         feedback = ()
         if isinstance(reason, str) and reason.strip():
+            # the step the annotators named stays out of the note's anchors (grounding is measured on
+            # finding it) but is kept, so the note is shown about that step
             feedback = (Feedback(author="who-and-when-annotator", text=reason.strip(),
-                                     metadata={"dataset": "who-and-when"}),)
+                                 metadata={"dataset": "who-and-when",
+                                           **({"source_step": step} if step is not None else {})}),)
         question = text_of(d.get("question")) or next((s.content for s in steps if s.kind == StepKind.USER), "")
         return Run(
             native_id=str(d.get("question_ID") or source.name), format=self.name,
