@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from libra.web import session
-from libra.web.run_view import header, timeline
+from libra.web.timeline import header, timeline
 from libra.web.widgets import md, show_text
 from traces.display import visible_controls
 from traces.queries import get_run, same_task_runs
