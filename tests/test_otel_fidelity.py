@@ -161,3 +161,39 @@ def test_a_multi_agent_trace_reads_as_a_tree_with_each_calls_latency_tokens_and_
     assert failed["error"].any() and (failed["depth"] == 2).all()  # call and result, the result failed
     # every row is a step of the run or a span that holds some: nothing invented, nothing lost
     assert sorted(tree["idx"].dropna().astype(int)) == sorted(steps["idx"].astype(int))
+
+
+def test_a_span_folds_away_what_it_holds_in_the_run_view(store, location, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from libra import accounts
+
+    provider, mem = _provider({"service.name": "crew"})
+    tracer = provider.get_tracer("app")
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text",
+                                                                                    "content": "found it"}]}])}
+    with tracer.start_as_current_span("invoke_agent planner", attributes={
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"}):
+        with tracer.start_as_current_span("invoke_agent researcher", attributes={
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "researcher"}):
+            with tracer.start_as_current_span("chat gpt-4o", attributes=chat):
+                pass
+    (run_id,) = _ingest(store, tmp_path, mem.get_finished_spans())
+    accounts.add_user(store, "ana", "pw-for-ana", "annotator")
+    monkeypatch.setenv("LIBRA_STORE", location)
+    at = AppTest.from_string("import streamlit as st\nfrom libra.web import run_view\n"
+                             "st.session_state.setdefault('pages', {})\nrun_view.page()\n", default_timeout=60)
+    at.session_state["user"] = accounts.get_user(store, "ana")
+    at.session_state["run_id"] = run_id
+    at.run()
+    assert not at.exception
+    steps_shown = lambda: [b.key for b in at.button if (b.key or "").startswith("anchor-")]  # noqa: E731
+    before = steps_shown()
+    assert before
+    fold = next(b for b in at.button if (b.key or "").startswith("step-fold-span:") and b.label == "fold")
+    fold.click().run()
+    assert len(steps_shown()) < len(before)  # what the span holds is hidden
+    assert any("nodes folded" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "unfold").click().run()
+    assert steps_shown() == before

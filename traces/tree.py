@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-COLUMNS = ("node", "idx", "depth", "kind", "label", "start_s", "duration_s", "tokens", "model", "error")
+COLUMNS = ("node", "parent", "idx", "depth", "kind", "label", "start_s", "duration_s", "tokens", "model", "error")
 
 
 def _meta(value: Any) -> dict:
@@ -87,6 +87,7 @@ def span_tree(steps: pd.DataFrame, run_metadata: Any = None) -> pd.DataFrame:
 
     rows: list[dict] = []
     shown: set[str] = set()
+    node_of: dict[str, str] = {}  # span id -> the first row that stands for it (its wrapper or its step)
 
     def ancestors(sid: str | None) -> list[str]:
         chain: list[str] = []
@@ -100,13 +101,18 @@ def span_tree(steps: pd.DataFrame, run_metadata: Any = None) -> pd.DataFrame:
         for w in ancestors(parent.get(sid) if sid else None):
             shown.add(w)
             ws, we = _time(wrappers[w][3]), _time(wrappers[w][4])
-            rows.append({"node": f"span:{w}", "idx": None, "depth": depth(w), "kind": "span",
+            node_of.setdefault(w, f"span:{w}")
+            rows.append({"node": f"span:{w}", "parent": node_of.get(parent.get(w) or ""), "idx": None,
+                         "depth": depth(w), "kind": "span",
                          "label": str(wrappers[w][2] or "span"), "start_s": offset(ws),
                          "duration_s": span_of(ws, we), "tokens": None, "model": None,
                          "error": bool(wrappers[w][5])})
         ts, te = _time(r.started_at), _time(r.ended_at)
         tin, tout = _int(r.input_tokens), _int(r.output_tokens)
-        rows.append({"node": f"step:{int(r.idx)}", "idx": int(r.idx), "depth": depth(sid) if sid else 0,
+        up = node_of.get(parent.get(sid) or "") if sid else None
+        if sid:
+            node_of.setdefault(sid, f"step:{int(r.idx)}")
+        rows.append({"node": f"step:{int(r.idx)}", "parent": up, "idx": int(r.idx), "depth": depth(sid) if sid else 0,
                      "kind": str(r.kind), "label": _text(r.tool_name) or _text(r.actor) or str(r.kind),
                      "start_s": offset(ts), "duration_s": span_of(ts, te),
                      "tokens": None if tin is None and tout is None else (tin or 0) + (tout or 0),

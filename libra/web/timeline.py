@@ -48,15 +48,50 @@ def _anchor(draft_key: str, idx: int) -> None:
     st.session_state[f"{draft_key}-steps"] = sorted(set(chosen) ^ {idx})
 
 
+def _toggle(folded: set[str], node: str) -> None:
+    folded ^= {node}
+
+
+def _under(node: str, up: dict, folded: set[str]) -> bool:
+    """Whether a folded span holds this node (a climb bounded by the tree's size: ids can loop)."""
+    seen = 0
+    at = up.get(node)
+    while isinstance(at, str) and seen < len(up):
+        if at in folded:
+            return True
+        at, seen = up.get(at), seen + 1
+    return False
+
+
+def _descendants(up: dict) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in up:
+        at, seen = up.get(node), 0
+        while isinstance(at, str) and seen < len(up):
+            counts[at] = counts.get(at, 0) + 1
+            at, seen = up.get(at), seen + 1
+    return counts
+
+
 def timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None, prefix: str = "step") -> None:
     """The steps in order, nested under the spans that hold them, each with its timing and tokens."""
     by_idx = {int(r.idx): r for r in steps.itertuples()}
     anchored = set(st.session_state.get(f"{draft_key}-steps", [])) if draft_key else set()
+    folded: set[str] = st.session_state.setdefault(f"{prefix}-folded", set())
+    up = dict(zip(tree["node"], tree["parent"], strict=True))
+    inside = _descendants(up)
     for node in tree.itertuples():
+        if _under(node.node, up, folded):
+            continue
         if node.kind == "span":  # an agent or chain around the steps below it
             with _indented(int(node.depth)):
-                st.caption(f"▸ {md(node.label)}" + (f" · {_stats(node)}" if _stats(node) else "")
-                           + (" · failed" if node.error else ""))
+                text, fold = st.columns([5, 1])
+                shut = node.node in folded
+                text.caption(f"{'▸' if shut else '▾'} {md(node.label)}" + (f" · {_stats(node)}" if _stats(node) else "")
+                             + (" · failed" if node.error else "")
+                             + (f" · {inside.get(node.node, 0)} nodes folded" if shut else ""))
+                fold.button("unfold" if shut else "fold", key=f"{prefix}-fold-{node.node}", on_click=_toggle,
+                            args=(folded, node.node), help="Hide or show what this span holds")
             continue
         s_ = by_idx[int(node.idx)]
         label, stats = step_label(s_), _stats(node)
