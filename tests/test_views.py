@@ -127,3 +127,18 @@ def test_the_frontier_is_drawn_around_its_points():
                        "metrics": [16, 18], "chosen": [True, False]})
     enc = frontier_chart(df).to_dict()["layer"][0]["encoding"]
     assert enc["x"]["scale"]["domain"] == [0.81, 0.98] and enc["y"]["scale"]["domain"] == [0.73, 0.86]
+
+
+def test_the_runs_table_carries_a_chosen_metrics_verdict(runs_store):
+    from metrics.embeddings import default_embedder
+    from metrics.judges.similarity import SimilarityJudge
+    from metrics.scoring import score_runs
+
+    saved = sets.save(runs_store, MetricSet("v", 0, "V", (Metric("done", "Done", "Says it is done.",
+                                                                 good=(Example("done"),), bad=(Example("failed"),)),)))
+    ms = sets.load(runs_store, saved.set_id, saved.version)
+    assert score_runs(runs_store, ms, SimilarityJudge(default_embedder(runs_store))).runs_scored == 7
+    df = list_runs(runs_store, RunFilter(), 50, 0, verdict_of=(ms.set_id, ms.version, "done"))
+    stored = dict(runs_store.execute("SELECT run_id, value FROM scores WHERE metric_id = 'done'"))
+    assert dict(zip(df["run_id"], df["verdict"], strict=True)) == stored
+    assert "verdict" not in list_runs(runs_store, RunFilter(), 50, 0).columns

@@ -97,11 +97,13 @@ RUN_SORTS = {
 
 
 def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0, *, sort: str = "started",
-              descending: bool = True, prices: list[tuple[str, float, float]] | None = None) -> pd.DataFrame:
+              descending: bool = True, prices: list[tuple[str, float, float]] | None = None,
+              verdict_of: tuple[str, int, str] | None = None) -> pd.DataFrame:
     """One page of runs with what a reader compares them by, sorted and paged in the database.
 
     `prices` is (model, USD per million input tokens, per million output) for the models a price
-    is known for; a run of any other model has no cost rather than a guessed one.
+    is known for; a run of any other model has no cost rather than a guessed one. `verdict_of`
+    (set id, version, metric id) adds that metric's verdict (the worst of its subjects) as `verdict`.
     """
     if sort not in RUN_SORTS:
         raise ValueError(f"sort by one of {', '.join(RUN_SORTS)}, not {sort!r}")
@@ -127,10 +129,14 @@ def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0, *,
         "(coalesce(st.tin, 0) * pr.pin + coalesce(st.tout, 0) * pr.pout) / 1e6 "
         "* CASE WHEN st.tin IS NULL AND st.tout IS NULL THEN NULL ELSE 1 END AS cost_usd, "
         "coalesce(fb.n, 0) AS feedback, coalesce(fb.people, 0) AS annotators, "
-        "coalesce(sc.pos, 0) AS passed, coalesce(sc.neg, 0) AS failed, left(r.task, 160) AS task, r.format "
+        "coalesce(sc.pos, 0) AS passed, coalesce(sc.neg, 0) AS failed, "
+        + ("(SELECT min(v.value) FROM scores v WHERE v.run_id = r.run_id AND v.metric_set_id = ? "
+           "AND v.metric_set_version = ? AND v.metric_id = ?) AS verdict, " if verdict_of else "")
+        + "left(r.task, 160) AS task, r.format "
         "FROM r LEFT JOIN st USING (run_id) LEFT JOIN fb USING (run_id) LEFT JOIN sc USING (run_id) "
         f"LEFT JOIN pr ON pr.model = r.model ORDER BY {order}, r.run_id LIMIT ? OFFSET ?"),
-        [[m for m, _, _ in table], [p for _, p, _ in table], [p for _, _, p in table], limit, offset])
+        [[m for m, _, _ in table], [p for _, p, _ in table], [p for _, _, p in table], *(verdict_of or ()),
+         limit, offset])
 
 
 def same_task_runs(store: Store, run_id: str, limit: int = 200) -> list[str]:

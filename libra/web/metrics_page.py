@@ -13,7 +13,7 @@ from libra.approval import ApprovalRefused, approve_signed_in
 from libra.web import session
 from libra.web.widgets import md, open_run
 from metrics import sets
-from metrics.reports.queries import metric_verdicts
+from metrics.reports.queries import agent_metric_summary, metric_verdicts
 from traces.display import for_chart, visible_controls
 
 
@@ -36,6 +36,10 @@ def _set_label(r: Any) -> str:
 def _review_table(s: Any, ms: Any) -> pd.DataFrame:
     """One row per metric: what it is built from and how the judge has scored it so far."""
     counts = metric_verdicts(s, ms.set_id, ms.version).set_index("metric_id")
+    by_agent = agent_metric_summary(s, ms.set_id, ms.version)
+    # how far apart agents' scores are: a metric that gives everyone the same score ranks no one
+    spread = by_agent.groupby("metric")["score"].agg(lambda v: float(v.max() - v.min())) if len(by_agent) else {}
+    remarks = sum(int(m.metadata.get("aspects") or 0) for m in ms.metrics) or None
     rows = []
     for m in ms.metrics:
         c = counts.loc[m.metric_id] if m.metric_id in counts.index else None
@@ -43,7 +47,10 @@ def _review_table(s: Any, ms: Any) -> pd.DataFrame:
         rows.append({"metric": m.name, "remarks": m.metadata.get("aspects"),
                      "praised": m.metadata.get("praised"), "criticised": m.metadata.get("criticised"),
                      "about": m.subject, "examples": len(m.good) + len(m.bad),
+                     "share of remarks": None if not remarks or m.metadata.get("aspects") is None
+                     else 100.0 * int(m.metadata["aspects"]) / remarks,
                      "runs scored": 0 if c is None else int(c["runs"]),
+                     "agent spread": spread.get(m.name) if hasattr(spread, "get") else None,
                      "did well": None if not judged else 100.0 * float(c["did_well"]) / judged,
                      "note": "; ".join(n for n in (
                          "no verdicts yet" if c is None else "",
@@ -51,6 +58,8 @@ def _review_table(s: Any, ms: Any) -> pd.DataFrame:
                          f"merged from {len(m.metadata['merged_from'])}" if m.metadata.get("merged_from") else "")
                          if n)})
     df = pd.DataFrame(rows)
+    if (df["about"] == "run").all():  # the usual case says nothing; a set with agent metrics shows it
+        df = df.drop(columns=["about"])
     return df.drop(columns=[c for c in df.columns if df[c].isna().all()])
 
 
@@ -90,17 +99,25 @@ def page() -> None:
     table = _review_table(s, ms)
     st.caption("Pick a metric to read its definition and the remarks behind it"
                + ("; rename, split, merge or retire it (each change is a new draft version)." if admin else "."))
-    event = st.dataframe(
-        for_chart(table, ("metric", "about", "note")), hide_index=True, on_select="rerun",
-        selection_mode="single-row", key=f"ms-table-{ms.set_id}-{ms.version}", width="stretch",
-        height=min(38 + 35 * len(table), 460),
-        column_config={"metric": st.column_config.TextColumn(width="large"),
-                       "did well": st.column_config.ProgressColumn(
-                           "did well", format="%.0f%%", min_value=0.0, max_value=100.0,
-                           help="share of +1 among this version's +1 and −1 verdicts")})
+    left, right = st.columns([3, 2])
+    with left:
+        event = st.dataframe(
+            for_chart(table, [c for c in ("metric", "about", "note") if c in table]), hide_index=True, on_select="rerun",
+            selection_mode="single-row", key=f"ms-table-{ms.set_id}-{ms.version}", width="stretch",
+            height=min(38 + 35 * len(table), 640),
+            column_config={
+                "metric": st.column_config.TextColumn(width="medium"),
+                "share of remarks": st.column_config.NumberColumn(
+                    format="%.0f%%", help="share of the set's induction remarks this metric was built from"),
+                "agent spread": st.column_config.NumberColumn(
+                    format="%.2f", help="best agent's score minus the worst's; 0: it tells no agents apart"),
+                "did well": st.column_config.ProgressColumn(
+                    "did well", format="%.0f%%", min_value=0.0, max_value=100.0,
+                    help="share of +1 among this version's +1 and −1 verdicts")})
     rows = event.selection.rows if event and event.selection else []
     m = ms.metrics[rows[0] if rows else 0]
-    _detail(s, ms, m, admin, user)
+    with right:
+        _detail(s, ms, m, admin, user)
 
 
 def _detail(s: Any, ms: Any, m: Any, admin: bool, user: Any) -> None:
@@ -112,9 +129,9 @@ def _detail(s: Any, ms: Any, m: Any, admin: bool, user: Any) -> None:
             if exs:
                 st.markdown(f"*{title}*")
             for j, e in enumerate(exs):
-                c1, c2 = st.columns([5, 1])
-                c1.text(f"“{e.text}”" + (f"  (steps {list(e.steps)})" if e.steps else ""))
-                if e.run_id and c2.button("open run", key=f"ex-{m.metric_id}-{side}-{j}",
+                c1, c2 = st.columns([4, 1])
+                c1.text(f"“{e.text}”" + (f"  (steps {', '.join(map(str, e.steps))})" if e.steps else ""))
+                if e.run_id and c2.button("open", key=f"ex-{m.metric_id}-{side}-{j}",
                                           on_click=_open, args=(e.run_id,)):
                     st.switch_page(st.session_state["pages"]["run"])
     if not admin:

@@ -14,7 +14,7 @@ from metrics.llm.prices import price_table
 from traces.queries import RUN_SORTS, RunFilter, count_runs, facets, list_runs
 
 PAGE = 50
-COLUMNS = ("started_at", "agent", "version", "model", "outcome", "reward", "steps", "duration_s", "tokens",
+COLUMNS = ("started_at", "agent", "version", "model", "outcome", "verdict", "reward", "steps", "duration_s", "tokens",
            "cost_usd", "errors", "feedback", "annotators", "passed", "failed", "task", "format")
 COLUMN_CONFIG = {
     "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
@@ -72,8 +72,10 @@ def page() -> None:
     pg = c3.number_input(f"page of {pages}", min_value=1, max_value=pages, value=1, key="f-page")
     c4.caption(f"{total:,} runs match · sorted over all of them, {PAGE} a page · times in UTC")
     df = list_runs(s, flt, PAGE, (pg - 1) * PAGE, sort=sort, descending=descending,
-                   prices=price_table(f["model"]))
-    text_cols = ("agent", "version", "task", "model", "format", "outcome")
+                   prices=price_table(f["model"]), verdict_of=metric)
+    if "verdict" in df:  # the chosen metric's verdict, in words
+        df["verdict"] = df["verdict"].map({1: "+1 did well", -1: "−1 did wrong", 0: "n/a"})
+    text_cols = ("agent", "version", "task", "model", "format", "outcome", "verdict")
     shown = for_chart(df, text_cols).drop(columns=["run_id"])
     # a column this store never fills (no versions, no prices) is left out, and an empty text cell
     # is blank, not the word None
