@@ -91,6 +91,13 @@ def app_url(request, module_backend, tmp_path_factory):
     score_runs(s, dash, SimilarityJudge(default_embedder(s)))
     alerts.check(s, [alerts.AlertRule(name="tool errors", metric="pipa_tool_efficiency", below=0.95,
                                       window_hours=None, min_runs=5)])
+    proc, url = _start_app(db)
+    yield {"url": url, "store": s, "queue": qid}
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def _start_app(db: str):
     port = free_port()
     env = {**os.environ, "LIBRA_STORE": db}
     proc = subprocess.Popen(
@@ -108,9 +115,7 @@ def app_url(request, module_backend, tmp_path_factory):
     else:
         proc.kill()
         raise RuntimeError("the app did not start")
-    yield {"url": url, "store": s, "queue": qid}
-    proc.terminate()
-    proc.wait(timeout=20)
+    return proc, url
 
 
 @pytest.fixture(scope="module")
@@ -379,3 +384,58 @@ def test_the_run_view_draws_the_trace_timeline_and_step_timings(app_url, browser
     box = chart.bounding_box()
     assert box and box["height"] > 100
     page.screenshot(path=str(artifacts / "browser-run-timeline.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def shared_app(tmp_path_factory):
+    """The app on a store built from ../shared/data: real producers' traces and people's notes."""
+    from conftest import SHARED
+    from pipa.judge import PipaJudge
+    from pipa.scoring import score_pipa
+    from traces.ingest import ingest
+
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data not present at {SHARED}")
+    db = str(tmp_path_factory.mktemp("shared-app") / "shared.duckdb")
+    s = Store(db)
+    ingest(s, [SHARED / name for name in ("otel-genai", "inspect", "who-and-when", "sotopia-pi-human-eval")])
+    score_pipa(s, PipaJudge())
+    accounts.add_user(s, "root", "browser-pass", "admin")
+    proc, url = _start_app(db)
+    yield {"url": url, "store": s}
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_pages_on_a_store_built_from_the_shared_traces(shared_app, browser, artifacts):
+    """Each page on real data: no error, nested traces drawn as a tree, names and numbers as text."""
+    url, s = shared_app["url"], shared_app["store"]
+    page = browser.new_context(viewport={"width": 1500, "height": 1800}).new_page()
+    sign_in(page, url, "root")
+    page.get_by_text(re.compile(r"[\d,]+ runs match")).wait_for(timeout=30_000)
+    page.get_by_test_id("stDataFrame").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(2500)  # the grid draws its cells after it appears
+    page.screenshot(path=str(artifacts / "browser-shared-runs.png"), full_page=True)
+    otel = s.scalar("SELECT run_id FROM runs WHERE format = 'otel-spans' AND metadata LIKE '%span_outline%' "
+                    "ORDER BY n_steps DESC LIMIT 1")
+    assert otel is not None  # the wrapper spans of a real trace are kept
+    page.goto(f"{url}/run?run_id={otel}")
+    page.get_by_text(re.compile(r"^▾ ")).first.wait_for(timeout=30_000)  # a span of the tree, open
+    page.locator(".vega-embed >> visible=true").first.wait_for(timeout=30_000)  # the waterfall opens for a nested trace
+    page.screenshot(path=str(artifacts / "browser-shared-otel-run.png"), full_page=True)
+    named = s.scalar("SELECT run_id FROM runs WHERE format = 'who-and-when' LIMIT 1")
+    page.goto(f"{url}/run?run_id={named}")
+    page.get_by_text(re.compile(r"who-and-when-annotator about step \d+ \(named by the source")).wait_for(
+        timeout=30_000)
+    page.screenshot(path=str(artifacts / "browser-shared-who-and-when-run.png"), full_page=True)
+    for path, text in (("/dashboards", "Dashboards"), ("/metrics", "Metrics"), ("/queues", "Queues")):
+        page.goto(url + path)
+        page.get_by_role("heading", name=text).first.wait_for(timeout=30_000)
+        page.wait_for_timeout(2000)
+        assert not page.get_by_test_id("stException").count()
+        page.screenshot(path=str(artifacts / f"browser-shared{path.replace('/', '-')}.png"), full_page=True)
+    page.goto(url + "/dashboards")
+    page.get_by_role("tab", name="PIPA profile").click()
+    page.locator(".vega-embed").first.wait_for(timeout=30_000)
+    assert not page.get_by_text(re.compile(r"0\.0000|\bNone\b")).count()
+    page.screenshot(path=str(artifacts / "browser-shared-pipa.png"), full_page=True)

@@ -91,7 +91,9 @@ def test_offline_scores_what_is_computable_and_leaves_the_rest_to_a_judge(mem_st
     for mid in (STATE_CONSISTENCY, POLICY_ADHERENCE):
         assert set(prof.xs(mid, level="metric_id")["status"]) == {"needs a judge"}
     assert mem_store.scalar("SELECT count(*) FROM scores WHERE metric_id = ?", [STATE_CONSISTENCY]) == 0
-    assert score_pipa(mem_store, PipaJudge()) == []  # incremental: nothing new to read or score
+    # incremental: nothing new to read or score, and the set is still reported, with what it already scored
+    [(again, res2)] = score_pipa(mem_store, PipaJudge())
+    assert again.set_id == ms.set_id and res2.runs_scored == 0 and res2.runs_up_to_date == res.runs_scored
     rel = profile.reward_relation(mem_store).set_index("metric_id")
     assert rel.loc[TOOL_EFFICIENCY, "r_pb"] > 0.9  # the failing refund is what fails the task here
     assert rel.loc[TASK_COMPLETION, "r_pb"] == pytest.approx(1.0)
