@@ -1,0 +1,49 @@
+"""Long commands off a terminal (make demo > log, CI, cron) print progress lines (issue 20 §1)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from libra.cli import progress
+
+
+def test_lines_say_stage_done_total_rate_and_eta_at_most_every_interval(monkeypatch):
+    clock = iter([0.0, 0.2, 0.4, 5.0, 11.0, 12.0, 20.0, 20.5])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    lines: list[str] = []
+    lp = progress.LineProgress(every=10, write=lines.append)
+    lp("embed", 0, 100)     # t=0: a stage says when it starts
+    lp("embed", 10, 100)    # 0.2: too soon
+    lp("ground", 0, 4)      # 0.4: another stage starts
+    lp("embed", 40, 100)    # 5: too soon
+    lp("embed", 55, 100)    # 11: ten seconds on: a line with rate and ETA
+    lp("embed", 60, 100)    # 12: too soon
+    lp("embed", 100, 100)   # 20: the end of a stage is always said, with the time it took
+    lp("embed", 100, 100)   # 20.5: said once
+    assert lines[0] == "embed: 0/100  0%" and lines[1] == "ground: 0/4  0%"
+    assert re.fullmatch(r"embed: 55/100  55%  5 per s  ETA 0:09", lines[2]), lines[2]
+    assert re.fullmatch(r"embed: 100/100  100%  5 per s  took 0:20", lines[3]), lines[3]
+    assert len(lines) == 4
+
+
+def test_bytes_read_as_sizes():
+    st = progress._Stage(started=0.0, last=0.0, done=2_500_000, total=10_000_000)
+    line = progress.LineProgress(as_bytes=True, write=lambda _: None).line("read", st, 2.0)
+    assert line == "read: 2.5 MB/10.0 MB  25%  1.2 MB/s  ETA 0:06"
+
+
+def test_a_command_whose_output_is_not_a_terminal_prints_lines_not_bars(tmp_path):
+    db = tmp_path / "p.duckdb"
+    out = subprocess.run([sys.executable, "-m", "libra.cli.main", "demo", "build", "--db", str(db), "--runs", "30"],
+                         capture_output=True, text=True, timeout=300, env={**os.environ,
+                                                                          "LIBRA_PROGRESS_EVERY": "0"})
+    assert out.returncode == 0, out.stderr
+    assert "━" not in out.stderr and "\r" not in out.stderr  # no bar redrawn into a log
+    graded = subprocess.run([sys.executable, "-m", "libra.cli.main", "pipa", "score", "--db", str(db)],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "LIBRA_PROGRESS_EVERY": "0"})
+    assert graded.returncode == 0, graded.stderr
+    assert re.search(r"^\S+: \d+/\d+  \d+%", graded.stderr, re.M), graded.stderr
