@@ -72,7 +72,7 @@ class SentenceTransformerEmbedder:
                 if not sys.stderr.isatty():  # a bar drawn into a log file is a line of noise per redraw
                     from transformers.utils import logging as hf_logging
 
-                    hf_logging.disable_progress_bar()
+                    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
                 _models[self.name] = SentenceTransformer(resolve_model(self.name), device="cpu")
             return _models[self.name]
 

@@ -174,11 +174,11 @@ def test_a_span_folds_away_what_it_holds_in_the_run_view(store, location, tmp_pa
             "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text",
                                                                                     "content": "found it"}]}])}
     with tracer.start_as_current_span("invoke_agent planner", attributes={
-            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"}):
-        with tracer.start_as_current_span("invoke_agent researcher", attributes={
-                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "researcher"}):
-            with tracer.start_as_current_span("chat gpt-4o", attributes=chat):
-                pass
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"}), \
+            tracer.start_as_current_span("invoke_agent researcher", attributes={
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "researcher"}), \
+            tracer.start_as_current_span("chat gpt-4o", attributes=chat):
+        pass
     (run_id,) = _ingest(store, tmp_path, mem.get_finished_spans())
     accounts.add_user(store, "ana", "pw-for-ana", "annotator")
     monkeypatch.setenv("LIBRA_STORE", location)

@@ -49,4 +49,4 @@ def _argument_type(self: core.TyperArgument, ctx: Any) -> str | None:
 def install() -> None:
     core.TyperOption.display_type_rich = _option_type  # type: ignore[method-assign]
     core.TyperArgument._usage_display_name = _argument_usage  # type: ignore[method-assign]
-    core.TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign]
+    core.TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign,assignment]

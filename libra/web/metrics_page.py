@@ -51,7 +51,7 @@ def _review_table(s: Any, ms: Any) -> pd.DataFrame:
                      else 100.0 * int(m.metadata["aspects"]) / remarks,
                      "runs scored": 0 if c is None else int(c["runs"]),
                      "agent spread": spread.get(m.name) if hasattr(spread, "get") else None,
-                     "did well": None if not judged else 100.0 * float(c["did_well"]) / judged,
+                     "did well": None if c is None or not judged else 100.0 * float(c["did_well"]) / judged,
                      "note": "; ".join(n for n in (
                          "no verdicts yet" if c is None else "",
                          "one scenario" if m.metadata.get("scenario_specific") else "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pandas as pd
 
@@ -85,7 +86,7 @@ def _edit(s: Store, fid: str, user: User, n_steps: int) -> None:
         st.session_state["flash"] = ("error", str(exc))
 
 
-def _gold(gold: object) -> dict:
+def _gold(gold: object) -> dict[str, Any]:
     try:
         got = json.loads(gold) if isinstance(gold, str) else gold
     except ValueError:

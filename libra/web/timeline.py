@@ -52,7 +52,7 @@ def _toggle(folded: set[str], node: str) -> None:
     folded ^= {node}
 
 
-def _under(node: str, up: dict, folded: set[str]) -> bool:
+def _under(node: str, up: dict[str, Any], folded: set[str]) -> bool:
     """Whether a folded span holds this node (a climb bounded by the tree's size: ids can loop)."""
     seen = 0
     at = up.get(node)
@@ -63,7 +63,7 @@ def _under(node: str, up: dict, folded: set[str]) -> bool:
     return False
 
 
-def _descendants(up: dict) -> dict[str, int]:
+def _descendants(up: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for node in up:
         at, seen = up.get(node), 0
@@ -124,7 +124,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def header(run: dict, steps: pd.DataFrame, tree: pd.DataFrame, per_row: int = 8) -> None:
+def header(run: dict[str, Any], steps: pd.DataFrame, tree: pd.DataFrame, per_row: int = 8) -> None:
     """Who ran, how it ended, how long and how much: names as text, whole (a metric box cuts them)."""
     tokens = tree["tokens"].sum(min_count=1)
     t = pd.to_datetime(steps["started_at"]).min() if len(steps) else None
