@@ -77,20 +77,53 @@ class SentenceTransformerEmbedder:
             return _models[self.name]
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        model = self._model()
-        out = []
-        for i in range(0, len(texts), self.batch_size):
-            chunk = list(texts[i:i + self.batch_size])
-            out.append(model.encode(chunk, batch_size=self.batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False).astype(np.float32))
-            if progress:
-                progress(min(i + self.batch_size, len(texts)), len(texts))
-        if not out:
+        """Vectors in input order; texts go to the model longest first, in batches of a token budget.
+
+        sentence-transformers pads each batch to its longest text. Sorting the whole input by token
+        length (not only within fixed chunks, as chunked calls would) keeps like lengths together,
+        and a budget of batch_size x 256 padded tokens lets short texts go in larger batches and
+        long ones in smaller, with progress after each batch.
+        """
+        if not texts:
             return np.zeros((0, self.dim()), dtype=np.float32)
-        return np.vstack(out)
+        model = self._model()
+        lengths = self._token_lengths(model, texts)
+        order = np.argsort(-lengths, kind="stable")
+        out = np.zeros((len(texts), self.dim()), dtype=np.float32)
+        budget = self.batch_size * 256
+        done = 0
+        for batch in _budget_batches(lengths[order], budget, cap=self.batch_size * 8):
+            idx = order[done:done + batch]
+            out[idx] = model.encode([texts[i] for i in idx], batch_size=batch, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+            done += batch
+            if progress:
+                progress(done, len(texts))
+        return out
+
+    @staticmethod
+    def _token_lengths(model: Any, texts: Sequence[str]) -> np.ndarray:
+        """Tokens each text becomes (capped at the model's length), from its own fast tokenizer."""
+        limit = int(getattr(model, "max_seq_length", 512) or 512)
+        enc = model.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=limit,
+                              return_attention_mask=False, return_token_type_ids=False)
+        return np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
 
     def dim(self) -> int:
-        return int(self._model().get_sentence_embedding_dimension())
+        model = self._model()  # renamed in sentence-transformers 5.x; either name works
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get())
+
+
+def _budget_batches(sorted_lengths: np.ndarray, budget: int, cap: int) -> list[int]:
+    """Sizes of consecutive batches over lengths sorted longest first: each batch padded to its first
+    (longest) text fits `budget` tokens, with at least one and at most `cap` texts."""
+    sizes, at, n = [], 0, len(sorted_lengths)
+    while at < n:
+        size = max(1, min(cap, budget // max(int(sorted_lengths[at]), 1), n - at))
+        sizes.append(size)
+        at += size
+    return sizes
 
 
 def text_hash(text: str) -> str:

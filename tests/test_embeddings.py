@@ -98,3 +98,19 @@ class _Constant:
 
     def embed(self, texts, progress=None):
         return np.tile(np.array([[0.6, 0.8]], dtype=np.float32), (len(texts), 1))
+
+
+@pytest.mark.model
+def test_texts_are_batched_by_length_over_the_whole_input_and_come_back_in_order(minilm):
+    from metrics.embeddings import _budget_batches
+
+    # longest first; each batch padded to its first text stays within the budget, at most `cap` texts
+    assert _budget_batches(np.array([300, 200, 40, 40, 10, 10, 10]), budget=400, cap=3) == [1, 2, 3, 1]
+    assert _budget_batches(np.array([900]), budget=400, cap=3) == [1]  # a text past the budget goes alone
+    texts = ["short", "a much longer remark about the agent calling the same failing tool again and again " * 6,
+             "mid-sized: it confirmed the price before booking", "short", "ok"]
+    seen: list[int] = []
+    got = minilm.embed(texts, progress=lambda done, total: seen.append(done))
+    raw = minilm._model().encode(texts, normalize_embeddings=True)
+    assert np.abs(got - raw).max() < 1e-5  # the same vectors, in the caller's order
+    assert seen[-1] == len(texts) and seen == sorted(seen)
