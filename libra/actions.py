@@ -8,7 +8,7 @@ command leave the store the same way.
 
 from __future__ import annotations
 
-from libra.ingesting import ingest
+from libra.ingesting import ingest, rebuild_index
 from libra.scoring import score, score_pipa_runs
 from libra import proactive
 from metrics.jobs.schedule import Action, JobResult, JobSpec
@@ -54,8 +54,12 @@ def make_actions() -> dict[str, Action]:
         r = proactive.score(store, name=spec.reward_model or "proactive-reward", agent=spec.agent)
         return JobResult(runs_scored=r.summary.runs_scored)
 
+    def index_action(store: Store, spec: JobSpec) -> JobResult:
+        # large stores are indexed off the ingest's path: a nightly job, say, beside the hourly ingest
+        return JobResult(detail={"indexed": rebuild_index(store)})
+
     def alerts_action(store: Store, spec: JobSpec) -> JobResult:
         return JobResult()  # rules are checked after every job; this job only checks them
 
     return {"ingest": ingest_action, "watch": watch_action, "score": score_action, "pipa": pipa_action,
-            "proactive": proactive_action, "alerts": alerts_action}
+            "proactive": proactive_action, "alerts": alerts_action, "index": index_action}

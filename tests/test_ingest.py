@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
@@ -320,3 +321,40 @@ def test_who_and_when_keeps_who_spoke_when_the_log_names_them(mem_store, tmp_pat
                     (2, "agent_message", "Verification_Expert", None, False), (3, "user_message", "human", None, False)]
     # the gold step is the named expert's own turn, not "a user message by human"
     assert mem_store.scalar("SELECT json_extract_string(gold, '$.mistake_agent') FROM runs") == "Verification_Expert"
+
+
+def test_search_is_never_stale_while_the_index_waits_and_a_replaced_run_is_searched_by_its_new_text(
+        store, tmp_path, backend, monkeypatch):
+    """Big stores are indexed off the ingest's path (`libra index`, a scheduled `index` job); until then
+    runs the index lacks are matched by their words, so a search right after an ingest finds them."""
+    from dataclasses import replace
+
+    from libra.ingesting import ingest as ingest_composed
+    from libra.ingesting import rebuild_index
+    from traces.model import Step, StepKind
+    from traces.queries import RunFilter, list_runs, unindexed
+
+    if backend != "duckdb":
+        pytest.skip("a lake has no full-text index; search there is by substring only")
+    base = list(generate_runs(4, seed=3))
+    first = replace(base[0], native_id="first", steps=base[0].steps + (Step(StepKind.AGENT, "met the walrus"),))
+    write_jsonl([first, *base[1:3]], tmp_path / "a.jsonl")
+    ingest_composed(store, [tmp_path / "a.jsonl"])
+    assert rebuild_index(store) and unindexed(store) == 0
+    late = replace(base[3], native_id="late", steps=base[3].steps + (Step(StepKind.AGENT, "a quokka waved"),))
+    changed = replace(first, steps=first.steps[:-1] + (Step(StepKind.AGENT, "met the narwhal instead"),))
+    write_jsonl([late, changed], tmp_path / "b.jsonl")
+    monkeypatch.setattr("libra.ingesting.INDEX_AUTOMATICALLY_UP_TO", 3)  # a store past it: no rebuild on ingest
+    done = ingest_composed(store, [tmp_path / "b.jsonl"])
+    assert not done.indexed and done.index_pending and unindexed(store) == 2  # the new run and the replaced one
+
+    def found(text: str) -> set[str]:
+        ids = list(list_runs(store, RunFilter(text=text, fts=True))["run_id"])
+        return {n for n, in store.execute("SELECT native_id FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+                                          [ids])}
+
+    assert found("quokka") == {"late"}        # not in the index yet, found by its words
+    assert found("narwhal") == {"first"}      # replaced: searched by its new text
+    assert found("walrus") == set()           # and no longer by the old one
+    rebuild_index(store)
+    assert unindexed(store) == 0 and found("quokka") == {"late"} and found("narwhal") == {"first"}

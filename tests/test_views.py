@@ -142,3 +142,14 @@ def test_the_runs_table_carries_a_chosen_metrics_verdict(runs_store):
     stored = dict(runs_store.execute("SELECT run_id, value FROM scores WHERE metric_id = 'done'"))
     assert dict(zip(df["run_id"], df["verdict"], strict=True)) == stored
     assert "verdict" not in list_runs(runs_store, RunFilter(), 50, 0).columns
+
+
+@pytest.mark.parametrize("sort", list(RUN_SORTS))
+def test_pages_of_the_runs_table_add_up_to_the_whole_sorted_table(runs_store, sort):
+    """Whether a page is cut before the sums (runs' own columns) or after (tokens, cost), pages of
+    three read in turn are the whole table in order, each run once."""
+    for descending in (True, False):
+        whole = list(list_runs(runs_store, RunFilter(), 50, 0, sort=sort, descending=descending)["run_id"])
+        pages = [r for off in range(0, 9, 3) for r in
+                 list_runs(runs_store, RunFilter(), 3, off, sort=sort, descending=descending)["run_id"]]
+        assert pages == whole and len(set(whole)) == 7

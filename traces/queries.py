@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -33,9 +34,15 @@ class RunFilter:
                 clauses.append(f"r.{col} IN (SELECT unnest(?::VARCHAR[]))")
                 params.append(list(values))
         if self.text and self.fts:
-            clauses.append("r.run_id IN (SELECT run_id FROM (SELECT run_id, "
-                           "fts_main_run_text.match_bm25(run_id, ?) AS score FROM run_text) WHERE score IS NOT NULL)")
-            params.append(self.text)
+            # BM25 over the runs the index holds; runs written since it was built (or replaced) are
+            # matched by any of the query's words, so search is never stale while indexing waits
+            words = list(dict.fromkeys(re.findall(r"\w+", self.text.lower())))[:16] or [self.text]
+            any_word = " OR ".join(["s.content ILIKE ? OR s.tool_name ILIKE ?"] * len(words))
+            clauses.append(
+                "(r.run_id IN (SELECT run_id FROM (SELECT run_id, fts_main_run_text.match_bm25(run_id, ?) AS score "
+                "FROM run_text) WHERE score IS NOT NULL) OR (NOT EXISTS (SELECT 1 FROM run_text t WHERE "
+                f"t.run_id = r.run_id) AND EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND ({any_word}))))")
+            params += [self.text, *[f"%{w}%" for w in words for _ in (0, 1)]]
         elif self.text:
             clauses.append("(r.task ILIKE ? OR r.run_id ILIKE ? OR r.native_id ILIKE ? OR r.run_id IN "
                            "(SELECT run_id FROM steps WHERE content ILIKE ? OR tool_name ILIKE ?))")
@@ -76,6 +83,15 @@ def search_index_ready(con) -> bool:
     return bool(exists) and search.load_fts(con)
 
 
+def unindexed(store: Store) -> int | None:
+    """Runs full-text search matches by their words because the index does not hold them yet;
+    None when there is no index at all (every run is matched by substring)."""
+    from traces import search
+
+    with store.connection() as con:
+        return search.unindexed_runs(con) if search_index_ready(con) else None
+
+
 def _query(store: Store, flt: RunFilter, sql_of, tail: list) -> pd.DataFrame:
     with store.connection() as con:
         if flt.text and flt.fts and not search_index_ready(con):
@@ -88,11 +104,13 @@ def count_runs(store: Store, flt: RunFilter) -> int:
     return int(_query(store, flt, lambda w: f"SELECT count(*) AS n FROM runs r{w}", []).iloc[0, 0])
 
 
-# What the runs table can be sorted by, each an expression over `list_runs`' columns.
+# What the runs table can be sorted by: an expression over `list_runs`' columns, and, for those the
+# runs table itself holds, the same order over `runs`, so a page is cut before anything is joined.
 RUN_SORTS = {
-    "started": "started_at", "duration": "duration_s", "tokens": "tokens", "cost": "cost_usd",
-    "steps": "steps", "feedback": "feedback", "failed verdicts": "failed", "reward": "reward",
-    "agent": "lower(agent)", "outcome": "outcome",
+    "started": ("started_at", "coalesce(r.started_at, r.ingested_at)"), "duration": ("duration_s", None),
+    "tokens": ("tokens", None), "cost": ("cost_usd", None), "steps": ("steps", "r.n_steps"),
+    "feedback": ("feedback", None), "failed verdicts": ("failed", None), "reward": ("reward", "r.reward"),
+    "agent": ("lower(agent)", "lower(r.agent)"), "outcome": ("outcome", "r.outcome"),
 }
 
 
@@ -107,10 +125,19 @@ def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0, *,
     """
     if sort not in RUN_SORTS:
         raise ValueError(f"sort by one of {', '.join(RUN_SORTS)}, not {sort!r}")
-    order = f"{RUN_SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST"
+    way = "DESC" if descending else "ASC"
+    outer, inner = RUN_SORTS[sort]
+    order = f"{outer} {way} NULLS LAST"
     table = prices or []
+    # sorted by a column of runs: the page is cut there, and only its 50 runs' steps are summed;
+    # sorted by a sum (tokens, cost, ...): every matching run is summed and the database sorts them
+    cut = f" ORDER BY {inner} {way} NULLS LAST, r.run_id LIMIT ? OFFSET ?" if inner else ""
+    page = [] if inner else [limit, offset]
+    head = [limit, offset] if inner else []
+    if inner and sort == "started":
+        order = f"coalesce(r.started_at, r.ingested_at) {way} NULLS LAST"
     return _query(store, flt, lambda where: (
-        f"WITH r AS (SELECT r.* FROM runs r{where}), "  # noqa: S608 - fixed clauses, values are parameters
+        f"WITH r AS (SELECT r.* FROM runs r{where}{cut}), "  # noqa: S608 - fixed clauses, values are parameters
         "st AS (SELECT run_id, sum(input_tokens) AS tin, sum(output_tokens) AS tout, min(started_at) AS t0, "
         "max(ended_at) AS t1, count(*) FILTER (WHERE is_error) AS errors "
         "FROM steps WHERE run_id IN (SELECT run_id FROM r) GROUP BY run_id), "
@@ -134,9 +161,9 @@ def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0, *,
            "AND v.metric_set_version = ? AND v.metric_id = ?) AS verdict, " if verdict_of else "")
         + "left(r.task, 160) AS task, r.format "
         "FROM r LEFT JOIN st USING (run_id) LEFT JOIN fb USING (run_id) LEFT JOIN sc USING (run_id) "
-        f"LEFT JOIN pr ON pr.model = r.model ORDER BY {order}, r.run_id LIMIT ? OFFSET ?"),
-        [[m for m, _, _ in table], [p for _, p, _ in table], [p for _, _, p in table], *(verdict_of or ()),
-         limit, offset])
+        f"LEFT JOIN pr ON pr.model = r.model ORDER BY {order}, r.run_id" + (" LIMIT ? OFFSET ?" if page else "")),
+        [*head, [m for m, _, _ in table], [p for _, p, _ in table], [p for _, _, p in table], *(verdict_of or ()),
+         *page])
 
 
 def same_task_runs(store: Store, run_id: str, limit: int = 200) -> list[str]:

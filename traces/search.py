@@ -27,3 +27,9 @@ def rebuild_search_index(con: duckdb.DuckDBPyConnection) -> bool:
     con.execute("INSERT INTO run_text " + RUN_TEXT)
     con.execute("PRAGMA create_fts_index('run_text', 'run_id', 'text', overwrite = 1)")
     return True
+
+
+def unindexed_runs(con: duckdb.DuckDBPyConnection) -> int:
+    """Runs written (or replaced) since the index was last built: search matches them by their words."""
+    return int(con.execute("SELECT count(*) FROM runs r WHERE NOT EXISTS "
+                           "(SELECT 1 FROM run_text t WHERE t.run_id = r.run_id)").fetchone()[0])

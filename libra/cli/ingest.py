@@ -31,8 +31,9 @@ def ingest_cmd(
              "default: the cores, at most 4, or LIBRA_INGEST_WORKERS. 1 parses in this process.",
         min=1)] = None,
     index: Annotated[bool, typer.Option(
-        help="Rebuild the full-text search index afterwards (done automatically up to "
-             f"{INDEX_AUTOMATICALLY_UP_TO:,} runs; `libra index` does it later).")] = True,
+        help="Rebuild the full-text search index afterwards on stores up to "
+             f"{INDEX_AUTOMATICALLY_UP_TO:,} runs; beyond, `libra index` does it, and search matches "
+             "runs the index lacks by their words meanwhile.")] = True,
     quiet: QuietOption = False,
     watch: Annotated[Path | None, typer.Option(help="Follow a directory of OTLP JSON files as the "
                                                     "OpenTelemetry Collector's file exporter writes them "
@@ -101,7 +102,7 @@ def ingest_cmd(
         out.print(r)
         console.print("see them with: libra quarantine")
     if done.index_pending:
-        console.print("run `libra index` to bring full-text search up to date")
+        console.print("search matches the new runs by their words until `libra index` adds them to the index")
     if summary.quarantined:
         raise typer.Exit(1)
 

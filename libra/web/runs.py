@@ -11,7 +11,7 @@ from libra.web.widgets import open_run
 from traces.display import for_chart, visible_controls
 from metrics.reports.queries import scored_metrics
 from metrics.llm.prices import price_table
-from traces.queries import RUN_SORTS, RunFilter, count_runs, facets, list_runs
+from traces.queries import RUN_SORTS, RunFilter, count_runs, facets, list_runs, unindexed
 
 PAGE = 50
 COLUMNS = ("started_at", "agent", "version", "model", "outcome", "verdict", "reward", "steps", "duration_s", "tokens",
@@ -71,6 +71,10 @@ def page() -> None:
     descending = c2.toggle("largest / newest first", value=True, key="f-desc")
     pg = c3.number_input(f"page of {pages}", min_value=1, max_value=pages, value=1, key="f-page")
     c4.caption(f"{total:,} runs match · sorted over all of them, {PAGE} a page · times in UTC")
+    lagging = unindexed(s) if text else None
+    if lagging:
+        st.caption(f"{lagging:,} runs added since the search index was built are matched by any of your words; "
+                   "`libra index` ranks them with the rest.")
     df = list_runs(s, flt, PAGE, (pg - 1) * PAGE, sort=sort, descending=descending,
                    prices=price_table(f["model"]), verdict_of=metric)
     if "verdict" in df:  # the chosen metric's verdict, in words

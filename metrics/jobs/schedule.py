@@ -70,7 +70,7 @@ class Cron:
 
 # -- config -------------------------------------------------------------------------
 
-ACTIONS = ("ingest", "watch", "score", "pipa", "proactive", "alerts")
+ACTIONS = ("ingest", "watch", "score", "pipa", "proactive", "alerts", "index")
 
 
 class JobSpec(BaseModel):
