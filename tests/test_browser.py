@@ -321,6 +321,7 @@ def test_keys_move_between_steps_anchor_a_note_save_it_and_work_a_queue(app_url,
     page.get_by_role("button", name="Done, next run").wait_for(timeout=30_000)
     first = re.search(r"run_id=([^&]+)", page.url).group(1)
     page.locator(".st-key-step-0").wait_for(timeout=30_000)
+    page.wait_for_function("() => window.__libraKeys === true", timeout=30_000)  # the keys are listened for
     page.get_by_role("heading", name="Timeline").click()  # the page, not a text box, has the focus
     for _ in range(3):
         page.keyboard.press("j")
@@ -439,3 +440,20 @@ def test_pages_on_a_store_built_from_the_shared_traces(shared_app, browser, arti
     page.locator(".vega-embed").first.wait_for(timeout=30_000)
     assert not page.get_by_text(re.compile(r"0\.0000|\bNone\b")).count()
     page.screenshot(path=str(artifacts / "browser-shared-pipa.png"), full_page=True)
+
+
+def test_a_verdicts_evidence_step_link_scrolls_the_timeline_to_it(app_url, browser, artifacts):
+    url, s = app_url["url"], app_url["store"]
+    run_id, step = s.execute("SELECT run_id, evidence[-1] FROM scores WHERE metric_set_id = 'dash' AND value = -1 "
+                             "AND len(evidence) > 0 ORDER BY evidence[-1] DESC, run_id LIMIT 1")[0]
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    sign_in(page, url, "alice", f"/run?run_id={run_id}")
+    page.get_by_text(re.compile(r"^Scores \(")).click()
+    link = page.get_by_role("link", name=f"step {step}").first
+    link.wait_for(timeout=30_000)
+    page.wait_for_function("() => window.__libraKeys === true", timeout=30_000)
+    link.click()
+    page.wait_for_timeout(800)
+    box = page.locator(f".st-key-step-{step}").bounding_box()
+    assert box and 0 <= box["y"] < 450  # brought to the top of the view, below the header bar
+    page.screenshot(path=str(artifacts / "browser-evidence-link.png"))

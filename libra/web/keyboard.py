@@ -1,4 +1,4 @@
-"""Keyboard shortcuts for reading and annotating a run.
+"""Keyboard shortcuts for reading and annotating a run, and links from a verdict to its evidence step.
 
 Streamlit has no key bindings, so a zero-height component puts one listener into the app's page
 (its own origin). The keys press the page's own buttons (`Done, next run`, `Skip`, `Save feedback`,
@@ -26,6 +26,18 @@ _SCRIPT = r"""
   const steps = () => Array.from(d.querySelectorAll('[class*="st-key-step-"]'));
   // the step whose block reaches below the app's header bar: the one being read
   const current = () => steps().find((el) => el.getBoundingClientRect().bottom > 110);
+  // evidence links (#libra-step-N) scroll the timeline to that step's block
+  d.addEventListener('click', (e) => {
+    const a = e.target.closest && e.target.closest('a[href^="#libra-step-"]');
+    if (!a) return;
+    const n = a.getAttribute('href').slice('#libra-step-'.length);
+    const el = d.querySelector('.st-key-step-' + CSS.escape(n));
+    if (!el) return;
+    e.preventDefault();
+    el.scrollIntoView({block: 'start'});
+    const main = d.querySelector('[data-testid="stMain"]') || d.scrollingElement;
+    if (main) main.scrollBy(0, -100);
+  }, true);
   d.addEventListener('keydown', (e) => {
     if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') {
       const b = button('Save feedback');

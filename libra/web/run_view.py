@@ -167,9 +167,23 @@ def _scores(s: Store, run_id: str) -> None:
         st.dataframe(_readable_scores(df), hide_index=True, width="stretch",
                      column_config={"pass rate": st.column_config.NumberColumn(format="percent"),
                                     "reason": st.column_config.TextColumn(width="large")})
+        _evidence_links(df)
         prof = profile.run_profile(s, run_id)
         if not prof.empty:
             st.altair_chart(profile.profile_chart(prof))
+
+
+def _evidence_links(df: pd.DataFrame, most: int = 30) -> None:
+    """Each "did wrong" verdict's evidence steps as links that scroll the timeline to the step."""
+    wrong = df[(df["verdict"] == -1) & df["evidence"].map(lambda e: e is not None and len(e) > 0)]
+    if wrong.empty:
+        return
+    st.caption("Where the judges saw it (click a step to go to it in the timeline):")
+    for r in wrong.head(most).itertuples():
+        about = f" · about {md(r.about)}" if r.about != "the run" else ""
+        # the step numbers are Libra's own integers; only they go into the link
+        steps = ", ".join(f"[step {int(i)}](#libra-step-{int(i)})" for i in r.evidence)
+        st.markdown(f"{md(r.metric)}{about}: {steps}")
 
 
 VERDICT_TEXT = {1: "+1 did well", -1: "−1 did wrong", 0: "n/a (not raised)"}
@@ -242,6 +256,7 @@ def page() -> None:
         st.query_params["queue"] = queue_id
     elif "queue" in st.query_params:
         del st.query_params["queue"]
+    keyboard.install()  # always here, first: it never comes and goes above other widgets, and is up at once
     st.header(f"Run {md(run_id)}")
     tree = span_tree(steps, run.get("metadata"))
     header(run, steps, tree)
@@ -284,7 +299,6 @@ def page() -> None:
         if user.can("annotate"):
             st.caption(KEYS_HELP)
         timeline(steps, tree, f"draft-{run_id}" if user.can("annotate") else None)
-    keyboard.install()  # last on the page, so nothing above it moves when it mounts
 
 
 __all__ = ["page", "KIND_LABEL"]
