@@ -47,3 +47,17 @@ def test_a_command_whose_output_is_not_a_terminal_prints_lines_not_bars(tmp_path
                             env={**os.environ, "LIBRA_PROGRESS_EVERY": "0"})
     assert graded.returncode == 0, graded.stderr
     assert re.search(r"^\S+: \d+/\d+  \d+%", graded.stderr, re.M), graded.stderr
+
+
+def test_many_files_read_as_one_stage_not_a_line_each(monkeypatch):
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    lines: list[str] = []
+    files = progress.FilesProgress(progress.LineProgress(as_bytes=True, every=10, write=lines.append))
+    for i in range(30):  # thirty small files, a second each
+        files(f"run_{i}.json", 0, 1000)
+        files(f"run_{i}.json", 1000, 1000)
+    files.close()
+    assert all(line.startswith("read: ") for line in lines)
+    assert len(lines) <= 8  # the first, one per ten seconds, the last: not sixty
+    assert lines[-1].startswith("read: 30.0 KB/30.0 KB  100%") and "took" in lines[-1]

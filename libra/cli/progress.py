@@ -81,7 +81,8 @@ class LineProgress:
                 parts.append(f"ETA {_clock((st.total - st.done) / rate)}")
         return "  ".join(parts)
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, stage: str, done: int, total: int, final: bool | None = None) -> None:
+        """`final` says whether the stage is over; by default, when done reaches total."""
         now = time.monotonic()
         st = self.stages.get(stage)
         fresh = st is None
@@ -90,12 +91,40 @@ class LineProgress:
         if st.finished:
             return
         st.done, st.total = done, total
-        st.finished = total > 0 and done >= total
+        st.finished = (total > 0 and done >= total) if final is None else final
         if fresh or st.finished or now - st.last >= self.every:
             st.last = now
             text = self.line(stage, st, now)
             self.write(text)
             log.info(text)
+
+
+@dataclass
+class FilesProgress:
+    """Many files' byte progress as one "read" stage (a line per file would be 100,000 lines)."""
+
+    lines: LineProgress
+    open_files: dict[str, tuple[int, int]] = field(default_factory=dict)
+    done_bytes: int = 0
+    files: int = 0
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        if total > 0 and done >= total:
+            self.open_files.pop(name, None)
+            self.done_bytes += total
+            self.files += 1
+        else:
+            self.open_files[name] = (done, total)
+        self._say(final=False)
+
+    def _say(self, final: bool) -> None:
+        done = self.done_bytes + sum(d for d, _ in self.open_files.values())
+        total = self.done_bytes + sum(t for _, t in self.open_files.values())
+        self.lines("read", done, total, final=final)  # the summary after it counts the files
+
+    def close(self) -> None:
+        if self.files or self.open_files:
+            self._say(final=True)
 
 
 def _bars(as_bytes: bool) -> Progress:
@@ -113,7 +142,12 @@ def staged(disable: bool = False, *, as_bytes: bool = False) -> Iterator[Update]
         yield lambda stage, done, total: None
         return
     if not console.is_terminal:
-        yield LineProgress(as_bytes=as_bytes)
+        if not as_bytes:
+            yield LineProgress()
+            return
+        files = FilesProgress(LineProgress(as_bytes=True))
+        yield files
+        files.close()
         return
     bars = _bars(as_bytes)
     tasks: dict[str, TaskID] = {}
