@@ -57,6 +57,7 @@ def test_many_files_read_as_one_stage_not_a_line_each(monkeypatch):
     for i in range(30):  # thirty small files, a second each
         files(f"run_{i}.json", 0, 1000)
         files(f"run_{i}.json", 1000, 1000)
+        files(f"run_{i}.json", 1000, 1000)  # said twice: counted once
     files.close()
     assert all(line.startswith("read: ") for line in lines)
     assert len(lines) <= 8  # the first, one per ten seconds, the last: not sixty

@@ -105,12 +105,16 @@ class FilesProgress:
 
     lines: LineProgress
     open_files: dict[str, tuple[int, int]] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
     done_bytes: int = 0
     files: int = 0
 
     def __call__(self, name: str, done: int, total: int) -> None:
+        if name in self.finished:  # a reader may say "all read" more than once
+            return
         if total > 0 and done >= total:
             self.open_files.pop(name, None)
+            self.finished.add(name)
             self.done_bytes += total
             self.files += 1
         else:
