@@ -277,7 +277,7 @@ def test_a_hostile_agent_name_is_text_in_filters_tables_and_chart_tooltips(app_u
     sign_in(page, app_url["url"], "alice", "/dashboards")  # a new page load; the cookie keeps the sign-in
     page.get_by_text("Alert tool errors").first.wait_for(timeout=30_000)
     page.get_by_role("tab", name="PIPA profile").click()
-    charts = page.locator(".vega-embed")
+    charts = page.get_by_role("tabpanel", name="PIPA profile").locator(".vega-embed")
     charts.first.wait_for(timeout=30_000)
     page.wait_for_timeout(1500)
     tips = 0
@@ -304,7 +304,7 @@ def test_dashboards_draw_the_pipa_profile_and_the_alert(app_url, browser, artifa
     sign_in(page, app_url["url"], "alice", "/dashboards")
     page.get_by_text("Alert tool errors").first.wait_for(timeout=30_000)
     page.get_by_role("tab", name="PIPA profile").click()
-    chart = page.locator(".vega-embed").first
+    chart = page.locator(".vega-embed >> visible=true").first
     chart.wait_for(timeout=30_000)
     page.get_by_text("Where each agent fails first").wait_for(timeout=10_000)
     box = chart.bounding_box()
@@ -380,7 +380,7 @@ def test_the_run_view_draws_the_trace_timeline_and_step_timings(app_url, browser
     sign_in(page, url, "alice", f"/run?run_id={run_id}")
     page.get_by_text(re.compile(r"\+\d+\.\d s · took \d+")).first.wait_for(timeout=30_000)
     page.get_by_text("trace timeline (waterfall)").click()
-    chart = page.locator(".vega-embed").first
+    chart = page.locator(".vega-embed >> visible=true").first
     chart.wait_for(timeout=30_000)
     box = chart.bounding_box()
     assert box and box["height"] > 100
@@ -437,7 +437,7 @@ def test_pages_on_a_store_built_from_the_shared_traces(shared_app, browser, arti
         page.screenshot(path=str(artifacts / f"browser-shared{path.replace('/', '-')}.png"), full_page=True)
     page.goto(url + "/dashboards")
     page.get_by_role("tab", name="PIPA profile").click()
-    page.locator(".vega-embed").first.wait_for(timeout=30_000)
+    page.locator(".vega-embed >> visible=true").first.wait_for(timeout=30_000)
     assert not page.get_by_text(re.compile(r"0\.0000|\bNone\b")).count()
     page.screenshot(path=str(artifacts / "browser-shared-pipa.png"), full_page=True)
 
@@ -449,11 +449,16 @@ def test_a_verdicts_evidence_step_link_scrolls_the_timeline_to_it(app_url, brows
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
     sign_in(page, url, "alice", f"/run?run_id={run_id}")
     page.get_by_text(re.compile(r"^Scores \(")).click()
-    link = page.get_by_role("link", name=f"step {step}").first
+    link = page.get_by_role("link", name=f"step {step}", exact=True).first
     link.wait_for(timeout=30_000)
+    # the run's PIPA chart in the same expander draws a moment later and moves what is below it
+    page.locator(".vega-embed >> visible=true").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
     page.wait_for_function("() => window.__libraKeys === true", timeout=30_000)
     link.click()
-    page.wait_for_timeout(800)
+    page.wait_for_function(f"() => {{ const e = document.querySelector('.st-key-step-{step}'); "
+                           "if (!e) return false; const r = e.getBoundingClientRect(); "
+                           "return r.top >= 0 && r.top < 450; }", timeout=10_000)
     box = page.locator(f".st-key-step-{step}").bounding_box()
     assert box and 0 <= box["y"] < 450  # brought to the top of the view, below the header bar
     page.screenshot(path=str(artifacts / "browser-evidence-link.png"))

@@ -26,18 +26,31 @@ _SCRIPT = r"""
   const steps = () => Array.from(d.querySelectorAll('[class*="st-key-step-"]'));
   // the step whose block reaches below the app's header bar: the one being read
   const current = () => steps().find((el) => el.getBoundingClientRect().bottom > 110);
-  // evidence links (#libra-step-N) scroll the timeline to that step's block
-  d.addEventListener('click', (e) => {
-    const a = e.target.closest && e.target.closest('a[href^="#libra-step-"]');
-    if (!a) return;
-    const n = a.getAttribute('href').slice('#libra-step-'.length);
+  // evidence links (#libra-step-N) scroll the timeline to that step's block. Scrolls are instant: on a
+  // page that scrolls smoothly, the nudge below the header bar would cancel the scroll before it.
+  const toStep = (n, tries) => {
     const el = d.querySelector('.st-key-step-' + CSS.escape(n));
-    if (!el) return;
-    e.preventDefault();
-    el.scrollIntoView({block: 'start'});
+    if (!el) {  // the page may still be drawing the timeline
+      if (tries > 0) w.setTimeout(() => toStep(n, tries - 1), 100);
+      return;
+    }
+    el.scrollIntoView({block: 'start', behavior: 'instant'});
     const main = d.querySelector('[data-testid="stMain"]') || d.scrollingElement;
-    if (main) main.scrollBy(0, -100);
+    if (main) main.scrollBy({top: -100, behavior: 'instant'});
+  };
+  const STEP = '#libra-step-';
+  d.addEventListener('click', (e) => {
+    const a = e.target.closest && e.target.closest('a[href^="' + STEP + '"]');
+    if (!a) return;
+    e.preventDefault();
+    toStep(a.getAttribute('href').slice(STEP.length), 30);
   }, true);
+  // and if the browser followed the link anyway, the address's fragment does the same, then goes
+  w.addEventListener('hashchange', () => {
+    if (!w.location.hash.startsWith(STEP)) return;
+    toStep(w.location.hash.slice(STEP.length), 30);
+    w.history.replaceState(null, '', w.location.pathname + w.location.search);
+  });
   d.addEventListener('keydown', (e) => {
     if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') {
       const b = button('Save feedback');
@@ -63,10 +76,10 @@ _SCRIPT = r"""
       const at = Math.max(all.indexOf(current()), 0);
       const next = all[e.key === 'j' ? Math.min(at + 1, all.length - 1) : Math.max(at - 1, 0)];
       e.preventDefault();
-      next.scrollIntoView({block: 'start'});
+      next.scrollIntoView({block: 'start', behavior: 'instant'});
       // the header bar covers the top of the view; move the step out from under it
       const main = d.querySelector('[data-testid="stMain"]') || d.scrollingElement;
-      if (main) main.scrollBy(0, -100);
+      if (main) main.scrollBy({top: -100, behavior: 'instant'});
     }
   }, true);
 })();
