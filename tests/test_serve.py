@@ -136,6 +136,12 @@ def test_the_sdks_exporters_land_spans_and_logs_and_a_split_trace_is_rebuilt_who
             runs = _store_runs(db)
             return run_id in runs and json.loads(runs[run_id][1]).get("spans") == 3 and runs[run_id]
         n_steps, meta = _wait(whole)
+
+        def told() -> bool:  # the drain's account of what it read is written just after the runs
+            with Store(str(db)).connection() as con:
+                return con.execute("SELECT sum(records) FROM ingest_files WHERE source LIKE 'otlp-http%'"
+                                   ).fetchone()[0] == 4
+        _wait(told)
         with Store(str(db)).connection() as con:
             steps = con.execute("SELECT kind, content, tool_name FROM steps WHERE run_id = ? ORDER BY idx",
                                 [run_id]).fetchall()
