@@ -6,6 +6,7 @@ cannot turn "txt.exe" into "exe.txt" anywhere Libra draws it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -32,3 +33,14 @@ def for_chart(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
         if c in out.columns:
             out[c] = out[c].map(lambda v: visible_controls(v) if isinstance(v, str) else v)
     return out
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    """A stored JSON column (metadata, gold) as a dict: {} for NULL, bad JSON or anything not an object."""
+    if isinstance(value, dict):
+        return value
+    try:
+        got = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        return {}
+    return got if isinstance(got, dict) else {}

@@ -7,23 +7,14 @@ an indented outline and a waterfall chart; runs from formats without spans are a
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from traces.display import json_object
+
 COLUMNS = ("node", "parent", "idx", "depth", "kind", "label", "start_s", "duration_s", "tokens", "model", "error")
-
-
-def _meta(value: Any) -> dict:
-    if isinstance(value, dict):
-        return value
-    try:
-        got = json.loads(value) if isinstance(value, str) else {}
-    except ValueError:
-        return {}
-    return got if isinstance(got, dict) else {}
 
 
 def _time(value: Any) -> datetime | None:
@@ -40,9 +31,9 @@ def _time(value: Any) -> datetime | None:
 
 def step_model(metadata: Any) -> str | None:
     """The model a step's call went to, as its producer named it (response model first)."""
-    call = _meta(metadata).get("llm_call") or {}
+    call = json_object(metadata).get("llm_call") or {}
     model = call.get("response_model") or call.get("request_model") or call.get("model") \
-        or _meta(metadata).get("model")
+        or json_object(metadata).get("model")
     return str(model) if model else None
 
 
@@ -56,7 +47,7 @@ def _int(value: Any) -> int | None:
 
 def span_tree(steps: pd.DataFrame, run_metadata: Any = None) -> pd.DataFrame:
     """The run's nodes in reading order (see the module docstring); `steps` as `get_run` reads them."""
-    outline = _meta(run_metadata).get("span_outline") or []
+    outline = json_object(run_metadata).get("span_outline") or []
     wrappers = {str(w[0]): w for w in outline if isinstance(w, list) and len(w) >= 6 and w[0]}
     parent: dict[str, str | None] = {sid: (str(w[1]) if w[1] else None) for sid, w in wrappers.items()}
     for r in steps.itertuples():

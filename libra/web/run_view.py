@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pandas as pd
 
@@ -12,11 +11,11 @@ import streamlit as st
 from libra.web import keyboard, session
 from libra.accounts import User
 from libra.web.timeline import KEYS_HELP, header, timeline
-from libra.web.widgets import KIND_LABEL, md, show_text, step_label
+from libra.web.widgets import KIND_LABEL, VERDICT_TEXT, md, show_text, step_label
 from traces.annotation import feedback, queues
 from traces.annotation.feedback import FeedbackError
 from metrics.reports.charts import waterfall_chart
-from traces.display import for_chart
+from traces.display import for_chart, json_object
 from traces.queries import get_run, same_task_runs
 from traces.tree import span_tree
 from traces.store import Store
@@ -86,14 +85,6 @@ def _edit(s: Store, fid: str, user: User, n_steps: int) -> None:
         st.session_state["flash"] = ("error", str(exc))
 
 
-def _gold(gold: object) -> dict[str, Any]:
-    try:
-        got = json.loads(gold) if isinstance(gold, str) else gold
-    except ValueError:
-        return {}
-    return got if isinstance(got, dict) else {}
-
-
 def _delete(s: Store, fid: str, user: User) -> None:
     if not session.may(s, user, "annotate"):
         return
@@ -111,7 +102,7 @@ def _feedback_list(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold:
     for f in items:
         named = (f.metadata or {}).get("source_step")
         if named is None and (f.metadata or {}).get("dataset") == "who-and-when":  # stored before it was kept
-            named = _gold(gold).get("mistake_step")
+            named = json_object(gold).get("mistake_step")
         on = (f" on step{'s' if len(f.steps) > 1 else ''} {', '.join(map(str, f.steps))}" if f.steps
               else f" about step {named} (named by the source; not anchored)" if named is not None
               else " on the whole run")
@@ -186,9 +177,6 @@ def _evidence_links(df: pd.DataFrame, most: int = 30) -> None:
         st.markdown(f"{md(r.metric)}{about}: {steps}")
 
 
-VERDICT_TEXT = {1: "+1 did well", -1: "−1 did wrong", 0: "n/a (not raised)"}
-
-
 def _readable_scores(df: pd.DataFrame) -> pd.DataFrame:
     """Verdicts as words, the evidence as step numbers, and no column this run leaves empty."""
     out = df.assign(verdict=df["verdict"].map(VERDICT_TEXT),
@@ -218,14 +206,7 @@ RUN_FACTS = (("session", "session_id"), ("conversation", "conversation_id"), ("u
 
 
 def _run_facts(metadata: object) -> list[tuple[str, str]]:
-    import json
-
-    try:
-        meta = json.loads(metadata) if isinstance(metadata, str) else (metadata or {})
-    except ValueError:
-        return []
-    if not isinstance(meta, dict):
-        return []
+    meta = json_object(metadata)
     seen, out = set(), []
     for label, key in RUN_FACTS:
         v = meta.get(key)

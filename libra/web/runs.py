@@ -7,7 +7,7 @@ import datetime as dt
 import streamlit as st
 
 from libra.web import session
-from libra.web.widgets import open_run
+from libra.web.widgets import VERDICT_TEXT, open_run
 from traces.display import for_chart, visible_controls
 from metrics.reports.queries import scored_metrics
 from metrics.llm.prices import price_table
@@ -78,7 +78,7 @@ def page() -> None:
     df = list_runs(s, flt, PAGE, (pg - 1) * PAGE, sort=sort, descending=descending,
                    prices=price_table(f["model"]), verdict_of=metric)
     if "verdict" in df:  # the chosen metric's verdict, in words
-        df["verdict"] = df["verdict"].map({1: "+1 did well", -1: "−1 did wrong", 0: "n/a"})
+        df["verdict"] = df["verdict"].map(VERDICT_TEXT)
     text_cols = ("agent", "version", "task", "model", "format", "outcome", "verdict")
     shown = for_chart(df, text_cols).drop(columns=["run_id"])
     # a column this store never fills (no versions, no prices) is left out, and an empty text cell

@@ -12,6 +12,8 @@ from traces.display import visible_controls
 KIND_LABEL = {"user_message": "USER", "agent_message": "AGENT", "thought": "THOUGHT",
               "tool_call": "TOOL CALL", "tool_result": "TOOL RESULT", "observation": "OBSERVATION",
               "system": "SYSTEM"}
+# a verdict as the app words it everywhere: the runs table, the run view, the evidence
+VERDICT_TEXT = {1: "+1 did well", -1: "−1 did wrong", 0: "n/a (not raised)"}
 
 
 # Everything Streamlit draws as a label, caption, header or expander title is Markdown (links,
