@@ -153,3 +153,23 @@ def test_pages_of_the_runs_table_add_up_to_the_whole_sorted_table(runs_store, so
         pages = [r for off in range(0, 9, 3) for r in
                  list_runs(runs_store, RunFilter(), 3, off, sort=sort, descending=descending)["run_id"]]
         assert pages == whole and len(set(whole)) == 7
+
+
+def test_a_span_outline_someone_wrote_with_a_loop_and_markup_still_reads_as_a_bounded_tree():
+    """A row another writer put into a shared store: spans that are each other's parents, names with
+    markup, a broken entry, or metadata that is not JSON at all. The tree ends, and nothing is lost."""
+    from traces.tree import span_tree
+
+    steps = pd.DataFrame({"idx": [0, 1], "kind": ["agent_message", "tool_call"], "actor": [None, None],
+                          "tool_name": [None, "<img src=x onerror=alert(1)>"], "span_id": ["s1", "s2"],
+                          "parent_id": ["w1", "s1"], "started_at": [T0, T0 + timedelta(seconds=1)],
+                          "ended_at": [T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)],
+                          "input_tokens": [10, None], "output_tokens": [2, None], "is_error": [False, True],
+                          "metadata": ['{"llm_call": {"response_model": "m-1"}}', "not json"]})
+    loop = {"span_outline": [["w1", "w2", "**agent** [x](javascript:alert(1))", None, None, False],
+                             ["w2", "w1", "other", None, None, False], ["broken"], "junk"]}
+    tree = span_tree(steps, loop)
+    assert sorted(tree["idx"].dropna().astype(int)) == [0, 1]  # every step, once
+    assert set(tree.loc[tree["kind"] == "span", "label"]) <= {"**agent** [x](javascript:alert(1))", "other"}
+    assert tree["depth"].max() <= 4 and tree.loc[tree["idx"] == 0, "model"].item() == "m-1"
+    assert list(span_tree(steps, "{not json")["kind"]) == ["agent_message", "tool_call"]  # no outline: flat
