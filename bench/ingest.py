@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,8 @@ def write_files(steps: int, out: Path) -> tuple[Path, Path, int]:
     with open(generic, "wb") as g, open(otlp, "wb") as o:
         for i, run in enumerate(generate_runs(steps // 12 + 10, seed=123, with_feedback=False)):
             g.write(orjson.dumps(run_to_record(run), default=str) + b"\n")
-            o.write(orjson.dumps(run_to_otlp(run, f"{i + 1:032x}")) + b"\n")
+            # random ids, as tracers make them (a counter's all-digit ids are not what files hold)
+            o.write(orjson.dumps(run_to_otlp(run, f"{random.Random(i).getrandbits(128):032x}")) + b"\n")
             n += len(run.steps)
             if n >= steps:
                 break
@@ -97,6 +99,7 @@ def timed(cmd: list[str]) -> tuple[float, float, float, str]:
 DUCKDB_GENERIC = """
 import duckdb, sys
 con = duckdb.connect(sys.argv[2])
+con.execute("SET enable_progress_bar = false")
 con.execute("CREATE TABLE steps AS SELECT r.run_id, unnest(r.steps, recursive := true) "
             "FROM read_json(?, format = 'newline_delimited', maximum_object_size = 1073741824) r", [sys.argv[1]])
 print(con.execute("SELECT count(*) FROM steps").fetchone()[0])
@@ -104,6 +107,7 @@ print(con.execute("SELECT count(*) FROM steps").fetchone()[0])
 DUCKDB_OTLP = """
 import duckdb, sys
 con = duckdb.connect(sys.argv[2])
+con.execute("SET enable_progress_bar = false")
 con.execute("CREATE TABLE spans AS SELECT unnest(ss.spans, recursive := true) FROM ("
             " SELECT unnest(rs.scopeSpans) AS ss FROM ("
             "  SELECT unnest(resourceSpans) AS rs FROM read_json(?, format = 'newline_delimited', "
@@ -114,6 +118,7 @@ print(con.execute("SELECT count(*) FROM spans").fetchone()[0])
 DUCKDB_FLAT = """
 import duckdb, sys
 con = duckdb.connect(sys.argv[2])
+con.execute("SET enable_progress_bar = false")
 con.execute("CREATE TABLE spans AS SELECT * FROM read_json(?, format = 'newline_delimited', "
             "maximum_object_size = 1073741824)", [sys.argv[1]])
 print(con.execute("SELECT count(*) FROM spans").fetchone()[0])
@@ -162,7 +167,7 @@ def main() -> None:
                     raw_db.unlink(missing_ok=True)
                     src = flat if "flat" in name else path
                     w, c, m, out = timed([sys.executable, "-c", script, str(src), str(target_db)])
-                    rows.append((label, name, unit, mb[src], w, c, m, int(out.strip()), (wall, cpu)))
+                    rows.append((label, name, unit, mb[src], w, c, m, int(out.split()[-1]), (wall, cpu)))
                     print(f"  {label}: {name} {w:.1f}s wall, {c:.1f} CPU-s", file=sys.stderr)
                 for p in (db, raw_db):
                     p.unlink(missing_ok=True)

@@ -358,3 +358,23 @@ def test_search_is_never_stale_while_the_index_waits_and_a_replaced_run_is_searc
     assert found("walrus") == set()           # and no longer by the old one
     rebuild_index(store)
     assert unindexed(store) == 0 and found("quokka") == {"late"} and found("narwhal") == {"first"}
+
+
+def test_only_integers_past_64_bits_take_the_slow_json_parser(monkeypatch):
+    """Digits inside strings (a hex trace id that happens to be all digits, nanosecond times) are read by
+    orjson; an integer value of 20 or more digits, anywhere a value starts, still by the exact parser."""
+    from traces.importers import base
+
+    slow = []
+    real = base._stdlib_json
+    monkeypatch.setattr(base, "_stdlib_json", lambda raw: slow.append(raw) or real(raw))
+    line = b'{"traceId":"00000000000000000000000000000001","startTimeUnixNano":"1792234200000000000123"}'
+    assert base.decode_json(line)["traceId"] == "00000000000000000000000000000001"
+    assert slow == []
+    big = 100927429609276260000000000000000000001
+    for text in (f'{{"id": {big}}}', f'[1, {big}]', f'[\n  -{big}\n]', str(big)):
+        value = base.decode_json(text.encode())
+        assert big in (value if isinstance(value, int) else abs(v) for v in
+                       (value.values() if isinstance(value, dict) else value)) if not isinstance(value, int) \
+            else value == big
+    assert len(slow) == 4

@@ -261,8 +261,10 @@ def parse_time(value: Any) -> datetime | None:
     return None
 
 
-# A run of 20 or more digits: the only place an integer past 64 bits can hide.
-_LONG_DIGITS = re.compile(rb"[0-9]{20,}")
+# 20 or more digits where a JSON value starts (after a colon, bracket or comma): the only place an
+# integer past 64 bits can hide. Digits inside strings (hex trace ids that happen to be all digits,
+# nanosecond times) do not count, or every such line would take the slow parser.
+_LONG_DIGITS = re.compile(rb"(?:^|[:\[,])\s*-?[0-9]{20,}")
 
 
 def decode_json(raw: bytes | str) -> Any:
