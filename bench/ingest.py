@@ -96,33 +96,22 @@ def timed(cmd: list[str]) -> tuple[float, float, float, str]:
     return wall, usage.ru_utime + usage.ru_stime, max(peak[0] / 2**20, usage.ru_maxrss / 1024), out
 
 
-DUCKDB_GENERIC = """
-import duckdb, sys
-con = duckdb.connect(sys.argv[2])
-con.execute("SET enable_progress_bar = false")
-con.execute("CREATE TABLE steps AS SELECT r.run_id, unnest(r.steps, recursive := true) "
-            "FROM read_json(?, format = 'newline_delimited', maximum_object_size = 1073741824) r", [sys.argv[1]])
-print(con.execute("SELECT count(*) FROM steps").fetchone()[0])
-"""
-DUCKDB_OTLP = """
-import duckdb, sys
-con = duckdb.connect(sys.argv[2])
-con.execute("SET enable_progress_bar = false")
-con.execute("CREATE TABLE spans AS SELECT unnest(ss.spans, recursive := true) FROM ("
-            " SELECT unnest(rs.scopeSpans) AS ss FROM ("
-            "  SELECT unnest(resourceSpans) AS rs FROM read_json(?, format = 'newline_delimited', "
-            "  maximum_object_size = 1073741824)))", [sys.argv[1]])
-print(con.execute("SELECT count(*) FROM spans").fetchone()[0])
-"""
+_READ = "read_json(?, format = 'newline_delimited', maximum_object_size = 1073741824)"
+
+
+def duckdb_load(select: str) -> str:
+    """A child process's script: the input (argv[1]) loaded into a table in argv[2] by `select`; prints the rows."""
+    return ("import duckdb, sys\ncon = duckdb.connect(sys.argv[2])\n"
+            "con.execute('SET enable_progress_bar = false')\n"
+            f"con.execute({'CREATE TABLE t AS ' + select!r}, [sys.argv[1]])\n"
+            "print(con.execute('SELECT count(*) FROM t').fetchone()[0])\n")
+
+
+DUCKDB_GENERIC = duckdb_load(f"SELECT r.run_id, unnest(r.steps, recursive := true) FROM {_READ} r")
+DUCKDB_OTLP = duckdb_load(f"SELECT unnest(ss.spans, recursive := true) FROM (SELECT unnest(rs.scopeSpans) AS ss "
+                          f"FROM (SELECT unnest(resourceSpans) AS rs FROM {_READ}))")
 # The raw load: one span per line, read by DuckDB's parallel C++ reader, no unnesting.
-DUCKDB_FLAT = """
-import duckdb, sys
-con = duckdb.connect(sys.argv[2])
-con.execute("SET enable_progress_bar = false")
-con.execute("CREATE TABLE spans AS SELECT * FROM read_json(?, format = 'newline_delimited', "
-            "maximum_object_size = 1073741824)", [sys.argv[1]])
-print(con.execute("SELECT count(*) FROM spans").fetchone()[0])
-"""
+DUCKDB_FLAT = duckdb_load(f"SELECT * FROM {_READ}")
 SPANS_LANDED = """
 import duckdb, sys
 con = duckdb.connect(sys.argv[1], read_only=True)
