@@ -51,10 +51,18 @@ def _kill_after_commits(proc: subprocess.Popen, commits: int, timeout: float = 1
     proc.wait()
 
 
-def test_sigkill_mid_file(tmp_path, backend, new_location):
-    src = tmp_path / "big.jsonl"
-    total = 12_000
-    write_jsonl(generate_runs(total, seed=4), src)
+@pytest.mark.parametrize("layout", ["one file", "a folder of one-run files"])
+def test_sigkill_mid_file(tmp_path, backend, new_location, layout):
+    """A kill loses at most the batch being written, whether the runs come in one file or one per file."""
+    total = 12_000 if layout == "one file" else 1_500
+    if layout == "one file":
+        src = tmp_path / "big.jsonl"
+        write_jsonl(generate_runs(total, seed=4), src)
+    else:  # batches span files, so many small files commit as they go too
+        src = tmp_path / "runs"
+        src.mkdir()
+        for i, run in enumerate(generate_runs(total, seed=4)):
+            write_jsonl([run], src / f"r{i:05d}.jsonl")
     db = new_location("killed")
     proc = subprocess.Popen(
         [sys.executable, "-m", "libra.cli.main", "ingest", "--batch-steps", "4000",
