@@ -14,11 +14,8 @@ every run landed.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import orjson
@@ -26,6 +23,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ingest import timed  # noqa: E402
 from libra.demo import generate_runs  # noqa: E402
 from traces.importers.generic import run_to_record  # noqa: E402
 
@@ -43,18 +41,6 @@ print(duckdb.connect(sys.argv[1], read_only=True).execute("SELECT count(*) FROM 
 """
 
 
-def timed(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall and CPU seconds (the child and what it waited for) and the last line it printed."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{cmd[:4]} failed: {proc.stderr.read().decode()[-2000:]}")
-    lines = out.strip().splitlines()
-    return time.perf_counter() - t, usage.ru_utime + usage.ru_stime, lines[-1] if lines else ""
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=100_000)
@@ -66,10 +52,11 @@ def main() -> None:
         for i, run in enumerate(generate_runs(a.files, seed=5, with_feedback=False)):
             (folder / f"r{i:07d}.json").write_bytes(orjson.dumps(run_to_record(run), default=str))
         db, raw = Path(tmp) / "libra.duckdb", Path(tmp) / "raw.duckdb"
-        w_l, c_l, _ = timed([sys.executable, "-m", "libra.cli.main", "ingest", "-q", "--no-index",
+        w_l, c_l, _, _ = timed([sys.executable, "-m", "libra.cli.main", "ingest", "-q", "--no-index",
                              "--db", str(db), str(folder)])
-        stored = int(timed([sys.executable, "-c", RUNS_STORED, str(db)])[2])
-        w_d, c_d, loaded = timed([sys.executable, "-c", GLOB_LOAD, str(folder / "*.json"), str(raw)])
+        stored = int(timed([sys.executable, "-c", RUNS_STORED, str(db)])[3].split()[-1])
+        w_d, c_d, _, out = timed([sys.executable, "-c", GLOB_LOAD, str(folder / "*.json"), str(raw)])
+        loaded = out.split()[-1]
     print(f"{'loader':<34}{'files':>9}{'landed':>9}{'wall s':>8}{'CPU s':>8}{'files/s':>9}")
     print(f"{'libra ingest (folder)':<34}{a.files:>9,}{stored:>9,}{w_l:>8.1f}{c_l:>8.1f}{a.files / w_l:>9,.0f}")
     print(f"{'read_json over the glob':<34}{a.files:>9,}{int(loaded):>9,}{w_d:>8.1f}{c_d:>8.1f}{a.files / w_d:>9,.0f}")

@@ -372,9 +372,31 @@ def test_only_integers_past_64_bits_take_the_slow_json_parser(monkeypatch):
     assert base.decode_json(line)["traceId"] == "00000000000000000000000000000001"
     assert slow == []
     big = 100927429609276260000000000000000000001
-    for text in (f'{{"id": {big}}}', f'[1, {big}]', f'[\n  -{big}\n]', str(big)):
-        value = base.decode_json(text.encode())
-        assert big in (value if isinstance(value, int) else abs(v) for v in
-                       (value.values() if isinstance(value, dict) else value)) if not isinstance(value, int) \
-            else value == big
+    assert base.decode_json(f'{{"id": {big}}}'.encode()) == {"id": big}
+    assert base.decode_json(f"[1, {big}]".encode()) == [1, big]
+    assert base.decode_json(f"[\n  -{big}\n]".encode()) == [-big]
+    assert base.decode_json(str(big).encode()) == big
     assert len(slow) == 4
+
+
+def test_json_with_any_integers_and_strings_reads_as_the_exact_parser_reads_it():
+    """Whatever the pre-check decides, the value is the one the standard library reads: big integers exact,
+    digit-heavy strings untouched, in any nesting."""
+    import json as stdlib_json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from traces.importers.base import decode_json
+
+    leaves = st.integers(min_value=-(10**40), max_value=10**40) | st.text("0123456789:,[ -ab", max_size=45)
+    values = st.recursive(leaves, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(
+        st.text("0123456789:k", max_size=25), kids, max_size=4), max_leaves=12)
+
+    @settings(max_examples=300, deadline=None)
+    @given(values, st.sampled_from([None, 2]))
+    def check(value, indent):
+        text = stdlib_json.dumps(value, indent=indent)
+        assert decode_json(text.encode()) == stdlib_json.loads(text)
+
+    check()

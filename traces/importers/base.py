@@ -285,7 +285,7 @@ def decode_json(raw: bytes | str) -> Any:
     Those ids (a 128-bit OpenTelemetry trace id written as a number) must stay
     exact, or two traces whose ids share their first 16 digits become one run;
     the standard library's parser keeps every integer exact. Only inputs with a
-    20-digit run pay for it.
+    20-digit integer value pay for it.
     """
     b = raw.encode() if isinstance(raw, str) else raw
     if _has_long_integer(b):
