@@ -70,8 +70,13 @@ def flatten(otlp: Path, out: Path) -> int:
 
 def timed(cmd: list[str]) -> tuple[float, float, float, str]:
     """Wall seconds, CPU seconds and peak RSS (MB) of a child process and its children; its stdout."""
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty child cannot block on a full stderr
+        return _timed(cmd, err)
+
+
+def _timed(cmd: list[str], err) -> tuple[float, float, float, str]:
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
     peak = [0]
     done = threading.Event()
 
@@ -92,7 +97,8 @@ def timed(cmd: list[str]) -> tuple[float, float, float, str]:
     done.set()
     watcher.join()
     if os.waitstatus_to_exitcode(status) not in (0,):
-        raise RuntimeError(f"{cmd} failed: {proc.stderr.read().decode()[-2000:]}")
+        err.seek(0)
+        raise RuntimeError(f"{cmd} failed: {err.read().decode(errors='replace')[-2000:]}")
     return wall, usage.ru_utime + usage.ru_stime, max(peak[0] / 2**20, usage.ru_maxrss / 1024), out
 
 
