@@ -23,7 +23,7 @@ from metrics.judges.base import Judge, RunView
 from metrics.judges.graded import GradedJudge
 from metrics.judges.llm import LLMJudge
 from metrics.judges.similarity import SimilarityJudge
-from metrics.judges.trained import TrainedJudge, view_key
+from metrics.judges.trained import JudgeMemo, TrainedJudge, view_key
 from traces.annotation.feedback import load as load_feedback
 from traces.export import load_runs
 from traces.store import Store
@@ -47,8 +47,9 @@ def induction_tools(backend: Backend) -> InductionTools:
     if llm is not None:
         return InductionTools(backend.kind, backend.label, emb, LLMGrounder(llm), LLMNamer(llm),
                               lambda: LLMJudge(llm), lambda: LLMMatcher(llm))
+    memo = JudgeMemo()  # the candidates of an induction judge the same runs with many of the same metrics
     return InductionTools(backend.kind, backend.label, emb, OfflineGrounder(StepLocator(emb)),
-                          OfflineNamer(embedder=emb), lambda: TrainedJudge(emb), lambda: OfflineMatcher(emb))
+                          OfflineNamer(embedder=emb), lambda: TrainedJudge(emb, memo=memo), lambda: OfflineMatcher(emb))
 
 
 def fit_offline_judge(store: Store, metric_set: MetricSet, embedder: Embedder | None = None,

@@ -64,6 +64,8 @@ class Candidate:
     clusterer: AspectClusterer
 
 
+# what building one candidate goes through, each reported as candidates done of all
+CANDIDATE_STAGES = ("name", "fit judge", "evaluate")
 MAP_POINTS = 3000  # aspects kept for the app's map
 
 
@@ -235,20 +237,29 @@ def merge_close(X: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarr
         labels[labels == ids[j]] = ids[i]
 
 
-def cluster_labels(params: dict, X: np.ndarray, config: InduceConfig) -> tuple[np.ndarray, AspectClusterer]:  # noqa: N803
-    """Cluster labels for one point of the granularity search (-1: not covered)."""
-    clusterer = AspectClusterer(min_cluster_size=params["min_cluster_size"], min_samples=config.min_samples,
+def base_labels(min_cluster_size: int, X: np.ndarray, config: InduceConfig) -> tuple[np.ndarray, AspectClusterer]:  # noqa: N803
+    """HDBSCAN's clusters at one size, and a second, finer pass over the aspects it left out.
+
+    The expensive part of a granularity point, shared by every refinement of that size.
+    """
+    clusterer = AspectClusterer(min_cluster_size=min_cluster_size, min_samples=config.min_samples,
                                 n_components=config.n_components, random_state=config.random_state).fit(X)
     labels = clusterer.labels_.copy()
     if config.add_uncovered and (labels == -1).sum() >= 4:
         # aspects no cluster took get a second, finer pass: metrics for what is still uncovered
         noise = np.where(labels == -1)[0]
-        second = AspectClusterer(min_cluster_size=max(2, params["min_cluster_size"] // 2),
+        second = AspectClusterer(min_cluster_size=max(2, min_cluster_size // 2),
                                  n_components=config.n_components, random_state=config.random_state).fit(X[noise])
         offset = labels.max() + 1
         for i, lab in zip(noise, second.labels_, strict=True):
             if lab >= 0:
                 labels[i] = offset + lab
+    return labels, clusterer
+
+
+def refine(labels: np.ndarray, X: np.ndarray, params: dict) -> np.ndarray:  # noqa: N803
+    """A base clustering with close aspects absorbed and close clusters merged, as `params` say."""
+    labels = labels.copy()
     absorb_at = params.get("absorb_at")
     if absorb_at:  # aspects close to a cluster join it instead of staying uncovered
         cents = centroids(X, labels)
@@ -262,14 +273,24 @@ def cluster_labels(params: dict, X: np.ndarray, config: InduceConfig) -> tuple[n
     merge_at = params.get("merge_at")
     if merge_at:
         labels = merge_close(X, labels, merge_at)
-    return labels, clusterer
+    return labels
+
+
+def cluster_labels(params: dict, X: np.ndarray, config: InduceConfig) -> tuple[np.ndarray, AspectClusterer]:  # noqa: N803
+    """Cluster labels for one point of the granularity search (-1: not covered)."""
+    labels, clusterer = base_labels(params["min_cluster_size"], X, config)
+    return refine(labels, X, params), clusterer
 
 
 def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout: list[Aspect],  # noqa: N803
                     runs: dict[str, Run], config: InduceConfig, namer, embedder, judge_factory,
-                    matcher_factory, set_id: str, labels: np.ndarray | None = None) -> Candidate:
-    """Metrics from a clustering (computed here unless `labels` are given), judged and meta-evaluated."""
-    clusterer = None
+                    matcher_factory, set_id: str, labels: np.ndarray | None = None,
+                    clusterer: AspectClusterer | None = None, stage: Callable[[str], None] | None = None) -> Candidate:
+    """Metrics from a clustering (computed here unless `labels` are given), judged and meta-evaluated.
+
+    `stage(name)` is told as each stage starts: naming, fitting the judge, evaluating.
+    """
+    stage = stage or (lambda name: None)
     if labels is None:
         labels, clusterer = cluster_labels(params, X, config)
     facets: dict[int, tuple[str, int]] = {}
@@ -281,6 +302,7 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
     for i, (a, lab) in enumerate(zip(aspects, labels, strict=True)):
         if lab >= 0:
             clusters[int(lab)].append((a, float(X[i] @ cents[int(lab)])))
+    stage("name")
     metrics = namer.define(dict(clusters), salt=set_id)
     corpus_tasks = len({r.task for r in runs.values() if r.task})
     by_cluster = {}
@@ -304,8 +326,10 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
 
     train_views, held_views = _views(aspects, runs), _views(heldout, runs)
     judge = judge_factory()
+    stage("fit judge")
     if hasattr(judge, "fit"):
         judge.fit(train_views, ms, _labels(aspects, metric_of, ms))
+    stage("evaluate")
     matcher = matcher_factory()
     if hasattr(matcher, "fit"):
         matcher.fit(aspects, metric_of, ms)
@@ -338,6 +362,47 @@ def choose_candidate(candidates: Sequence[Candidate], max_redundancy: float | No
     return max(front, key=lambda c: (round(c.train.coverage - c.train.redundancy, 4), -len(c.metric_set.metrics)))
 
 
+def search(train: list[Aspect], X: np.ndarray, held: list[Aspect], runs: dict[str, Run],  # noqa: N803
+           config: InduceConfig, namer, embedder, judge_factory, matcher_factory, set_id: str,
+           progress: Progress | None = None) -> list[Candidate]:
+    """Every point of the granularity grid, built and evaluated.
+
+    HDBSCAN runs once per size; its refinements (absorbing, merging) are cheap, and
+    points whose refinements end in the same clustering are evaluated once (with the
+    same split into facets they are the same metric set). Progress: "cluster" per
+    size, then each candidate's stage ("candidate 3/36: fit judge"), then "search".
+    """
+    say = progress or (lambda stage, done, total: None)
+    sizes = [s for s in config.min_cluster_sizes if s < len(train)] or [2]
+    grid = [{"min_cluster_size": s, "merge_at": t, "absorb_at": a, "split_mixed": f}
+            for s in sizes for t in config.merge_thresholds for a in config.absorb_thresholds
+            for f in config.split_mixed]
+    base: dict[int, tuple[np.ndarray, AspectClusterer]] = {}
+    say("cluster", 0, len(sizes))
+    for i, size in enumerate(sizes):
+        base[size] = base_labels(size, X, config)
+        say("cluster", i + 1, len(sizes))
+    built: dict[tuple[bytes, bool], Candidate] = {}
+    candidates: list[Candidate] = []
+    say("search", 0, len(grid))
+    for i, params in enumerate(grid):
+        labels0, clusterer = base[params["min_cluster_size"]]
+        labels = refine(labels0, X, params)
+        key = (labels.tobytes(), bool(params["split_mixed"]))
+        same = built.get(key)
+        if same is None:
+            same = built[key] = build_candidate(
+                params, train, X, held, runs, config, namer, embedder, judge_factory, matcher_factory, set_id,
+                labels=labels, clusterer=clusterer, stage=lambda name, n=i: say(name, n, len(grid)))
+            candidates.append(same)
+        else:  # the same clustering reached another way: the same metrics, judged the same
+            candidates.append(replace(same, params=dict(params)))
+        for name in CANDIDATE_STAGES:
+            say(name, i + 1, len(grid))
+        say("search", i + 1, len(grid))
+    return candidates
+
+
 def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict[str, Run] | None = None,
            grounder, namer, embedder, judge_factory, matcher_factory=None, config: InduceConfig = InduceConfig(),
            set_id: str = "induced", name: str = "Induced metrics", save: bool = True,
@@ -360,16 +425,8 @@ def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict
         progress("embed", 0, len(train))
     X = embedder.embed([a.metadata.get("topic") or a.behaviour for a in train],  # noqa: N806
                        (lambda d, t: progress("embed", d, t)) if progress else None)
-    candidates = []
-    sizes = [s for s in config.min_cluster_sizes if s < len(train)] or [2]
-    grid = [{"min_cluster_size": s, "merge_at": t, "absorb_at": a, "split_mixed": f}
-            for s in sizes for t in config.merge_thresholds for a in config.absorb_thresholds
-            for f in config.split_mixed]
-    for i, params in enumerate(grid):
-        candidates.append(build_candidate(params, train, X, held, runs, config, namer,
-                                          embedder, judge_factory, matcher_factory, set_id))
-        if progress:
-            progress("search", i + 1, len(grid))
+    candidates = search(train, X, held, runs, config, namer, embedder, judge_factory, matcher_factory, set_id,
+                        progress)
     chosen = choose_candidate(candidates, config.max_redundancy)
     result = Induction(chosen.metric_set, chosen, candidates, train, held, X, failed)
     amap = result.aspects_frame().head(MAP_POINTS)

@@ -19,7 +19,10 @@ just more text to embed.
 
 from __future__ import annotations
 
+import itertools
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -66,8 +69,10 @@ class TrainedJudge:
     version = "1"
 
     def __init__(self, embedder, C: float = 0.5, min_labels: int = 4, abstain_at: float = 0.7,  # noqa: N803
-                 random_state: int = 0):
+                 random_state: int = 0, memo: JudgeMemo | None = None):
         self.embedder = embedder
+        # shared by the judges of one induction, whose candidates judge the same runs
+        self.memo = memo or JudgeMemo()
         self.C = C
         self.abstain_at = abstain_at  # say "not applicable" only when at least this sure
         self.min_labels = min_labels
@@ -75,47 +80,42 @@ class TrainedJudge:
 
     # -- features -------------------------------------------------------------------
 
-    def _view_vectors(self, views: Sequence[RunView]) -> tuple[list[np.ndarray], list[list[int]]]:
-        texts, spans, idxs = [], [], []
+    def _view_vectors(self, views: Sequence[RunView]) -> tuple[_Steps, list[list[int]]]:
+        return self.memo.steps(views, lambda: self._embed_views(views))
+
+    def _embed_views(self, views: Sequence[RunView]) -> tuple[_Steps, list[list[int]]]:
+        texts, lengths, idxs = [], [], []
         for v in views:
             idx = [j for j, s in enumerate(v.steps) if v.focus is None or s.actor == v.focus] or \
                 list(range(len(v.steps)))
-            spans.append((len(texts), len(texts) + len(idx)))
+            lengths.append(len(idx))
             texts.extend(step_text(v.steps[j]) for j in idx)
             idxs.append(idx)
         E = self.embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)  # noqa: N806
-        return [E[a:b] for a, b in spans], idxs
+        return _Steps(E, np.asarray(lengths, dtype=np.int64)), idxs
 
-    def _anchor_vectors(self, metric_set: MetricSet) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _anchor_vectors(self, metric_set: MetricSet) -> list[_Anchors]:
         out = []
         for m in metric_set.metrics:
-            g = self.embedder.embed([e.text for e in m.good]) if m.good else np.zeros((0, 1))
-            b = self.embedder.embed([e.text for e in m.bad]) if m.bad else np.zeros((0, 1))
-            out.append((g, b))
+            good, bad = tuple(e.text for e in m.good), tuple(e.text for e in m.bad)
+            g = self.embedder.embed(list(good)) if good else np.zeros((0, 1))
+            b = self.embedder.embed(list(bad)) if bad else np.zeros((0, 1))
+            out.append(_Anchors(g, b, (good, bad)))
         return out
-
-    @staticmethod
-    def _features(S: np.ndarray, anchors: tuple[np.ndarray, np.ndarray]) -> np.ndarray:  # noqa: N803
-        mean = S.mean(axis=0) if len(S) else np.zeros(S.shape[1] if S.ndim == 2 else 1)
-        g, b = anchors
-        sg = float((S @ g.T).max()) if len(S) and g.size and g.shape[1] == S.shape[1] else 0.0
-        sb = float((S @ b.T).max()) if len(S) and b.size and b.shape[1] == S.shape[1] else 0.0
-        return np.concatenate([mean, [sg, sb, sg - sb]])
 
     def margins(self, runs: Sequence[RunView], metric_set: MetricSet) -> np.ndarray:
         """P(+1) - P(-1) per run and metric: a graded score, for rank correlations with people."""
-        vecs, _ = self._view_vectors(runs)
+        steps, _ = self._view_vectors(runs)
         anchors = self._anchor_vectors(metric_set)
         out = np.zeros((len(runs), len(metric_set.metrics)))
         for j, (m, anc) in enumerate(zip(metric_set.metrics, anchors, strict=True)):
             model = getattr(self, "models_", {}).get(m.metric_id)
-            for i, S in enumerate(vecs):
-                if isinstance(model, int):
-                    out[i, j] = model
-                elif model is not None:
-                    proba = model.predict_proba(self._features(S, anc)[None, :])[0]
-                    cl = [int(c) for c in model.classes_]
-                    out[i, j] = (proba[cl.index(1)] if 1 in cl else 0) - (proba[cl.index(-1)] if -1 in cl else 0)
+            if isinstance(model, int):
+                out[:, j] = model
+            elif model is not None and len(runs):
+                proba = model.predict_proba(self.memo.features(steps, anc)[0])
+                cl = [int(c) for c in model.classes_]
+                out[:, j] = (proba[:, cl.index(1)] if 1 in cl else 0) - (proba[:, cl.index(-1)] if -1 in cl else 0)
         return out
 
     # -- fit and judge ----------------------------------------------------------------
@@ -123,12 +123,12 @@ class TrainedJudge:
     def fit(self, views: Sequence[RunView], metric_set: MetricSet, labels: dict[tuple[str, str], int],
             focus_of: Callable[[RunView], str | None] = lambda v: v.focus) -> TrainedJudge:
         """labels: (view key, metric id) -> +1/-1 from people; missing pairs count as 0."""
-        vecs, _ = self._view_vectors(views)
+        steps, _ = self._view_vectors(views)
         anchors = self._anchor_vectors(metric_set)
         self.models_: dict[str, RaisedThenSign | int] = {}
         self.label_counts_: dict[str, dict[int, int]] = {}
         for m, anc in zip(metric_set.metrics, anchors, strict=True):
-            X = np.vstack([self._features(S, anc) for S in vecs])  # noqa: N806
+            X = self.memo.features(steps, anc)[0]  # noqa: N806
             y = np.array([labels.get((view_key(v.run_id, focus_of(v)), m.metric_id), 0) for v in views])
             counts = {c: int((y == c).sum()) for c in (-1, 0, 1)}
             self.label_counts_[m.metric_id] = counts
@@ -138,46 +138,169 @@ class TrainedJudge:
             if len(classes) == 1:
                 self.models_[m.metric_id] = classes[0]
                 continue
-            self.models_[m.metric_id] = RaisedThenSign(self.C, self.random_state).fit(X, y)
+            self.models_[m.metric_id] = self.memo.model(
+                (steps.token, anc.texts, y.tobytes(), self.C, self.random_state),
+                lambda X=X, y=y: RaisedThenSign(self.C, self.random_state).fit(X, y))
         self.metric_set_ = metric_set
         return self
 
     def judge(self, runs: Sequence[RunView], metric_set: MetricSet,
               progress: Callable[[int, int], None] | None = None) -> list[Judgement]:
-        vecs, idxs = self._view_vectors(runs)
+        steps, idxs = self._view_vectors(runs)
         anchors = self._anchor_vectors(metric_set)
-        fallback = SimilarityJudge(self.embedder).judge(runs, metric_set)
-        out = []
-        for n, (view, S, idx, fb) in enumerate(zip(runs, vecs, idxs, fallback, strict=True)):
-            verdicts = []
-            for m, anc, fv in zip(metric_set.metrics, anchors, fb.verdicts, strict=True):
-                model = getattr(self, "models_", {}).get(m.metric_id)
-                if model is None:
-                    verdicts.append(fv)
-                    continue
-                if isinstance(model, int):
-                    value, p = model, 1.0
-                else:
-                    proba = model.predict_proba(self._features(S, anc)[None, :])[0]
-                    classes = [int(c) for c in model.classes_]
-                    p_na = float(proba[classes.index(0)]) if 0 in classes else 0.0
-                    signed = [(float(q), c) for q, c in zip(proba, classes, strict=True) if c != 0]
-                    if p_na >= self.abstain_at or not signed:
-                        value, p = 0, p_na
-                    else:
-                        p, value = max(signed)
-                evidence: tuple[int, ...] = ()
-                g, b = anc
-                ref = g if value > 0 else b
-                if value != 0 and ref.size and len(S) and ref.shape[1] == S.shape[1]:
-                    evidence = (idx[int((S @ ref.T).max(axis=1).argmax())],)
-                counts = self.label_counts_.get(m.metric_id, {})
-                verdicts.append(Verdict(
+        models = getattr(self, "models_", {})
+        untrained = replace(metric_set, metrics=tuple(m for m in metric_set.metrics if models.get(m.metric_id) is None))
+        fallback = SimilarityJudge(self.embedder).judge(runs, untrained) if untrained.metrics else []
+        by_fallback = {m.metric_id: k for k, m in enumerate(untrained.metrics)}
+        # Every run's verdict on a metric from one batched prediction (one row per run): a call
+        # per run and metric spent nearly all its time in scikit-learn's input checks.
+        columns: list[list[Verdict]] = []
+        for m, anc in zip(metric_set.metrics, anchors, strict=True):
+            model = models.get(m.metric_id)
+            if model is None:
+                k = by_fallback[m.metric_id]
+                columns.append([fb.verdicts[k] for fb in fallback])
+                continue
+            counts = self.label_counts_.get(m.metric_id, {})
+            trained_on = (f"classifier trained on {counts.get(1, 0)} praised and {counts.get(-1, 0)} "
+                          f"criticised runs")
+            X, at_good, at_bad = self.memo.features(steps, anc)  # noqa: N806
+            values, ps = self._decide(model, X)
+            column = []
+            for i, (value, p) in enumerate(zip(values, ps, strict=True)):
+                at = at_good if value > 0 else at_bad
+                evidence: tuple[int, ...] = (idxs[i][int(at[i])],) if value != 0 and at[i] >= 0 else ()
+                column.append(Verdict(
                     m.metric_id, value, evidence,
-                    f"classifier trained on {counts.get(1, 0)} praised and {counts.get(-1, 0)} criticised runs "
-                    f"(p={p:.2f})" + (f"; closest evidence step {evidence[0]}" if evidence else ""),
+                    f"{trained_on} (p={p:.2f})" + (f"; closest evidence step {evidence[0]}" if evidence else ""),
                     confidence=round(p, 3)))
-            out.append(Judgement(view.run_id, tuple(verdicts)))
+            columns.append(column)
+        out = []
+        for n, view in enumerate(runs):
+            out.append(Judgement(view.run_id, tuple(col[n] for col in columns)))
             if progress:
                 progress(n + 1, len(runs))
         return out
+
+    def _decide(self, model: RaisedThenSign | int, X: np.ndarray) -> tuple[list[int], list[float]]:  # noqa: N803
+        """Each row's verdict and how sure of it the model is: 0 only when sure enough it is not raised;
+        otherwise the likelier sign (+1 on a tie)."""
+        if isinstance(model, int):
+            return [model] * len(X), [1.0] * len(X)
+        if not len(X):
+            return [], []
+        proba = model.predict_proba(X)
+        classes = [int(c) for c in model.classes_]
+        p_na = proba[:, classes.index(0)] if 0 in classes else np.zeros(len(X))
+        p_neg = proba[:, classes.index(-1)] if -1 in classes else np.full(len(X), -np.inf)
+        p_pos = proba[:, classes.index(1)] if 1 in classes else np.full(len(X), -np.inf)
+        signed = np.isfinite(p_neg) | np.isfinite(p_pos)
+        sign = np.where(p_pos >= p_neg, 1, -1)
+        abstain = (p_na >= self.abstain_at) | ~signed
+        values = np.where(abstain, 0, sign)
+        ps = np.where(abstain, p_na, np.maximum(p_pos, p_neg))
+        return values.tolist(), ps.astype(float).tolist()
+
+
+@dataclass(frozen=True)
+class _Anchors:
+    """A metric's good and bad examples as vectors, and their texts (what the memo keys by)."""
+
+    good: np.ndarray
+    bad: np.ndarray
+    texts: tuple[tuple[str, ...], tuple[str, ...]]
+
+
+class JudgeMemo:
+    """What the trained judges of one induction share, computed once.
+
+    The induction's candidates all judge the same runs, and most of their metrics
+    recur from candidate to candidate (a merge or a facet split changes a few
+    clusters, not all): the runs' step vectors, each metric's features and each
+    classifier fitted on the same features and labels are the same every time.
+    Bounded: the step vectors of the last `max_views` lists of runs, and at most
+    `max_entries` features and models.
+    """
+
+    def __init__(self, max_views: int = 2, max_entries: int = 20000):
+        self.max_views = max_views
+        self.max_entries = max_entries
+        self._steps: OrderedDict[tuple, tuple[Sequence[RunView], tuple[_Steps, list[list[int]]]]] = OrderedDict()
+        self._features: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._models: OrderedDict[tuple, RaisedThenSign] = OrderedDict()
+
+    def steps(self, views: Sequence[RunView],
+              compute: Callable[[], tuple[_Steps, list[list[int]]]]) -> tuple[_Steps, list[list[int]]]:
+        # the views' step tuples are kept alive with the entry, so their ids cannot be reused
+        key = tuple((v.run_id, v.focus, id(v.steps)) for v in views)
+        hit = self._steps.get(key)
+        if hit is None:
+            hit = self._steps[key] = (list(views), compute())
+            while len(self._steps) > self.max_views:
+                self._steps.popitem(last=False)
+        self._steps.move_to_end(key)
+        return hit[1]
+
+    def features(self, steps: _Steps, anchors: _Anchors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        key = (steps.token, anchors.texts)
+        hit = self._features.get(key)
+        if hit is None:
+            hit = self._features[key] = steps.closest(anchors)
+            while len(self._features) > self.max_entries:
+                self._features.popitem(last=False)
+        sg, sb, at_good, at_bad = hit
+        return np.column_stack([steps.means, sg, sb, sg - sb]), at_good, at_bad
+
+    def model(self, key: tuple, fit: Callable[[], RaisedThenSign]) -> RaisedThenSign:
+        hit = self._models.get(key)
+        if hit is None:
+            hit = self._models[key] = fit()
+            while len(self._models) > self.max_entries:
+                self._models.popitem(last=False)
+        return hit
+
+
+_TOKENS = itertools.count()
+
+
+class _Steps:
+    """Every run's step vectors stacked, and what the judge's features need from them per run.
+
+    Features per run: the mean step vector, and the closest any step comes to a metric's good
+    and bad examples (with the step that does). Computed for all runs at once over the stacked
+    steps (segment reductions), not run by run.
+    """
+
+    def __init__(self, E: np.ndarray, lengths: np.ndarray):  # noqa: N803
+        self.token = next(_TOKENS)  # names these vectors in a memo's keys, unlike id(), never reused
+        self.E = E
+        self.lengths = lengths
+        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else \
+            np.zeros(0, np.int64)
+        self.full = lengths > 0
+        dim = E.shape[1] if E.ndim == 2 else 1
+        self.means = np.zeros((len(lengths), dim), dtype=np.float64)
+        if self.full.any() and len(E):
+            sums = np.add.reduceat(E.astype(np.float64), self.starts[self.full], axis=0)
+            self.means[self.full] = sums / lengths[self.full, None]
+
+    def _closest(self, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per run, the highest similarity of a step to any of `ref` (0 without one) and that step (-1)."""
+        n = len(self.lengths)
+        best, where = np.zeros(n), np.full(n, -1, dtype=np.int64)
+        if not ref.size or not len(self.E) or ref.shape[1] != self.E.shape[1]:
+            return best, where
+        per_step = (self.E @ ref.T).max(axis=1)
+        starts = self.starts[self.full]
+        best[self.full] = np.maximum.reduceat(per_step, starts)
+        # the first step of each run reaching its maximum, as argmax gives
+        owner = np.repeat(np.arange(n), self.lengths)
+        at = np.where(per_step >= best[owner], np.arange(len(per_step)), len(per_step))
+        where[self.full] = np.minimum.reduceat(at, starts) - starts
+        return best, where
+
+    def closest(self, anchors: _Anchors) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per run, how close its closest steps come to the good and the bad examples, and those steps."""
+        sg, at_good = self._closest(anchors.good)
+        sb, at_bad = self._closest(anchors.bad)
+        return sg, sb, at_good, at_bad
