@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from libra.inducing import induce
     from libra.ingesting import Ingested, ingest, rebuild_index, watch
     from libra.scoring import build_judge, score, score_on_ray, score_pipa_runs
+    from libra.lake import maintain_lake
     from libra.serving import serve
     from metrics import sets
     from metrics.backends import Backend, choose_backend
@@ -47,7 +48,7 @@ _LAZY = {
     "locator_versions": "libra.grounding", "induce": "libra.inducing", "Ingested": "libra.ingesting", "ingest": "libra.ingesting",
     "rebuild_index": "libra.ingesting", "watch": "libra.ingesting", "build_judge": "libra.scoring",
     "score": "libra.scoring", "score_on_ray": "libra.scoring", "score_pipa_runs": "libra.scoring",
-    "serve": "libra.serving",
+    "serve": "libra.serving", "maintain_lake": "libra.lake",
     "sets": None, "Backend": "metrics.backends", "choose_backend": "metrics.backends",
     "Metric": "metrics.definitions", "MetricSet": "metrics.definitions",
 }
@@ -66,7 +67,7 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 __all__ = ["Backend", "CheckReport", "InduceConfig", "Induction", "Ingested", "Metric", "MetricSet", "StepScore", "Store",
            "approval", "build_judge",
-           "check", "choose_backend", "choose_locator", "fit_locator", "ground", "induce", "locator_versions", "ingest", "open_store", "proactive", "rebuild_index", "reports", "score",
+           "check", "choose_backend", "choose_locator", "fit_locator", "ground", "induce", "locator_versions", "ingest", "maintain_lake", "open_store", "proactive", "rebuild_index", "reports", "score",
            "score_on_ray", "score_pipa_runs", "serve", "sets", "watch"]
 
 

@@ -8,7 +8,11 @@ command leave the store the same way.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import timedelta
+
 from libra.ingesting import ingest, rebuild_index
+from libra.lake import maintain_lake
 from libra.scoring import score, score_pipa_runs
 from libra import proactive
 from metrics.jobs.schedule import Action, JobResult, JobSpec
@@ -58,8 +62,14 @@ def make_actions() -> dict[str, Action]:
         # large stores are indexed off the ingest's path: a nightly job, say, beside the hourly ingest
         return JobResult(detail={"indexed": rebuild_index(store)})
 
+    def lake_action(store: Store, spec: JobSpec) -> JobResult:
+        # a lake's nightly upkeep beside its hourly ingests; a file store needs none
+        m = maintain_lake(store, keep_snapshots=timedelta(days=spec.keep_snapshots_days))
+        return JobResult(detail=asdict(m))
+
     def alerts_action(store: Store, spec: JobSpec) -> JobResult:
         return JobResult()  # rules are checked after every job; this job only checks them
 
     return {"ingest": ingest_action, "watch": watch_action, "score": score_action, "pipa": pipa_action,
-            "proactive": proactive_action, "alerts": alerts_action, "index": index_action}
+            "proactive": proactive_action, "alerts": alerts_action, "index": index_action,
+            "lake": lake_action}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Annotated
 
@@ -47,12 +48,23 @@ def induce_cmd(
     cfg = InduceConfig(holdout=holdout, random_state=seed, split_mixed=split, max_redundancy=max_redundancy)
     if min_cluster_size:
         cfg = replace(cfg, min_cluster_sizes=tuple(min_cluster_size))
+    started = time.monotonic()
     try:
         with staged(quiet) as progress:
             res = induce(store, with_tools=b, config=cfg, set_id=set_id, name=name, progress=progress)
     except ValueError as exc:
         raise fail(str(exc)) from None
     ms = res.metric_set
+    s = res.summary()
+    distinct = len({(c.labels.tobytes(), bool(c.params.get("split_mixed"))) for c in res.candidates})
+    line = (f"{ms.set_id} v{ms.version}: {len(ms.metrics)} metrics from {s['aspects_train']:,} aspects; "
+            f"held-out coverage {s['heldout']['coverage']:.3f}, redundancy {s['heldout']['redundancy']:.3f}; "
+            f"{len(res.candidates)} candidates ({distinct} distinct) in {time.monotonic() - started:,.1f} s ({b.kind})")
+    if quiet:  # the one line a scheduled job's log needs
+        out.print(escape(line))
+        if res.failures:
+            console.print(f"[yellow]{len(res.failures)} feedback items could not be grounded[/]")
+        return
     t = DataTable(title=escape(f"{ms.set_id} v{ms.version}: {len(ms.metrics)} metrics ({b.kind})"))
     for col in ("metric", "aspects", "praised", "criticised", "facet"):
         t.add_column(col)
@@ -60,7 +72,6 @@ def induce_cmd(
         t.add_row(m.name, str(m.metadata.get("aspects", "")), str(m.metadata.get("praised", "")),
                   str(m.metadata.get("criticised", "")), m.metadata.get("facet", ""))
     out.print(t)
-    s = res.summary()
     f = DataTable(title="coverage and redundancy", show_lines=False)
     for col in ("part", "aspects", "coverage", "redundancy", "redundancy (N/A counted)"):
         f.add_column(col)
@@ -69,7 +80,8 @@ def induce_cmd(
         f.add_row("induction" if part == "train" else "held-out", str(r["aspects"]), f"{r['coverage']:.3f}",
                   f"{r['redundancy']:.3f}", f"{r['redundancy_all']:.3f}")
     out.print(f)
-    out.print(f"{len(res.candidates)} candidates searched; see the frontier with `libra metrics show {ms.set_id}` "
+    out.print(escape(line))
+    out.print(f"See the frontier with `libra metrics show {ms.set_id}` "
               f"or in the app. Approve with `libra metrics approve {ms.set_id} {ms.version} --by NAME`.")
     if res.failures:
         console.print(f"[yellow]{len(res.failures)} feedback items could not be grounded[/]")

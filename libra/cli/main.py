@@ -19,6 +19,7 @@ from libra.cli.common import DataTable, DbOption, JsonOption, console, emit_json
 from libra.cli.ground import ground_cmd, locator_app
 from libra.cli.induce import induce_cmd
 from libra.cli.ingest import ingest_cmd
+from libra.cli.lake import lake_app
 from libra.cli.metrics import metrics_app
 from libra.cli.pipa import pipa_app
 from libra.cli.proactive import proactive_app
@@ -50,6 +51,7 @@ app.add_typer(proactive_app, name="proactive")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(locator_app, name="locator")
+app.add_typer(lake_app, name="lake")
 
 
 @app.command("index")

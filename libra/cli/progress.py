@@ -33,7 +33,7 @@ def _every() -> float:
         return 10.0
 
 
-def _size(n: float, as_bytes: bool) -> str:
+def human_size(n: float, as_bytes: bool) -> str:
     if not as_bytes:
         return f"{n:,.0f}"
     for unit in ("B", "KB", "MB", "GB"):
@@ -70,11 +70,11 @@ class LineProgress:
         spent = now - st.started
         rate = st.done / spent if spent > 0 else 0.0
         unit = "/s" if self.as_bytes else " per s"
-        parts = [f"{stage}: {_size(st.done, self.as_bytes)}/{_size(st.total, self.as_bytes)}"]
+        parts = [f"{stage}: {human_size(st.done, self.as_bytes)}/{human_size(st.total, self.as_bytes)}"]
         if st.total:
             parts.append(f"{100 * st.done / st.total:.0f}%")
         if spent >= 0.5 and st.done:
-            parts.append(f"{_size(rate, self.as_bytes)}{unit}")
+            parts.append(f"{human_size(rate, self.as_bytes)}{unit}")
             if st.finished:
                 parts.append(f"took {_clock(spent)}")
             elif st.total > st.done:

@@ -70,7 +70,7 @@ class Cron:
 
 # -- config -------------------------------------------------------------------------
 
-ACTIONS = ("ingest", "watch", "score", "pipa", "proactive", "alerts", "index")
+ACTIONS = ("ingest", "watch", "score", "pipa", "proactive", "alerts", "index", "lake")
 
 
 class JobSpec(BaseModel):
@@ -89,6 +89,7 @@ class JobSpec(BaseModel):
     backend: str = "auto"
     batch: str = "auto"
     reward_model: str | None = None
+    keep_snapshots_days: float = Field(default=7.0, ge=0)  # a lake job: how far back time travel works
 
     @field_validator("cron")
     @classmethod

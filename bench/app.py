@@ -1,0 +1,236 @@
+"""The app in a real browser on a 100k-run store: from a click to the page drawn, p50 and p95.
+
+Builds (once, cached under --dir) the dashboard bench's store (100k runs, 2M
+steps, 1M scores), adds one 200-step run and an annotator, starts `libra app`
+on it and drives Debian's Chromium with Playwright. Each measurement starts at
+the click (or key press) and ends when the page's own content is visible and
+Streamlit says the script run is over (`data-test-script-state`), so a page
+that draws its header early and its table late is timed to the table:
+
+- runs list: the sidebar's "Runs" link, to the runs table;
+- run view: the sidebar's "Run" link (the 200-step run open), to its timeline
+  and the note form;
+- feedback save: "Save feedback" to "Saved." (the note stored);
+- dashboards: the sidebar's "Dashboards" link to its first chart, then each tab
+  to a chart in it.
+
+The reference, in the same run: Streamlit's own floor on this machine, a
+two-page Streamlit app whose pages only draw a header and a 50-row table from
+memory, clicked from one page to the other the same way (the round trip and
+drawing that any Streamlit page pays, with nothing of Libra's).
+
+    python bench/app.py                  # 100k runs
+    python bench/app.py --runs 20000 --reps 10
+Goal: p95 under 300 ms for every page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from dashboard import build  # noqa: E402  the dashboard bench's store
+
+from libra import accounts  # noqa: E402
+from traces.ingest import BatchWriter  # noqa: E402
+from traces.model import IngestSummary, Run, Step, StepKind  # noqa: E402
+from traces.store import Store  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync"]
+USER, PASSWORD = "bench-annotator", "bench-pass"
+LONG_RUN = "long-run-200"
+GOAL_MS = 300.0
+IDLE = ("() => { const a = document.querySelector('[data-testid=\"stApp\"]');"
+        " return a && a.getAttribute('data-test-script-state') === 'notRunning'; }")
+
+
+def prepare(store: Store) -> str:
+    """The 200-step run and the annotator, added once; returns the long run's id."""
+    have = store.scalar("SELECT run_id FROM runs WHERE native_id = ?", [LONG_RUN])
+    if have is None:
+        kinds = (StepKind.USER, StepKind.TOOL_CALL, StepKind.TOOL_RESULT, StepKind.AGENT)
+        steps = tuple(Step(kind=kinds[i % 4], content=f"step {i}: " + "the agent checks the booking and replies. " * 4,
+                           tool_name="search" if i % 4 in (1, 2) else None, is_error=i % 37 == 2)
+                      for i in range(200))
+        w = BatchWriter(store, IngestSummary())
+        w.add_run(Run(native_id=LONG_RUN, format="libra", source="bench", agent="agent-1", task="a long run",
+                      steps=steps))
+        w.flush()
+        have = store.scalar("SELECT run_id FROM runs WHERE native_id = ?", [LONG_RUN])
+    if not store.scalar("SELECT count(*) FROM users WHERE username = ?", [USER]):
+        accounts.add_user(store, USER, PASSWORD, "annotator")
+    return str(have)
+
+
+FLOOR_APP = """
+import pandas as pd
+import streamlit as st
+
+def page(title):
+    def draw():
+        st.header(title)
+        st.dataframe(pd.DataFrame({"run": range(50), "agent": ["agent-1"] * 50, "reward": [0.5] * 50}))
+    return draw
+
+st.navigation([st.Page(page("First"), title="First", url_path="first", default=True),
+               st.Page(page("Second"), title="Second", url_path="second")]).run()
+"""
+
+
+def start(script: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"{script} did not start")
+
+
+def floor(browser, reps: int, workdir: Path) -> list[float]:
+    """Click-to-drawn times of the bare two-page Streamlit app."""
+    script = workdir / "floor_app.py"
+    script.write_text(FLOOR_APP)
+    port = free_port()
+    proc = start(script, port, dict(os.environ))
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/first")
+        page.get_by_role("heading", name="First").wait_for(timeout=60_000)
+        nav = page.get_by_test_id("stSidebarNav")
+        out = []
+        for rep in range(reps + 1):
+            for name in ("Second", "First"):
+                ms = timed(page, nav.get_by_role("link", name=name, exact=True).click,
+                           lambda n=name: page.get_by_role("heading", name=n).wait_for(timeout=60_000))
+                if rep:
+                    out.append(ms)
+        page.close()
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def timed(page, act, ready) -> float:
+    """Milliseconds from act() to ready() and the script run over."""
+    t = time.perf_counter()
+    act()
+    ready()
+    page.wait_for_function(IDLE, timeout=60_000)
+    return (time.perf_counter() - t) * 1000
+
+
+def percentiles(xs: list[float]) -> tuple[float, float]:
+    xs = sorted(xs)
+    return statistics.median(xs), xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=100_000)
+    ap.add_argument("--steps", type=int, default=2_000_000)
+    ap.add_argument("--scores", type=int, default=1_000_000)
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--dir", type=Path, default=ROOT / "artifacts" / "bench")
+    ap.add_argument("--screens", type=Path, default=ROOT / "artifacts" / "bench-app")
+    a = ap.parse_args()
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"{CHROMIUM} is needed (apt-get install chromium)")
+    a.dir.mkdir(parents=True, exist_ok=True)
+    a.screens.mkdir(parents=True, exist_ok=True)
+    db = a.dir / f"dashboard-{a.runs}.duckdb"
+    store = build(db, a.runs, max(1, a.steps // a.runs), a.scores)
+    long_run = prepare(store)
+    store.close()
+    port = free_port()
+    proc = start(ROOT / "app.py", port, {**os.environ, "LIBRA_STORE": str(db)})
+    url = f"http://127.0.0.1:{port}"
+    from playwright.sync_api import sync_playwright
+
+    times: dict[str, list[float]] = {}
+    try:
+        with sync_playwright() as p, tempfile.TemporaryDirectory() as profile, tempfile.TemporaryDirectory() as work:
+            browser = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=FLAGS,
+                                                           headless=True, viewport={"width": 1500, "height": 1100})
+            page = browser.new_page()
+            page.goto(f"{url}/run?run_id={long_run}")
+            page.get_by_role("textbox", name="Username").fill(USER)
+            page.get_by_role("textbox", name="Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_text(f"Run {long_run}").first.wait_for(timeout=60_000)
+            nav = page.get_by_test_id("stSidebarNav")
+            link = {name: nav.get_by_role("link", name=name, exact=True)
+                    for name in ("Runs", "Run", "Dashboards", "Accounts", "Metrics")}
+            runs_table = page.get_by_test_id("stDataFrame").first
+            note_box = page.get_by_label("What did the agent do well or badly?")
+            first_chart = page.locator(".vega-embed >> visible=true").first
+
+            def record(name: str, ms: float) -> None:
+                times.setdefault(name, []).append(ms)
+
+            for rep in range(a.reps + 1):  # the first round warms the app and the browser; not counted
+                out = (lambda name, ms: None) if rep == 0 else record
+                out("runs list", timed(page, link["Runs"].click, lambda: runs_table.wait_for(timeout=60_000)))
+                out("run view (200 steps)", timed(page, link["Run"].click,
+                                                  lambda: note_box.wait_for(timeout=60_000)))
+                note_box.fill(f"bench note {rep}: the agent confirmed before booking.")
+                out("feedback save", timed(page, page.get_by_role("button", name="Save feedback").click,
+                                           lambda: page.get_by_text("Saved.").first.wait_for(timeout=60_000)))
+                out("dashboards, first chart", timed(page, link["Dashboards"].click,
+                                                     lambda: first_chart.wait_for(timeout=60_000)))
+                for tab in ("Scores over time", "Runs × metrics", "PIPA profile", "People & cost"):
+                    panel = page.get_by_role("tabpanel", name=tab)
+                    out(f"dashboards tab: {tab}", timed(
+                        page, page.get_by_role("tab", name=tab).click,
+                        lambda p=panel: p.locator(".vega-embed, [data-testid='stAlert'], "
+                                                  "[data-testid='stCaptionContainer']").first.wait_for(timeout=60_000)))
+                if rep == 1:
+                    page.screenshot(path=str(a.screens / "dashboards.png"), full_page=True)
+            page.screenshot(path=str(a.screens / "last.png"), full_page=True)
+            page.close()
+            times["reference: bare Streamlit page switch"] = floor(browser, a.reps, Path(work))
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    print(f"{a.runs:,} runs in the store; {a.reps} clicks each, after one warm-up round; "
+          f"click to page drawn and the script run over")
+    print(f"{'page':<36}{'p50 ms':>10}{'p95 ms':>10}")
+    worst = 0.0
+    for name, xs in times.items():
+        p50, p95 = percentiles(xs)
+        worst = max(worst, p95)
+        print(f"{name:<36}{p50:>10.0f}{p95:>10.0f}")
+    print(f"worst p95 {worst:.0f} ms; goal < {GOAL_MS:.0f} ms: {'met' if worst < GOAL_MS else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
