@@ -52,6 +52,10 @@ class InduceConfig:
     add_uncovered: bool = True
     max_examples: int = 5
     random_state: int = 0
+    # Above this many induction aspects, the granularity search judges and evaluates each
+    # candidate on the aspects of a sample of runs (this many, about), and only the chosen
+    # candidate on all of them: the search's cost stops growing with the feedback.
+    search_aspects: int | None = 3000
 
 
 @dataclass
@@ -62,6 +66,7 @@ class Candidate:
     heldout: MetaEval
     labels: np.ndarray
     clusterer: AspectClusterer
+    evaluated_on: int | None = None  # aspects of the induction part it was judged on, when a sample
 
 
 # what building one candidate goes through, each reported as candidates done of all
@@ -285,10 +290,13 @@ def cluster_labels(params: dict, X: np.ndarray, config: InduceConfig) -> tuple[n
 def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout: list[Aspect],  # noqa: N803
                     runs: dict[str, Run], config: InduceConfig, namer, embedder, judge_factory,
                     matcher_factory, set_id: str, labels: np.ndarray | None = None,
-                    clusterer: AspectClusterer | None = None, stage: Callable[[str], None] | None = None) -> Candidate:
+                    clusterer: AspectClusterer | None = None, stage: Callable[[str], None] | None = None,
+                    sample: tuple[Sequence[int], list[Aspect]] | None = None) -> Candidate:
     """Metrics from a clustering (computed here unless `labels` are given), judged and meta-evaluated.
 
     `stage(name)` is told as each stage starts: naming, fitting the judge, evaluating.
+    `sample`: (indices of the induction aspects, held-out aspects) to judge and evaluate on
+    instead of all of them.
     """
     stage = stage or (lambda name: None)
     if labels is None:
@@ -324,27 +332,33 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
     ms = MetricSet(set_id, 0, "induced", tuple(metrics))
     metric_of = [by_cluster[int(lab)].metric_id if lab >= 0 and int(lab) in by_cluster else None for lab in labels]
 
-    train_views, held_views = _views(aspects, runs), _views(heldout, runs)
+    ev_train, ev_held, ev_metric_of = aspects, heldout, metric_of
+    if sample is not None:  # judged and evaluated on a sample of runs; the metrics come from everything
+        ev_train = [aspects[i] for i in sample[0]]
+        ev_metric_of = [metric_of[i] for i in sample[0]]
+        ev_held = sample[1]
+    train_views, held_views = _views(ev_train, runs), _views(ev_held, runs)
     judge = judge_factory()
     stage("fit judge")
     if hasattr(judge, "fit"):
-        judge.fit(train_views, ms, _labels(aspects, metric_of, ms))
+        judge.fit(train_views, ms, _labels(ev_train, ev_metric_of, ms))
     stage("evaluate")
     matcher = matcher_factory()
     if hasattr(matcher, "fit"):
-        matcher.fit(aspects, metric_of, ms)
+        matcher.fit(ev_train, ev_metric_of, ms)
     evals = []
-    for part, views in ((aspects, train_views), (heldout, held_views)):
+    for part, views in ((ev_train, train_views), (ev_held, held_views)):
         judgements = judge.judge(views, ms) if views else []
         traits = traits_of(judgements, [v.focus for v in views])
         evals.append(meta_evaluate(part, traits, matcher.match(part, traits, ms)))
-    return Candidate(dict(params), ms, evals[0], evals[1], labels, clusterer)
+    return Candidate(dict(params), ms, evals[0], evals[1], labels, clusterer,
+                     evaluated_on=len(ev_train) if sample is not None else None)
 
 
 def frontier_rows(candidates: Sequence[Candidate]) -> list[dict]:
     """Each candidate's parameters, size and evaluation on both parts, as a set's provenance keeps them."""
-    return [{**c.params, "metrics": len(c.metric_set.metrics), "train": c.train.row(), "heldout": c.heldout.row()}
-            for c in candidates]
+    return [{**c.params, "metrics": len(c.metric_set.metrics), "train": c.train.row(), "heldout": c.heldout.row(),
+             **({"evaluated_on": c.evaluated_on} if c.evaluated_on else {})} for c in candidates]
 
 
 def choose_candidate(candidates: Sequence[Candidate], max_redundancy: float | None = None) -> Candidate:
@@ -362,9 +376,37 @@ def choose_candidate(candidates: Sequence[Candidate], max_redundancy: float | No
     return max(front, key=lambda c: (round(c.train.coverage - c.train.redundancy, 4), -len(c.metric_set.metrics)))
 
 
+def search_sample(train: Sequence[Aspect], held: Sequence[Aspect], config: InduceConfig
+                  ) -> tuple[list[int], list[Aspect]] | None:
+    """The aspects of a random sample of runs, about `config.search_aspects` of the induction part
+    and as many held-out ones in proportion; None when there are no more than that anyway.
+
+    Sampled by run, so each run's remarks stay together (a judge is fitted per run).
+    """
+    cap = config.search_aspects
+    if cap is None or len(train) <= cap:
+        return None
+    rng = random.Random(config.random_state)
+    runs_train = sorted({a.run_id for a in train})
+    rng.shuffle(runs_train)
+    per_run = Counter(a.run_id for a in train)
+    keep, n = set(), 0
+    for r in runs_train:
+        if n >= cap:
+            break
+        keep.add(r)
+        n += per_run[r]
+    idx = [i for i, a in enumerate(train) if a.run_id in keep]
+    runs_held = sorted({a.run_id for a in held})
+    rng.shuffle(runs_held)
+    share = len(keep) / max(1, len(runs_train))
+    held_keep = set(runs_held[:max(1, int(round(share * len(runs_held))))])
+    return idx, [a for a in held if a.run_id in held_keep]
+
+
 def search(train: list[Aspect], X: np.ndarray, held: list[Aspect], runs: dict[str, Run],  # noqa: N803
            config: InduceConfig, namer, embedder, judge_factory, matcher_factory, set_id: str,
-           progress: Progress | None = None) -> list[Candidate]:
+           progress: Progress | None = None) -> tuple[list[Candidate], Candidate]:
     """Every point of the granularity grid, built and evaluated.
 
     HDBSCAN runs once per size; its refinements (absorbing, merging) are cheap, and
@@ -384,6 +426,7 @@ def search(train: list[Aspect], X: np.ndarray, held: list[Aspect], runs: dict[st
         say("cluster", i + 1, len(sizes))
     built: dict[tuple[bytes, bool], Candidate] = {}
     candidates: list[Candidate] = []
+    sample = search_sample(train, held, config)
     say("search", 0, len(grid))
     for i, params in enumerate(grid):
         labels0, clusterer = base[params["min_cluster_size"]]
@@ -393,14 +436,24 @@ def search(train: list[Aspect], X: np.ndarray, held: list[Aspect], runs: dict[st
         if same is None:
             same = built[key] = build_candidate(
                 params, train, X, held, runs, config, namer, embedder, judge_factory, matcher_factory, set_id,
-                labels=labels, clusterer=clusterer, stage=lambda name, n=i: say(name, n, len(grid)))
+                labels=labels, clusterer=clusterer, stage=lambda name, n=i: say(name, n, len(grid)), sample=sample)
             candidates.append(same)
         else:  # the same clustering reached another way: the same metrics, judged the same
             candidates.append(replace(same, params=dict(params)))
         for name in CANDIDATE_STAGES:
             say(name, i + 1, len(grid))
         say("search", i + 1, len(grid))
-    return candidates
+    chosen = choose_candidate(candidates, config.max_redundancy)
+    if sample is not None:  # the chosen set, judged and evaluated on every aspect
+        say("evaluate the chosen on all", 0, 1)
+        params = chosen.params
+        labels = refine(base[params["min_cluster_size"]][0], X, params)
+        full = build_candidate(params, train, X, held, runs, config, namer, embedder, judge_factory,
+                               matcher_factory, set_id, labels=labels, clusterer=chosen.clusterer)
+        candidates = [full if c is chosen else c for c in candidates]
+        chosen = full
+        say("evaluate the chosen on all", 1, 1)
+    return candidates, chosen
 
 
 def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict[str, Run] | None = None,
@@ -425,9 +478,8 @@ def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict
         progress("embed", 0, len(train))
     X = embedder.embed([a.metadata.get("topic") or a.behaviour for a in train],  # noqa: N806
                        (lambda d, t: progress("embed", d, t)) if progress else None)
-    candidates = search(train, X, held, runs, config, namer, embedder, judge_factory, matcher_factory, set_id,
-                        progress)
-    chosen = choose_candidate(candidates, config.max_redundancy)
+    candidates, chosen = search(train, X, held, runs, config, namer, embedder, judge_factory, matcher_factory,
+                                set_id, progress)
     result = Induction(chosen.metric_set, chosen, candidates, train, held, X, failed)
     amap = result.aspects_frame().head(MAP_POINTS)
     ms = replace(chosen.metric_set, name=name, provenance={
@@ -436,6 +488,8 @@ def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict
         "feedback": sorted(train_ids), "heldout_feedback": sorted(f.feedback_id for f in held_fb),
         "train": chosen.train.row(), "heldout": chosen.heldout.row(),
         "frontier": frontier_rows(candidates),
+        # the search judged its candidates on the remarks of a sample of runs (the chosen one on all)
+        "search_sample": next((c.evaluated_on for c in candidates if c.evaluated_on), None),
         # the aspect map the app draws; kept with the set so it needs no re-embedding
         "aspect_map": amap.round({"x": 4, "y": 4}).assign(aspect=amap["aspect"].str.slice(0, 200))
         .to_dict("records"),

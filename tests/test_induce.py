@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from collections import Counter
 
 import numpy as np
@@ -227,9 +229,19 @@ def test_cli_induce_metrics_and_score(tmp_path, location):
     assert runner.invoke(app, ["demo", "build", "--db", db, "--runs", "80"]).exit_code == 0
     r = runner.invoke(app, ["induce", "--db", db, "-q", "--backend", "offline", "--facets", "sometimes"])
     assert r.exit_code == 2 and "auto, always or never" in r.output
-    r = runner.invoke(app, ["induce", "--db", db, "-q", "--backend", "offline", "--min-cluster-size", "8"])
+    r = runner.invoke(app, ["induce", "--db", db, "--backend", "offline", "--min-cluster-size", "8"])
     assert r.exit_code == 0, r.output
     assert "held-out" in r.output and "coverage" in r.output and "facet" in r.output
+    # progress by stage, off a terminal as dated lines
+    for stage in ("embed", "cluster", "name", "fit judge", "evaluate", "search"):
+        assert f"{stage}: " in r.output, stage
+    # quiet: no progress, one line that says what was made
+    q = runner.invoke(app, ["induce", "--db", db, "-q", "--backend", "offline", "--min-cluster-size", "8",
+                            "--facets", "never", "--set-id", "quiet-set"])
+    assert q.exit_code == 0, q.output
+    lines = [line for line in q.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1 and re.match(r"quiet-set v1: \d+ metrics from [\d,]+ aspects; held-out coverage "
+                                        r"0\.\d{3}, redundancy 0\.\d{3}; \d+ candidates \(\d+ distinct\) in ", lines[0]), q.stdout
     r = runner.invoke(app, ["metrics", "list", "--db", db])
     assert "induced" in r.output
     y = tmp_path / "set.yaml"

@@ -61,7 +61,7 @@ def induce_cmd(
             f"held-out coverage {s['heldout']['coverage']:.3f}, redundancy {s['heldout']['redundancy']:.3f}; "
             f"{len(res.candidates)} candidates ({distinct} distinct) in {time.monotonic() - started:,.1f} s ({b.kind})")
     if quiet:  # the one line a scheduled job's log needs
-        out.print(escape(line))
+        out.print(escape(line), soft_wrap=True)  # one line in a log, however narrow the terminal
         if res.failures:
             console.print(f"[yellow]{len(res.failures)} feedback items could not be grounded[/]")
         return

@@ -127,9 +127,17 @@ class TrainedJudge:
         anchors = self._anchor_vectors(metric_set)
         self.models_: dict[str, RaisedThenSign | int] = {}
         self.label_counts_: dict[str, dict[int, int]] = {}
+        # each metric's labels as a column over the views, filled from the (few) labelled pairs
+        row_of: dict[str, list[int]] = {}
+        for i, v in enumerate(views):
+            row_of.setdefault(view_key(v.run_id, focus_of(v)), []).append(i)
+        ys = {m.metric_id: np.zeros(len(views), dtype=np.int64) for m in metric_set.metrics}
+        for (key, mid), value in labels.items():
+            if mid in ys and key in row_of and value:
+                ys[mid][row_of[key]] = value
         for m, anc in zip(metric_set.metrics, anchors, strict=True):
             X = self.memo.features(steps, anc)[0]  # noqa: N806
-            y = np.array([labels.get((view_key(v.run_id, focus_of(v)), m.metric_id), 0) for v in views])
+            y = ys[m.metric_id]
             counts = {c: int((y == c).sum()) for c in (-1, 0, 1)}
             self.label_counts_[m.metric_id] = counts
             if counts[-1] + counts[1] < self.min_labels:
