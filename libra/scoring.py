@@ -9,7 +9,6 @@ score through here.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from datetime import datetime
 
@@ -20,7 +19,7 @@ from metrics.definitions import MetricSet
 from metrics.judges.base import Judge
 from metrics.judges.llm import LLMJudge
 from metrics.judges.registry import judge_for, register_judge, set_kind
-from metrics.jobs.distributed import DistributedSummary
+from metrics.jobs.distributed import PARTITION_STEPS, Built, DistributedSummary
 from metrics.jobs.distributed import score_on_ray as _score_on_ray
 from metrics.scoring import ScoreSummary, score_runs, select_runs, unscored
 from pipa.judge import PipaJudge
@@ -97,19 +96,25 @@ def score(store: Store, *, set_id: str | None = None, version: int | None = None
 
 
 def score_on_ray(store: Store, *, ray: str, set_id: str | None = None, version: int | None = None,
-                 backend: str = "auto", partition_size: int = 100, agent: str | None = None,
+                 backend: str = "auto", partition_size: int = 100, partition_steps: int = PARTITION_STEPS,
+                 workers: int | None = None, agent: str | None = None,
                  fmt: str | None = None, since: datetime | None = None, sample: float | None = None,
                  progress: Progress | None = None) -> list[tuple[MetricSet, DistributedSummary]]:
-    """Score each metric set's backlog on a Ray cluster (`ray`: an address, auto, or local), exactly once."""
+    """Score each metric set's backlog on a Ray cluster (`ray`: an address, auto, or local), exactly once.
+
+    The judge is built once, here, and shipped to the workers. Partitions hold at most
+    `partition_size` runs and `partition_steps` steps. `workers`: CPUs of a local cluster
+    (one task each; default: this machine's).
+    """
     out: list[tuple[MetricSet, DistributedSummary]] = []
     for ms in _targets(store, set_id, version):
-        judge = build_judge(store, ms, backend)  # here only to learn its name; workers build their own
+        ids = select_runs(store, agent=agent, fmt=fmt, since=since, sample=sample, salt=ms.set_id)
+        judge = build_judge(store, ms, backend)  # once, here; every worker gets this one
         if judge is None:
             continue
-        ids = select_runs(store, agent=agent, fmt=fmt, since=since, sample=sample, salt=ms.set_id)
-        res = _score_on_ray(store, ms, judge.backend, functools.partial(build_judge, backend=backend),
+        res = _score_on_ray(store, ms, judge.backend, Built(judge),
                             address=None if ray == "local" else ray, run_ids=ids, size=partition_size,
-                            progress=_stage(progress, ms.set_id))
+                            max_steps=partition_steps, num_cpus=workers, progress=_stage(progress, ms.set_id))
         out.append((ms, res))
     return out
 

@@ -155,6 +155,10 @@ class CachedEmbedder:
         self.memory = memory
         self._mem: dict[str, np.ndarray] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # sent to a worker without its in-process layer: the store's cache is the shared one
+        return {**self.__dict__, "_mem": {}, "hits": 0, "misses": 0}
+
     def _keep(self, found: dict[str, np.ndarray]) -> None:
         if len(self._mem) + len(found) > self.memory:
             self._mem.clear()

@@ -142,6 +142,58 @@ def test_libra_scores_on_a_local_ray_cluster(store, demo_into, ray_cluster):
     _assert_exactly_once(store, res.job_id, ms)
     again = score_distributed(store, ray="local", set_id=ms.set_id, backend="offline")
     assert again[0][1].partitions == 0, "nothing left to score"
+    # the workers judged with the driver's judge, shipped once; none built its own
+    # (a lambda travels by value; a function of this test module would not import on a worker)
+    probe = ray_cluster.remote(lambda: list(__import__("metrics.jobs.distributed", fromlist=["_"])._judges))
+    keys = [k for ks in ray_cluster.get([probe.remote() for _ in range(8)]) for k in ks]
+    assert keys and all(k[3][0] == "built" for k in keys), keys
+
+
+def test_partitions_are_cut_by_steps_as_well_as_runs():
+    from metrics.jobs.distributed import cut
+
+    runs = [f"r{i}" for i in range(10)]
+    steps = {"r0": 10, "r1": 10, "r2": 900, "r3": 10, "r4": 10, "r5": 10, "r6": 2000, "r7": 5, "r8": 5, "r9": 5}
+    parts = cut(runs, steps, size=4, max_steps=1000)
+    assert [r for p in parts for r in p] == runs  # every run once, in order
+    assert ["r6"] in parts  # a run longer than the bound is a partition of its own
+    for p in parts:
+        assert len(p) <= 4 and (len(p) == 1 or sum(steps[r] for r in p) <= 1000)
+    assert parts == [["r0", "r1", "r2", "r3"], ["r4", "r5"], ["r6"], ["r7", "r8", "r9"]]
+
+
+def test_plan_cuts_a_backlog_of_long_runs_into_more_partitions(store, demo_into):
+    demo_into(store, N_RUNS, 11)
+    ms = sets.save(store, METRICS)
+    by_runs = plan(store, ms, "x-runs", size=100, max_steps=10**9)
+    steps = store.scalar("SELECT sum(n_steps) FROM runs")
+    by_steps = plan(store, ms, "x-steps", size=100, max_steps=steps // 4)
+    assert len(partitions(store, by_runs)) == 1
+    assert 4 <= len(partitions(store, by_steps)) <= 6
+
+
+def test_a_judge_built_once_travels_to_a_worker_and_judges_alike(tmp_path, demo_into):
+    import pickle
+
+    from metrics.jobs.distributed import Built, _judge_for
+    from traces.export import load_runs
+    from metrics.judges.base import RunView
+
+    store = Store(tmp_path / "ship.duckdb")
+    demo_into(store, N_RUNS, 11)
+    ms = sets.save(store, METRICS)
+    built = Built(FACTORY(store, ms))
+    copy = pickle.loads(pickle.dumps(built))  # what a worker receives
+    assert copy.token == built.token and copy.judge is not built.judge
+    runs = load_runs(store, [r for r, in store.execute("SELECT run_id FROM runs ORDER BY run_id LIMIT 12")])
+    views = [RunView(r.run_id, r.steps, r.task) for r in runs.values()]
+    assert copy.judge.judge(views, ms) == built.judge.judge(views, ms)
+    # a worker's process keeps the shipped judge under its token, once
+    _, first = _judge_for(store, ms.set_id, ms.version, copy)
+    _, again = _judge_for(store, ms.set_id, ms.version, pickle.loads(pickle.dumps(built)))
+    assert first is again is copy.judge
+    with pytest.raises(TypeError, match="in-memory"):
+        pickle.dumps(Store(":memory:"))
 
 
 def _ingest(location: str, path: str) -> None:

@@ -243,6 +243,16 @@ class Store:
             self.new = not os.path.exists(self.path)
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A store travels to another process (a Ray worker) as its location; it opens there."""
+        if self._mem is not None:
+            raise TypeError("an in-memory store cannot be sent to another process")
+        return {"path": self.path, "lake": self.lake, "lock_timeout": self.lock_timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path, self.lake, self.lock_timeout = state["path"], state["lake"], state["lock_timeout"]
+        self._mem, self._holds, self.new = None, 0, False
+
     @property
     def local_dir(self) -> Path:
         """Where this process keeps files that go with the store (journal, models)."""

@@ -34,7 +34,13 @@ def score_cmd(
              "belongs to), or local to start one here. Each partition of runs is committed exactly once, "
              "also when a worker dies; use a DuckLake store (LIBRA_STORE) when workers are on several machines.")]
     = None,
-    partition_size: Annotated[int, typer.Option(help="With --ray: runs per partition.", min=1)] = 100,
+    partition_size: Annotated[int, typer.Option(help="With --ray: runs per partition, at most.", min=1)] = 100,
+    partition_steps: Annotated[int, typer.Option(
+        help="With --ray: steps per partition, at most (a longer run is a partition of its own), so "
+             "partitions take alike however long their runs.", min=1)] = 5000,
+    workers: Annotated[int | None, typer.Option(
+        help="With --ray local: how many workers (CPUs) the local cluster runs; default: this machine's.",
+        min=1)] = None,
     focus: Annotated[str | None, typer.Option(
         help="Judge every metric on this one actor of each run (e.g. one agent of a dialogue).")] = None,
     per_agent: Annotated[bool, typer.Option(
@@ -62,7 +68,8 @@ def score_cmd(
                        "the subject its definition names")
         with staged(quiet) as progress:
             done = score_on_ray(store, ray=ray, set_id=set_id, version=version, backend=backend,
-                                     partition_size=partition_size, agent=agent, fmt=fmt, since=since,
+                                     partition_size=partition_size, partition_steps=partition_steps,
+                                     workers=workers, agent=agent, fmt=fmt, since=since,
                                      sample=sample, progress=progress)
         if as_json:
             emit_json([{"set": ms.set_id, "version": ms.version, **dataclasses.asdict(r)} for ms, r in done])

@@ -54,13 +54,42 @@ def worker_name() -> str:
     return owner.current()
 
 
-def plan(store: Store, metric_set, backend: str, run_ids=None, size: int = 100) -> str:
+PARTITION_STEPS = 5000  # steps a partition holds at most (a longer run is a partition of its own)
+
+
+def cut(run_ids: list[str], steps: dict[str, int], size: int, max_steps: int) -> list[list[str]]:
+    """Runs in order, cut into partitions of at most `size` runs and `max_steps` steps.
+
+    Judging costs about as much as the steps read, so partitions cut by run count
+    alone can differ a hundredfold (168 long runs took 80 s while the other worker,
+    its 100 short runs done in 3 s, idled); cut by steps as well, they take alike.
+    """
+    out: list[list[str]] = []
+    part: list[str] = []
+    held = 0
+    for r in run_ids:
+        n = max(1, int(steps.get(r) or 0))
+        if part and (len(part) >= size or held + n > max_steps):
+            out.append(part)
+            part, held = [], 0
+        part.append(r)
+        held += n
+    if part:
+        out.append(part)
+    return out
+
+
+def plan(store: Store, metric_set, backend: str, run_ids=None, size: int = 100,
+         max_steps: int = PARTITION_STEPS) -> str:
     """Record the partitions of what `metric_set` has not scored with `backend`; returns the job id.
 
-    An unfinished job of the same set, version and backend is joined: the
-    runs none of its open partitions holds are added to it as new partitions.
+    Partitions hold at most `size` runs and `max_steps` steps. An unfinished job of the
+    same set, version and backend is joined: the runs none of its open partitions holds
+    are added to it as new partitions.
     """
     pending = unscored(store, metric_set, backend, run_ids)
+    steps = dict(store.execute("SELECT run_id, n_steps FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+                               [pending])) if pending else {}
     key = [metric_set.set_id, metric_set.version, backend]
 
     def go() -> str:
@@ -78,8 +107,8 @@ def plan(store: Store, metric_set, backend: str, run_ids=None, size: int = 100) 
                 todo = [r for r in pending if r not in held]
             else:
                 job_id, first, todo = f"dist-{uuid.uuid4().hex[:12]}", 0, pending
-            rows = [[job_id, first + k, todo[i:i + size], *key, "pending"]
-                    for k, i in enumerate(range(0, len(todo), size))]
+            rows = [[job_id, first + k, part, *key, "pending"]
+                    for k, part in enumerate(cut(todo, steps, size, max_steps))]
             if rows:
                 con.executemany(
                     "INSERT INTO score_partitions (job_id, part, run_ids, metric_set_id, metric_set_version, "
@@ -99,7 +128,26 @@ def partitions(store: Store, job_id: str, table: str = "score_partitions") -> li
 JudgeFactory = Callable[[Store, object], object]
 
 
+class Built:
+    """A judge built once, by the driver, for every worker: a JudgeFactory that returns it.
+
+    `on_ray` puts it in Ray's object store once and each task reads it from there, so
+    no worker fits the judge again (fitting the offline judge on an empty embedding
+    cache took two minutes, per worker). What travels is the fitted judge: its
+    classifiers, and the store as a location (opened on the worker).
+    """
+
+    def __init__(self, judge: object):
+        self.judge = judge
+        self.token = uuid.uuid4().hex  # the same in every copy: one per-process cache entry
+
+    def __call__(self, store: Store, metric_set: object) -> object:
+        return self.judge
+
+
 def _factory_key(f) -> tuple:
+    if isinstance(f, Built):
+        return ("built", f.token)
     if isinstance(f, functools.partial):
         return (*_factory_key(f.func), f.args, tuple(sorted(f.keywords.items())))
     return (f.__module__, f.__qualname__)
@@ -274,7 +322,15 @@ def on_ray(fn: Callable, calls: list[tuple], *, address: str | None = None, num_
                                            if k.startswith(("LIBRA_", "ANTHROPIC_", "AWS_"))}})
     try:
         task = ray.remote(max_retries=3, retry_exceptions=False)(fn)
-        pending = [task.remote(*args) for args in calls]
+        shipped: dict[int, object] = {}  # each Built judge put once; Ray hands tasks the value
+
+        def ship(a: object) -> object:
+            if isinstance(a, Built):
+                if id(a) not in shipped:
+                    shipped[id(a)] = ray.put(a)
+                return shipped[id(a)]
+            return a
+        pending = [task.remote(*(ship(a) for a in args)) for args in calls]
         out = []
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
@@ -301,7 +357,8 @@ class DistributedSummary:
 
 def score_on_ray(store: Store, metric_set, backend: str, make_judge: JudgeFactory, *,
                  address: str | None = None, run_ids=None,
-                 size: int = 100, num_cpus: int | None = None, wait: float = 6 * 3600.0,
+                 size: int = 100, max_steps: int = PARTITION_STEPS, num_cpus: int | None = None,
+                 wait: float = 6 * 3600.0,
                  progress: Callable[[int, int], None] | None = None) -> DistributedSummary:
     """Score a backlog on a Ray cluster (`address`, or a local one when None).
 
@@ -309,7 +366,7 @@ def score_on_ray(store: Store, metric_set, backend: str, make_judge: JudgeFactor
     no live worker holds and waits for the others to be committed.
     """
     t0 = time.perf_counter()
-    job_id = plan(store, metric_set, backend, run_ids, size)
+    job_id = plan(store, metric_set, backend, run_ids, size, max_steps)
     parts = [p for p, _ in partitions(store, job_id)]
     results: list[Outcome] = []
     deadline = time.monotonic() + wait

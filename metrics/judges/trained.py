@@ -237,6 +237,13 @@ class JudgeMemo:
         self._features: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
         self._models: OrderedDict[tuple, RaisedThenSign] = OrderedDict()
 
+    def __getstate__(self) -> dict:
+        # a judge sent to a worker takes no runs' vectors along; the worker fills its own memo
+        return {"max_views": self.max_views, "max_entries": self.max_entries}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
     def steps(self, views: Sequence[RunView],
               compute: Callable[[], tuple[_Steps, list[list[int]]]]) -> tuple[_Steps, list[list[int]]]:
         # the views' step tuples are kept alive with the entry, so their ids cannot be reused
