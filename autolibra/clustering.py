@@ -62,9 +62,30 @@ class AspectClusterer:
         return labels, strengths
 
 
+def cluster_sums(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: N803
+    """(cluster ids in order, the sum of each cluster's vectors, its size), in one pass (-1 left out).
+
+    One sort and a segment sum, not a mask per cluster: the granularity search computes
+    these for hundreds of clusters over tens of thousands of aspects, many times.
+    """
+    keep = labels >= 0
+    lab = labels[keep]
+    if not len(lab):
+        return np.zeros(0, dtype=np.int64), np.zeros((0, X.shape[1] if X.ndim == 2 else 0)), np.zeros(0)
+    order = np.argsort(lab, kind="stable")
+    lab = lab[order]
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    sums = np.add.reduceat(X[keep][order].astype(np.float64), starts, axis=0)
+    counts = np.diff(np.r_[starts, len(lab)]).astype(np.float64)
+    return lab[starts].astype(np.int64), sums, counts
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / (np.linalg.norm(v, axis=-1, keepdims=True) + 1e-9)
+
+
 def centroids(X: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:  # noqa: N803
-    out = {}
-    for c in sorted(set(labels.tolist()) - {-1}):
-        v = X[labels == c].mean(axis=0)
-        out[c] = v / (np.linalg.norm(v) + 1e-9)
-    return out
+    """Each cluster's mean vector, normalised."""
+    ids, sums, counts = cluster_sums(X, labels)
+    means = _unit(sums / counts[:, None]) if len(ids) else sums
+    return {int(c): v for c, v in zip(ids, means, strict=True)}

@@ -444,3 +444,39 @@ def test_offline_names_are_phrases_people_wrote_and_one_scenario_topics_are_flag
     assert scenario_specific(["blanket"] * 9 + ["pies"], corpus_tasks=16) == "blanket"
     assert scenario_specific(["blanket", "pies", "cars", "pies", "x"], corpus_tasks=16) is None
     assert scenario_specific(["only task"] * 10, corpus_tasks=1) is None
+
+
+def _merge_by_definition(X, labels, threshold):
+    """The closest pair of cluster centres joined, centres recomputed from every aspect, until none is close."""
+    labels = labels.copy()
+    while True:
+        ids = sorted(set(labels.tolist()) - {-1})
+        if len(ids) < 2:
+            return labels
+        C = np.vstack([X[labels == c].mean(axis=0) for c in ids])  # noqa: N806
+        C /= np.linalg.norm(C, axis=1, keepdims=True) + 1e-9
+        S = C @ C.T  # noqa: N806
+        np.fill_diagonal(S, -1)
+        i, j = np.unravel_index(int(S.argmax()), S.shape)
+        if S[i, j] < threshold:
+            return labels
+        labels[labels == ids[j]] = ids[i]
+
+
+def test_incremental_merging_joins_the_same_clusters_as_the_definition():
+    from autolibra.clustering import centroids
+    from autolibra.induce import merge_close
+
+    rng = np.random.default_rng(7)
+    for _ in range(120):
+        n, k = int(rng.integers(3, 300)), int(rng.integers(1, 30))
+        X = rng.normal(size=(n, 12)) + rng.normal(size=(1, 12)) * rng.random() * 3  # noqa: N806
+        X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)  # noqa: N806
+        labels = rng.integers(-1, k, size=n)
+        t = float(rng.choice([0.3, 0.5, 0.65, 0.75, 0.9]))
+        assert np.array_equal(merge_close(X, labels, t), _merge_by_definition(X, labels, t))
+        cents = centroids(X, labels)
+        assert sorted(cents) == sorted(set(labels.tolist()) - {-1})
+        for c, v in cents.items():
+            m = X[labels == c].mean(axis=0)
+            assert np.allclose(v, m / np.linalg.norm(m), atol=1e-5)
