@@ -428,8 +428,11 @@ def search(train: list[Aspect], X: np.ndarray, held: list[Aspect], runs: dict[st
 
     HDBSCAN runs once per size; its refinements (absorbing, merging) are cheap, and
     points whose refinements end in the same clustering are evaluated once (with the
-    same split into facets they are the same metric set). Progress: "cluster" per
-    size, then each candidate's stage ("candidate 3/36: fit judge"), then "search".
+    same split into facets they are the same metric set). Above `config.search_aspects`
+    aspects, candidates are judged on a sample of runs and the grid is searched
+    coordinate-wise (sizes and merging, then absorbing and facets at the best of those);
+    the chosen set is then evaluated on everything. Progress: "cluster" per size, then
+    each stage of the candidates in turn (`CANDIDATE_STAGES`), and "search".
     """
     say = progress or (lambda stage, done, total: None)
     sizes = [s for s in config.min_cluster_sizes if s < len(train)] or [2]
@@ -444,22 +447,39 @@ def search(train: list[Aspect], X: np.ndarray, held: list[Aspect], runs: dict[st
     built: dict[tuple[bytes, bool], Candidate] = {}
     candidates: list[Candidate] = []
     sample = search_sample(train, held, config)
-    say("search", 0, len(grid))
-    for i, params in enumerate(grid):
-        labels0, clusterer = base[params["min_cluster_size"]]
-        labels = refine(labels0, X, params)
-        key = (labels.tobytes(), bool(params["split_mixed"]))
-        same = built.get(key)
-        if same is None:
-            same = built[key] = build_candidate(
-                params, train, X, held, runs, config, namer, embedder, judge_factory, matcher_factory, set_id,
-                labels=labels, clusterer=clusterer, stage=lambda name, n=i: say(name, n, len(grid)), sample=sample)
-            candidates.append(same)
-        else:  # the same clustering reached another way: the same metrics, judged the same
-            candidates.append(replace(same, params=dict(params)))
-        for name in CANDIDATE_STAGES:
-            say(name, i + 1, len(grid))
-        say("search", i + 1, len(grid))
+    if sample is not None:
+        # Past the sample's size, coordinate-wise: granularity (size, merging) first with the
+        # first refinement options, then absorbing and facets around the best of those.
+        first = [p for p in grid if p["absorb_at"] == config.absorb_thresholds[0]
+                 and p["split_mixed"] == config.split_mixed[0]]
+        total = len(first) + len(config.absorb_thresholds) * len(config.split_mixed) - 1
+    else:
+        first, total = grid, len(grid)
+
+    def run(points: list[dict]) -> None:
+        for params in points:
+            i = len(candidates)
+            labels0, clusterer = base[params["min_cluster_size"]]
+            labels = refine(labels0, X, params)
+            key = (labels.tobytes(), bool(params["split_mixed"]))
+            same = built.get(key)
+            if same is None:
+                same = built[key] = build_candidate(
+                    params, train, X, held, runs, config, namer, embedder, judge_factory, matcher_factory, set_id,
+                    labels=labels, clusterer=clusterer, stage=lambda name, n=i: say(name, n, total), sample=sample)
+                candidates.append(same)
+            else:  # the same clustering reached another way: the same metrics, judged the same
+                candidates.append(replace(same, params=dict(params)))
+            for name in CANDIDATE_STAGES:
+                say(name, i + 1, total)
+            say("search", i + 1, total)
+
+    say("search", 0, total)
+    run(first)
+    if sample is not None:
+        best = choose_candidate(candidates, config.max_redundancy).params
+        run([p for p in grid if p["min_cluster_size"] == best["min_cluster_size"]
+             and p["merge_at"] == best["merge_at"] and p not in first])
     chosen = choose_candidate(candidates, config.max_redundancy)
     if sample is not None:  # the chosen set, judged and evaluated on every aspect
         say("evaluate the chosen on all", 0, 1)

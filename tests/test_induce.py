@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from collections import Counter
 
@@ -480,3 +481,33 @@ def test_incremental_merging_joins_the_same_clusters_as_the_definition():
         for c, v in cents.items():
             m = X[labels == c].mean(axis=0)
             assert np.allclose(v, m / np.linalg.norm(m), atol=1e-5)
+
+
+def test_past_the_sample_size_the_search_judges_candidates_on_a_sample_and_the_chosen_on_all(demo, emb):
+    """Above `search_aspects`, each candidate is judged on the remarks of a sample of runs and the grid is
+    searched coordinate-wise; the chosen set is then judged on every remark, and the provenance says so."""
+    from autolibra.induce import search_sample
+
+    cfg = InduceConfig(min_cluster_sizes=(5, 8), merge_thresholds=(None, 0.65), absorb_thresholds=(None, 0.5),
+                       split_mixed=(False, True), search_aspects=60)
+    res = induce(demo, grounder=OfflineGrounder(StepLocator(emb)), namer=OfflineNamer(), embedder=emb,
+                 judge_factory=lambda: TrainedJudge(emb), config=cfg, save=False)
+    # sizes x merging first (4), then the other three absorb/facet options at the best of those
+    assert len(res.candidates) == 4 + 3
+    tried = {(c.params["min_cluster_size"], c.params["merge_at"]) for c in res.candidates[4:]}
+    assert len(tried) == 1
+    sample_idx, held_sample = search_sample(res.train_aspects, res.heldout_aspects, cfg)
+    runs_in_sample = {res.train_aspects[i].run_id for i in sample_idx}
+    assert 60 <= len(sample_idx) < len(res.train_aspects)
+    # whole runs: every remark of a sampled run is in the sample
+    assert all(a.run_id not in runs_in_sample or i in set(sample_idx) for i, a in enumerate(res.train_aspects))
+    assert 0 < len(held_sample) < len(res.heldout_aspects)
+    others = [c for c in res.candidates if c is not res.chosen]
+    assert all(c.evaluated_on == len(sample_idx) for c in others)
+    assert res.chosen.evaluated_on is None and res.chosen.train.aspects == len(res.train_aspects)
+    assert res.chosen.heldout.aspects == len(res.heldout_aspects)
+    assert res.metric_set.provenance["search_sample"] == len(sample_idx)
+    # below the size, the whole grid on everything, as before
+    small = induce(demo, grounder=OfflineGrounder(StepLocator(emb)), namer=OfflineNamer(), embedder=emb,
+                   judge_factory=lambda: TrainedJudge(emb), config=replace(cfg, search_aspects=None), save=False)
+    assert len(small.candidates) == 16 and all(c.evaluated_on is None for c in small.candidates)
