@@ -16,6 +16,7 @@ choice.
 from __future__ import annotations
 
 import random
+from contextlib import nullcontext
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -511,30 +512,32 @@ def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict
     held = [a for a in aspects if a.feedback_id not in train_ids]
     if len(train) < 4:
         raise ValueError(f"only {len(train)} aspects to induce from; more feedback is needed")
-    if progress:
-        progress("embed", 0, len(train))
-    X = embedder.embed([a.metadata.get("topic") or a.behaviour for a in train],  # noqa: N806
-                       (lambda d, t: progress("embed", d, t)) if progress else None)
-    candidates, chosen = search(train, X, held, runs, config, namer, embedder, judge_factory, matcher_factory,
-                                set_id, progress)
-    result = Induction(chosen.metric_set, chosen, candidates, train, held, X, failed)
-    amap = result.aspects_frame().head(MAP_POINTS)
-    ms = replace(chosen.metric_set, name=name, provenance={
-        "method": "autolibra", "grounding": grounder.backend, "naming": namer.backend,
-        "judge": getattr(judge_factory(), "backend", "?"), "params": chosen.params,
-        "feedback": sorted(train_ids), "heldout_feedback": sorted(f.feedback_id for f in held_fb),
-        "train": chosen.train.row(), "heldout": chosen.heldout.row(),
-        "frontier": frontier_rows(candidates),
-        # the search judged its candidates on the remarks of a sample of runs (the chosen one on all)
-        "search_sample": next((c.evaluated_on for c in candidates if c.evaluated_on), None),
-        # the aspect map the app draws; kept with the set so it needs no re-embedding
-        "aspect_map": amap.round({"x": 4, "y": 4}).assign(aspect=amap["aspect"].str.slice(0, 200))
-        .to_dict("records"),
-    })
-    if save and store is not None:
-        from metrics import sets
+    # new vectors (metric examples, key phrases of every candidate) written in batches, not per call
+    with getattr(embedder, "deferred_writes", nullcontext)():
+        if progress:
+            progress("embed", 0, len(train))
+        X = embedder.embed([a.metadata.get("topic") or a.behaviour for a in train],  # noqa: N806
+                           (lambda d, t: progress("embed", d, t)) if progress else None)
+        candidates, chosen = search(train, X, held, runs, config, namer, embedder, judge_factory, matcher_factory,
+                                    set_id, progress)
+        result = Induction(chosen.metric_set, chosen, candidates, train, held, X, failed)
+        amap = result.aspects_frame().head(MAP_POINTS)
+        ms = replace(chosen.metric_set, name=name, provenance={
+            "method": "autolibra", "grounding": grounder.backend, "naming": namer.backend,
+            "judge": getattr(judge_factory(), "backend", "?"), "params": chosen.params,
+            "feedback": sorted(train_ids), "heldout_feedback": sorted(f.feedback_id for f in held_fb),
+            "train": chosen.train.row(), "heldout": chosen.heldout.row(),
+            "frontier": frontier_rows(candidates),
+            # the search judged its candidates on the remarks of a sample of runs (the chosen one on all)
+            "search_sample": next((c.evaluated_on for c in candidates if c.evaluated_on), None),
+            # the aspect map the app draws; kept with the set so it needs no re-embedding
+            "aspect_map": amap.round({"x": 4, "y": 4}).assign(aspect=amap["aspect"].str.slice(0, 200))
+            .to_dict("records"),
+        })
+        if save and store is not None:
+            from metrics import sets
 
-        ms = sets.save(store, ms, backend=f"{grounder.backend}/{namer.backend}")
-    chosen.metric_set = ms
-    result.metric_set = ms
-    return result
+            ms = sets.save(store, ms, backend=f"{grounder.backend}/{namer.backend}")
+        chosen.metric_set = ms
+        result.metric_set = ms
+        return result

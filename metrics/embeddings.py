@@ -21,7 +21,8 @@ import hashlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -154,10 +155,38 @@ class CachedEmbedder:
         # many times, and each store lookup would otherwise take the file lock.
         self.memory = memory
         self._mem: dict[str, np.ndarray] = {}
+        # New vectors waiting to be written, inside `deferred_writes()`: a write per call
+        # opened, committed and closed the file for a handful of vectors each time.
+        self._pending: dict[str, np.ndarray] = {}
+        self._defer = 0
+        self.pending_limit = 5000
 
     def __getstate__(self) -> dict[str, Any]:
         # sent to a worker without its in-process layer: the store's cache is the shared one
-        return {**self.__dict__, "_mem": {}, "hits": 0, "misses": 0}
+        return {**self.__dict__, "_mem": {}, "_pending": {}, "_defer": 0, "hits": 0, "misses": 0}
+
+    @contextmanager
+    def deferred_writes(self) -> Iterator[None]:
+        """New vectors are written in batches while the block runs, and the rest when it ends.
+
+        For a pipeline that embeds a few new texts per call many times (naming candidates,
+        their examples): one write per `pending_limit` vectors instead of one per call.
+        """
+        self._defer += 1
+        try:
+            yield
+        finally:
+            self._defer -= 1
+            if not self._defer:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the vectors waiting to be written."""
+        if not self._pending:
+            return
+        table = vector_rows(self.name, list(self._pending), list(self._pending.values()))
+        self.store.write(lambda con: merge(con, "embeddings", table, keys=["model", "content_hash"]))
+        self._pending = {}
 
     def _keep(self, found: dict[str, np.ndarray]) -> None:
         if len(self._mem) + len(found) > self.memory:
@@ -167,7 +196,8 @@ class CachedEmbedder:
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         hashes = [text_hash(t) for t in texts]
         unique = list(dict.fromkeys(hashes))
-        found: dict[str, np.ndarray] = {h: self._mem[h] for h in unique if h in self._mem}
+        found: dict[str, np.ndarray] = {h: v for h in unique if (v := self._mem.get(h, self._pending.get(h)))
+                                        is not None}
         if len(found) == len(unique):
             self.hits += len(unique)
             if progress:
@@ -191,8 +221,13 @@ class CachedEmbedder:
         if missing:
             first = {h: t for t, h in zip(texts, hashes, strict=True)}
             new = self.inner.embed([first[h] for h in missing], progress)
-            table = vector_rows(self.name, missing, list(new))
-            self.store.write(lambda con: merge(con, "embeddings", table, keys=["model", "content_hash"]))
+            if self._defer:
+                self._pending.update(zip(missing, new, strict=True))
+                if len(self._pending) >= self.pending_limit:
+                    self.flush()
+            else:
+                table = vector_rows(self.name, missing, list(new))
+                self.store.write(lambda con: merge(con, "embeddings", table, keys=["model", "content_hash"]))
             found.update(zip(missing, new, strict=True))
         elif progress:
             progress(len(texts), len(texts))

@@ -114,3 +114,28 @@ def test_texts_are_batched_by_length_over_the_whole_input_and_come_back_in_order
     raw = minilm._model().encode(texts, normalize_embeddings=True)
     assert np.abs(got - raw).max() < 1e-5  # the same vectors, in the caller's order
     assert seen[-1] == len(texts) and seen == sorted(seen)
+
+
+def test_deferred_writes_batch_new_vectors_and_lose_none(tmp_path):
+    from traces.store import Store
+
+    store = Store(tmp_path / "emb.duckdb")
+    inner = HashingEmbedder(64)
+    emb = CachedEmbedder(inner, store)
+    emb.pending_limit = 5
+    rows = lambda: store.scalar("SELECT count(*) FROM embeddings")  # noqa: E731
+    with emb.deferred_writes():
+        first = emb.embed(["a one", "a two", "a three"])
+        assert rows() == 0  # waiting, not written per call
+        again = emb.embed(["a two", "a one"])  # served from the waiting vectors
+        assert np.array_equal(again, first[[1, 0]])
+        emb.embed(["b one", "b two", "b three"])  # past the limit: written as one batch
+        assert rows() == 6
+        emb.embed(["c one"])
+        assert rows() == 6
+    assert rows() == 7  # the rest when the block ends
+    other = CachedEmbedder(inner, store)
+    assert np.allclose(other.embed(["a three", "c one"]), inner.embed(["a three", "c one"]))
+    assert other.hits == 2 and other.misses == 0
+    emb.embed(["d one"])  # outside the block: written at once, as before
+    assert rows() == 8
