@@ -77,6 +77,14 @@ class PgServer:
         subprocess.run([str(psql), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "libra", "-d", db,
                         "-c", statement], check=True, capture_output=True)
 
+    def xact_commits(self, db: str) -> int:
+        """Transactions committed in `db` so far (pg_stat_database), to count a workload's round trips."""
+        psql = self.bin / "psql" if (self.bin / "psql").exists() else "psql"
+        out = subprocess.run([str(psql), "-qtA", "-h", "127.0.0.1", "-p", str(self.port), "-U", "libra", "-d", db,
+                              "-c", f"SELECT pg_stat_force_next_flush(); SELECT xact_commit FROM pg_stat_database "
+                                    f"WHERE datname = '{db}'"], check=True, capture_output=True, text=True)
+        return int(out.stdout.split()[-1])
+
     def conninfo(self, db: str) -> str:
         return f"dbname={db} host=127.0.0.1 port={self.port} user=libra"
 
