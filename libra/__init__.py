@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from autolibra.induce import InduceConfig, Induction
     from libra import approval, proactive, reports
     from libra.checking import CheckReport, check
+    from libra.comparing import compare, compare_report
     from libra.grounding import StepScore, choose_locator, fit_locator, ground, locator_versions
     from libra.inducing import induce
     from libra.ingesting import Ingested, ingest, rebuild_index, watch
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "InduceConfig": "autolibra.induce", "Induction": "autolibra.induce", "approval": None, "proactive": None,
     "reports": None,
-    "check": "libra.checking", "CheckReport": "libra.checking", "ground": "libra.grounding",
+    "check": "libra.checking", "CheckReport": "libra.checking", "compare": "libra.comparing",
+    "compare_report": "libra.comparing", "ground": "libra.grounding",
     "StepScore": "libra.grounding", "fit_locator": "libra.grounding", "choose_locator": "libra.grounding",
     "locator_versions": "libra.grounding", "induce": "libra.inducing", "Ingested": "libra.ingesting", "ingest": "libra.ingesting",
     "rebuild_index": "libra.ingesting", "watch": "libra.ingesting", "build_judge": "libra.scoring",
@@ -67,7 +69,7 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 __all__ = ["Backend", "CheckReport", "InduceConfig", "Induction", "Ingested", "Metric", "MetricSet", "StepScore", "Store",
            "approval", "build_judge",
-           "check", "choose_backend", "choose_locator", "fit_locator", "ground", "induce", "locator_versions", "ingest", "maintain_lake", "open_store", "proactive", "rebuild_index", "reports", "score",
+           "check", "choose_backend", "compare", "compare_report", "choose_locator", "fit_locator", "ground", "induce", "locator_versions", "ingest", "maintain_lake", "open_store", "proactive", "rebuild_index", "reports", "score",
            "score_on_ray", "score_pipa_runs", "serve", "sets", "watch"]
 
 

@@ -26,6 +26,24 @@ def visible_controls(text: Any) -> str:
     return _BIDI.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", "" if text is None else str(text))
 
 
+# Everything Streamlit draws as a label, caption, header or expander title is Markdown, as is a
+# report attached to a pull request (links,
+# images that load from anywhere, `:red[...]` directives). Data shown there goes through `markdown_literal`,
+# which backslash-escapes every character Markdown or Streamlit gives a meaning.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^\"'&])")
+
+
+# GitHub-flavoured Markdown also links bare addresses after escapes are read; an invisible word
+# joiner inside "://" and after "www" keeps them text.
+_AUTOLINK = re.compile(r"(?i)(://|\bwww(?=\\?\.)|@(?=[\w-]+\\?\.))")
+
+
+def markdown_literal(text: Any) -> str:
+    """Data as literal text inside Streamlit's Markdown: no styles, links, images or directives."""
+    escaped = _MD_SPECIAL.sub(r"\\\1", visible_controls(text))
+    return _AUTOLINK.sub(lambda m: m.group(1)[0] + "\u2060" + m.group(1)[1:], escaped)
+
+
 def for_chart(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     """A copy of `df` whose text `columns` (names from data) show their controls."""
     out = df.copy()

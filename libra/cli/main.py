@@ -15,6 +15,7 @@ from rich.markup import escape
 from libra.cli import help_names
 from libra.cli.alerts import alerts_app
 from libra.cli.check import check_cmd, jobs_cmd
+from libra.cli.compare import compare_cmd
 from libra.cli.common import DataTable, DbOption, JsonOption, console, emit_json, fail, open_store, out, QuietOption
 from libra.cli.ground import ground_cmd, locator_app
 from libra.cli.induce import induce_cmd
@@ -41,6 +42,7 @@ app.command("ingest")(ingest_cmd)
 app.command("induce")(induce_cmd)
 app.command("score")(score_cmd)
 app.command("check")(check_cmd)
+app.command("compare")(compare_cmd)
 app.command("jobs")(jobs_cmd)
 app.command("ground")(ground_cmd)
 app.command("serve")(serve_cmd)

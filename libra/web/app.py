@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from libra.web import admin, compare, dashboards, metrics_page, queues_page, run_view, runs, session
+from libra.web import admin, compare, dashboards, metrics_page, queues_page, releases, run_view, runs, session
 
 
 def main() -> None:
@@ -24,6 +24,7 @@ def main() -> None:
             "runs": st.Page(runs.page, title="Runs", url_path="runs", default=True),
             "run": st.Page(run_view.page, title="Run", url_path="run"),
             "compare": st.Page(compare.page, title="Compare runs", url_path="compare"),
+            "releases": st.Page(releases.page, title="Compare releases", url_path="releases"),
             "queues": st.Page(queues_page.page, title="Queues", url_path="queues"),
             "metrics": st.Page(metrics_page.page, title="Metrics", url_path="metrics"),
             "dashboards": st.Page(dashboards.page, title="Dashboards", url_path="dashboards"),

@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import streamlit as st
 
-from traces.display import visible_controls
+from traces.display import markdown_literal, visible_controls
 
 KIND_LABEL = {"user_message": "USER", "agent_message": "AGENT", "thought": "THOUGHT",
               "tool_call": "TOOL CALL", "tool_result": "TOOL RESULT", "observation": "OBSERVATION",
               "system": "SYSTEM"}
 # a verdict as the app words it everywhere: the runs table, the run view, the evidence
 VERDICT_TEXT = {1: "+1 did well", -1: "−1 did wrong", 0: "n/a (not raised)"}
-
-
-# Everything Streamlit draws as a label, caption, header or expander title is Markdown (links,
-# images that load from anywhere, `:red[...]` directives). Data shown there goes through `md`,
-# which backslash-escapes every character Markdown or Streamlit gives a meaning.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^\"'&])")
-
-
-# GitHub-flavoured Markdown also links bare addresses after escapes are read; an invisible word
-# joiner inside "://" and after "www" keeps them text.
-_AUTOLINK = re.compile(r"(?i)(://|\bwww(?=\\?\.)|@(?=[\w-]+\\?\.))")
-
-
-def md(text: Any) -> str:
-    """Data as literal text inside Streamlit's Markdown: no styles, links, images or directives."""
-    escaped = _MD_SPECIAL.sub(r"\\\1", visible_controls(text))
-    return _AUTOLINK.sub(lambda m: m.group(1)[0] + "\u2060" + m.group(1)[1:], escaped)
+md = markdown_literal  # every page's short name for it
 
 
 def show_text(text: str | None, limit: int = 1500, key: str | None = None) -> None:
