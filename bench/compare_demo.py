@@ -18,11 +18,9 @@ nothing (every verdict a coin flip), which must flag nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,27 +28,14 @@ sys.path.insert(0, str(ROOT))
 
 import libra  # noqa: E402
 from autolibra.induce import InduceConfig  # noqa: E402
-from libra.demo import PROFILES, TRAITS, build_demo  # noqa: E402
+from libra.demo import PROFILES, TRAITS, build_demo, latent_traits  # noqa: E402
 from metrics import sets  # noqa: E402
 from metrics.definitions import Metric, MetricSet  # noqa: E402
-from metrics.judges.base import Judgement, RunView, Verdict  # noqa: E402
+from metrics.judges.recorded import RecordedJudge  # noqa: E402
 from metrics.scoring import score_runs  # noqa: E402
 from traces.store import Store  # noqa: E402
 
 A, B = "travel-concierge@v1", "travel-concierge@v2"
-
-
-class TableJudge:
-    """Verdicts from a table (run → metric → value): the latent behaviours, or coin flips."""
-
-    version = "1"
-
-    def __init__(self, backend: str, table: dict[str, dict[str, int]]):
-        self.backend, self.table = backend, table
-
-    def judge(self, runs: Sequence[RunView], metric_set: MetricSet, **_: object) -> list[Judgement]:
-        return [Judgement(v.run_id, tuple(Verdict(m.metric_id, self.table[v.run_id].get(m.metric_id, 0))
-                                           for m in metric_set.metrics)) for v in runs]
 
 
 def truth() -> tuple[set[str], set[str]]:
@@ -98,7 +83,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "cmp.duckdb")
         build_demo(store, n=args.runs, seed=7)
-        traits = {r: json.loads(m)["demo_traits"] for r, m in store.execute("SELECT run_id, metadata FROM runs")}
+        traits = latent_traits(store)
         res = libra.induce(store, backend="offline", config=InduceConfig(random_state=0), set_id="induced",
                            name="Demo metrics")
         sets.approve(store, res.metric_set.set_id, res.metric_set.version, "admin")
@@ -107,14 +92,14 @@ def main() -> None:
         report("induced metrics, offline judge", c, trait_of(store, "induced", c.version, traits))
         oracle = sets.save(store, MetricSet("latent", 1, "Latent behaviours", tuple(
             Metric(t, t, f"{t}?") for t in TRAITS)), approved_by="admin")
-        score_runs(store, oracle, TableJudge("latent", traits))
+        score_runs(store, oracle, RecordedJudge(traits, "latent"))
         report("latent behaviours (a perfect judge)", libra.compare(store, A, B, set_id="latent", alpha=args.alpha),
                {t: t for t in TRAITS})
         rng = random.Random(0)
         coins = {r: {t: rng.choice([-1, 1]) for t in TRAITS} for r in traits}
         flips = sets.save(store, MetricSet("coin", 1, "Coin flips", tuple(Metric(t, t, f"{t}?") for t in TRAITS)),
                           approved_by="admin")
-        score_runs(store, flips, TableJudge("coin", coins))
+        score_runs(store, flips, RecordedJudge(coins, "coin"))
         report("a judge that reads nothing (coin flips)", libra.compare(store, A, B, set_id="coin", alpha=args.alpha),
                {t: t for t in TRAITS})
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from libra import approval, proactive, reports
     from libra.checking import CheckReport, check
     from libra.comparing import compare, compare_report
+    from libra.exporting import Exported, export_adp
     from libra.grounding import StepScore, choose_locator, fit_locator, ground, locator_versions
     from libra.inducing import induce
     from libra.ingesting import Ingested, ingest, rebuild_index, watch
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "InduceConfig": "autolibra.induce", "Induction": "autolibra.induce", "approval": None, "proactive": None,
     "reports": None,
-    "check": "libra.checking", "CheckReport": "libra.checking", "compare": "libra.comparing",
+    "check": "libra.checking", "CheckReport": "libra.checking", "compare": "libra.comparing", "export_adp": "libra.exporting", "Exported": "libra.exporting",
     "compare_report": "libra.comparing", "ground": "libra.grounding",
     "StepScore": "libra.grounding", "fit_locator": "libra.grounding", "choose_locator": "libra.grounding",
     "locator_versions": "libra.grounding", "induce": "libra.inducing", "Ingested": "libra.ingesting", "ingest": "libra.ingesting",
@@ -69,7 +70,7 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 __all__ = ["Backend", "CheckReport", "InduceConfig", "Induction", "Ingested", "Metric", "MetricSet", "StepScore", "Store",
            "approval", "build_judge",
-           "check", "choose_backend", "compare", "compare_report", "choose_locator", "fit_locator", "ground", "induce", "locator_versions", "ingest", "maintain_lake", "open_store", "proactive", "rebuild_index", "reports", "score",
+           "check", "choose_backend", "compare", "compare_report", "Exported", "export_adp", "choose_locator", "fit_locator", "ground", "induce", "locator_versions", "ingest", "maintain_lake", "open_store", "proactive", "rebuild_index", "reports", "score",
            "score_on_ray", "score_pipa_runs", "serve", "sets", "watch"]
 
 

@@ -14,6 +14,7 @@ so tests can check what induction recovers.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -399,6 +400,16 @@ def generate_runs(n: int = 200, seed: int = 7, *, with_feedback: bool = True) ->
             outcome=outcome, reward=1.0 if outcome == "success" else 0.0,
             metadata={"demo_traits": traits, "version": version}, feedback=fb, globally_unique_id=True,
         )
+
+
+def latent_traits(store: Store) -> dict[str, dict[str, int]]:
+    """Per demo run, the behaviours the generator drew: +1 went well, -1 went wrong (absent: did not arise)."""
+    out = {}
+    for run_id, meta in store.execute("SELECT run_id, metadata FROM runs WHERE source = 'demo'"):
+        traits = json.loads(meta or "{}").get("demo_traits")
+        if isinstance(traits, dict):
+            out[run_id] = {str(k): int(v) for k, v in traits.items()}
+    return out
 
 
 def build_demo(store: Store, n: int = 240, seed: int = 7) -> dict[str, Any]:

@@ -3,37 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 import libra
 from libra.cli.main import app
-from libra.demo import PROFILES, TRAITS, build_demo
+from libra.demo import PROFILES, TRAITS, build_demo, latent_traits
 from metrics import sets
 from metrics.compare import _diff_stats, _paired_stats, holm
 from metrics.definitions import Metric, MetricSet
-from metrics.judges.base import Judgement, RunView, Verdict
+from metrics.judges.recorded import RecordedJudge
 from metrics.scoring import score_runs
 from traces.store import Store
 
 A, B = "travel-concierge@v1", "travel-concierge@v2"
-
-
-class TraitJudge:
-    """Judges each behaviour as the generator drew it (the run's latent traits): the ground truth,
-    so the test measures the comparison, not a judge."""
-
-    backend, version = "oracle", "1"
-
-    def __init__(self, traits: dict[str, dict[str, int]]):
-        self.traits = traits
-
-    def judge(self, runs: Sequence[RunView], metric_set: MetricSet, **_: object) -> list[Judgement]:
-        return [Judgement(v.run_id, tuple(Verdict(m.metric_id, self.traits[v.run_id].get(m.metric_id, 0))
-                                           for m in metric_set.metrics)) for v in runs]
 
 
 def _traits_set() -> MetricSet:
@@ -45,9 +29,8 @@ def _traits_set() -> MetricSet:
 def scored(tmp_path_factory) -> Store:
     store = Store(tmp_path_factory.mktemp("cmp") / "c.duckdb")
     build_demo(store, n=720, seed=11)
-    traits = {rid: json.loads(meta)["demo_traits"] for rid, meta in store.execute("SELECT run_id, metadata FROM runs")}
     saved = sets.save(store, _traits_set(), approved_by="admin")
-    score_runs(store, saved, TraitJudge(traits))
+    score_runs(store, saved, RecordedJudge(latent_traits(store)))
     return store
 
 
@@ -119,9 +102,8 @@ def test_reports_show_names_from_feedback_as_text(scored):
     evil = MetricSet("evil", 1, "Evil", (Metric("m1", "<script>alert(1)</script> | *bold* [x](http://e.vil)",
                                                 "Did it?"),))
     saved = sets.save(store, evil, approved_by="admin")
-    traits = {rid: {"m1": json.loads(meta)["demo_traits"].get("confirmation", 0)}
-              for rid, meta in store.execute("SELECT run_id, metadata FROM runs")}
-    score_runs(store, saved, TraitJudge(traits))
+    traits = {rid: {"m1": t.get("confirmation", 0)} for rid, t in latent_traits(store).items()}
+    score_runs(store, saved, RecordedJudge(traits))
     c = libra.compare(store, A, B, set_id="evil")
     page = libra.compare_report(c, "html")
     assert "<script>" not in page and "&lt;script&gt;" in page

@@ -181,8 +181,14 @@ def export_cmd(
     out_path: Annotated[Path, typer.Argument(help="Folder (parquet) or file (jsonl/otlp) to write.")],
     db: DbOption = None,
     as_: Annotated[str, typer.Option("--as", help="parquet, jsonl (Libra generic), otlp (traces with their notes "
-                                                  "and verdicts as events), langfuse (score objects) or phoenix "
-                                                  "(span annotations).")] = "parquet",
+                                                  "and verdicts as events), langfuse (score objects), phoenix "
+                                                  "(span annotations) or adp (Agent Data Protocol trajectories "
+                                                  "for fine-tuning, verdicts in details).")] = "parquet",
+    where: Annotated[str | None, typer.Option(
+        help="With --as adp: only runs meeting this, e.g. \"confirm_before_booking = 1 and reward >= 1\", "
+             "\"pipa_tool_efficiency.rate >= 0.9\", \"feedback >= 1\" (metric ids or quoted names; "
+             "= != > >= < <=; clauses joined by and).")] = None,
+    limit: Annotated[int | None, typer.Option(help="With --as adp: at most this many runs.", min=1)] = None,
     agent: Annotated[str | None, typer.Option(help="Only this agent's runs.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Only runs read from this format.")] = None,
     since: Annotated[str | None, typer.Option(help="Only runs started at or after (ISO date).")] = None,
@@ -192,7 +198,18 @@ def export_cmd(
     from traces.export import export_jsonl, export_langfuse, export_otlp, export_parquet, export_phoenix
 
     store = open_store(db)
-    if as_ == "parquet":
+    if where is not None and as_ != "adp":
+        raise typer.BadParameter("--where selects runs for --as adp", param_hint="--where")
+    if as_ == "adp":
+        from libra.exporting import export_adp
+        from metrics.selection import BadCondition
+
+        try:
+            e = export_adp(store, out_path, where=where, agent=agent, fmt=fmt, since=since, limit=limit)
+        except BadCondition as exc:
+            raise fail(str(exc)) from None
+        counts, said = {"runs": e.runs}, f"{e.runs:,} ADP trajectories (validated) -> {out_path}"
+    elif as_ == "parquet":
         counts = export_parquet(store, out_path, agent=agent, since=since, fmt=fmt)
         said = ", ".join(f"{k}: {v:,}" for k, v in counts.items()) + f" -> {out_path}/"
     elif as_ in ("jsonl", "otlp"):
@@ -203,7 +220,7 @@ def export_cmd(
                                                                        fmt=fmt)
         counts, said = {"annotations": n}, f"{n:,} scores and notes -> {out_path}"
     else:
-        raise typer.BadParameter("choose parquet, jsonl, otlp, langfuse or phoenix", param_hint="--as")
+        raise typer.BadParameter("choose parquet, jsonl, otlp, langfuse, phoenix or adp", param_hint="--as")
     if as_json:
         emit_json({"as": as_, "path": str(out_path), **counts})
     else:
