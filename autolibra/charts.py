@@ -46,3 +46,22 @@ def aspect_map_chart(df: pd.DataFrame) -> alt.Chart:
         shape=alt.Shape("sign:N", title="sign"),
         tooltip=["metric", "sign", "aspect"],
     ).properties(title="Feedback aspects by metric", width=480, height=360)
+
+
+def new_coverage_chart(df: pd.DataFrame, threshold: float | None = None) -> alt.LayerChart:
+    """Coverage of new feedback per week with its 95% interval, one line per set version; the alert's
+    threshold dashed. Expects columns week, coverage, lo, hi, remarks, version (see coverage_history)."""
+    df = df.assign(version=df["version"].map(lambda v: f"v{v}"))
+    base = alt.Chart(df).encode(x=alt.X("week:T", title="week the remarks were written"),
+                                color=alt.Color("version:N", title="set version"))
+    band = base.mark_area(opacity=0.2).encode(y=alt.Y("lo:Q", title="coverage of new feedback",
+                                                      scale=alt.Scale(domain=[0, 1])), y2="hi:Q")
+    line = base.mark_line(point=True).encode(
+        y="coverage:Q", tooltip=[alt.Tooltip("week:T"), "version", "remarks", "covered",
+                                 alt.Tooltip("coverage:Q", format=".2f"), alt.Tooltip("lo:Q", format=".2f"),
+                                 alt.Tooltip("hi:Q", format=".2f")])
+    layers = [band, line]
+    if threshold is not None:
+        layers.append(alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(strokeDash=[4, 3], color="#d62828")
+                      .encode(y="y:Q"))
+    return alt.LayerChart(layer=layers).properties(height=220, title="Coverage of feedback written since the set")

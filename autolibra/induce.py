@@ -68,6 +68,7 @@ class Candidate:
     labels: np.ndarray
     clusterer: AspectClusterer
     evaluated_on: int | None = None  # aspects of the induction part it was judged on, when a sample
+    matcher_threshold: float | None = None  # the offline matcher's calibrated bar, reused on new feedback
 
 
 # what building one candidate goes through, each reported as candidates done of all
@@ -370,7 +371,8 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
         traits = traits_of(judgements, [v.focus for v in views])
         evals.append(meta_evaluate(part, traits, matcher.match(part, traits, ms)))
     return Candidate(dict(params), ms, evals[0], evals[1], labels, clusterer,
-                     evaluated_on=len(ev_train) if sample is not None else None)
+                     evaluated_on=len(ev_train) if sample is not None else None,
+                     matcher_threshold=getattr(matcher, "threshold_", None))
 
 
 def frontier_rows(candidates: Sequence[Candidate]) -> list[dict]:
@@ -530,6 +532,7 @@ def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict
             "frontier": frontier_rows(candidates),
             # the search judged its candidates on the remarks of a sample of runs (the chosen one on all)
             "search_sample": next((c.evaluated_on for c in candidates if c.evaluated_on), None),
+            **({"matcher_threshold": chosen.matcher_threshold} if chosen.matcher_threshold is not None else {}),
             # the aspect map the app draws; kept with the set so it needs no re-embedding
             "aspect_map": amap.round({"x": 4, "y": 4}).assign(aspect=amap["aspect"].str.slice(0, 200))
             .to_dict("records"),

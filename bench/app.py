@@ -114,7 +114,7 @@ def floor(browser, reps: int, workdir: Path) -> list[float]:
     proc = start(script, port, dict(os.environ))
     try:
         page = browser.new_page()
-        page.goto(f"http://127.0.0.1:{port}/first")
+        page.goto(f"http://127.0.0.1:{port}/")  # the default page lives at the root
         page.get_by_role("heading", name="First").wait_for(timeout=60_000)
         nav = page.get_by_test_id("stSidebarNav")
         out = []

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from libra.checking import CheckReport, check
     from libra.comparing import compare, compare_report
     from libra.exporting import Exported, export_adp
+    from libra.living import approve_update, new_feedback_coverage, propose_update
     from libra.grounding import StepScore, choose_locator, fit_locator, ground, locator_versions
     from libra.inducing import induce
     from libra.ingesting import Ingested, ingest, rebuild_index, watch
@@ -46,6 +47,7 @@ _LAZY = {
     "InduceConfig": "autolibra.induce", "Induction": "autolibra.induce", "approval": None, "proactive": None,
     "reports": None,
     "check": "libra.checking", "CheckReport": "libra.checking", "compare": "libra.comparing", "export_adp": "libra.exporting", "Exported": "libra.exporting",
+    "new_feedback_coverage": "libra.living", "propose_update": "libra.living", "approve_update": "libra.living",
     "compare_report": "libra.comparing", "ground": "libra.grounding",
     "StepScore": "libra.grounding", "fit_locator": "libra.grounding", "choose_locator": "libra.grounding",
     "locator_versions": "libra.grounding", "induce": "libra.inducing", "Ingested": "libra.ingesting", "ingest": "libra.ingesting",
@@ -70,7 +72,7 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 __all__ = ["Backend", "CheckReport", "InduceConfig", "Induction", "Ingested", "Metric", "MetricSet", "StepScore", "Store",
            "approval", "build_judge",
-           "check", "choose_backend", "compare", "compare_report", "Exported", "export_adp", "choose_locator", "fit_locator", "ground", "induce", "locator_versions", "ingest", "maintain_lake", "open_store", "proactive", "rebuild_index", "reports", "score",
+           "check", "choose_backend", "compare", "compare_report", "Exported", "export_adp", "new_feedback_coverage", "propose_update", "approve_update", "choose_locator", "fit_locator", "ground", "induce", "locator_versions", "ingest", "maintain_lake", "open_store", "proactive", "rebuild_index", "reports", "score",
            "score_on_ray", "score_pipa_runs", "serve", "sets", "watch"]
 
 

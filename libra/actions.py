@@ -44,9 +44,16 @@ def make_actions() -> dict[str, Action]:
                                  batch=spec.batch, agent=spec.agent, fmt=spec.format, sample=spec.sample)
         errors = [f"{ms.set_id}: {r.runs_failed} runs failed" for ms, r in results if r.runs_failed]
         errors += [f"{ms.set_id}: {r.error}" for ms, r in results if r.status != "done" and r.error]
+        # how much of what people wrote since each induced set was made it still covers (the dashboard
+        # line and the new_feedback_coverage alert read this)
+        from libra.living import measure_watched  # induction's models load only when there is new feedback
+
+        covered = measure_watched(store, backend=spec.backend, job=spec.name) if spec.set is None else []
         return JobResult(runs_scored=sum(r.runs_scored for _, r in results),
                          cost_usd=sum(r.cost_usd for _, r in results), errors=errors,
-                         detail={ms.set_id: r.status for ms, r in results})
+                         detail={**{ms.set_id: r.status for ms, r in results},
+                                 **{f"{c.set_id} v{c.version} new-feedback coverage": round(c.coverage, 3)
+                                    for c in covered}})
 
     def pipa_action(store: Store, spec: JobSpec) -> JobResult:
         _, res = score_pipa_runs(store, backend=spec.backend, max_cost=spec.max_cost, fmt=spec.format,

@@ -37,3 +37,9 @@ def approve_signed_in(store: Store, set_id: str, version: int, username: str) ->
     user = _check_admin(accounts.get_user(store, username), username)
     sets.approve(store, set_id, version, user.username)
     return user
+
+
+def check_admin(store: Store, username: str, password: str | None = None) -> accounts.User:
+    """The admin account, by its password when one is given, else as it is now (a signed-in user)."""
+    user = accounts.authenticate(store, username, password) if password is not None else accounts.get_user(store, username)
+    return _check_admin(user, username)

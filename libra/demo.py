@@ -124,6 +124,23 @@ PHRASES = {
     ],
 }
 
+# A behaviour that appears only in later runs (`generate_runs(new_behaviour=True)`): people start
+# remarking on something no metric induced from the earlier feedback is about.
+NEW_TRAIT = "privacy"
+PHRASES.update({
+    (NEW_TRAIT, 1): [
+        "Kept the card number private, only showed the last four digits.",
+        "Good privacy: never repeated the user's payment details.",
+        "Masked the card number in the reply, as it should.",
+    ],
+    (NEW_TRAIT, -1): [
+        "It pasted the user's full card number and security code into the chat.",
+        "Leaked the payment details: full card number in plain text.",
+        "Privacy problem: repeated the whole card number and CVV back to the user.",
+        "never echo a full card number like that",
+    ],
+})
+
 CITIES = ["Lisbon", "Osaka", "Denver", "Nairobi", "Oslo", "Lima", "Hanoi", "Toronto", "Seville"]
 
 
@@ -354,12 +371,14 @@ DOMAINS = {"travel-concierge": _travel, "support-desk": _support, "repo-fixer": 
 
 
 def _feedback(rng: random.Random, traits: dict[str, int], b: _Builder, ctx: _Ctx,
-              t_end: datetime) -> tuple[Feedback, ...]:
+              t_end: datetime, must: str | None = None) -> tuple[Feedback, ...]:
     if not traits or rng.random() < .15:
         return ()
     items = []
     for who in rng.sample(ANNOTATORS, rng.choice([1, 1, 2])):
         mentioned = rng.sample(sorted(traits), min(len(traits), rng.choice([1, 2, 2, 3])))
+        if must is not None and must not in mentioned:  # what people start noticing, each of them says
+            mentioned = [must, *mentioned[1:]]
         bullets: list[dict[str, Any]] = []
         anchors: set[int] = set()
         for t in mentioned:
@@ -379,20 +398,40 @@ def _feedback(rng: random.Random, traits: dict[str, int], b: _Builder, ctx: _Ctx
     return tuple(items)
 
 
-def generate_runs(n: int = 200, seed: int = 7, *, with_feedback: bool = True) -> Iterator[Run]:
-    """`n` demo runs, the same for the same seed."""
+def _new_behaviour(b: _Builder, rng: random.Random, traits: dict[str, int]) -> None:
+    good = rng.random() < .4
+    traits[NEW_TRAIT] = 1 if good else -1
+    digits = "".join(rng.choice("0123456789") for _ in range(12))
+    if good:
+        b.add(StepKind.AGENT, f"Payment went through on the card ending in {digits[-4:]}; the full number stays "
+              "with the payment provider.", NEW_TRAIT)
+    else:
+        b.add(StepKind.AGENT, f"Charged your card 4111 {digits[:4]} {digits[4:8]} {digits[8:]} (expiry 09/29, "
+              "security code 123), keep these details handy.", NEW_TRAIT)
+
+
+def generate_runs(n: int = 200, seed: int = 7, *, with_feedback: bool = True, new_behaviour: bool = False,
+                  days_later: int = 0) -> Iterator[Run]:
+    """`n` demo runs, the same for the same seed.
+
+    `new_behaviour`: most runs also show (and people remark on) NEW_TRAIT, which the
+    first corpus never has; `days_later` moves the runs and their notes that far on.
+    """
     rng = random.Random(seed)
     profiles = list(PROFILES)
     for i in range(n):
         agent, version = profiles[i % len(profiles)] if i < len(profiles) else rng.choice(profiles)
         p = PROFILES[(agent, version)]
         good = {t: rng.random() < p[t] for t in TRAITS}
-        start = BASE_TIME - timedelta(days=30) + timedelta(minutes=rng.randint(0, 30 * 24 * 60))
+        start = BASE_TIME - timedelta(days=30 - days_later) + timedelta(minutes=rng.randint(0, 30 * 24 * 60))
         b = _Builder(start, rng, MODELS[agent])
         traits: dict[str, int] = {}
         ctx = _Ctx()
         outcome = DOMAINS[agent](b, rng, good, traits, ctx)
-        fb = _feedback(rng, traits, b, ctx, b.t) if with_feedback else ()
+        if new_behaviour and rng.random() < .8:
+            _new_behaviour(b, rng, traits)
+        fb = _feedback(rng, traits, b, ctx, b.t, must=NEW_TRAIT if NEW_TRAIT in traits else None) \
+            if with_feedback else ()
         user = next(s.content for s in b.steps if s.kind == StepKind.USER)
         yield Run(
             native_id=f"demo-{seed}-{i:06d}", format="libra", source="demo", steps=tuple(b.steps),

@@ -538,6 +538,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             revoked_at      TIMESTAMP
         )""",
     )),
+    # Living metrics (autolibra/living.py): each scheduled measurement of how much of the feedback
+    # written since a set was approved that set covers, per week the remarks were written.
+    Migration(17, "coverage of new feedback, measured on a schedule", (
+        """CREATE TABLE feedback_coverage (
+            set_id          VARCHAR NOT NULL,
+            version         INTEGER NOT NULL,
+            measured_at     TIMESTAMP NOT NULL,
+            week            TIMESTAMP NOT NULL,
+            remarks         INTEGER NOT NULL,
+            covered         INTEGER NOT NULL,
+            job             VARCHAR,
+            PRIMARY KEY (set_id, version, measured_at, week)
+        )""",
+    )),
 )
 
 

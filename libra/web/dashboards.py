@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from autolibra.charts import aspect_map_chart, frontier_chart
+from autolibra.charts import aspect_map_chart, frontier_chart, new_coverage_chart
 from autolibra.frontier import frontier_frame
 from libra.web import session
 from libra.web.widgets import md, open_run, p_text, show_text
 from metrics.jobs import alerts, schedule
+from metrics.jobs.alerts import NEW_FEEDBACK_COVERAGE
 from metrics.reports import charts, queries as dashboard
 from metrics import sets
 from pipa import profile
@@ -144,6 +145,16 @@ def _induction_tab(s: Store) -> None:
     amap = pd.DataFrame(ms.provenance.get("aspect_map") or [])
     if not amap.empty:
         st.altair_chart(aspect_map_chart(amap), width="stretch")
+    st.subheader("Does the set keep up with what people write?")
+    hist = dashboard.new_feedback_coverage(s, ms.set_id)
+    if hist.empty:
+        st.info("No measurement yet: a scheduled score job measures the coverage of new feedback, "
+                "or run `libra metrics coverage`.")
+    else:
+        st.altair_chart(new_coverage_chart(hist), width="stretch")
+        st.caption(f"A schedule's `{NEW_FEEDBACK_COVERAGE}` alert rule fires below its threshold (shown above "
+                   "when firing). An admin turns the uncovered remarks into a proposed next version on the "
+                   "Metrics page.")
 
 
 def _people_tab(s: Store) -> None:

@@ -11,6 +11,7 @@ from autolibra.charts import frontier_chart
 from autolibra.frontier import frontier_frame
 from libra.approval import ApprovalRefused, approve_signed_in
 from libra.web import session
+from libra.web.update_view import update_section
 from libra.web.widgets import md, open_run
 from metrics import sets
 from metrics.reports.queries import agent_metric_summary, metric_verdicts
@@ -96,6 +97,8 @@ def page() -> None:
         else:
             st.success("Approved: scheduled scoring will apply it.")
             st.rerun()
+    if admin:
+        update_section(s, ms, user)
     table = _review_table(s, ms)
     st.caption("Pick a metric to read its definition and the remarks behind it"
                + ("; rename, split, merge or retire it (each change is a new draft version)." if admin else "."))

@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 from pydantic import BaseModel, Field
 
 from traces.store import Store
@@ -47,9 +48,37 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+# The rule's metric that watches a set rather than runs: how much of the feedback written since
+# the set was made it covers, as the scheduled job last measured it (autolibra.living).
+NEW_FEEDBACK_COVERAGE = "new_feedback_coverage"
+
+
+def _new_feedback_coverage(store: Store, rule: AlertRule, since: datetime | None) -> list[AlertState]:
+    rows = store.execute(
+        """
+        WITH latest AS (
+            SELECT set_id, version, measured_at FROM feedback_coverage WHERE (?::VARCHAR IS NULL OR set_id = ?)
+            QUALIFY row_number() OVER (PARTITION BY set_id ORDER BY version DESC, measured_at DESC) = 1
+        )
+        SELECT c.set_id, sum(c.remarks), sum(c.covered) / nullif(sum(c.remarks), 0)
+        FROM feedback_coverage c JOIN latest USING (set_id, version, measured_at)
+        WHERE (?::TIMESTAMP IS NULL OR c.week >= date_trunc('week', ?::TIMESTAMP))
+        GROUP BY c.set_id ORDER BY 1
+        """, [rule.metric_set, rule.metric_set, since, since])
+    return [AlertState(rule.name, sid, NEW_FEEDBACK_COVERAGE, None, None if v is None else float(v), rule.below,
+                       int(n), v is not None and n >= rule.min_runs and v < rule.below) for sid, n, v in rows]
+
+
 def evaluate(store: Store, rule: AlertRule, now: datetime | None = None) -> list[AlertState]:
-    """The rule's current value per metric set it matches (newest set version)."""
+    """The rule's current value per metric set it matches (newest set version).
+
+    `new_feedback_coverage` as the metric watches the share of new remarks the set
+    covers (min_runs then counts remarks), from the newest scheduled measurement.
+    """
     now = now or _now()
+    if rule.metric == NEW_FEEDBACK_COVERAGE:
+        return _new_feedback_coverage(store, rule, now - timedelta(hours=rule.window_hours)
+                                      if rule.window_hours else None)
     since = now - timedelta(hours=rule.window_hours) if rule.window_hours else None
     rows = store.execute(
         """
@@ -99,7 +128,7 @@ def _record(store: Store, states: list[AlertState], job: str | None) -> list[Ale
     return states
 
 
-def firing(store: Store):
+def firing(store: Store) -> pd.DataFrame:
     """Alerts firing now, newest first."""
     return store.df(
         "SELECT a.rule, a.metric_set_id, a.metric_id, coalesce(d.name, a.metric_id) AS metric, a.agent, a.value, "

@@ -13,11 +13,16 @@ from metrics.agreement import queue_agreement
 from traces.store import Store
 
 Z95 = 1.959964
-# Wilson's 95% interval for pos successes in pos + neg trials, as SQL over those two columns
-WILSON = (f"(pos + {Z95}^2 / 2) / (pos + neg + {Z95}^2) "
-          f"- {Z95} * sqrt(pos * neg / nullif(pos + neg, 0) + {Z95}^2 / 4) / (pos + neg + {Z95}^2) AS lo, "
-          f"(pos + {Z95}^2 / 2) / (pos + neg + {Z95}^2) "
-          f"+ {Z95} * sqrt(pos * neg / nullif(pos + neg, 0) + {Z95}^2 / 4) / (pos + neg + {Z95}^2) AS hi")
+def wilson_sql(pos: str = "pos", neg: str = "neg") -> str:
+    """Wilson's 95% interval for `pos` successes in `pos` + `neg` trials, as SQL over those two columns
+    (names of Libra's own, never input)."""
+    n = f"({pos} + {neg})"
+    centre = f"({pos} + {Z95}^2 / 2) / ({n} + {Z95}^2)"
+    half = f"{Z95} * sqrt({pos} * {neg} / nullif({n}, 0) + {Z95}^2 / 4) / ({n} + {Z95}^2)"
+    return f"{centre} - {half} AS lo, {centre} + {half} AS hi"
+
+
+WILSON = wilson_sql()
 
 
 def score_sets(store: Store) -> pd.DataFrame:
@@ -212,3 +217,19 @@ def metric_verdicts(store: Store, set_id: str, version: int) -> pd.DataFrame:
         "count(*) FILTER (WHERE value = -1) AS did_wrong, count(*) FILTER (WHERE value = 0) AS not_applicable "
         "FROM scores WHERE metric_set_id = ? AND metric_set_version = ? GROUP BY metric_id",
         [set_id, version])
+
+
+def new_feedback_coverage(store: Store, set_id: str | None = None) -> pd.DataFrame:
+    """The newest scheduled measurement of each set version (autolibra.living): per week the remarks
+    were written, remarks, covered, coverage and its Wilson interval."""
+    return store.df(
+        f"""
+        WITH c AS (
+            SELECT set_id, version, week, remarks, covered, remarks - covered AS uncovered, measured_at
+            FROM feedback_coverage WHERE (?::VARCHAR IS NULL OR set_id = ?)
+            QUALIFY measured_at = max(measured_at) OVER (PARTITION BY set_id, version)
+        )
+        SELECT set_id, version, week, remarks, covered, measured_at, covered / remarks AS coverage,
+               {wilson_sql("covered", "uncovered")}
+        FROM c WHERE remarks > 0 ORDER BY set_id, version, week
+        """, [set_id, set_id])
