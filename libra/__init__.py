@@ -27,7 +27,7 @@ from traces.store import Store, default_db_path
 
 if TYPE_CHECKING:
     from autolibra.induce import InduceConfig, Induction
-    from libra import approval, proactive, reports
+    from libra import approval, preferences, proactive, reports
     from libra.checking import CheckReport, check
     from libra.comparing import compare, compare_report
     from libra.exporting import Exported, export_adp
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 # Loaded on first use: `libra --help` and the app's first page need none of the models.
 _LAZY = {
-    "InduceConfig": "autolibra.induce", "Induction": "autolibra.induce", "approval": None, "proactive": None,
+    "InduceConfig": "autolibra.induce", "Induction": "autolibra.induce", "approval": None, "preferences": None, "proactive": None,
     "reports": None,
     "check": "libra.checking", "CheckReport": "libra.checking", "compare": "libra.comparing", "export_adp": "libra.exporting", "Exported": "libra.exporting",
     "new_feedback_coverage": "libra.living", "propose_update": "libra.living", "approve_update": "libra.living",
@@ -57,7 +57,7 @@ _LAZY = {
     "sets": None, "Backend": "metrics.backends", "choose_backend": "metrics.backends",
     "Metric": "metrics.definitions", "MetricSet": "metrics.definitions",
 }
-_PACKAGES = {"approval": "libra.approval", "proactive": "libra.proactive", "reports": "libra.reports", "sets": "metrics.sets"}
+_PACKAGES = {"preferences": "libra.preferences", "approval": "libra.approval", "proactive": "libra.proactive", "reports": "libra.reports", "sets": "metrics.sets"}
 
 
 def __getattr__(name: str) -> Any:
@@ -72,7 +72,7 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 __all__ = ["Backend", "CheckReport", "InduceConfig", "Induction", "Ingested", "Metric", "MetricSet", "StepScore", "Store",
            "approval", "build_judge",
-           "check", "choose_backend", "compare", "compare_report", "Exported", "export_adp", "new_feedback_coverage", "propose_update", "approve_update", "choose_locator", "fit_locator", "ground", "induce", "locator_versions", "ingest", "maintain_lake", "open_store", "proactive", "rebuild_index", "reports", "score",
+           "check", "choose_backend", "compare", "compare_report", "Exported", "export_adp", "new_feedback_coverage", "propose_update", "approve_update", "choose_locator", "fit_locator", "ground", "induce", "locator_versions", "ingest", "maintain_lake", "open_store", "preferences", "proactive", "rebuild_index", "reports", "score",
            "score_on_ray", "score_pipa_runs", "serve", "sets", "watch"]
 
 

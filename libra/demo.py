@@ -187,13 +187,15 @@ class _Builder:
         return i
 
 
-def _travel(b: _Builder, rng: random.Random, good: dict[str, bool], traits: dict[str, int], ctx: _Ctx) -> str:
-    o, d = rng.sample(CITIES, 2)
-    budget = rng.choice([250, 300, 400, 550])
-    day = rng.randint(3, 27)
-    unclear = rng.random() < .35
+def _travel(b: _Builder, rng: random.Random, good: dict[str, bool], traits: dict[str, int], ctx: _Ctx,
+            task_rng: random.Random | None = None) -> str:
+    t = task_rng or rng  # the request itself: shared by the runs of one task in a suite
+    o, d = t.sample(CITIES, 2)
+    budget = t.choice([250, 300, 400, 550])
+    day = t.randint(3, 27)
+    unclear = t.random() < .35
     ask = f"I need a one-way flight from {o} to {d}" + ("" if unclear else f" on December {day}") + \
-          f", economy, under ${budget}. My user id is u{rng.randint(1000, 9999)}."
+          f", economy, under ${budget}. My user id is u{t.randint(1000, 9999)}."
     b.add(StepKind.SYSTEM, "You are a travel concierge. Policy: always confirm price and date with the "
                            "user before booking; never exceed a budget the user gives.")
     b.add(StepKind.USER, ask)
@@ -411,11 +413,13 @@ def _new_behaviour(b: _Builder, rng: random.Random, traits: dict[str, int]) -> N
 
 
 def generate_runs(n: int = 200, seed: int = 7, *, with_feedback: bool = True, new_behaviour: bool = False,
-                  days_later: int = 0) -> Iterator[Run]:
+                  days_later: int = 0, suite: int | None = None) -> Iterator[Run]:
     """`n` demo runs, the same for the same seed.
 
     `new_behaviour`: most runs also show (and people remark on) NEW_TRAIT, which the
     first corpus never has; `days_later` moves the runs and their notes that far on.
+    `suite`: the travel requests come from a suite of that many tasks, so both releases
+    run the same tasks (what a release comparison or a pairwise queue pairs up).
     """
     rng = random.Random(seed)
     profiles = list(PROFILES)
@@ -427,7 +431,10 @@ def generate_runs(n: int = 200, seed: int = 7, *, with_feedback: bool = True, ne
         b = _Builder(start, rng, MODELS[agent])
         traits: dict[str, int] = {}
         ctx = _Ctx()
-        outcome = DOMAINS[agent](b, rng, good, traits, ctx)
+        if suite and agent == "travel-concierge":
+            outcome = _travel(b, rng, good, traits, ctx, random.Random(f"{seed}:{i % suite}"))
+        else:
+            outcome = DOMAINS[agent](b, rng, good, traits, ctx)
         if new_behaviour and rng.random() < .8:
             _new_behaviour(b, rng, traits)
         fb = _feedback(rng, traits, b, ctx, b.t, must=NEW_TRAIT if NEW_TRAIT in traits else None) \
@@ -451,8 +458,8 @@ def latent_traits(store: Store) -> dict[str, dict[str, int]]:
     return out
 
 
-def build_demo(store: Store, n: int = 240, seed: int = 7) -> dict[str, Any]:
+def build_demo(store: Store, n: int = 240, seed: int = 7, suite: int | None = None) -> dict[str, Any]:
     """Write the demo corpus into a store through the normal ingest path."""
     from traces.ingest import ingest_runs
 
-    return ingest_runs(store, generate_runs(n, seed)).as_dict()
+    return ingest_runs(store, generate_runs(n, seed, suite=suite)).as_dict()

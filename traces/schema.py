@@ -552,6 +552,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (set_id, version, measured_at, week)
         )""",
     )),
+    # Pairwise preferences (traces/annotation/preferences.py): two runs of one task side by side, which
+    # is better and why. A pairwise queue's items are pairs; its assignments name the pair's id.
+    Migration(18, "pairwise preferences and pairwise queues", (
+        """CREATE TABLE preferences (
+            pref_id         VARCHAR PRIMARY KEY,
+            pair_id         VARCHAR NOT NULL,
+            run_a           VARCHAR NOT NULL,
+            run_b           VARCHAR NOT NULL,
+            author          VARCHAR NOT NULL,
+            choice          VARCHAR NOT NULL,
+            reason          VARCHAR,
+            steps_a         INTEGER[],
+            steps_b         INTEGER[],
+            queue_id        VARCHAR,
+            feedback_id     VARCHAR,
+            created_at      TIMESTAMP NOT NULL
+        )""",
+        "CREATE INDEX preferences_pair ON preferences (pair_id)",
+        "ALTER TABLE queues ADD COLUMN kind VARCHAR",
+        """CREATE TABLE queue_pairs (
+            queue_id        VARCHAR NOT NULL,
+            pair_id         VARCHAR NOT NULL,
+            run_a           VARCHAR NOT NULL,
+            run_b           VARCHAR NOT NULL,
+            PRIMARY KEY (queue_id, pair_id)
+        )""",
+    )),
 )
 
 

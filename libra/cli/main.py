@@ -23,6 +23,7 @@ from libra.cli.ingest import ingest_cmd
 from libra.cli.lake import lake_app
 from libra.cli.metrics import metrics_app
 from libra.cli.pipa import pipa_app
+from libra.cli.prefs import prefs_app
 from libra.cli.proactive import proactive_app
 from libra.cli.schedule import schedule_app
 from libra.cli.score import score_cmd
@@ -49,6 +50,7 @@ app.command("serve")(serve_cmd)
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(user_app, name="user")
 app.add_typer(pipa_app, name="pipa")
+app.add_typer(prefs_app, name="prefs")
 app.add_typer(proactive_app, name="proactive")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(alerts_app, name="alerts")

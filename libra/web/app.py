@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from libra.web import admin, compare, dashboards, metrics_page, queues_page, releases, run_view, runs, session
+from libra.web import admin, compare, dashboards, metrics_page, prefer, queues_page, releases, run_view, runs, session
 
 
 def main() -> None:
@@ -26,6 +26,7 @@ def main() -> None:
             "compare": st.Page(compare.page, title="Compare runs", url_path="compare"),
             "releases": st.Page(releases.page, title="Compare releases", url_path="releases"),
             "queues": st.Page(queues_page.page, title="Queues", url_path="queues"),
+            "prefer": st.Page(prefer.page, title="Which is better?", url_path="prefer"),
             "metrics": st.Page(metrics_page.page, title="Metrics", url_path="metrics"),
             "dashboards": st.Page(dashboards.page, title="Dashboards", url_path="dashboards"),
             "admin": st.Page(admin.page, title="Accounts", url_path="accounts"),

@@ -7,6 +7,7 @@ import streamlit as st
 
 from libra.web import session
 from libra.accounts import User
+from libra import preferences
 from libra.web.widgets import md, open_run
 from metrics.agreement import queue_agreement
 from traces.annotation import queues
@@ -50,7 +51,8 @@ def page() -> None:
         with st.container(border=True):
             prog = queues.progress(s, q.queue_id, user.username)
             st.subheader(md(q.name))
-            st.caption(f"{q.runs} runs × {q.k} annotators · created by {md(q.created_by)}")
+            what = "pairs of runs side by side" if getattr(q, "kind", "runs") == "pairs" else "runs"
+            st.caption(f"{q.runs} {what} × {q.k} annotators · created by {md(q.created_by)}")
             st.progress(min(1.0, prog["done"] / max(prog["slots"], 1)),
                         text=f"overall {prog['done']} of {prog['slots']}")
             if user.can("annotate"):  # a viewer has nothing "left for them" to do
@@ -61,15 +63,27 @@ def page() -> None:
                 nxt = queues.next_run(s, q.queue_id, user.username)
                 if nxt is None:
                     st.success("Nothing left for you in this queue.")
+                elif getattr(q, "kind", "runs") == "pairs":  # two runs side by side, not one
+                    st.session_state["pair_queue"], st.session_state["pair_item"] = q.queue_id, nxt
+                    st.switch_page(st.session_state["pages"]["prefer"])
                 else:
                     open_run(nxt, q.queue_id)
                     st.switch_page(st.session_state["pages"]["run"])
-            if user.can("admin"):
+            if user.can("admin") and getattr(q, "kind", "runs") == "pairs":
+                pa = preferences.agreement(s, queue_id=q.queue_id)
+                st.caption(f"agreement on pairs two or more people chose between: {pa.comparisons} person-pairs "
+                           f"agree {p_share(pa.rate)} (Krippendorff's alpha, nominal: {p_share(pa.alpha)}) "
+                           f"over {pa.pairs} pairs")
+            elif user.can("admin"):
                 a = queue_agreement(s, q.queue_id)
                 alpha = "n/a" if a.alpha is None else f"{a.alpha:.3f}"
                 st.caption(f"inter-annotator agreement (Krippendorff's alpha, {a.level}, on ratings): {alpha} "
                            f"over {a.runs_with_overlap} runs rated by two or more people")
             _who_said_what(s, q.queue_id, q.k)
+
+
+def p_share(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
 
 
 def _who_said_what(s: Store, queue_id: str, k: int) -> None:

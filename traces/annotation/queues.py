@@ -8,6 +8,7 @@ run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import uuid
@@ -45,15 +46,53 @@ def create(store: Store, name: str, created_by: str, k: int = 1, flt: RunFilter 
     filt = {"formats": flt.formats, "agents": flt.agents, "outcomes": flt.outcomes, "text": flt.text,
             "sample": sample, "seed": seed}
     with store.transaction() as con:
-        con.execute("INSERT INTO queues VALUES (?, ?, ?, ?, ?, ?, false)",
-                    [qid, name, k, json.dumps(filt), created_by, _now()])
+        con.execute("INSERT INTO queues (queue_id, name, k, filter, created_by, created_at, closed) "
+                    "VALUES (?, ?, ?, ?, ?, ?, false)", [qid, name, k, json.dumps(filt), created_by, _now()])
         con.executemany("INSERT INTO queue_items VALUES (?, ?, ?)", [[qid, r, i] for i, r in enumerate(ids)])
     return qid
 
 
+def pair_id(run_a: str, run_b: str) -> str:
+    """One id for a pair whichever side each run is shown on."""
+    lo, hi = sorted((run_a, run_b))
+    return "pair-" + hashlib.sha1(f"{lo}\x00{hi}".encode()).hexdigest()[:16]
+
+
+def create_pairwise(store: Store, name: str, created_by: str, pairs: Sequence[tuple[str, str]], k: int = 1) -> str:
+    """A pairwise queue: each item two runs (of one task) shown side by side, k people each.
+
+    Items are the pairs' ids, so taking, finishing and progress work as for runs;
+    `pair(store, queue_id, pair_id)` gives the two runs in the order to show them.
+    """
+    if k < 1:
+        raise ValueError("each pair needs at least one annotator")
+    ids = [r for r, in store.execute("SELECT run_id FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+                                     [sorted({r for p in pairs for r in p})])]
+    known = set(ids)
+    todo = list(dict.fromkeys((a, b) for a, b in pairs if a != b and a in known and b in known))
+    if not todo:
+        raise ValueError("no pair of two stored runs given")
+    qid = f"q-{uuid.uuid4().hex[:10]}"
+    with store.transaction() as con:
+        con.execute("INSERT INTO queues (queue_id, name, k, filter, created_by, created_at, closed, kind) "
+                    "VALUES (?, ?, ?, ?, ?, ?, false, 'pairs')",
+                    [qid, name, k, json.dumps({"pairs": len(todo)}), created_by, _now()])
+        con.executemany("INSERT INTO queue_items VALUES (?, ?, ?)",
+                        [[qid, pair_id(a, b), i] for i, (a, b) in enumerate(todo)])
+        con.executemany("INSERT INTO queue_pairs VALUES (?, ?, ?, ?)", [[qid, pair_id(a, b), a, b] for a, b in todo])
+    return qid
+
+
+def pair(store: Store, queue_id: str, item: str) -> tuple[str, str] | None:
+    """The two runs of a pairwise queue's item, A then B; None for a queue of runs."""
+    row = store.execute("SELECT run_a, run_b FROM queue_pairs WHERE queue_id = ? AND pair_id = ?", [queue_id, item])
+    return (row[0][0], row[0][1]) if row else None
+
+
 def list_queues(store: Store):
     return store.df(
-        "SELECT q.queue_id, q.name, q.k, q.created_by, q.created_at, count(i.run_id) AS runs, "
+        "SELECT q.queue_id, q.name, coalesce(q.kind, 'runs') AS kind, q.k, q.created_by, q.created_at, "
+        "count(i.run_id) AS runs, "
         "(SELECT count(*) FROM queue_assignments a WHERE a.queue_id = q.queue_id AND a.status = 'done') AS done "
         "FROM queues q LEFT JOIN queue_items i USING (queue_id) WHERE NOT q.closed GROUP BY ALL ORDER BY q.created_at")
 
