@@ -1,8 +1,9 @@
 """Release comparison on the demo corpus, end to end: induced metrics, offline judge, `libra.compare`.
 
 The demo generator draws each behaviour per run with a probability per release
-(`libra.demo.PROFILES`): travel-concierge v2 improves five behaviours, regresses on
-one (communication) and keeps one (efficiency). This builds the demo store,
+(`libra.demo.PROFILES`): with `--release mixed` (the default here) travel-concierge v2 improves
+five behaviours, regresses on one (communication) and keeps one (efficiency); with `--release demo`,
+as `make demo` builds it, v2 improves all seven. This builds the demo store,
 induces metrics offline from its feedback, approves them, scores every run with
 the offline judge, and compares v1 with v2. Each induced metric is matched to the
 behaviour whose latent good/bad it agrees with most across runs, so the found
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import libra  # noqa: E402
 from autolibra.induce import InduceConfig  # noqa: E402
-from libra.demo import PROFILES, TRAITS, build_demo, latent_traits  # noqa: E402
+from libra.demo import MIXED_RELEASE, PROFILES, TRAITS, build_demo, latent_traits  # noqa: E402
 from metrics import sets  # noqa: E402
 from metrics.definitions import Metric, MetricSet  # noqa: E402
 from metrics.judges.recorded import RecordedJudge  # noqa: E402
@@ -38,8 +39,8 @@ from traces.store import Store  # noqa: E402
 A, B = "travel-concierge@v1", "travel-concierge@v2"
 
 
-def truth() -> tuple[set[str], set[str]]:
-    p1, p2 = PROFILES[("travel-concierge", "v1")], PROFILES[("travel-concierge", "v2")]
+def truth(profiles: dict = PROFILES) -> tuple[set[str], set[str]]:
+    p1, p2 = profiles[("travel-concierge", "v1")], profiles[("travel-concierge", "v2")]
     return {t for t in TRAITS if p2[t] > p1[t]}, {t for t in TRAITS if p2[t] < p1[t]}
 
 
@@ -60,8 +61,8 @@ def trait_of(store: Store, set_id: str, version: int, traits: dict[str, dict[str
     return out
 
 
-def report(title: str, c, mapping: dict[str, str]) -> None:
-    better, worse = truth()
+def report(title: str, c, mapping: dict[str, str], profiles: dict) -> None:
+    better, worse = truth(profiles)
     found_b = {mapping.get(m, "") for m in c.improved} - {""}
     found_w = {mapping.get(m, "") for m in c.regressed} - {""}
     wrong = [m for m in c.improved if mapping.get(m) not in better] + \
@@ -79,29 +80,33 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=480)
     ap.add_argument("--alpha", type=float, default=0.05)
+    ap.add_argument("--release", choices=["demo", "mixed"], default="mixed",
+                    help="demo: v2 better at every behaviour (make demo's corpus); mixed: v2 better at five, "
+                         "worse at one, the same at one (libra.demo.MIXED_RELEASE)")
     args = ap.parse_args()
+    profiles = MIXED_RELEASE if args.release == "mixed" else PROFILES
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "cmp.duckdb")
-        build_demo(store, n=args.runs, seed=7)
+        build_demo(store, n=args.runs, seed=7, profiles=profiles)
         traits = latent_traits(store)
         res = libra.induce(store, backend="offline", config=InduceConfig(random_state=0), set_id="induced",
                            name="Demo metrics")
         sets.approve(store, res.metric_set.set_id, res.metric_set.version, "admin")
         libra.score(store, backend="offline")
         c = libra.compare(store, A, B, set_id="induced", alpha=args.alpha)
-        report("induced metrics, offline judge", c, trait_of(store, "induced", c.version, traits))
+        report("induced metrics, offline judge", c, trait_of(store, "induced", c.version, traits), profiles)
         oracle = sets.save(store, MetricSet("latent", 1, "Latent behaviours", tuple(
             Metric(t, t, f"{t}?") for t in TRAITS)), approved_by="admin")
         score_runs(store, oracle, RecordedJudge(traits, "latent"))
         report("latent behaviours (a perfect judge)", libra.compare(store, A, B, set_id="latent", alpha=args.alpha),
-               {t: t for t in TRAITS})
+               {t: t for t in TRAITS}, profiles)
         rng = random.Random(0)
         coins = {r: {t: rng.choice([-1, 1]) for t in TRAITS} for r in traits}
         flips = sets.save(store, MetricSet("coin", 1, "Coin flips", tuple(Metric(t, t, f"{t}?") for t in TRAITS)),
                           approved_by="admin")
         score_runs(store, flips, RecordedJudge(coins, "coin"))
         report("a judge that reads nothing (coin flips)", libra.compare(store, A, B, set_id="coin", alpha=args.alpha),
-               {t: t for t in TRAITS})
+               {t: t for t in TRAITS}, profiles)
 
 
 if __name__ == "__main__":

@@ -34,15 +34,18 @@ TRAITS = ("confirmation", "error_recovery", "constraint", "grounding", "clarific
 PROFILES = {
     ("travel-concierge", "v1"): dict(confirmation=.35, error_recovery=.3, constraint=.55, grounding=.6,
                                      clarification=.4, communication=.5, efficiency=.5),
-    # v2 improves five behaviours, got wordier at the end (a regression) and is as efficient as v1:
-    # the changes a release comparison has to find, and nothing else.
     ("travel-concierge", "v2"): dict(confirmation=.85, error_recovery=.75, constraint=.85, grounding=.9,
-                                     clarification=.8, communication=.15, efficiency=.5),
+                                     clarification=.8, communication=.75, efficiency=.8),
     ("support-desk", "v3"): dict(confirmation=.6, error_recovery=.55, constraint=.7, grounding=.5,
                                  clarification=.65, communication=.35, efficiency=.6),
     ("repo-fixer", "v1"): dict(confirmation=.5, error_recovery=.45, constraint=.6, grounding=.7,
                                clarification=.5, communication=.6, efficiency=.4),
 }
+# A release that is not better at everything: v2 improves five behaviours, got wordier at the end
+# (a regression) and is as efficient as v1. The changes a release comparison has to find, and
+# nothing else (`generate_runs(profiles=MIXED_RELEASE)`).
+MIXED_RELEASE = {**PROFILES, ("travel-concierge", "v2"): {**PROFILES[("travel-concierge", "v2")],
+                                                          "communication": .15, "efficiency": .5}}
 MODELS = {"travel-concierge": "claude-sonnet-4-5", "support-desk": "claude-haiku-4-5",
           "repo-fixer": "gpt-4.1"}
 
@@ -413,19 +416,22 @@ def _new_behaviour(b: _Builder, rng: random.Random, traits: dict[str, int]) -> N
 
 
 def generate_runs(n: int = 200, seed: int = 7, *, with_feedback: bool = True, new_behaviour: bool = False,
-                  days_later: int = 0, suite: int | None = None) -> Iterator[Run]:
+                  days_later: int = 0, suite: int | None = None,
+                  profiles: dict[tuple[str, str], dict[str, float]] | None = None) -> Iterator[Run]:
     """`n` demo runs, the same for the same seed.
 
     `new_behaviour`: most runs also show (and people remark on) NEW_TRAIT, which the
     first corpus never has; `days_later` moves the runs and their notes that far on.
     `suite`: the travel requests come from a suite of that many tasks, so both releases
     run the same tasks (what a release comparison or a pairwise queue pairs up).
+    `profiles`: each release's chance that each behaviour goes well (default PROFILES).
     """
     rng = random.Random(seed)
-    profiles = list(PROFILES)
+    table = profiles or PROFILES
+    releases = list(table)
     for i in range(n):
-        agent, version = profiles[i % len(profiles)] if i < len(profiles) else rng.choice(profiles)
-        p = PROFILES[(agent, version)]
+        agent, version = releases[i % len(releases)] if i < len(releases) else rng.choice(releases)
+        p = table[(agent, version)]
         good = {t: rng.random() < p[t] for t in TRAITS}
         start = BASE_TIME - timedelta(days=30 - days_later) + timedelta(minutes=rng.randint(0, 30 * 24 * 60))
         b = _Builder(start, rng, MODELS[agent])
@@ -458,8 +464,9 @@ def latent_traits(store: Store) -> dict[str, dict[str, int]]:
     return out
 
 
-def build_demo(store: Store, n: int = 240, seed: int = 7, suite: int | None = None) -> dict[str, Any]:
+def build_demo(store: Store, n: int = 240, seed: int = 7, suite: int | None = None,
+               profiles: dict[tuple[str, str], dict[str, float]] | None = None) -> dict[str, Any]:
     """Write the demo corpus into a store through the normal ingest path."""
     from traces.ingest import ingest_runs
 
-    return ingest_runs(store, generate_runs(n, seed, suite=suite)).as_dict()
+    return ingest_runs(store, generate_runs(n, seed, suite=suite, profiles=profiles)).as_dict()

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import libra
 from libra.cli.main import app
-from libra.demo import PROFILES, TRAITS, build_demo, latent_traits
+from libra.demo import MIXED_RELEASE, TRAITS, build_demo, latent_traits
 from metrics import sets
 from metrics.compare import _diff_stats, _paired_stats, holm
 from metrics.definitions import Metric, MetricSet
@@ -28,14 +28,14 @@ def _traits_set() -> MetricSet:
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory) -> Store:
     store = Store(tmp_path_factory.mktemp("cmp") / "c.duckdb")
-    build_demo(store, n=720, seed=11)
+    build_demo(store, n=720, seed=11, profiles=MIXED_RELEASE)
     saved = sets.save(store, _traits_set(), approved_by="admin")
     score_runs(store, saved, RecordedJudge(latent_traits(store)))
     return store
 
 
 def _changed(alpha_gap: float = 0.2) -> tuple[set[str], set[str], set[str]]:
-    p1, p2 = PROFILES[("travel-concierge", "v1")], PROFILES[("travel-concierge", "v2")]
+    p1, p2 = MIXED_RELEASE[("travel-concierge", "v1")], MIXED_RELEASE[("travel-concierge", "v2")]
     better = {t for t in TRAITS if p2[t] - p1[t] >= alpha_gap}
     worse = {t for t in TRAITS if p1[t] - p2[t] >= alpha_gap}
     same = {t for t in TRAITS if p1[t] == p2[t]}
@@ -62,12 +62,12 @@ def test_the_comparison_finds_the_generators_improvements_and_regression_and_not
 
 
 def test_releases_that_do_not_differ_are_rarely_flagged(scored):
-    """A/A: one release's runs split at random into two agents; over twenty splits the
+    """A/A: one release's runs split at random into two agents; over twelve splits the
     Holm-corrected comparison flags any metric in few of them (alpha = 0.05 per split)."""
     ids = scored.df("SELECT run_id FROM runs WHERE agent = ? ORDER BY run_id", [B])["run_id"].tolist()
     rng = np.random.default_rng(3)
     flagged = 0
-    for i in range(20):
+    for i in range(12):
         half = list(rng.choice(ids, size=len(ids) // 2, replace=False))
         name = f"{B}-split{i}"
         scored.execute("UPDATE runs SET agent = ? WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [name, half])
@@ -79,7 +79,7 @@ def test_releases_that_do_not_differ_are_rarely_flagged(scored):
         finally:
             scored.execute("UPDATE runs SET agent = ? WHERE agent = ?", [B, name])
             scored.execute("UPDATE scores SET agent = ? WHERE agent = ?", [B, name])
-    assert flagged <= 3
+    assert flagged <= 2
 
 
 def test_holm_adjusts_in_step_down_order():
@@ -103,7 +103,8 @@ def test_reports_show_names_from_feedback_as_text(scored):
                                                 "Did it?"),))
     saved = sets.save(store, evil, approved_by="admin")
     traits = {rid: {"m1": t.get("confirmation", 0)} for rid, t in latent_traits(store).items()}
-    score_runs(store, saved, RecordedJudge(traits))
+    travel = [r for (r,) in store.execute("SELECT run_id FROM runs WHERE agent IN (?, ?)", [A, B])]
+    score_runs(store, saved, RecordedJudge(traits), run_ids=travel)
     c = libra.compare(store, A, B, set_id="evil")
     page = libra.compare_report(c, "html")
     assert "<script>" not in page and "&lt;script&gt;" in page

@@ -49,6 +49,7 @@ def anchored(store):
     return store
 
 
+@pytest.mark.slow  # fitting per format on 60 runs takes about 45 s here
 def test_a_fit_is_kept_per_format_only_where_it_beats_the_default_weights(anchored):
     fit = libra.fit_locator(anchored, by="ann")
     assert fit.version == 1 and fit.chosen and fit.examples == 60
@@ -96,6 +97,7 @@ def test_fitting_with_no_anchored_note_says_so(mem_store):
         libra.fit_locator(mem_store)
 
 
+@pytest.mark.slow  # fitting per format on 60 runs takes about 45 s here
 def test_a_tampered_locator_row_is_refused_by_name_and_grounding_keeps_the_defaults(anchored):
     """The store may be shared: a row someone else wrote is data, checked field by field, never trusted."""
     libra.fit_locator(anchored, by="ann")

@@ -66,7 +66,7 @@ EXPECTED = {
         "status": "VARCHAR", "assigned_at": "TIMESTAMP", "done_at": "TIMESTAMP"},
     "queue_items": {"queue_id": "VARCHAR", "run_id": "VARCHAR", "position": "INTEGER"},
     "queues": {"queue_id": "VARCHAR", "name": "VARCHAR", "k": "INTEGER", "filter": "JSON",
-        "created_by": "VARCHAR", "created_at": "TIMESTAMP", "closed": "BOOLEAN"},
+        "created_by": "VARCHAR", "created_at": "TIMESTAMP", "closed": "BOOLEAN", "kind": "VARCHAR"},
     "reward_models": {"model_id": "VARCHAR", "name": "VARCHAR", "version": "INTEGER", "kind": "VARCHAR",
         "data_hash": "VARCHAR", "params": "JSON", "metrics": "JSON", "path": "VARCHAR",
         "created_at": "TIMESTAMP"},
@@ -106,6 +106,12 @@ EXPECTED = {
         "expires_at": "TIMESTAMP", "revoked_at": "TIMESTAMP"},
     "watch_files": {"file_key": "VARCHAR", "path": "VARCHAR", "committed": "BIGINT", "head": "VARCHAR",
         "done_traces": "JSON", "updated_at": "TIMESTAMP"},
+    "feedback_coverage": {"set_id": "VARCHAR", "version": "INTEGER", "measured_at": "TIMESTAMP",
+        "week": "TIMESTAMP", "remarks": "INTEGER", "covered": "INTEGER", "job": "VARCHAR"},
+    "preferences": {"pref_id": "VARCHAR", "pair_id": "VARCHAR", "run_a": "VARCHAR", "run_b": "VARCHAR",
+        "author": "VARCHAR", "choice": "VARCHAR", "reason": "VARCHAR", "steps_a": "INTEGER[]",
+        "steps_b": "INTEGER[]", "queue_id": "VARCHAR", "feedback_id": "VARCHAR", "created_at": "TIMESTAMP"},
+    "queue_pairs": {"queue_id": "VARCHAR", "pair_id": "VARCHAR", "run_a": "VARCHAR", "run_b": "VARCHAR"},
     **{f"lock_{name}": {"n": "BIGINT"} for name in schema.LOCKS},
 }
 
