@@ -26,7 +26,7 @@ from scipy import stats
 from autolibra.aspects import Aspect
 from autolibra.clustering import AspectClusterer
 from autolibra.evaluation import LLMMatcher, MetaEval, OfflineMatcher, Trait, meta_evaluate
-from autolibra.induce import _labels, _views
+from autolibra.induce import _labels, _views, merge_close
 from autolibra.naming import LLMNamer, OfflineNamer
 from metrics.definitions import Metric, MetricSet
 from metrics.embeddings import Embedder
@@ -151,8 +151,8 @@ def _traits_for(base_traits: Sequence[Trait], changes: Sequence[Change], added: 
 def propose(base: MetricSet, new: NewCoverage, base_traits: Sequence[Trait], runs: dict[str, Run], *,
             embedder: Embedder, namer: OfflineNamer | LLMNamer, judge_factory: Callable[[], Judge],
             matcher: OfflineMatcher,
-            min_cluster_size: int = 5, merge_similarity: float = 0.9, retire_after: int = 30,
-            random_state: int = 0) -> Proposal:
+            min_cluster_size: int = 5, merge_at: float | None = 0.65, merge_similarity: float = 0.9,
+            retire_after: int = 30, random_state: int = 0) -> Proposal:
     """Changes to `base` from the new remarks: metrics for clusters of the uncovered ones, merges of
     near-identical metrics, retirements of metrics no new remark matches."""
     aspects = list(new.aspects)
@@ -170,6 +170,8 @@ def propose(base: MetricSet, new: NewCoverage, base_traits: Sequence[Trait], run
         X = embedder.embed([a.metadata.get("topic") or a.behaviour for a in uncovered])  # noqa: N806
         labels = AspectClusterer(min_cluster_size=min_cluster_size, n_components=min(16, max(2, len(uncovered) - 2)),
                                  random_state=random_state).fit(X).labels_
+        if merge_at:  # praise and criticism of one behaviour are one metric, as induction merges them
+            labels = merge_close(X, labels, merge_at)
         clusters: dict[int, list[tuple[Aspect, float]]] = defaultdict(list)
         for i, (a, lab) in enumerate(zip(uncovered, labels, strict=True)):
             if lab >= 0:

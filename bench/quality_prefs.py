@@ -1,9 +1,9 @@
 """Pairwise preferences on Sotopia-π: people's agreement, the offline pairwise judge's, a baseline.
 
 Sotopia-π's human evaluation has 14 scenarios each played by three models, and two
-raters per episode who score it. Two episodes of one scenario by different models make
+raters per episode who score it (goal completion, 0-10). Two episodes of one scenario by different models make
 a pair; each rater slot (an episode's first and second rater, by id) gives a preference:
-the episode it scored higher (the mean of its scores), or a tie. People's agreement is
+the episode it scored higher on goal completion, or a tie. People's agreement is
 slot one against slot two on the same pairs, as `libra.preferences.agreement` computes it.
 
 The offline pairwise judge (`MetricPairJudge`) prefers the episode an induced metric set
@@ -41,8 +41,11 @@ from traces.store import Store  # noqa: E402
 def human_preferences(store: Store) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """Each rater slot's preference on every same-scenario pair of episodes by different models."""
     runs = store.df("SELECT run_id, agent, task FROM runs")
-    rated = store.df("SELECT run_id, author, avg(rating) AS score FROM feedback WHERE rating IS NOT NULL "
-                     "AND deleted_at IS NULL GROUP BY ALL ORDER BY run_id, author")
+    # a rater's goal-completion score for the episode (both agents' mean): the dimension Sotopia-π's two
+    # raters agree on most (Spearman about 0.63), so the one people can be held to
+    rated = store.df("SELECT run_id, author, avg(CAST(json_extract(metadata, '$.scores.goal') AS DOUBLE)) AS score "
+                     "FROM feedback WHERE deleted_at IS NULL GROUP BY ALL HAVING score IS NOT NULL "
+                     "ORDER BY run_id, author")
     slots = {r: list(g["score"])[:2] for r, g in rated.groupby("run_id")}
     pairs, rows = [], []
     for _, g in runs.groupby("task"):

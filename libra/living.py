@@ -151,8 +151,10 @@ def propose_update(store: Store, set_id: str | None = None, version: int | None 
     ms = watched_set(store, set_id, version)
     since = since if since is not None else new_since(store, ms)
     cov, traits, runs, t = _measure(store, ms, since, backend, progress)
+    # the uncovered remarks' clusters merged as the set's own were (its chosen merge threshold)
+    merge_at = (ms.provenance.get("params") or {}).get("merge_at") or 0.65
     return propose(ms, cov, traits, runs, embedder=t.embedder, namer=t.namer, judge_factory=t.judge_factory,
-                   matcher=_matcher(store, ms, t.embedder), min_cluster_size=min_cluster_size)
+                   matcher=_matcher(store, ms, t.embedder), min_cluster_size=min_cluster_size, merge_at=merge_at)
 
 
 def approve_update(store: Store, proposal: Proposal, by: str, *, password: str | None = None,

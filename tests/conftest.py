@@ -187,3 +187,23 @@ def _keep_main_module():
     yield
     if main is not None:
         sys.modules["__main__"] = main
+
+
+@pytest.fixture
+def page_test(monkeypatch):
+    """page_test(module, store, username, **session_state): one page of the app alone (streamlit.testing),
+    on `store`, signed in as `username`; not yet run."""
+    from streamlit.testing.v1 import AppTest
+
+    from libra import accounts
+
+    def make(module: str, store: Store, username: str, **state: object) -> AppTest:
+        monkeypatch.setenv("LIBRA_STORE", store.path)
+        at = AppTest.from_string("import streamlit as st\nst.session_state.setdefault('pages', {})\n"
+                                 f"from libra.web import {module}\n{module}.page()\n", default_timeout=300)
+        at.session_state["user"] = accounts.get_user(store, username)
+        for k, v in state.items():
+            at.session_state[k] = v
+        return at
+
+    return make

@@ -130,16 +130,12 @@ def test_cli_compare_prints_the_table_writes_reports_and_fails_on_a_regression(s
     assert r.exit_code == 2 and "no runs of agent" in r.output
 
 
-def test_the_releases_page_shows_the_verdicts_chart_examples_and_reports(scored, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
+def test_the_releases_page_shows_the_verdicts_chart_examples_and_reports(scored, page_test):
     from libra import accounts
 
     if not accounts.any_users(scored):
         accounts.add_user(scored, "ana", "correct horse", "annotator")
-    monkeypatch.setenv("LIBRA_STORE", scored.path)
-    at = AppTest.from_string("from libra.web import releases\nreleases.page()\n", default_timeout=120)
-    at.session_state["user"] = accounts.get_user(scored, "ana")
+    at = page_test("releases", scored, "ana")
     at.query_params["ra"], at.query_params["rb"] = A, B
     at = at.run()
     assert not at.exception

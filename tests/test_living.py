@@ -134,24 +134,15 @@ def test_cli_coverage_and_update(watched, monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_app_draws_the_line_and_an_admin_approves_a_proposal(watched, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
+def test_the_app_draws_the_line_and_an_admin_approves_a_proposal(watched, page_test):
     store = watched
     record_coverage(store, new_feedback_coverage(store, backend="offline"), job="test")
-    monkeypatch.setenv("LIBRA_STORE", store.path)
-    dash = AppTest.from_string("from libra.web import dashboards\ndashboards._induction_tab(dashboards.session.store())\n",
-                               default_timeout=120)
-    dash.session_state["user"] = accounts.get_user(store, "admin")
-    dash = dash.run()
+    dash = page_test("dashboards", store, "admin").run()  # every tab is drawn; Induction holds the line
     assert not dash.exception
     assert any("keep up" in h.value for h in dash.subheader)
     assert len(dash.get("arrow_vega_lite_chart") or dash.get("vega_lite_chart")) >= 1 + 1  # frontier, map or line
 
-    page = AppTest.from_string("import streamlit as st\nst.session_state.setdefault('pages', {})\n"
-                               "from libra.web import metrics_page\nmetrics_page.page()\n", default_timeout=300)
-    page.session_state["user"] = accounts.get_user(store, "admin")
-    page = page.run()
+    page = page_test("metrics_page", store, "admin").run()
     approved = [o for o in page.selectbox(key="ms-pick").options if "approved" in o and "induced v" in o]
     page.selectbox(key="ms-pick").set_value(approved[-1]).run()
     page.button(key=next(b.key for b in page.button if b.key and b.key.endswith("-go"))).click().run()
@@ -169,8 +160,5 @@ def test_the_app_draws_the_line_and_an_admin_approves_a_proposal(watched, monkey
     assert any("approved" in s.value for s in page.success), [e.value for e in page.error]
     assert sets.load(store, "induced").version == version_before + 1
 
-    viewer = AppTest.from_string("import streamlit as st\nst.session_state.setdefault('pages', {})\n"
-                                 "from libra.web import metrics_page\nmetrics_page.page()\n", default_timeout=120)
-    viewer.session_state["user"] = accounts.get_user(store, "ann")
-    viewer = viewer.run()
+    viewer = page_test("metrics_page", store, "ann").run()
     assert not any(b.key and b.key.endswith("-go") for b in viewer.button)

@@ -152,18 +152,12 @@ def test_cli_rank_and_agreement(labelled):
     assert "people with each other" in r.output and "always the left run" in r.output
 
 
-def test_the_pairwise_page_shows_two_runs_and_saves_a_choice(labelled, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
+def test_the_pairwise_page_shows_two_runs_and_saves_a_choice(labelled, page_test):
     store, _, _ = labelled
     pairs = libra.preferences.load(store)[["run_a", "run_b"]].head(3).itertuples(index=False)
     qid = queues.create_pairwise(store, "one more round", "admin", [tuple(p) for p in pairs], k=1)
     item = queues.next_run(store, qid, "alice")
-    monkeypatch.setenv("LIBRA_STORE", store.path)
-    at = AppTest.from_string("from libra.web import prefer\nprefer.page()\n", default_timeout=120)
-    at.session_state["user"] = accounts.get_user(store, "alice")
-    at.session_state["pair_queue"], at.session_state["pair_item"] = qid, item
-    at = at.run()
+    at = page_test("prefer", store, "alice", pair_queue=qid, pair_item=item).run()
     assert not at.exception
     assert [h.value for h in at.subheader][:2] == ["Run A", "Run B"]
     at.radio(key=f"pref-choice-{item}").set_value("tie")
