@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from autolibra.charts import aspect_map_chart, frontier_chart
+from autolibra.charts import aspect_map_chart, frontier_chart, new_coverage_chart
 from metrics.definitions import MetricSet
 from metrics.reports import charts
 from metrics.reports import queries as q
+from metrics.reports.release import diff_chart as release_chart
 from traces.store import Store
 
 __all__ = ["agent_summary", "annotator_agreement", "aspect_map_chart", "charts", "frontier_chart", "judge_cost", "judge_vs_people", "llm_costs",
-           "run_metric_matrix", "run_scores", "score_sets", "scores_over_time"]
+           "new_coverage_chart", "release_chart", "run_metric_matrix", "run_scores", "score_sets", "scores_over_time"]
 
 
 def agent_summary(store: Store, metric_set: MetricSet) -> pd.DataFrame:

@@ -80,10 +80,10 @@ def _number(text: str) -> float | str:
 
 
 def _metric_names(store: Store) -> dict[str, str]:
-    """Every scored metric by id and by lower-cased name → its id."""
+    """Every defined or scored metric by id and by lower-cased name → its id (one no run was judged on
+    selects nothing; it is no typo)."""
     rows = store.execute(
-        "SELECT DISTINCT s.metric_id, coalesce(d.name, s.metric_id) FROM scores s LEFT JOIN metric_defs d "
-        "ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version AND d.metric_id = s.metric_id")
+        "SELECT metric_id, name FROM metric_defs UNION SELECT DISTINCT metric_id, metric_id FROM scores")
     names: dict[str, str] = {}
     for metric_id, name in rows:
         names[metric_id] = metric_id
