@@ -44,20 +44,25 @@ def truth(profiles: dict = PROFILES) -> tuple[set[str], set[str]]:
     return {t for t in TRAITS if p2[t] > p1[t]}, {t for t in TRAITS if p2[t] < p1[t]}
 
 
-def trait_of(store: Store, set_id: str, version: int, traits: dict[str, dict[str, int]]) -> dict[str, str]:
-    """Each metric's behaviour: the one its ±1 verdicts agree with most often, over runs where both exist."""
-    df = store.df("SELECT run_id, metric_id, value FROM scores WHERE metric_set_id = ? AND metric_set_version = ? "
-                  "AND value <> 0", [set_id, version])
+def trait_of(store: Store, set_id: str, version: int) -> dict[str, str]:
+    """Each metric's behaviour: the one most of the remarks it was induced from are about (the demo keeps
+    each remark's behaviour with its note), matched by the metric's example texts."""
+    from collections import Counter
+
+    from metrics import sets as sets_
+    from traces.annotation import feedback
+
+    bullets = [(str(b["text"]).lower(), b["trait"]) for f in feedback.load(store)
+               for b in (f.metadata or {}).get("bullets", [])]
     out = {}
-    for metric_id, g in df.groupby("metric_id"):
-        best, best_agree = "", 0.0
-        for t in TRAITS:
-            pairs = [(v, traits[r][t]) for r, v in zip(g["run_id"], g["value"], strict=True) if t in traits[r]]
-            if len(pairs) >= 10:
-                agree = sum(v == s for v, s in pairs) / len(pairs)
-                if agree > best_agree:
-                    best, best_agree = t, agree
-        out[str(metric_id)] = best if best_agree >= 0.6 else ""
+    for m in sets_.load(store, set_id, version).metrics:
+        votes: Counter = Counter()
+        for e in m.good + m.bad:
+            text = e.text.lower().strip(" .-")
+            hit = next((t for b, t in bullets if text and (text in b or b.strip(" .") in text)), None)
+            if hit:
+                votes[hit] += 1
+        out[m.metric_id] = votes.most_common(1)[0][0] if votes else ""
     return out
 
 
@@ -94,7 +99,7 @@ def main() -> None:
         sets.approve(store, res.metric_set.set_id, res.metric_set.version, "admin")
         libra.score(store, backend="offline")
         c = libra.compare(store, A, B, set_id="induced", alpha=args.alpha)
-        report("induced metrics, offline judge", c, trait_of(store, "induced", c.version, traits), profiles)
+        report("induced metrics, offline judge", c, trait_of(store, "induced", c.version), profiles)
         oracle = sets.save(store, MetricSet("latent", 1, "Latent behaviours", tuple(
             Metric(t, t, f"{t}?") for t in TRAITS)), approved_by="admin")
         score_runs(store, oracle, RecordedJudge(traits, "latent"))

@@ -38,10 +38,11 @@ def pairwise_queue(store: Store, name: str, created_by: str, *, agents: Sequence
 def record(store: Store, run_a: str, run_b: str, author: str, choice: str, reason: str = "", *,
            steps_a: Iterable[int] = (), steps_b: Iterable[int] = (), queue_id: str | None = None) -> str:
     """Save a preference (and its reason as a note on the run it speaks for); finish the queue item."""
-    pref = prefs_store.save(store, run_a, run_b, author, choice, reason, steps_a=steps_a, steps_b=steps_b,
-                            queue_id=queue_id)
-    if queue_id is not None:
-        queues.finish(store, queue_id, queues.pair_id(run_a, run_b), author)
+    with store.hold():  # one open of the file for the note, the preference and the queue
+        pref = prefs_store.save(store, run_a, run_b, author, choice, reason, steps_a=steps_a, steps_b=steps_b,
+                                queue_id=queue_id)
+        if queue_id is not None:
+            queues.finish(store, queue_id, queues.pair_id(run_a, run_b), author)
     return pref
 
 
