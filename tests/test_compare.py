@@ -61,6 +61,7 @@ def test_the_comparison_finds_the_generators_improvements_and_regression_and_not
     assert ex and all(e.run_a in runs_a and e.run_b not in runs_a for e in ex)
 
 
+@pytest.mark.slow  # a statistical property over twelve comparisons
 def test_releases_that_do_not_differ_are_rarely_flagged(scored):
     """A/A: one release's runs split at random into two agents; over twelve splits the
     Holm-corrected comparison flags any metric in few of them (alpha = 0.05 per split)."""

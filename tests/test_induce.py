@@ -79,6 +79,7 @@ def test_explicit_references_and_locator(emb):
     assert loc.locate('it said "LB123 is booked" without checking', steps) == [3]
 
 
+@pytest.mark.slow  # measures a fitted locator's quality (about 45 s here)
 def test_locator_learns_from_anchored_feedback(emb, demo):
     from traces.annotation.feedback import load as load_feedback
     from traces.export import load_runs

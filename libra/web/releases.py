@@ -47,9 +47,9 @@ def page() -> None:
     m[1].metric("worse", len(worse))
     m[2].metric("no clear change", len(c.metrics) - len(better) - len(worse))
     table = c.table()
-    st.altair_chart(diff_chart(table), use_container_width=True)
+    st.altair_chart(diff_chart(table), width="stretch")
     st.dataframe(table.drop(columns=["metric_id"]).assign(metric=table["metric"].map(visible_controls)),
-                 hide_index=True, use_container_width=True,
+                 hide_index=True, width="stretch",
                  column_config={c_: st.column_config.NumberColumn(format="%.3f")
                                 for c_ in ("score_a", "score_b", "diff", "lo", "hi", "p", "p_adjusted")})
     shown = [x for x in c.metrics if x.examples]
