@@ -139,8 +139,11 @@ def metrics_coverage(
         for r in cov.weekly.itertuples(index=False):
             t.add_row(f"{r.week:%Y-%m-%d}", r.remarks, r.covered, figure(r.coverage), f"[{figure(r.lo)}, {figure(r.hi)}]")
         out.print(t)
-        out.print(f"{cov.evaluation.aspects_matched} of {cov.evaluation.aspects} new remarks covered: "
-                  f"{figure(cov.coverage)}")
+        if not cov.evaluation.aspects:
+            out.print("no remark written since the set was made: nothing new to cover yet")
+        else:
+            out.print(f"{cov.evaluation.aspects_matched} of {cov.evaluation.aspects} new remarks covered: "
+                      f"{figure(cov.coverage)}")
         why = {k: v for k, v in cov.reasons.items() if k != "matched"}
         if why:
             out.print("uncovered: " + ", ".join(f"{v} {k}" for k, v in sorted(why.items(), key=lambda x: -x[1])))
