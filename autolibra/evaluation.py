@@ -82,6 +82,11 @@ class OfflineMatcher:
         self.embedder = embedder
         self.threshold = threshold
 
+    @property
+    def bar(self) -> float:
+        """The similarity from which a remark is about a metric: calibrated by `fit`, else as given, else 0.5."""
+        return getattr(self, "threshold_", self.threshold if self.threshold is not None else 0.5)
+
     def metric_vectors(self, metric_set: MetricSet) -> dict[str, np.ndarray]:
         out = {}
         for m in metric_set.metrics:
@@ -124,7 +129,7 @@ class OfflineMatcher:
 
     def explain(self, aspects: Sequence[Aspect], traits: Sequence[Trait], metric_set: MetricSet) -> Counter:
         """Why aspects go unmatched: no metric about it, the judge said N/A, or the sign differs."""
-        threshold = getattr(self, "threshold_", self.threshold if self.threshold is not None else 0.5)
+        threshold = self.bar
         S, ids = self.similarities(aspects, metric_set)  # noqa: N806
         verdict = {(t.view, t.metric_id): t.value for t in traits}
         out: Counter = Counter()
@@ -143,7 +148,7 @@ class OfflineMatcher:
         return out
 
     def match(self, aspects: Sequence[Aspect], traits: Sequence[Trait], metric_set: MetricSet) -> list[tuple[str, int]]:
-        threshold = getattr(self, "threshold_", self.threshold if self.threshold is not None else 0.5)
+        threshold = self.bar
         S, ids = self.similarities(aspects, metric_set)  # noqa: N806
         col = {m: j for j, m in enumerate(ids)}
         by_view: dict[str, list[int]] = defaultdict(list)

@@ -164,8 +164,7 @@ def propose(base: MetricSet, new: NewCoverage, base_traits: Sequence[Trait], run
     uncovered = list(new.uncovered)
     if uncovered and base.metrics:
         S0, _ = matcher.similarities(uncovered, base)  # noqa: N806
-        bar = getattr(matcher, "threshold_", matcher.threshold if matcher.threshold is not None else 0.5)
-        uncovered = [a for a, s in zip(uncovered, S0.max(axis=1), strict=True) if s < bar]
+        uncovered = [a for a, s in zip(uncovered, S0.max(axis=1), strict=True) if s < matcher.bar]
     if len(uncovered) >= min_cluster_size:
         X = embedder.embed([a.metadata.get("topic") or a.behaviour for a in uncovered])  # noqa: N806
         labels = AspectClusterer(min_cluster_size=min_cluster_size, n_components=min(16, max(2, len(uncovered) - 2)),
@@ -226,8 +225,7 @@ def propose(base: MetricSet, new: NewCoverage, base_traits: Sequence[Trait], run
     # 3. retire: no new remark is about it, among enough new remarks to tell
     if len(aspects) >= retire_after:
         S, sids = matcher.similarities(aspects, base)  # noqa: N806
-        threshold = getattr(matcher, "threshold_", matcher.threshold if matcher.threshold is not None else 0.5)
-        about = set(np.array(sids)[(threshold <= S).any(axis=0)]) if len(sids) else set()
+        about = set(np.array(sids)[(matcher.bar <= S).any(axis=0)]) if len(sids) else set()
         for mid in sids:
             if mid not in about and mid not in merged:
                 changes.append(Change("retire", (mid,), None, (), 0.0, 0.0))

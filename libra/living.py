@@ -12,22 +12,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from autolibra.backends import InductionTools
 from autolibra.evaluation import OfflineMatcher, Trait
 from autolibra.induce import ground_cached
 from autolibra.living import NewCoverage, Proposal, coverage_of_new, propose
 from libra.approval import check_admin
-from autolibra.backends import InductionTools
 from libra.inducing import tools
-from metrics.embeddings import Embedder
-from traces.model import Feedback, Run
 from libra.scoring import build_judge
 from metrics import sets
 from metrics.definitions import MetricSet
-from metrics.reports import queries
+from metrics.embeddings import Embedder
 from metrics.judges.trained import view_key
+from metrics.reports import queries
 from metrics.scoring import score_runs
 from traces.annotation.feedback import load as load_feedback
 from traces.export import load_runs
+from traces.model import Feedback, Run
 from traces.store import Store
 
 Progress = Callable[[str, int, int], None]
@@ -38,11 +38,16 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _made_from(ms: MetricSet) -> set[str]:
+    """The notes a set was induced from (its induction and held-out parts)."""
+    return set(ms.provenance.get("feedback", [])) | set(ms.provenance.get("heldout_feedback", []))
+
+
 def watched_set(store: Store, set_id: str | None = None, version: int | None = None) -> MetricSet:
     """The set to watch: the given one, else the newest approved set induced from feedback."""
     if set_id is not None:
         return sets.load(store, set_id, version)
-    induced = [ms for ms in sets.approved(store) if ms.provenance.get("method") in ("autolibra", "autolibra-update")]
+    induced = [ms for ms in sets.approved(store) if sets.is_induced(ms)]
     if not induced:
         raise LookupError("no approved metric set induced from feedback; run `libra induce` and approve one")
     return max(induced, key=lambda ms: _approved_at(store, ms) or datetime.min)
@@ -56,8 +61,7 @@ def _approved_at(store: Store, ms: MetricSet) -> datetime | None:
 def new_since(store: Store, ms: MetricSet) -> datetime | None:
     """Where "new" starts for a set: after the latest remark it was induced from (imported notes keep
     their own dates), else when it was approved."""
-    used = set(ms.provenance.get("feedback", [])) | set(ms.provenance.get("heldout_feedback", []))
-    used |= set(ms.provenance.get("new_feedback", []))
+    used = _made_from(ms) | set(ms.provenance.get("new_feedback", []))
     dates = [f.created_at for f in load_feedback(store) if f.feedback_id in used and f.created_at]
     return max(dates) if dates else _approved_at(store, ms)
 
@@ -77,7 +81,7 @@ def _matcher(store: Store, ms: MetricSet, embedder: Embedder) -> OfflineMatcher:
 
 def _fresh(store: Store, ms: MetricSet, since: datetime | None) -> list[Feedback]:
     """Notes written after `since` that the set was not made from."""
-    used = set(ms.provenance.get("feedback", [])) | set(ms.provenance.get("heldout_feedback", []))
+    used = _made_from(ms)
     return [f for f in load_feedback(store) if f.feedback_id not in used
             and (since is None or (f.created_at is not None and f.created_at > since))]
 
@@ -128,8 +132,7 @@ def measure_watched(store: Store, *, backend: str = "auto", job: str | None = No
     """What a scheduled score job does after scoring: measure and record the coverage of new feedback
     for every approved set induced from feedback that has new remarks."""
     out = []
-    induced = [ms for ms in sets.approved(store) if ms.provenance.get("method") in ("autolibra", "autolibra-update")]
-    for ms in induced:
+    for ms in [ms for ms in sets.approved(store) if sets.is_induced(ms)]:
         since = new_since(store, ms)
         if not _fresh(store, ms, since):  # nothing new: no model to load, nothing to record
             continue

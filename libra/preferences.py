@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from metrics import sets
 from metrics.backends import choose_backend
 from metrics.preferences import (
     Agreement, LLMPairJudge, MetricPairJudge, PairVerdict, agreement as _agreement, bradley_terry, judge_agreement,
@@ -47,16 +46,16 @@ def record(store: Store, run_a: str, run_b: str, author: str, choice: str, reaso
 
 
 def _metric_set(store: Store, set_id: str | None) -> tuple[str, int] | None:
-    approved = [ms for ms in sets.approved(store) if (set_id is None and ms.provenance.get("kind") is None)
-                or ms.set_id == set_id]
-    scored = [ms for ms in approved if store.scalar(
-        "SELECT count(*) FROM scores WHERE metric_set_id = ? AND metric_set_version = ?", [ms.set_id, ms.version])]
-    if not scored:
-        return None
-    best = max(scored, key=lambda ms: store.scalar(
-        "SELECT count(DISTINCT run_id) FROM scores WHERE metric_set_id = ? AND metric_set_version = ?",
-        [ms.set_id, ms.version]))
-    return best.set_id, best.version
+    """The approved set (of metrics, not PIPA's or proactivity's) that scored the most runs; or `set_id`'s."""
+    row = store.execute(
+        """
+        SELECT s.metric_set_id, s.metric_set_version FROM scores s
+        JOIN metric_sets m ON m.set_id = s.metric_set_id AND m.version = s.metric_set_version
+        WHERE m.status = 'approved' AND m.approved_by IS NOT NULL
+          AND (?::VARCHAR IS NULL AND json_extract_string(m.provenance, '$.kind') IS NULL OR s.metric_set_id = ?)
+        GROUP BY ALL ORDER BY count(DISTINCT s.run_id) DESC, s.metric_set_version DESC LIMIT 1
+        """, [set_id, set_id])
+    return (str(row[0][0]), int(row[0][1])) if row else None
 
 
 def rank(store: Store, *, queue_id: str | None = None, set_id: str | None = None, seed: int = 0) -> pd.DataFrame:
@@ -91,9 +90,8 @@ def judge(store: Store, *, backend: str = "auto", queue_id: str | None = None, s
     Offline: the metric set that scored the most runs decides (`MetricPairJudge`); with an LLM,
     the model compares the two runs (`LLMPairJudge`)."""
     p = load(store, queue_id=queue_id)
-    pairs = list(dict.fromkeys(zip(p["run_a"], p["run_b"], strict=True)))
     seen, unique = set(), []
-    for a, b in pairs:  # a pair once, in the order it was first shown
+    for a, b in zip(p["run_a"], p["run_b"], strict=True):  # a pair once, in the order it was first shown
         key = queues.pair_id(a, b)
         if key not in seen:
             seen.add(key)

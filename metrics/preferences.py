@@ -39,6 +39,11 @@ def _outcome(row: Sequence[object]) -> int:
     return 1 if winner == min(run_a, run_b) else -1
 
 
+def _latest(prefs: pd.DataFrame) -> pd.DataFrame:
+    """Each person's newest label of each pair (a person who changed their mind counts once)."""
+    return prefs.sort_values("created_at").groupby(["pair_id", "author"], as_index=False).last()
+
+
 def bradley_terry(prefs: pd.DataFrame, *, by: tuple[str, str] = ("agent_a", "agent_b"), resamples: int = 300,
                   alpha: float = 0.01, seed: int = 0) -> pd.DataFrame:
     """Per item (agent by default): strength (log scale, mean 0), its 95% bootstrap interval, wins,
@@ -103,7 +108,7 @@ class Agreement:
 
 def agreement(prefs: pd.DataFrame) -> Agreement:
     """How much people agree on the pairs several of them labelled (each person's newest label)."""
-    latest = prefs.sort_values("created_at").groupby(["pair_id", "author"], as_index=False).last()
+    latest = _latest(prefs)
     units, same, total = [], 0, 0
     for _, g in latest.groupby("pair_id"):
         if len(g) < 2:
@@ -131,7 +136,7 @@ def judge_agreement(prefs: pd.DataFrame, verdicts: Sequence[PairVerdict]) -> dic
     """A judge against people, as people against each other: the share of (judge, person) pairs that chose
     alike, beside the share of (person, person) pairs on the same pairs; and the same for a judge that
     always says the shown-left run (a baseline reading nothing)."""
-    latest = prefs.sort_values("created_at").groupby(["pair_id", "author"], as_index=False).last()
+    latest = _latest(prefs)
     judged = {v.pair_id: _outcome((v.run_a, v.run_b, v.choice)) for v in verdicts if v.error is None}
     jp = jp_same = pp = pp_same = left = 0
     for pid, g in latest.groupby("pair_id"):

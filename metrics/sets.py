@@ -92,6 +92,12 @@ def list_sets(store: Store):
         "FROM metric_sets s ORDER BY s.set_id, s.version")
 
 
+def is_induced(ms: MetricSet) -> bool:
+    """A set made from people's feedback (induced, or updated from newer feedback): the ones whose
+    coverage of new feedback is watched."""
+    return ms.provenance.get("method") in ("autolibra", "autolibra-update")
+
+
 def approved(store: Store) -> list[MetricSet]:
     """The newest approved version of every set; a version marked approved by nobody is not one."""
     rows = store.execute(

@@ -176,3 +176,44 @@ def test_cli_exports_adp_with_where_and_refuses_where_elsewhere(demo, tmp_path):
     assert r.exit_code == 2
     r = runner.invoke(app, ["export", str(out), "--db", demo.path, "--as", "adp", "--where", "groundng = 1"])
     assert r.exit_code == 2 and "did you mean grounding" in r.output
+
+
+def test_an_export_that_fails_midway_leaves_the_earlier_file_whole(demo, tmp_path, monkeypatch):
+    out = tmp_path / "sft.jsonl"
+    first = libra.export_adp(demo, out, where="grounding = 1")
+    before = out.read_bytes()
+    calls = {"n": 0}
+    real = adp.trajectory
+
+    def failing(run, run_id, details=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            return {"id": run_id, "content": [{"class_": "thought", "content": "not ADP"}]}
+        return real(run, run_id, details)
+
+    monkeypatch.setattr(adp, "trajectory", failing)
+    with pytest.raises(ValidationError):
+        libra.export_adp(demo, out)
+    assert out.read_bytes() == before and first.runs == len(before.splitlines())
+    assert not (tmp_path / "sft.jsonl.part").exists()
+
+
+def test_a_kill_during_an_export_never_leaves_half_a_file(demo, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "big.json"
+    code = ("import libra, sys; s = libra.open_store(sys.argv[1]); "
+            "libra.export_adp(s, sys.argv[2], progress=lambda d, t: print(d, flush=True))")
+    proc = subprocess.Popen([sys.executable, "-c", code, demo.path, str(out)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ})
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the first hundred are written
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.1)
+    # killed after the first hundred of 120: the file is absent (the rest sits in .part), or whole
+    assert not out.exists() or len(json.loads(out.read_text())) == demo.scalar("SELECT count(*) FROM runs")

@@ -158,14 +158,20 @@ def write(trajectories: Iterable[dict[str, Any]], path: str | os.PathLike[str]) 
     p = Path(path)
     lines = p.suffix == ".jsonl"
     tmp = p.with_name(p.name + ".part")
-    with open(tmp, "wb") as f:
-        f.write(b"" if lines else b"[")
-        first = True
-        for t in trajectories:
-            validate(t)
-            data = orjson.dumps(t, default=str, option=orjson.OPT_NON_STR_KEYS)
-            f.write(data + b"\n" if lines else (b"" if first else b",\n") + data)
-            first = False
-            yield str(t["id"])
-        f.write(b"" if lines else b"]\n")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(b"" if lines else b"[")
+            first = True
+            for t in trajectories:
+                validate(t)
+                data = orjson.dumps(t, default=str, option=orjson.OPT_NON_STR_KEYS)
+                f.write(data + b"\n" if lines else (b"" if first else b",\n") + data)
+                first = False
+                yield str(t["id"])
+            f.write(b"" if lines else b"]\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed export leaves nothing; an earlier file at `path` stays
+        raise
     os.replace(tmp, p)  # a reader never sees half a file

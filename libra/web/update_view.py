@@ -8,13 +8,14 @@ import streamlit as st
 
 from libra.approval import ApprovalRefused
 from libra.web.widgets import md
+from metrics import sets
 
 ACTION_ICON = {"add": ":material/add_circle:", "merge": ":material/merge:", "retire": ":material/archive:"}
 
 
 def update_section(s: Any, ms: Any, user: Any) -> None:
     """For an admin on an approved induced set: propose, review the diff, edit, approve."""
-    if ms.status != "approved" or ms.provenance.get("method") not in ("autolibra", "autolibra-update"):
+    if ms.status != "approved" or not sets.is_induced(ms):
         return
     # induction's models load on the first proposal, not with the app
     from libra.living import approve_update, propose_update
