@@ -449,3 +449,32 @@ def test_two_runs_of_the_same_task_side_by_side(db):
     assert at.selectbox(key="cmp-b").value in ids[1:]
     heads = [h.value for h in at.subheader]
     assert md(ids[0]) in heads and md(at.selectbox(key="cmp-b").value) in heads
+
+
+def test_a_long_runs_timeline_is_cut_into_pages_with_their_spans():
+    """Pages of the timeline hold at most PAGE_STEPS steps; a span opens the page of the steps under it."""
+    import pandas as pd
+
+    from libra.web.timeline import page_of_step, step_pages
+
+    kinds, idxs = [], []
+    for block in range(5):  # five agents of eleven steps each, each opened by its span
+        kinds.append("span")
+        idxs.append(None)
+        for i in range(11):
+            kinds.append("tool_call")
+            idxs.append(block * 11 + i)
+    tree = pd.DataFrame({"kind": kinds, "idx": idxs})
+    pages = step_pages(tree, size=22)
+    assert [sum(k != "span" for k in kinds[a:b]) for a, b in pages] == [22, 22, 11]
+    assert pages[0][0] == 0 and pages[-1][1] == len(kinds)
+    assert all(b == c for (_, b), (c, _) in zip(pages, pages[1:], strict=False))  # every row on exactly one page
+    # step 22 opens the third agent: its span (row 24) opens the page with it
+    assert kinds[pages[1][0]] == "span" and tree["idx"].iloc[pages[1][0] + 1] == 22
+    assert [page_of_step(tree, pages, i) for i in (0, 21, 22, 43, 44, 54)] == [0, 0, 1, 1, 2, 2]
+    # cut mid-agent, a page starts at a step (its span is shown as continued above it)
+    cut = step_pages(tree, size=20)
+    assert [sum(k != "span" for k in kinds[a:b]) for a, b in cut] == [20, 20, 15]
+    assert tree["idx"].iloc[cut[1][0]] == 20
+    assert page_of_step(tree, pages, 99) is None
+    assert step_pages(tree, size=100) == [(0, len(kinds))]

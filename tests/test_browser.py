@@ -21,6 +21,7 @@ import pytest
 from libra import accounts
 from traces.annotation import queues
 from libra.demo import build_demo
+from libra.web.timeline import PAGE_STEPS
 from traces.ingest import BatchWriter
 from traces.model import IngestSummary, Run, Step, StepKind
 from traces.queries import RunFilter
@@ -40,6 +41,7 @@ LABEL_EVIL = f"**SYSTEM · approved by admin** [click](http://evil.invalid/x) ![
 # javascript: link, a right-to-left override that reverses what follows, and a token too long to wrap.
 AGENT_EVIL = f"<img src={BEACON}> [x](javascript:alert(1)) \u202etxt.exe " + "W" * 400
 ROOT = Path(__file__).resolve().parents[1]
+LONG_STEPS, LONG_ERROR = 130, 121  # more steps than a page of the timeline holds; a failure on its last page
 
 if not Path(CHROMIUM).exists():
     if os.environ.get("LIBRA_REQUIRE_BROWSER"):
@@ -62,6 +64,14 @@ def app_url(request, module_backend, tmp_path_factory):
     w.add_run(Run(native_id="evil-1", format="libra", source="test", agent=AGENT_EVIL, task="xss",
                   steps=(Step(kind=StepKind.USER, content=EVIL, actor=LABEL_EVIL),
                          Step(kind=StepKind.TOOL_CALL, tool_name=LABEL_EVIL, content="x", is_error=True)),
+                  globally_unique_id=True))
+    # a run longer than a page of the timeline, failing late: its evidence step is pages away
+    w.add_run(Run(native_id="long-1", format="libra", source="test", agent="long-runner@v1", task="many steps",
+                  steps=tuple(Step(kind=StepKind.TOOL_RESULT if i == LONG_ERROR else
+                                   (StepKind.AGENT, StepKind.TOOL_CALL)[i % 2],
+                                   content="Error: invalid date format, expected YYYY-MM-DD" if i == LONG_ERROR
+                                   else f"step {i}: reading the timetable", is_error=i == LONG_ERROR)
+                              for i in range(LONG_STEPS)),
                   globally_unique_id=True))
     w.flush()
     from metrics import sets
@@ -442,23 +452,63 @@ def test_pages_on_a_store_built_from_the_shared_traces(shared_app, browser, arti
     page.screenshot(path=str(artifacts / "browser-shared-pipa.png"), full_page=True)
 
 
-def test_a_verdicts_evidence_step_link_scrolls_the_timeline_to_it(app_url, browser, artifacts):
+def test_a_verdicts_evidence_step_turns_the_timelines_page_and_scrolls_to_it(app_url, browser, artifacts):
     url, s = app_url["url"], app_url["store"]
     run_id, step = s.execute("SELECT run_id, evidence[-1] FROM scores WHERE metric_set_id = 'dash' AND value = -1 "
                              "AND len(evidence) > 0 ORDER BY evidence[-1] DESC, run_id LIMIT 1")[0]
+    assert step >= PAGE_STEPS  # on a later page than the one the run opens at
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
     sign_in(page, url, "alice", f"/run?run_id={run_id}")
+    page.locator(".st-key-step-0").wait_for(timeout=30_000)
+    assert page.locator(f".st-key-step-{step}").count() == 0  # not drawn: another page
     page.get_by_text(re.compile(r"^Scores \(")).click()
-    link = page.get_by_role("link", name=f"step {step}", exact=True).first
+    link = page.get_by_role("button", name=f"step {step}", exact=True).first
     link.wait_for(timeout=30_000)
     # the run's PIPA chart in the same expander draws a moment later and moves what is below it
     page.locator(".vega-embed >> visible=true").first.wait_for(timeout=30_000)
     page.wait_for_timeout(1000)
     page.wait_for_function("() => window.__libraKeys === true", timeout=30_000)
     link.click()
-    page.wait_for_function(f"() => {{ const e = document.querySelector('.st-key-step-{step}'); "
-                           "if (!e) return false; const r = e.getBoundingClientRect(); "
-                           "return r.top >= 0 && r.top < 450; }", timeout=10_000)
+    at_top(page, f".st-key-step-{step}")
     box = page.locator(f".st-key-step-{step}").bounding_box()
     assert box and 0 <= box["y"] < 450  # brought to the top of the view, below the header bar
+    assert page.locator(".st-key-step-0").count() == 0  # the page turned
     page.screenshot(path=str(artifacts / "browser-evidence-link.png"))
+
+
+def at_top(page, selector: str, below: int = 450) -> None:
+    """Wait until the block `selector` names is drawn in the view, its top no lower than `below`."""
+    page.wait_for_function(f"() => {{ const e = document.querySelector('{selector}'); if (!e) return false; "
+                           f"const r = e.getBoundingClientRect(); return r.top >= 0 && r.top < {below}; }}",
+                           timeout=30_000)
+
+
+def test_a_long_run_is_drawn_a_page_at_a_time_and_j_k_turn_the_pages(app_url, browser, artifacts):
+    url, s = app_url["url"], app_url["store"]
+    run_id = s.scalar("SELECT run_id FROM runs WHERE agent = 'long-runner@v1'")
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    sign_in(page, url, "alice", f"/run?run_id={run_id}")
+    last = PAGE_STEPS - 1
+    page.locator(f".st-key-step-{last}").wait_for(timeout=30_000)
+    assert page.locator("[class*='st-key-step-']").count() == PAGE_STEPS
+    page.get_by_text(f"steps 0–{last} of {LONG_STEPS} · page 1 of 4").first.wait_for(timeout=30_000)
+    page.wait_for_function("() => window.__libraKeys === true", timeout=30_000)
+    page.get_by_role("heading", name="Timeline").click()  # the page, not a text box, has the focus
+    first = f".st-key-step-{PAGE_STEPS}"
+    for _ in range(PAGE_STEPS + 5):  # j step by step; past the page's last step, the next page at its first
+        if page.locator(first).count():
+            break
+        page.keyboard.press("j")
+        page.wait_for_timeout(150)
+    page.locator(first).wait_for(timeout=30_000)
+    at_top(page, first)
+    page.get_by_text(f"steps {PAGE_STEPS}–{2 * PAGE_STEPS - 1} of {LONG_STEPS}").first.wait_for(timeout=30_000)
+    page.keyboard.press("k")  # before the page's first step: back a page, at its last step
+    page.locator(f".st-key-step-{last}").wait_for(timeout=30_000)
+    at_top(page, f".st-key-step-{last}", below=900)  # a page's last step cannot reach the top
+    for n in (2, 3, 4):
+        page.get_by_role("button", name="Later steps").first.click()
+        page.get_by_text(f"page {n} of 4").first.wait_for(timeout=30_000)
+    page.locator(f".st-key-step-{LONG_STEPS - 1}").wait_for(timeout=30_000)
+    assert page.get_by_role("button", name="Later steps").first.is_disabled()
+    page.screenshot(path=str(artifacts / "browser-long-run-last-page.png"))

@@ -191,7 +191,7 @@ def test_a_span_folds_away_what_it_holds_in_the_run_view(store, location, tmp_pa
     steps_shown = lambda: [b.key for b in at.button if (b.key or "").startswith("anchor-")]  # noqa: E731
     before = steps_shown()
     assert before
-    fold = next(b for b in at.button if (b.key or "").startswith("step-fold-span:") and b.label == "fold")
+    fold = next(b for b in at.button if (b.key or "").startswith("fold-step-span:") and b.label == "fold")
     fold.click().run()
     assert len(steps_shown()) < len(before)  # what the span holds is hidden
     assert any("nodes folded" in c.value for c in at.caption)

@@ -40,4 +40,4 @@ def page() -> None:
             header(run, steps, tree, per_row=4)
             if run["task"]:
                 show_text(run["task"], 300)
-            timeline(steps, tree, None, prefix="a-step" if run_id == a else "b-step")
+            timeline(steps, tree, None, prefix="a-step" if run_id == a else "b-step", run_key=run_id)

@@ -39,7 +39,7 @@ def page() -> None:
             header(run, steps, tree, per_row=3)
             if side == "A" and run["task"]:
                 show_text(run["task"], 300)
-            timeline(steps, tree, None, prefix=f"{side.lower()}-step")
+            timeline(steps, tree, None, prefix=f"{side.lower()}-step", run_key=run_id)
             steps_of[side] = steps
     if not user.can("annotate"):
         return

@@ -10,7 +10,7 @@ import streamlit as st
 
 from libra.web import keyboard, session
 from libra.accounts import User
-from libra.web.timeline import KEYS_HELP, header, timeline
+from libra.web.timeline import KEYS_HELP, go_to_step, header, timeline
 from libra.web.widgets import KIND_LABEL, VERDICT_TEXT, md, show_text, step_label
 from traces.annotation import feedback, queues
 from traces.annotation.feedback import FeedbackError
@@ -70,6 +70,23 @@ def _feedback_form(s: Store, run_id: str, user: User, steps: pd.DataFrame) -> No
     flash = st.session_state.pop("flash", None)
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])
+
+
+@st.fragment
+def _notes(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold: object) -> None:
+    """The note being written and the run's notes. A fragment: saving or editing a note redraws this
+    column, not the whole timeline beside it (a save took seconds on a long run, bench/app.py)."""
+    draft = f"draft-{run_id}"
+    if user.can("annotate") and \
+            list(st.session_state.get(f"{draft}-steps", [])) != st.session_state.get(f"{draft}-drawn", []):
+        # the note's anchors changed here (picked, suggested, or cleared by a save): the timeline
+        # marks anchored steps, so it is drawn again too
+        st.rerun(scope="app")
+    if user.can("annotate"):
+        _feedback_form(s, run_id, user, steps)
+    else:
+        st.caption("Viewers can read feedback but not write it.")
+    _feedback_list(s, run_id, user, steps, gold)
 
 
 def _edit(s: Store, fid: str, user: User, n_steps: int) -> None:
@@ -165,16 +182,18 @@ def _scores(s: Store, run_id: str) -> None:
 
 
 def _evidence_links(df: pd.DataFrame, most: int = 30) -> None:
-    """Each "did wrong" verdict's evidence steps as links that scroll the timeline to the step."""
+    """Each "did wrong" verdict's evidence steps as buttons that bring the step up in the timeline."""
     wrong = df[(df["verdict"] == -1) & df["evidence"].map(lambda e: e is not None and len(e) > 0)]
     if wrong.empty:
         return
-    st.caption("Where the judges saw it (click a step to go to it in the timeline):")
-    for r in wrong.head(most).itertuples():
+    st.caption("Where the judges saw it (click a step to go to it in the timeline, on whichever page it is):")
+    for n, r in enumerate(wrong.head(most).itertuples()):
         about = f" · about {md(r.about)}" if r.about != "the run" else ""
-        # the step numbers are Libra's own integers; only they go into the link
-        steps = ", ".join(f"[step {int(i)}](#libra-step-{int(i)})" for i in r.evidence)
-        st.markdown(f"{md(r.metric)}{about}: {steps}")
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.markdown(f"{md(r.metric)}{about}:", width="content")
+            for i in r.evidence:  # Libra's own step numbers: only they go into the labels
+                st.button(f"step {int(i)}", key=f"evidence-{n}-{int(i)}", type="tertiary",
+                          on_click=go_to_step, args=(int(i),))
 
 
 def _readable_scores(df: pd.DataFrame) -> pd.DataFrame:
@@ -266,12 +285,11 @@ def page() -> None:
         with st.expander("gold labels from the source"):
             st.json(json.loads(run["gold"]), expanded=False)
     left, right = st.columns([3, 2])
+    # the anchors this run of the page marks in the timeline; the notes' column reruns alone
+    # until they change
+    st.session_state[f"draft-{run_id}-drawn"] = list(st.session_state.get(f"draft-{run_id}-steps", []))
     with right:
-        if user.can("annotate"):
-            _feedback_form(s, run_id, user, steps)
-        else:
-            st.caption("Viewers can read feedback but not write it.")
-        _feedback_list(s, run_id, user, steps, run["gold"])
+        _notes(s, run_id, user, steps, run["gold"])
     with left:
         st.subheader("Timeline")
         if tree["start_s"].notna().any():
@@ -279,7 +297,7 @@ def page() -> None:
                 st.altair_chart(waterfall_chart(tree))
         if user.can("annotate"):
             st.caption(KEYS_HELP)
-        timeline(steps, tree, f"draft-{run_id}" if user.can("annotate") else None)
+        timeline(steps, tree, f"draft-{run_id}" if user.can("annotate") else None, run_key=run_id)
 
 
 __all__ = ["page", "KIND_LABEL"]

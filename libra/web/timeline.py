@@ -73,14 +73,109 @@ def _descendants(up: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-def timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None, prefix: str = "step") -> None:
-    """The steps in order, nested under the spans that hold them, each with its timing and tokens."""
+# Streamlit draws every element of a page on each rerun, about eight per step: a 200-step run took
+# 3.6 s to draw (bench/app.py). A page of steps bounds that; j/k and evidence links cross pages.
+PAGE_STEPS = 40
+GOTO = "libra-goto"  # session key: (step idx, nonce) the timeline scrolls to once drawn
+
+
+def step_pages(tree: pd.DataFrame, size: int = PAGE_STEPS) -> list[tuple[int, int]]:
+    """The tree's rows cut into pages [start, end) of at most `size` steps each, in reading order.
+
+    The spans just above a page's first step open that page (they are its context), and spans with
+    no step after them close the last one; a run of up to `size` steps is one page.
+    """
+    kinds = tree["kind"].tolist()
+    step_rows = [i for i, k in enumerate(kinds) if k != "span"]
+    starts = [0]
+    for n in range(size, len(step_rows), size):
+        r = step_rows[n]
+        while r > starts[-1] + 1 and kinds[r - 1] == "span":
+            r -= 1
+        starts.append(r)
+    return list(zip(starts, starts[1:] + [len(kinds)], strict=True))
+
+
+def page_of_step(tree: pd.DataFrame, pages: list[tuple[int, int]], idx: int) -> int | None:
+    """Which page draws step `idx` (None: no such step)."""
+    rows = [i for i, v in enumerate(tree["idx"].tolist()) if v is not None and not pd.isna(v) and int(v) == idx]
+    if not rows:
+        return None
+    return next(p for p, (a, b) in enumerate(pages) if a <= rows[0] < b)
+
+
+def go_to_step(idx: int) -> None:
+    """Ask the run's timeline to show step `idx` (turning to its page) and scroll to it when drawn."""
+    # a new nonce each time, so the page's script scrolls again to a step it was sent to before
+    nonce = st.session_state[f"{GOTO}-nonce"] = st.session_state.get(f"{GOTO}-nonce", 0) + 1
+    st.session_state[GOTO] = (int(idx), nonce)
+
+
+def _turn(page_key: str, page: int, tree: pd.DataFrame, pages: list[tuple[int, int]], last: bool,
+          scroll: bool) -> None:
+    """Show another page; with `scroll`, land on its first step (its last, going back: j/k read on)."""
+    st.session_state[page_key] = page
+    if not scroll:
+        return
+    a, b = pages[page]
+    idxs = [int(v) for v in tree["idx"].iloc[a:b].tolist() if v is not None and not pd.isna(v)]
+    if idxs:
+        go_to_step(idxs[-1] if last else idxs[0])
+
+
+def _pager(page_key: str, page: int, tree: pd.DataFrame, pages: list[tuple[int, int]], where: str,
+           scroll: bool) -> None:
+    """Earlier / later buttons around which steps this page holds; the j and k keys press them at a page's end."""
+    a, b = pages[page]
+    idxs = [int(v) for v in tree["idx"].iloc[a:b].tolist() if v is not None and not pd.isna(v)]
+    n_steps = int((tree["kind"] != "span").sum())
+    back, label, on = st.columns([1, 3, 1])
+    back.button("Earlier steps", key=f"{page_key}-{where}-back", disabled=page == 0,
+                on_click=_turn, args=(page_key, page - 1, tree, pages, True, scroll))
+    label.caption(f"steps {min(idxs, default=0)}–{max(idxs, default=0)} of {n_steps} · "
+                  f"page {page + 1} of {len(pages)}")
+    on.button("Later steps", key=f"{page_key}-{where}-on", disabled=page == len(pages) - 1,
+              on_click=_turn, args=(page_key, page + 1, tree, pages, False, scroll))
+
+
+def _context(first: str, up: dict[str, Any], labels: dict[str, Any], depths: dict[str, Any]) -> None:
+    """The spans that hold a page's first node but opened on an earlier page, as one line each."""
+    chain, at, seen = [], up.get(first), 0
+    while isinstance(at, str) and seen < len(up):
+        chain.append(at)
+        at, seen = up.get(at), seen + 1
+    for node in reversed(chain):
+        with _indented(int(depths.get(node, 0))):
+            st.caption(f"▾ {md(str(labels.get(node, node)))} (continued)")
+
+
+def timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None, prefix: str = "step",
+             run_key: str = "") -> None:
+    """The steps in order, nested under the spans that hold them, each with its timing and tokens.
+
+    A long run is drawn a page of steps at a time. The run page's timeline (prefix "step") also
+    answers `go_to_step`: it turns to the step's page and the page's script scrolls to it.
+    """
     by_idx = {int(r.idx): r for r in steps.itertuples()}
     anchored = set(st.session_state.get(f"{draft_key}-steps", [])) if draft_key else set()
     folded: set[str] = st.session_state.setdefault(f"{prefix}-folded", set())
     up = dict(zip(tree["node"], tree["parent"], strict=True))
     inside = _descendants(up)
-    for node in tree.itertuples():
+    pages = step_pages(tree)
+    page_key = f"pager-{prefix}:{run_key}"  # not "step-…": that names step blocks
+    goto = st.session_state.pop(GOTO, None) if prefix == "step" else None
+    if goto is not None:
+        target = page_of_step(tree, pages, goto[0])
+        if target is not None:
+            st.session_state[page_key] = target
+    page = min(max(int(st.session_state.get(page_key, 0)), 0), len(pages) - 1)
+    if len(pages) > 1:
+        _pager(page_key, page, tree, pages, "top", prefix == "step")
+    start, end = pages[page]
+    if start > 0:
+        _context(str(tree["node"].iloc[start]), up, dict(zip(tree["node"], tree["label"], strict=True)),
+                 dict(zip(tree["node"], tree["depth"], strict=True)))
+    for node in tree.iloc[start:end].itertuples():
         if _under(node.node, up, folded):
             continue
         if node.kind == "span":  # an agent or chain around the steps below it
@@ -90,7 +185,7 @@ def timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None, pre
                 text.caption(f"{'▸' if shut else '▾'} {md(node.label)}" + (f" · {_stats(node)}" if _stats(node) else "")
                              + (" · failed" if node.error else "")
                              + (f" · {inside.get(node.node, 0)} nodes folded" if shut else ""))
-                fold.button("unfold" if shut else "fold", key=f"{prefix}-fold-{node.node}", on_click=_toggle,
+                fold.button("unfold" if shut else "fold", key=f"fold-{prefix}-{node.node}", on_click=_toggle,
                             args=(folded, node.node), help="Hide or show what this span holds")
             continue
         s_ = by_idx[int(node.idx)]
@@ -114,6 +209,11 @@ def timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None, pre
                 st.code(s_.tool_args, language="json", wrap_lines=True)
             if s_.content:
                 show_text(s_.content)
+    if len(pages) > 1:
+        _pager(page_key, page, tree, pages, "bottom", prefix == "step")
+    if goto is not None:
+        # a marker the page's script watches for: it scrolls to the step once, by the nonce
+        st.container(key=f"{GOTO}-{goto[1]}-{goto[0]}", height=1, border=False)
 
 
 KEYS_HELP = ("Keys: j / k next / previous step · a anchor your note to the step at the top · "
