@@ -9,7 +9,7 @@ that draws its header early and its table late is timed to the table:
 
 - runs list: the sidebar's "Runs" link, to the runs table;
 - run view: the sidebar's "Run" link (the 200-step run open), to its timeline
-  and the note form;
+  (the first page of steps) and the note form; then "Later steps" and "Earlier steps";
 - feedback save: "Save feedback" to "Saved." (the note stored);
 - dashboards: the sidebar's "Dashboards" link to its first chart, then each tab
   to a chart in it.
@@ -201,6 +201,10 @@ def main() -> None:
                 out("runs list", timed(page, link["Runs"].click, lambda: runs_table.wait_for(timeout=60_000)))
                 out("run view (200 steps)", timed(page, link["Run"].click,
                                                   lambda: note_box.wait_for(timeout=60_000)))
+                for button, step in (("Later steps", 40), ("Earlier steps", 0)):  # and back: page 1 again
+                    out("run view: turn a page of steps", timed(
+                        page, page.get_by_role("button", name=button).first.click,
+                        lambda s=step: page.locator(f".st-key-step-{s}").wait_for(timeout=60_000)))
                 note_box.fill(f"bench note {rep}: the agent confirmed before booking.")
                 out("feedback save", timed(page, page.get_by_role("button", name="Save feedback").click,
                                            lambda: page.get_by_text("Saved.").first.wait_for(timeout=60_000)))
