@@ -150,6 +150,8 @@ def test_run_view_saves_feedback_anchored_to_steps_edits_and_deletes(db):
     # who wrote it, where it is anchored, and when (UTC)
     assert any(re.fullmatch(r"ana on steps 2, 3 · rating 2 · \d{4}-\d\d-\d\d \d\d:\d\d UTC", t.value)
                for t in at.text)
+    assert not [t for t in at.text_area if t.key == f"edit-{fid}"]  # drawn only when opened
+    at.button(key=f"edit-{fid}-open").click().run()
     at.text_area(key=f"edit-{fid}").input("Looped three times on the failing search call.")
     at.button(key=f"edit-{fid}-save").click().run()
     feedback.flush(db)
@@ -157,6 +159,7 @@ def test_run_view_saves_feedback_anchored_to_steps_edits_and_deletes(db):
     assert [a for a, in db.execute("SELECT action FROM feedback_history WHERE feedback_id = ? ORDER BY revision",
                                    [fid])] == ["create", "edit"]
     at.button(key=f"edit-{fid}-del").click().run()
+    assert not [t for t in at.text_area if t.key == f"edit-{fid}"]  # a delete closes the form
     feedback.flush(db)
     assert db.scalar("SELECT deleted_at IS NOT NULL FROM feedback WHERE feedback_id = ?", [fid])
     assert db.scalar("SELECT count(*) FROM feedback_history WHERE feedback_id = ?", [fid]) == 3
@@ -319,6 +322,7 @@ def test_anchors_past_a_shortened_runs_end_are_flagged_and_survive_an_edit(db):
     assert not at.exception
     assert any("step 4, which this run no longer has" in w.value for w in at.warning)
     [fid] = [f for f, in db.execute("SELECT feedback_id FROM feedback WHERE run_id = ? AND origin = 'app'", [run_id])]
+    at.button(key=f"edit-{fid}-open").click().run()
     assert at.multiselect(key=f"edit-{fid}-steps").value == [1], "the form offers the steps the run has"
     at.text_area(key=f"edit-{fid}").input("the last step gave up, twice")
     at.button(key=f"edit-{fid}-save").click().run()
@@ -478,3 +482,20 @@ def test_a_long_runs_timeline_is_cut_into_pages_with_their_spans():
     assert tree["idx"].iloc[cut[1][0]] == 20
     assert page_of_step(tree, pages, 99) is None
     assert step_pages(tree, size=100) == [(0, len(kinds))]
+
+
+def test_a_much_discussed_run_shows_its_newest_notes_and_all_on_request(db):
+    from libra.web.run_view import NOTES_SHOWN
+
+    run_id = db.scalar("SELECT run_id FROM runs ORDER BY run_id LIMIT 1")
+    before = len(feedback.for_run(db, run_id))
+    for i in range(NOTES_SHOWN + 5):
+        feedback.add(db, run_id, "ana", f"note number {i:03d}", flush_now=False)
+    total = before + NOTES_SHOWN + 5
+    at = page_app("run_view", "ana", db, run_id).run()
+    assert not at.exception
+    shown = [c.value for c in at.code if c.value.startswith("note number")]
+    assert shown == [f"note number {i:03d}" for i in range(5, NOTES_SHOWN + 5)]  # the newest, oldest first
+    assert any(f"the newest {NOTES_SHOWN} of {total} notes" in c.value for c in at.caption)
+    at.toggle(key=f"all-notes-{run_id}").set_value(True).run()
+    assert len([c for c in at.code if c.value.startswith("note number")]) == NOTES_SHOWN + 5

@@ -167,3 +167,17 @@ def test_a_note_edited_right_after_saving_is_found_whenever_the_journal_is_appli
     feedback.flush(store)
     texts = [t for t, in store.execute("SELECT text FROM feedback WHERE author = 'ana' AND deleted_at IS NULL")]
     assert sorted(texts) == [f"note {i}, edited" for i in range(5)]
+
+
+def test_a_note_without_a_run_is_refused_before_the_journal_and_holds_back_no_other(store, demo_into):
+    """A note the store cannot take (no run id) used to sit first in the journal and fail every flush after it."""
+    demo_into(store, 3)
+    run_id = store.scalar("SELECT run_id FROM runs ORDER BY run_id LIMIT 1")
+    for bad in (None, "", 7):
+        with pytest.raises(feedback.FeedbackError, match="id of the run"):
+            feedback.add(store, bad, "ana", "about nothing in particular")
+    fid = feedback.add(store, run_id, "ana", "It confirmed the price first.")
+    feedback.flush(store)
+    assert store.scalar("SELECT count(*) FROM feedback WHERE feedback_id = ?", [fid]) == 1
+    assert feedback.history(store, fid)["action"].tolist() == ["create"]
+    assert feedback.histories(store, [fid, "no-such-note"]).keys() == {fid}

@@ -17,6 +17,7 @@ from traces.annotation.feedback import FeedbackError
 from metrics.reports.charts import waterfall_chart
 from traces.display import for_chart, json_object
 from traces.queries import get_run, same_task_runs
+from traces.model import Feedback
 from traces.tree import span_tree
 from traces.store import Store
 
@@ -76,6 +77,11 @@ def _feedback_form(s: Store, run_id: str, user: User, steps: pd.DataFrame) -> No
 def _notes(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold: object) -> None:
     """The note being written and the run's notes. A fragment: saving or editing a note redraws this
     column, not the whole timeline beside it (a save took seconds on a long run, bench/app.py)."""
+    with s.hold():  # a fragment's rerun is outside the app's hold: without it each read reopens the file
+        _notes_held(s, run_id, user, steps, gold)
+
+
+def _notes_held(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold: object) -> None:
     draft = f"draft-{run_id}"
     if user.can("annotate") and \
             list(st.session_state.get(f"{draft}-steps", [])) != st.session_state.get(f"{draft}-drawn", []):
@@ -108,14 +114,23 @@ def _delete(s: Store, fid: str, user: User) -> None:
     try:
         feedback.delete(s, fid, user.username)
         st.session_state["flash"] = ("success", "Deleted; it stays in the history.")
+        st.session_state[EDITING] = None
     except FeedbackError as exc:
         st.session_state["flash"] = ("error", str(exc))
+
+
+NOTES_SHOWN = 20  # a much-discussed run's notes drawn all at once slowed every save on it
 
 
 def _feedback_list(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold: object = None) -> None:
     items = feedback.for_run(s, run_id)
     st.subheader(f"Feedback ({len(items)})")
+    if len(items) > NOTES_SHOWN and not st.toggle(f"show all {len(items)} notes", key=f"all-notes-{run_id}"):
+        st.caption(f"the newest {NOTES_SHOWN} of {len(items)} notes")
+        items = items[-NOTES_SHOWN:]
     labels = {int(r.idx): step_label(r) for r in steps.itertuples()}
+    mine = feedback.histories(s, [f.feedback_id for f in items if f.author == user.username and f.feedback_id]) \
+        if user.can("annotate") else {}
     for f in items:
         named = (f.metadata or {}).get("source_step")
         if named is None and (f.metadata or {}).get("dataset") == "who-and-when":  # stored before it was kept
@@ -133,25 +148,42 @@ def _feedback_list(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold:
                        f"no longer has (it was ingested again with {len(steps)} steps). The anchors are kept, "
                        "also when the note is edited; `libra check` lists every such note.")
         show_text(f.text, 800)
-        if user.can("annotate") and f.author == user.username:
-            with st.expander("edit or delete"):
-                fid = f.feedback_id
-                st.text_area("text", value=f.text, key=f"edit-{fid}")
-                st.multiselect("steps", list(labels), default=[i for i in f.steps if i in labels],
-                               format_func=lambda i: labels[i], key=f"edit-{fid}-steps")
-                current = int(f.rating) if f.rating is not None else "none"
-                st.radio("rating", ["none", 1, 2, 3, 4, 5], index=["none", 1, 2, 3, 4, 5].index(current),
-                         horizontal=True, key=f"edit-{fid}-rating")
-                c1, c2 = st.columns(2)
-                c1.button("Save changes", key=f"edit-{fid}-save", on_click=_edit, args=(s, fid, user, len(steps)))
-                c2.button("Delete", key=f"edit-{fid}-del", on_click=_delete, args=(s, fid, user))
-                hist = feedback.history(s, fid or "")
-                if len(hist) > 1:
-                    st.caption("history")
-                    for h in hist.itertuples():
-                        st.text(f"revision {h.revision} · {h.action} by {h.edited_by} at {h.edited_at:%Y-%m-%d %H:%M}")
-                        if isinstance(h.text, str):
-                            show_text(h.text, 400)
+        if user.can("annotate") and f.author == user.username and f.feedback_id:
+            _edit_form(s, f, user, labels, len(steps), mine.get(f.feedback_id))
+
+
+EDITING = "editing-note"  # session key: the one note whose edit form is open
+
+
+def _open_editor(fid: str | None) -> None:
+    st.session_state[EDITING] = fid
+
+
+def _edit_form(s: Store, f: Feedback, user: User, labels: dict[int, str], n_steps: int,
+               hist: pd.DataFrame | None) -> None:
+    """One's own note's edit form, drawn only while open: a form per note (a step list each)
+    made a run with many notes slow to draw and to save on."""
+    fid = f.feedback_id
+    if st.session_state.get(EDITING) != fid:
+        st.button("edit or delete", key=f"edit-{fid}-open", type="tertiary", on_click=_open_editor, args=(fid,))
+        return
+    with st.container(border=True):
+        st.text_area("text", value=f.text, key=f"edit-{fid}")
+        st.multiselect("steps", list(labels), default=[i for i in f.steps if i in labels],
+                       format_func=lambda i: labels[i], key=f"edit-{fid}-steps")
+        current = int(f.rating) if f.rating is not None else "none"
+        st.radio("rating", ["none", 1, 2, 3, 4, 5], index=["none", 1, 2, 3, 4, 5].index(current),
+                 horizontal=True, key=f"edit-{fid}-rating")
+        c1, c2, c3 = st.columns(3)
+        c1.button("Save changes", key=f"edit-{fid}-save", on_click=_edit, args=(s, fid, user, n_steps))
+        c2.button("Delete", key=f"edit-{fid}-del", on_click=_delete, args=(s, fid, user))
+        c3.button("Close", key=f"edit-{fid}-close", on_click=_open_editor, args=(None,))
+        if hist is not None and len(hist) > 1:
+            st.caption("history")
+            for h in hist.itertuples():
+                st.text(f"revision {h.revision} · {h.action} by {h.edited_by} at {h.edited_at:%Y-%m-%d %H:%M}")
+                if isinstance(h.text, str):
+                    show_text(h.text, 400)
 
 
 def _scores(s: Store, run_id: str) -> None:

@@ -82,6 +82,9 @@ def _check_rating(rating: float | None) -> float | None:
 def add(store: Store, run_id: str, author: str, text: str, steps: Iterable[int] = (), rating: float | None = None,
         n_steps: int | None = None, metadata: dict[str, Any] | None = None, flush_now: bool = True) -> str:
     """Save a note on a run (optionally on some of its steps); returns its id. Durable on return."""
+    if not isinstance(run_id, str) or not run_id:
+        # checked before the journal: a note it cannot apply would hold back every note after it
+        raise FeedbackError(f"a note needs the id of the run it is about, not {run_id!r}")
     fid = f"app-{uuid.uuid4().hex}"
     journal(store).append("create", {
         "feedback_id": fid, "run_id": run_id, "author": author, "text": _check_text(text),
@@ -260,5 +263,17 @@ def for_run(store: Store, run_id: str) -> list[Feedback]:
 
 
 def history(store: Store, feedback_id: str) -> pd.DataFrame:
-    return store.df("SELECT revision, action, text, rating, steps, edited_by, edited_at FROM feedback_history "
-                    "WHERE feedback_id = ? ORDER BY revision", [feedback_id])
+    return histories(store, [feedback_id]).get(feedback_id, _NO_HISTORY)
+
+
+_NO_HISTORY = pd.DataFrame(columns=["revision", "action", "text", "rating", "steps", "edited_by", "edited_at"])
+
+
+def histories(store: Store, feedback_ids: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Each note's revisions, oldest first, in one query (a run's page lists many notes)."""
+    if not feedback_ids:
+        return {}
+    df = store.df("SELECT feedback_id, revision, action, text, rating, steps, edited_by, edited_at "
+                  "FROM feedback_history WHERE list_contains(?, feedback_id) ORDER BY feedback_id, revision",
+                  [list(feedback_ids)])
+    return {fid: part.drop(columns="feedback_id").reset_index(drop=True) for fid, part in df.groupby("feedback_id")}
