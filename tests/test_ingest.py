@@ -400,3 +400,30 @@ def test_json_with_any_integers_and_strings_reads_as_the_exact_parser_reads_it()
         assert decode_json(text.encode()) == stdlib_json.loads(text)
 
     check()
+
+
+def test_batches_from_parsers_are_gathered_up_to_a_byte_bound_not_only_a_step_count(tmp_path, monkeypatch):
+    """Big steps make a batch of few steps big in memory: the gathering writes at a byte bound as well."""
+    from traces.ingest import writer as w
+    from traces.model import IngestSummary, Run, Step, StepKind
+    from traces.store import Store
+
+    store = Store(tmp_path / "g.duckdb")
+    written: list[int] = []
+    real = w.BatchWriter._write
+    monkeypatch.setattr(w.BatchWriter, "_write",
+                        lambda self, runs, rejected: (written.append(runs.steps.num_rows), real(self, runs, rejected)))
+
+    def batch(i: int) -> w.Batch:
+        return w.prepare([Run(native_id=f"big-{i}", format="libra", source="t", agent="a", task="t",
+                              steps=tuple(Step(kind=StepKind.AGENT, content=f"{i}.{k} " + "x" * 20_000)
+                                          for k in range(10)), globally_unique_id=True)])
+
+    size = batch(0).steps.nbytes
+    monkeypatch.setattr(w, "GATHER_BYTES", 3 * size)
+    bw = w.BatchWriter(store, IngestSummary(), batch_steps=1_000_000)
+    for i in range(7):
+        bw.add_batch(batch(i), [])
+    bw.close()
+    assert written == [30, 30, 10]  # three batches' worth, long before a million steps
+    assert store.scalar("SELECT count(*) FROM steps") == 70

@@ -183,7 +183,11 @@ def page() -> None:
     s = session.store()
     st.header("Dashboards")
     _alerts(s)
-    tabs = st.tabs(["Scores over time", "Runs × metrics", "PIPA profile", "Induction", "People & cost"])
+    # Only the open tab is computed (Streamlit draws every tab's content otherwise: the first chart
+    # waited for all five), and the tab is in the address, so a link opens it.
+    tabs = st.tabs(["Scores over time", "Runs × metrics", "PIPA profile", "Induction", "People & cost"],
+                   key="tab", bind="query-params")
     for tab, fn in zip(tabs, (_scores_tab, _matrix_tab, _pipa_tab, _induction_tab, _people_tab), strict=True):
-        with tab:
-            fn(s)
+        if tab.open:
+            with tab:
+                fn(s)

@@ -248,6 +248,13 @@ def quarantine(con, rejected: list[tuple[Rejected, str, str | None]], now: datet
     )
 
 
+# Gathered batches are written once they hold this much (or 2 x batch_steps steps). A step count
+# alone let the peak grow with step size: 260k steps of ~1.5 KiB spans are ~400 MB of Arrow, copied
+# again into DuckDB's transaction, and peak memory at 1M spans was 1.35 x that at 200k; with this
+# bound ~1.2 x, at the same CPU (bench/ingest.py).
+GATHER_BYTES = 48 << 20
+
+
 class BatchWriter:
     """Collects runs and rejected records and writes them in whole-run transactions."""
 
@@ -270,6 +277,7 @@ class BatchWriter:
         self._gathered: list[tuple[Batch, list]] = []
         self._gathered_ids: set[str] = set()
         self._gathered_steps = 0
+        self._gathered_bytes = 0
         # With `background`, batches are written by one thread while the caller parses the
         # next: DuckDB releases the GIL while it inserts, so both cores work. The queue holds
         # one batch, so at most two batches are ever in memory.
@@ -321,7 +329,7 @@ class BatchWriter:
     def add_batch(self, batch: Batch, rejected: list[tuple[Rejected, str, str | None]]) -> None:
         """A batch prepared elsewhere (a parsing process), written in order with the rest.
 
-        Small batches are gathered up to twice `batch_steps` before writing: DuckDB writes
+        Small batches are gathered up to twice `batch_steps` (or GATHER_BYTES) before writing: DuckDB writes
         a transaction of at least a row group straight to the file, smaller ones through
         its log first, and every transaction of an ingest that lets the file go between
         batches ends in a checkpoint. Arrow batches are compact, so gathering more costs
@@ -333,13 +341,15 @@ class BatchWriter:
         self._gathered.append((batch, rejected))
         self._gathered_ids |= ids
         self._gathered_steps += batch.steps.num_rows
-        if self._gathered_steps >= 2 * self.batch_steps:
+        self._gathered_bytes += batch.steps.nbytes + batch.runs.nbytes
+        if self._gathered_steps >= 2 * self.batch_steps or self._gathered_bytes >= GATHER_BYTES:
             self._flush_gathered()
 
     def _flush_gathered(self) -> None:
         if not self._gathered:
             return
         parts, self._gathered, self._gathered_ids, self._gathered_steps = self._gathered, [], set(), 0
+        self._gathered_bytes = 0
         batch = parts[0][0] if len(parts) == 1 else Batch(
             pa.concat_tables([b.runs for b, _ in parts]), pa.concat_tables([b.steps for b, _ in parts]),
             pa.concat_tables([b.feedback for b, _ in parts]), sum(b.duplicates for b, _ in parts))
