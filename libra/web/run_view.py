@@ -73,6 +73,20 @@ def _feedback_form(s: Store, run_id: str, user: User, steps: pd.DataFrame) -> No
         (st.success if flash[0] == "success" else st.error)(flash[1])
 
 
+def _anchors_moved(draft: str) -> bool:
+    """Whether the note's anchors changed since the whole page was last drawn (both columns show them)."""
+    return list(st.session_state.get(f"{draft}-steps", [])) != st.session_state.get(f"{draft}-drawn", [])
+
+
+@st.fragment
+def _steps(run_id: str, user: User, steps: pd.DataFrame, tree: pd.DataFrame) -> None:
+    """The timeline's steps. A fragment: turning a page or folding a span redraws only them."""
+    draft = f"draft-{run_id}" if user.can("annotate") else None
+    if draft and _anchors_moved(draft):  # an anchor button here: the note's form lists the anchors too
+        st.rerun(scope="app")
+    timeline(steps, tree, draft, run_key=run_id)
+
+
 @st.fragment
 def _notes(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold: object) -> None:
     """The note being written and the run's notes. A fragment: saving or editing a note redraws this
@@ -83,8 +97,7 @@ def _notes(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold: object)
 
 def _notes_held(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold: object) -> None:
     draft = f"draft-{run_id}"
-    if user.can("annotate") and \
-            list(st.session_state.get(f"{draft}-steps", [])) != st.session_state.get(f"{draft}-drawn", []):
+    if user.can("annotate") and _anchors_moved(draft):
         # the note's anchors changed here (picked, suggested, or cleared by a save): the timeline
         # marks anchored steps, so it is drawn again too
         st.rerun(scope="app")
@@ -329,7 +342,7 @@ def page() -> None:
                 st.altair_chart(waterfall_chart(tree))
         if user.can("annotate"):
             st.caption(KEYS_HELP)
-        timeline(steps, tree, f"draft-{run_id}" if user.can("annotate") else None, run_key=run_id)
+        _steps(run_id, user, steps, tree)
 
 
 __all__ = ["page", "KIND_LABEL"]
