@@ -75,7 +75,7 @@ def _feedback_form(s: Store, run_id: str, user: User, steps: pd.DataFrame) -> No
 
 def _anchors_moved(draft: str) -> bool:
     """Whether the note's anchors changed since the whole page was last drawn (both columns show them)."""
-    return list(st.session_state.get(f"{draft}-steps", [])) != st.session_state.get(f"{draft}-drawn", [])
+    return bool(list(st.session_state.get(f"{draft}-steps", [])) != st.session_state.get(f"{draft}-drawn", []))
 
 
 @st.fragment
