@@ -96,12 +96,14 @@ def step_pages(tree: pd.DataFrame, size: int = PAGE_STEPS) -> list[tuple[int, in
     return list(zip(starts, starts[1:] + [len(kinds)], strict=True))
 
 
+def _step_idxs(tree: pd.DataFrame, a: int = 0, b: int | None = None) -> list[int]:
+    """The step numbers of the tree's rows [a, b), in reading order (span rows have none)."""
+    return [int(v) for v in tree["idx"].iloc[a:b].tolist() if v is not None and not pd.isna(v)]
+
+
 def page_of_step(tree: pd.DataFrame, pages: list[tuple[int, int]], idx: int) -> int | None:
     """Which page draws step `idx` (None: no such step)."""
-    rows = [i for i, v in enumerate(tree["idx"].tolist()) if v is not None and not pd.isna(v) and int(v) == idx]
-    if not rows:
-        return None
-    return next(p for p, (a, b) in enumerate(pages) if a <= rows[0] < b)
+    return next((p for p, (a, b) in enumerate(pages) if idx in _step_idxs(tree, a, b)), None)
 
 
 def go_to_step(idx: int) -> None:
@@ -117,8 +119,7 @@ def _turn(page_key: str, page: int, tree: pd.DataFrame, pages: list[tuple[int, i
     st.session_state[page_key] = page
     if not scroll:
         return
-    a, b = pages[page]
-    idxs = [int(v) for v in tree["idx"].iloc[a:b].tolist() if v is not None and not pd.isna(v)]
+    idxs = _step_idxs(tree, *pages[page])
     if idxs:
         go_to_step(idxs[-1] if last else idxs[0])
 
@@ -126,8 +127,7 @@ def _turn(page_key: str, page: int, tree: pd.DataFrame, pages: list[tuple[int, i
 def _pager(page_key: str, page: int, tree: pd.DataFrame, pages: list[tuple[int, int]], where: str,
            scroll: bool) -> None:
     """Earlier / later buttons around which steps this page holds; the j and k keys press them at a page's end."""
-    a, b = pages[page]
-    idxs = [int(v) for v in tree["idx"].iloc[a:b].tolist() if v is not None and not pd.isna(v)]
+    idxs = _step_idxs(tree, *pages[page])
     n_steps = int((tree["kind"] != "span").sum())
     back, label, on = st.columns([1, 3, 1])
     back.button("Earlier steps", key=f"{page_key}-{where}-back", disabled=page == 0,
