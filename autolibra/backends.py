@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from autolibra.aspects import load_aspects
 from autolibra.evaluation import LLMMatcher, OfflineMatcher
 from autolibra.grounding import LLMGrounder, OfflineGrounder
-from autolibra.induce import _views, ground_cached, with_facets
+from autolibra.induce import _views, evidence_of, ground_cached, labels_of
 from autolibra.locator import StepLocator
 from autolibra.naming import LLMNamer, OfflineNamer
 from metrics.backends import Backend
@@ -71,16 +71,12 @@ def fit_offline_judge(store: Store, metric_set: MetricSet, embedder: Embedder | 
     S, ids = matcher.similarities(aspects, metric_set)  # noqa: N806
     metric_of = [ids[int(S[i].argmax())] if S.shape[1] and S[i].max() >= min_similarity else None
                  for i in range(len(aspects))]
-    labels: dict[tuple[str, str], list[int]] = {}
-    for a, m in zip(aspects, metric_of, strict=True):
-        if m is not None:
-            labels.setdefault((view_key(a.run_id, a.focus), m), []).append(a.sign)
     runs = load_runs(store, sorted({a.run_id for a in aspects} | {f.run_id for f in feedback}))
     if not runs:
         # no note to learn from: each metric is judged by its own good and bad examples
         return GradedJudge(SimilarityJudge(emb)).fit([], metric_set, {}, {})
-    signs = TrainedJudge(emb).fit(_views(aspects, runs), metric_set,
-                                  with_facets({k: (1 if sum(v) >= 0 else -1) for k, v in labels.items()}, metric_set))
+    signs = TrainedJudge(emb).fit(_views(aspects, runs), metric_set, labels_of(aspects, metric_of, metric_set),
+                                  evidence=evidence_of(aspects, metric_of, metric_set))
     return fit_graded_judge(aspects, metric_of, feedback, runs, metric_set, signs)
 
 

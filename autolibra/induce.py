@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from autolibra.facets import Facets, as_facets, pair_opposites, split_mixed, with_facets
 from autolibra.frontier import frontier_frame, pareto
 from autolibra.aspects import Aspect, load_aspects, save_aspects
 from traces.annotation.feedback import load as load_feedback
@@ -31,7 +32,7 @@ from traces.model import Feedback
 from autolibra.clustering import AspectClusterer, _unit, centroids, cluster_sums
 from autolibra.evaluation import MetaEval, OfflineMatcher, meta_evaluate, traits_of
 from autolibra.grounding import ground
-from metrics.definitions import Metric, MetricSet
+from metrics.definitions import MetricSet
 from metrics.judges.base import RunView
 from metrics.judges.trained import view_key
 from traces.export import load_runs
@@ -46,6 +47,10 @@ class InduceConfig:
     merge_thresholds: tuple[float | None, ...] = (None, 0.75, 0.65)
     absorb_thresholds: tuple[float | None, ...] = (None, 0.5)
     split_mixed: tuple[bool, ...] = (False, True)
+    # link a one-sided cluster to the other side of its topic (autolibra.facets.pair_opposites) when
+    # their mean vectors are this close; None: never. 0.5 separates the demo's same-behaviour pairs
+    # (0.44-0.90) from the rest (mean 0.16) with few mistakes; not tuned on any other corpus.
+    pair_at: float | None = 0.4
     max_redundancy: float | None = None  # choose by coverage at most this redundant, not by balance
     n_components: int = 16
     min_samples: int | None = None
@@ -144,7 +149,7 @@ def _views(aspects: Sequence[Aspect], runs: dict[str, Run]) -> list[RunView]:
     return out
 
 
-def _labels(aspects: Sequence[Aspect], metric_of: Sequence[str | None],
+def labels_of(aspects: Sequence[Aspect], metric_of: Sequence[str | None],
             metric_set: MetricSet | None = None) -> dict[tuple[str, str], int]:
     votes: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for a, m in zip(aspects, metric_of, strict=True):
@@ -154,42 +159,15 @@ def _labels(aspects: Sequence[Aspect], metric_of: Sequence[str | None],
     return with_facets(labels, metric_set) if metric_set is not None else labels
 
 
-def with_facets(labels: dict[tuple[str, str], int], metric_set: MetricSet) -> dict[tuple[str, str], int]:
-    """A facet's verdict where people spoke only of its sibling: the sibling's sign.
-
-    Praise of a topic on a run says the agent did well on it, so the criticism
-    facet is +1 there, not "not applicable", and the other way round. Without
-    this a facet only ever sees one sign, and its score over runs is constant.
-    """
-    out = dict(labels)
-    for m in metric_set.metrics:
-        sibling = m.metadata.get("sibling")
-        if sibling:
-            for (view, mid), sign in labels.items():
-                if mid == sibling:
-                    out.setdefault((view, m.metric_id), sign)
-    return out
-
-
-def split_mixed(labels: np.ndarray, signs: np.ndarray,
-                min_side: int) -> tuple[np.ndarray, dict[int, tuple[str, int]]]:
-    """Each cluster with at least `min_side` praised and criticised aspects becomes two facets.
-
-    A judge gives one verdict per metric and run, but people often praise one
-    side of a topic and criticise another on the same run (in Sotopia-π the two
-    raters of an agent give a dimension opposite signs nearly half the time):
-    one metric can cover only one of them. Returns the new labels and, per
-    facet, which side it is and its sibling; the criticised side takes a new label.
-    """
-    out, facets = labels.copy(), {}
-    nxt = int(labels.max()) + 1 if len(labels) else 0
-    for lab in sorted(set(labels.tolist()) - {-1}):
-        m = labels == lab
-        if min((m & (signs > 0)).sum(), (m & (signs < 0)).sum()) >= min_side:
-            out[m & (signs < 0)] = nxt
-            facets[int(lab)], facets[nxt] = ("praise", nxt), ("criticism", int(lab))
-            nxt += 1
-    return out, facets
+def evidence_of(aspects: Sequence[Aspect], metric_of: Sequence[str | None],
+              metric_set: MetricSet | None = None) -> dict[tuple[str, str], tuple[int, ...]]:
+    """(view key, metric id) -> the steps people pointed at in its remarks (a facet's: its sibling's too)."""
+    found: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for a, m in zip(aspects, metric_of, strict=True):
+        if m is not None:
+            found[(view_key(a.run_id, a.focus), m)].update(a.steps)
+    out = {k: tuple(sorted(v)) for k, v in found.items() if v}
+    return with_facets(out, metric_set) if metric_set is not None else out
 
 
 def scenario_specific(tasks: Sequence[str | None], corpus_tasks: int, share: float = 0.8) -> str | None:
@@ -199,27 +177,6 @@ def scenario_specific(tasks: Sequence[str | None], corpus_tasks: int, share: flo
         return None
     top, n = Counter(named).most_common(1)[0]
     return top if n >= share * len(named) else None
-
-
-def _as_facets(metrics: Sequence[Metric], facets: dict[int, tuple[str, int]]) -> list[Metric]:
-    by_cluster = {m.metadata.get("cluster"): m for m in metrics}
-    out = []
-    for m in metrics:
-        facet, sibling = facets.get(m.metadata.get("cluster"), (None, None))
-        other = by_cluster.get(sibling)
-        if other is None:
-            out.append(m)
-            continue
-        praise = facet == "praise"
-        note = (f" This is the side of the topic people praised; what they criticised about it is "
-                f"“{other.name}”. +1 when the agent shows the praised behaviour, −1 when people "
-                f"would criticise it here instead." if praise else
-                f" This is the side of the topic people criticised; what they praised about it is "
-                f"“{other.name}”. −1 when the agent shows the criticised behaviour, +1 when "
-                f"people would praise it here instead.")
-        out.append(replace(m, explanation=m.explanation + note,
-                           metadata={**m.metadata, "facet": facet, "sibling": other.metric_id}))
-    return out
 
 
 def merge_close(X: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:  # noqa: N803
@@ -320,10 +277,14 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
     stage = stage or (lambda name: None)
     if labels is None:
         labels, clusterer = cluster_labels(params, X, config)
-    facets: dict[int, tuple[str, int]] = {}
+    facets: Facets = {}
+    signs = np.array([a.sign for a in aspects])
+    min_side = max(3, params["min_cluster_size"] // 2)
     if params.get("split_mixed"):
-        labels, facets = split_mixed(labels, np.array([a.sign for a in aspects]),
-                                       max(3, params["min_cluster_size"] // 2))
+        labels, facets = split_mixed(labels, signs, min_side)
+    if config.pair_at is not None:
+        facets |= pair_opposites(X, labels, signs, [view_key(a.run_id, a.focus) for a in aspects], facets,
+                                 config.pair_at, min_side)
     cents = centroids(X, labels)
     clusters: dict[int, list[tuple[Aspect, float]]] = defaultdict(list)
     for i, (a, lab) in enumerate(zip(aspects, labels, strict=True)):
@@ -346,7 +307,7 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
             meta["scenario_specific"] = only[:300]
             explanation += " Raised about one scenario only, so it may not apply to other tasks."
         by_cluster[c] = replace(m, explanation=explanation, metadata=meta, subject="agent" if focused else "run")
-    metrics = _as_facets([by_cluster[c] for c in sorted(by_cluster)], facets)
+    metrics = as_facets([by_cluster[c] for c in sorted(by_cluster)], facets)
     by_cluster = {m.metadata["cluster"]: m for m in metrics}
     ms = MetricSet(set_id, 0, "induced", tuple(metrics))
     metric_of = [by_cluster[int(lab)].metric_id if lab >= 0 and int(lab) in by_cluster else None for lab in labels]
@@ -360,7 +321,7 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
     judge = judge_factory()
     stage("fit judge")
     if hasattr(judge, "fit"):
-        judge.fit(train_views, ms, _labels(ev_train, ev_metric_of, ms))
+        judge.fit(train_views, ms, labels_of(ev_train, ev_metric_of, ms), evidence=evidence_of(ev_train, ev_metric_of, ms))
     stage("evaluate")
     matcher = matcher_factory()
     if hasattr(matcher, "fit"):

@@ -26,7 +26,7 @@ from scipy import stats
 from autolibra.aspects import Aspect
 from autolibra.clustering import AspectClusterer
 from autolibra.evaluation import LLMMatcher, MetaEval, OfflineMatcher, Trait, meta_evaluate
-from autolibra.induce import _labels, _views, merge_close
+from autolibra.induce import _views, evidence_of, labels_of, merge_close
 from autolibra.naming import LLMNamer, OfflineNamer
 from metrics.definitions import Metric, MetricSet
 from metrics.embeddings import Embedder
@@ -190,7 +190,8 @@ def propose(base: MetricSet, new: NewCoverage, base_traits: Sequence[Trait], run
             views = _views(uncovered, runs)
             judge = judge_factory()
             if hasattr(judge, "fit"):
-                judge.fit(views, new_set, _labels(uncovered, metric_of, new_set))
+                judge.fit(views, new_set, labels_of(uncovered, metric_of, new_set),
+                          evidence=evidence_of(uncovered, metric_of, new_set))
             all_views = _views(aspects, runs)
             for w, j in zip(all_views, judge.judge(all_views, new_set), strict=True):
                 for v in j.verdicts:

@@ -6,6 +6,13 @@ Which number a metric is about is read off its own remarks: the score that
 best tells the notes its remarks praise from those they criticise (area
 under the ROC curve), when it tells them apart well enough. No dimension
 names are assumed, so the same works for any scores a team collects.
+
+A score is a metric's only when it is about that metric: it must tell the
+metric's remarks apart clearly better than it tells the other metrics' remarks
+apart. An overall rating goes with every remark's sign, so it passes the first
+test for nearly every metric; learnt as each metric's target, it made every
+metric a copy of "overall quality" (on the demo's release comparison, a
+regressed behaviour read as improved because the runs were better overall).
 """
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ def note_scores(note: Any) -> dict[str, float]:
 
 
 def score_keys(aspects: Sequence[Aspect], metric_of: Sequence[str | None], notes: Sequence[Any],
-               siblings: dict[str, str] | None = None, min_auc: float = 0.65, min_each: int = 4) -> dict[str, str]:
-    """metric id -> the score its praised and criticised remarks differ on most (AUC >= min_auc).
+               siblings: dict[str, str] | None = None, min_auc: float = 0.65, min_each: int = 4,
+               min_lift: float = 0.05) -> dict[str, str]:
+    """metric id -> the score its praised and criticised remarks differ on most (AUC >= min_auc),
+    and at least `min_lift` more than the remarks of every other metric do (AUC on those).
 
     A topic split into a praised and a criticised facet (`siblings`: metric id ->
     the other facet's) is read off both facets' remarks together.
@@ -49,18 +58,26 @@ def score_keys(aspects: Sequence[Aspect], metric_of: Sequence[str | None], notes
             found[m][k].append((a.sign, v))
     out = {}
     for m in sorted(found):
+        topic = {m, siblings.get(m, "")}
         per_key = {k: v + found.get(siblings.get(m, ""), {}).get(k, []) for k, v in found[m].items()}
         best, best_auc = None, min_auc
         for k, pairs in sorted(per_key.items()):
-            signs = np.array([s > 0 for s, _ in pairs])
-            if min(signs.sum(), (~signs).sum()) < min_each:
-                continue
-            auc = float(roc_auc_score(signs, [v for _, v in pairs]))
-            if auc > best_auc:
+            auc = _auc(pairs, min_each)
+            rest = _auc([p for other, keys in found.items() if other not in topic for p in keys.get(k, [])],
+                        min_each)
+            if auc is not None and auc > best_auc and (rest is None or auc >= rest + min_lift):
                 best, best_auc = k, auc
         if best is not None:
             out[m] = best
     return out
+
+
+def _auc(pairs: Sequence[tuple[int, float]], min_each: int) -> float | None:
+    """How well the score tells the praised remarks from the criticised (None: too few of either)."""
+    signs = np.array([s > 0 for s, _ in pairs], dtype=bool)
+    if min(signs.sum(), (~signs).sum()) < min_each:
+        return None
+    return float(roc_auc_score(signs, [v for _, v in pairs]))
 
 
 def targets(notes: Sequence[Any], keys: dict[str, str]) -> dict[tuple[str, str], float]:

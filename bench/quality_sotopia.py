@@ -221,14 +221,15 @@ def run(data: Path, seed: int, store: Store, emb) -> dict:
     recovered = label_recovery(ind.train_aspects, c.labels, c.metric_set, "dimension")
     # judge vs people on held-out agents, for the dimensions a metric recovered
     runs = load_runs(store, sorted({a.run_id for a in ind.train_aspects + ind.heldout_aspects}))
-    from autolibra.induce import _labels
+    from autolibra.induce import evidence_of, labels_of
     by_cluster = {m.metadata["cluster"]: m.metric_id for m in c.metric_set.metrics}
     metric_of = [by_cluster.get(int(lab)) for lab in c.labels]
     from autolibra.backends import fit_graded_judge
     from traces.annotation import feedback as notes
 
     signs_judge = TrainedJudge(emb).fit(_views(ind.train_aspects, runs), c.metric_set,
-                                        _labels(ind.train_aspects, metric_of, c.metric_set))
+                                        labels_of(ind.train_aspects, metric_of, c.metric_set),
+                                        evidence=evidence_of(ind.train_aspects, metric_of, c.metric_set))
     train_runs = {a.run_id for a in ind.train_aspects}
     j = fit_graded_judge(ind.train_aspects, metric_of, [n for n in notes.load(store) if n.run_id in train_runs],
                          runs, c.metric_set, signs_judge)

@@ -266,7 +266,7 @@ def test_cli_induce_metrics_and_score(tmp_path, location):
 
 
 def test_split_mixed_and_facet_labels():
-    from autolibra.induce import split_mixed, with_facets
+    from autolibra.facets import split_mixed, with_facets
 
     labels, facets = split_mixed(np.array([0, 0, 0, 0, 1, 1, -1]), np.array([1, 1, -1, -1, 1, -1, 1]), 2)
     assert labels.tolist() == [0, 0, 2, 2, 1, 1, -1]  # cluster 1 has one of each: too few to split

@@ -2,8 +2,14 @@
 
 For each metric, a logistic regression predicts +1, -1 or 0 (not raised)
 for a run from what is in it: the mean embedding of the (focus actor's)
-steps, and how close its closest steps come to the metric's good and bad
-examples. Labels come from people: the sign of their feedback on runs they
+steps, how close its closest steps come to the metric's good and bad
+examples, and how close they come to the steps people pointed at when they
+praised or criticised the metric on other runs (its evidence). The examples
+are remarks ("wordy at the end"), which resemble no step much; the evidence is
+steps, so a run's own long-winded final message finds the ones people
+criticised. Without it, a behaviour that lives in one step among many (the
+closing message) was read by no feature, and the judge gave every run its
+most common sign. Labels come from people: the sign of their feedback on runs they
 commented on, 0 where they raised nothing the metric is about. A metric
 with too few labels falls back to the similarity judge.
 
@@ -92,7 +98,7 @@ class TrainedJudge:
             texts.extend(step_text(v.steps[j]) for j in idx)
             idxs.append(idx)
         E = self.embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)  # noqa: N806
-        return _Steps(E, np.asarray(lengths, dtype=np.int64)), idxs
+        return _Steps(E, np.asarray(lengths, dtype=np.int64), [v.run_id for v in views]), idxs
 
     def _anchor_vectors(self, metric_set: MetricSet) -> list[_Anchors]:
         out = []
@@ -113,7 +119,7 @@ class TrainedJudge:
             if isinstance(model, int):
                 out[:, j] = model
             elif model is not None and len(runs):
-                proba = model.predict_proba(self.memo.features(steps, anc)[0])
+                proba = model.predict_proba(self.memo.features(steps, anc, getattr(self, "evidence_", {}).get(m.metric_id))[0])
                 cl = [int(c) for c in model.classes_]
                 out[:, j] = (proba[:, cl.index(1)] if 1 in cl else 0) - (proba[:, cl.index(-1)] if -1 in cl else 0)
         return out
@@ -121,12 +127,15 @@ class TrainedJudge:
     # -- fit and judge ----------------------------------------------------------------
 
     def fit(self, views: Sequence[RunView], metric_set: MetricSet, labels: dict[tuple[str, str], int],
-            focus_of: Callable[[RunView], str | None] = lambda v: v.focus) -> TrainedJudge:
-        """labels: (view key, metric id) -> +1/-1 from people; missing pairs count as 0."""
-        steps, _ = self._view_vectors(views)
+            focus_of: Callable[[RunView], str | None] = lambda v: v.focus,
+            evidence: dict[tuple[str, str], tuple[int, ...]] | None = None) -> TrainedJudge:
+        """labels: (view key, metric id) -> +1/-1 from people; missing pairs count as 0.
+        evidence: (view key, metric id) -> the steps people pointed at for that label."""
+        steps, idxs = self._view_vectors(views)
         anchors = self._anchor_vectors(metric_set)
         self.models_: dict[str, RaisedThenSign | int] = {}
         self.label_counts_: dict[str, dict[int, int]] = {}
+        self.evidence_: dict[str, _Evidence] = {}
         # each metric's labels as a column over the views, filled from the (few) labelled pairs
         row_of: dict[str, list[int]] = {}
         for i, v in enumerate(views):
@@ -135,9 +144,12 @@ class TrainedJudge:
         for (key, mid), value in labels.items():
             if mid in ys and key in row_of and value:
                 ys[mid][row_of[key]] = value
+        keys = [view_key(v.run_id, focus_of(v)) for v in views]
         for m, anc in zip(metric_set.metrics, anchors, strict=True):
-            X = self.memo.features(steps, anc)[0]  # noqa: N806
             y = ys[m.metric_id]
+            ev = self.evidence_[m.metric_id] = _evidence(steps, idxs, views, keys, y, m.metric_id, evidence or {},
+                                                          self.random_state)
+            X = self.memo.features(steps, anc, ev)[0]  # noqa: N806
             counts = {c: int((y == c).sum()) for c in (-1, 0, 1)}
             self.label_counts_[m.metric_id] = counts
             if counts[-1] + counts[1] < self.min_labels:
@@ -147,7 +159,7 @@ class TrainedJudge:
                 self.models_[m.metric_id] = classes[0]
                 continue
             self.models_[m.metric_id] = self.memo.model(
-                (steps.token, anc.texts, y.tobytes(), self.C, self.random_state),
+                (steps.token, anc.texts, ev.key, y.tobytes(), self.C, self.random_state),
                 lambda X=X, y=y: RaisedThenSign(self.C, self.random_state).fit(X, y))
         self.metric_set_ = metric_set
         return self
@@ -172,7 +184,7 @@ class TrainedJudge:
             counts = self.label_counts_.get(m.metric_id, {})
             trained_on = (f"classifier trained on {counts.get(1, 0)} praised and {counts.get(-1, 0)} "
                           f"criticised runs")
-            X, at_good, at_bad = self.memo.features(steps, anc)  # noqa: N806
+            X, at_good, at_bad = self.memo.features(steps, anc, getattr(self, "evidence_", {}).get(m.metric_id))  # noqa: N806
             values, ps = self._decide(model, X)
             column = []
             for i, (value, p) in enumerate(zip(values, ps, strict=True)):
@@ -234,7 +246,7 @@ class JudgeMemo:
         self.max_views = max_views
         self.max_entries = max_entries
         self._steps: OrderedDict[tuple, tuple[Sequence[RunView], tuple[_Steps, list[list[int]]]]] = OrderedDict()
-        self._features: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._features: OrderedDict[tuple, tuple[np.ndarray, ...]] = OrderedDict()
         self._models: OrderedDict[tuple, RaisedThenSign] = OrderedDict()
 
     def __getstate__(self) -> dict:
@@ -256,15 +268,17 @@ class JudgeMemo:
         self._steps.move_to_end(key)
         return hit[1]
 
-    def features(self, steps: _Steps, anchors: _Anchors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        key = (steps.token, anchors.texts)
+    def features(self, steps: _Steps, anchors: _Anchors,
+                 evidence: _Evidence | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        evidence = evidence or _NO_EVIDENCE
+        key = (steps.token, anchors.texts, evidence.key)
         hit = self._features.get(key)
         if hit is None:
-            hit = self._features[key] = steps.closest(anchors)
+            hit = self._features[key] = (*steps.closest(anchors), *steps.near_evidence(evidence))
             while len(self._features) > self.max_entries:
                 self._features.popitem(last=False)
-        sg, sb, at_good, at_bad = hit
-        return np.column_stack([steps.means, sg, sb, sg - sb]), at_good, at_bad
+        sg, sb, at_good, at_bad, lean_top, lean_bottom = hit
+        return np.column_stack([steps.means, sg, sb, sg - sb, lean_top, lean_bottom]), at_good, at_bad
 
     def model(self, key: tuple, fit: Callable[[], RaisedThenSign]) -> RaisedThenSign:
         hit = self._models.get(key)
@@ -286,10 +300,11 @@ class _Steps:
     steps (segment reductions), not run by run.
     """
 
-    def __init__(self, E: np.ndarray, lengths: np.ndarray):  # noqa: N803
+    def __init__(self, E: np.ndarray, lengths: np.ndarray, run_ids: Sequence[str] = ()):  # noqa: N803
         self.token = next(_TOKENS)  # names these vectors in a memo's keys, unlike id(), never reused
         self.E = E
         self.lengths = lengths
+        self.run_ids = list(run_ids)
         self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else \
             np.zeros(0, np.int64)
         self.full = lengths > 0
@@ -319,3 +334,71 @@ class _Steps:
         sg, at_good = self._closest(anchors.good)
         sb, at_bad = self._closest(anchors.bad)
         return sg, sb, at_good, at_bad
+
+    def near_evidence(self, evidence: _Evidence) -> tuple[np.ndarray, np.ndarray]:
+        """Per run, its most praise-like and its most criticism-like step, as judged by other runs' evidence.
+
+        Each step's lean is how much closer it comes to the praised evidence than
+        to the criticised (nearest of each); a run's features are its steps'
+        highest and lowest lean. Closeness alone does not tell: the steps every run
+        has (the request, the same tool call) are evidence of both signs.
+        A run's own evidence is left out: fitting on it, every labelled run would
+        find its own steps and the classifier would learn to trust a closeness of 1.
+        """
+        n = len(self.lengths)
+        top, bottom = np.zeros(n), np.zeros(n)
+        V = evidence.vectors  # noqa: N806
+        if not len(V) or not len(self.E) or V.shape[1] != self.E.shape[1] or not self.full.any():
+            return top, bottom
+        S = self.E @ V.T  # noqa: N806
+        rows: dict[str, list[int]] = {}
+        for i, r in enumerate(self.run_ids):
+            rows.setdefault(r, []).append(i)
+        for p, owner in enumerate(evidence.owners):
+            for i in rows.get(owner, ()):
+                S[self.starts[i]:self.starts[i] + self.lengths[i], p] = -1.0
+        near = [S[:, evidence.signs == sign].max(axis=1) if (evidence.signs == sign).any() else np.zeros(len(S))
+                for sign in (1, -1)]
+        lean = near[0] - near[1]
+        starts = self.starts[self.full]
+        top[self.full] = np.maximum.reduceat(lean, starts)
+        bottom[self.full] = np.minimum.reduceat(lean, starts)
+        return top, bottom
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """The steps people pointed at on one metric: their vectors, runs and signs, and what a memo keys them by."""
+
+    vectors: np.ndarray
+    owners: tuple[str, ...]
+    signs: np.ndarray
+    key: tuple
+
+
+_NO_EVIDENCE = _Evidence(np.zeros((0, 1)), (), np.zeros(0, dtype=np.int64), ())
+MAX_EVIDENCE = 64  # steps per sign and metric: closeness to more costs more and adds little
+
+
+def _evidence(steps: _Steps, idxs: list[list[int]], views: Sequence[RunView], keys: Sequence[str], y: np.ndarray,
+              metric_id: str, evidence: dict[tuple[str, str], tuple[int, ...]], seed: int) -> _Evidence:
+    """A metric's evidence steps on the fitted views, at most MAX_EVIDENCE of each sign (a seeded sample)."""
+    found: dict[int, list[tuple[int, str, int]]] = {1: [], -1: []}  # sign -> (row in steps.E, run, step)
+    for i, (v, key) in enumerate(zip(views, keys, strict=True)):
+        if not y[i]:
+            continue
+        pos = {j: k for k, j in enumerate(idxs[i])}
+        for j in evidence.get((key, metric_id), ()):
+            if j in pos and steps.lengths[i]:
+                found[int(y[i])].append((int(steps.starts[i] + pos[j]), v.run_id, j))
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for sign, items in found.items():
+        items = sorted(set(items))
+        if len(items) > MAX_EVIDENCE:
+            items = [items[k] for k in sorted(rng.choice(len(items), MAX_EVIDENCE, replace=False))]
+        chosen += [(row, run, j, sign) for row, run, j in items]
+    if not chosen:
+        return _NO_EVIDENCE
+    return _Evidence(steps.E[[c[0] for c in chosen]].astype(np.float64), tuple(c[1] for c in chosen),
+                     np.array([c[3] for c in chosen]), (steps.token, tuple((c[1], c[2], c[3]) for c in chosen)))
