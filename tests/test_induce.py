@@ -512,3 +512,85 @@ def test_past_the_sample_size_the_search_judges_candidates_on_a_sample_and_the_c
     small = induce(demo, grounder=OfflineGrounder(StepLocator(emb)), namer=OfflineNamer(), embedder=emb,
                    judge_factory=lambda: TrainedJudge(emb), config=replace(cfg, search_aspects=None), save=False)
     assert len(small.candidates) == 16 and all(c.evaluated_on is None for c in small.candidates)
+
+
+def test_one_sided_clusters_are_linked_to_the_other_side_of_their_topic_only(emb):
+    """People word praise and criticism of a topic differently, so each side is its own cluster; the two
+    sides become facets (each the other's sibling), while a cluster on another topic stays alone."""
+    from autolibra.facets import pair_opposites
+
+    texts = [("The final summary was short and clear.", 1), ("Clear and concise closing message.", 1),
+             ("The final message was long, wordy and confusing.", -1), ("Rambling closing message, too long.", -1),
+             ("It booked the flight without asking the user to confirm.", -1),
+             ("Went ahead with the booking with no confirmation.", -1)]
+    X = emb.embed([t for t, _ in texts])  # noqa: N806
+    labels, signs = np.array([0, 0, 1, 1, 2, 2]), np.array([s for _, s in texts])
+    got = pair_opposites(X, labels, signs, [f"r{i}" for i in range(6)], {}, 0.4, 2)
+    assert got[0] == ("praise", 1) and got[1] == ("criticism", 0)
+    assert 2 not in got  # booking without confirming is criticism, but not of how the agent closes
+    # two sides raised on the same runs are two topics people speak of together, not one topic's sides
+    assert pair_opposites(X, labels, signs, ["r0", "r1", "r0", "r1", "r4", "r5"], {}, 0.4, 2) == {}
+
+
+def test_an_overall_rating_is_not_learnt_as_every_metrics_score():
+    """A 1-5 rating of the whole run goes with the sign of every remark; taken as each metric's score it
+    made every metric a copy of "overall quality". A score a metric's remarks differ on no more than the
+    other metrics' remarks do is not that metric's; a dimension about it is."""
+    from types import SimpleNamespace
+
+    from autolibra import people_scores
+
+    rng = np.random.default_rng(0)
+    aspects, metric_of, notes = [], [], []
+    for i in range(120):
+        topic = ["tone", "speed", "accuracy"][i % 3]
+        sign = 1 if rng.random() < .5 else -1
+        rating = 3 + sign + rng.normal(0, .5)  # overall: follows every remark alike
+        tone = 3 + (2 * sign if topic == "tone" else 0) + rng.normal(0, .5)  # a score about tone only
+        notes.append(SimpleNamespace(feedback_id=f"f{i}", run_id=f"r{i}", focus=None, rating=rating,
+                                     metadata={"scores": {"tone": tone}}))
+        aspects.append(Aspect(f"a{i}", f"f{i}", f"r{i}", 0, topic, topic, sign))
+        metric_of.append(topic)
+    keys = people_scores.score_keys(aspects, metric_of, notes)
+    assert keys == {"tone": "tone"}
+    assert people_scores.score_keys(aspects, metric_of, notes, min_lift=-1.0)["speed"] == "rating"  # the old rule
+
+
+def test_the_trained_judge_reads_a_behaviour_from_the_steps_people_pointed_at(emb):
+    """The behaviour lives in one closing step among many shared ones, and the remarks ("wordy at the end")
+    resemble no step: from the steps people pointed at on other runs, the judge tells the two kinds of run
+    apart on runs it did not learn from; without them it gives nearly every run one sign."""
+    from metrics.judges.base import RunView
+
+    rng = np.random.default_rng(1)
+    closings = {1: ["Booked: flight QX1 on Monday, $320. Confirmation sent by email.",
+                    "Done. Your flight leaves Monday at 9:40; receipt emailed."],
+                -1: ["So, to recap everything we did, there were a number of search operations with various "
+                     "parameters and, leveraging the synergies of the pipeline, a booking was effectuated.",
+                     "Per the aforementioned workflow, and notwithstanding caveats, the reservation artefact "
+                     "has been operationalised subject to downstream provider semantics and so forth."]}
+    views, truth = [], {}
+    for i in range(80):
+        good = 1 if rng.random() < .5 else -1
+        steps = tuple(Step(kind=StepKind.USER, content="Book me a flight to Lisbon for Monday under $400.")
+                      for _ in range(1)) + (
+            Step(kind=StepKind.TOOL_CALL, tool_name="search_flights", tool_args={"to": "LIS", "day": "Mon"}),
+            Step(kind=StepKind.TOOL_RESULT, tool_name="search_flights", content='[{"id": "QX1", "price": 320}]'),
+            Step(kind=StepKind.AGENT, content=str(rng.choice(closings[good]))))
+        views.append(RunView(f"r{i}", steps, "book"))
+        truth[f"r{i}"] = good
+    train, test = views[:50], views[50:]
+    labelled = [v for v in train if rng.random() < .6]
+    ms = MetricSet("s", 0, "s", (Metric("closing", "Concise closing", "", good=(Example("Short final summary."),),
+                                        bad=(Example("Wordy at the end."),)),))
+    labels = {(v.run_id, "closing"): truth[v.run_id] for v in labelled}
+    evidence = {(v.run_id, "closing"): (3,) for v in labelled}
+
+    def accuracy(judge) -> tuple[float, int]:
+        got = [j.verdicts[0].value for j in judge.judge(test, ms)]
+        return float(np.mean([g == truth[v.run_id] for g, v in zip(got, test, strict=True)])), len(set(got))
+
+    with_evidence = accuracy(TrainedJudge(emb, min_labels=2).fit(train, ms, labels, evidence=evidence))
+    without = accuracy(TrainedJudge(emb, min_labels=2).fit(train, ms, labels))
+    assert with_evidence[0] >= 0.9 and with_evidence[1] == 2
+    assert with_evidence[0] > without[0]
