@@ -3,11 +3,11 @@
 For each metric, a logistic regression predicts +1, -1 or 0 (not raised)
 for a run from what is in it: the mean embedding of the (focus actor's)
 steps, how close its closest steps come to the metric's good and bad
-examples, and how close they come to the steps people pointed at when they
-praised or criticised the metric on other runs (its evidence). The examples
-are remarks ("wordy at the end"), which resemble no step much; the evidence is
-steps, so a run's own long-winded final message finds the ones people
-criticised. Without it, a behaviour that lives in one step among many (the
+examples, and its steps' lean towards the steps people pointed at when they
+praised rather than criticised the metric on other runs (its evidence;
+`_Steps.near_evidence`). The examples are remarks ("wordy at the end"), which
+resemble no step much; the evidence is steps, so a run's own long-winded final
+message finds the ones people criticised. Without it, a behaviour that lives in one step among many (the
 closing message) was read by no feature, and the judge gave every run its
 most common sign. Labels come from people: the sign of their feedback on runs they
 commented on, 0 where they raised nothing the metric is about. A metric
@@ -119,10 +119,13 @@ class TrainedJudge:
             if isinstance(model, int):
                 out[:, j] = model
             elif model is not None and len(runs):
-                proba = model.predict_proba(self.memo.features(steps, anc, getattr(self, "evidence_", {}).get(m.metric_id))[0])
+                proba = model.predict_proba(self.memo.features(steps, anc, self._evidence_of(m.metric_id))[0])
                 cl = [int(c) for c in model.classes_]
                 out[:, j] = (proba[:, cl.index(1)] if 1 in cl else 0) - (proba[:, cl.index(-1)] if -1 in cl else 0)
         return out
+
+    def _evidence_of(self, metric_id: str) -> _Evidence | None:
+        return getattr(self, "evidence_", {}).get(metric_id)  # None before fit, as for models_
 
     # -- fit and judge ----------------------------------------------------------------
 
@@ -184,7 +187,7 @@ class TrainedJudge:
             counts = self.label_counts_.get(m.metric_id, {})
             trained_on = (f"classifier trained on {counts.get(1, 0)} praised and {counts.get(-1, 0)} "
                           f"criticised runs")
-            X, at_good, at_bad = self.memo.features(steps, anc, getattr(self, "evidence_", {}).get(m.metric_id))  # noqa: N806
+            X, at_good, at_bad = self.memo.features(steps, anc, self._evidence_of(m.metric_id))  # noqa: N806
             values, ps = self._decide(model, X)
             column = []
             for i, (value, p) in enumerate(zip(values, ps, strict=True)):
