@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import random
 import shutil
 import sys
 import tempfile
@@ -33,12 +34,13 @@ sys.path.insert(0, str(ROOT))
 import libra  # noqa: E402
 from autolibra.induce import InduceConfig  # noqa: E402
 from metrics import sets  # noqa: E402
-from metrics.preferences import MetricPairJudge, agreement, bradley_terry, judge_agreement  # noqa: E402
+from metrics.preferences import MetricPairJudge, PairVerdict, agreement, bradley_terry, judge_agreement  # noqa: E402
+from traces.annotation.queues import pair_id  # noqa: E402
 from traces.annotation import feedback  # noqa: E402
 from traces.store import Store  # noqa: E402
 
 
-def human_preferences(store: Store) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+def human_preferences(store: Store, seed: int = 0) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """Each rater slot's preference on every same-scenario pair of episodes by different models."""
     runs = store.df("SELECT run_id, agent, task FROM runs")
     # a rater's goal-completion score for the episode (both agents' mean): the dimension Sotopia-π's two
@@ -48,17 +50,18 @@ def human_preferences(store: Store) -> tuple[pd.DataFrame, list[tuple[str, str]]
                      "ORDER BY run_id, author")
     slots = {r: list(g["score"])[:2] for r, g in rated.groupby("run_id")}
     pairs, rows = [], []
+    rng = random.Random(seed)
     for _, g in runs.groupby("task"):
         for (a, aa), (b, ab) in itertools.combinations(zip(g["run_id"], g["agent"], strict=True), 2):
             if aa == ab or len(slots.get(a, [])) < 2 or len(slots.get(b, [])) < 2:
                 continue
+            if rng.random() < 0.5:  # sides shuffled, as a pairwise queue shows them: store order favours a model
+                (a, aa), (b, ab) = (b, ab), (a, aa)
             pairs.append((a, b))
             for k in (0, 1):
                 sa, sb = slots[a][k], slots[b][k]
                 rows.append({"run_a": a, "run_b": b, "author": f"rater-{k + 1}", "agent_a": aa, "agent_b": ab,
                              "choice": "a" if sa > sb else "b" if sb > sa else "tie", "task": g["task"].iloc[0]})
-    from traces.annotation.queues import pair_id
-
     df = pd.DataFrame(rows)
     df["pair_id"] = [pair_id(a, b) for a, b in zip(df["run_a"], df["run_b"], strict=True)]
     df["created_at"] = pd.Timestamp("2026-01-01")
@@ -85,7 +88,12 @@ def main() -> None:
 
         tasks = sorted(prefs["task"].unique())
         folds = [tasks[0::2], tasks[1::2]]
-        judged, all_prefs = [], []
+        judged: list[PairVerdict] = []
+        net_judged: list[PairVerdict] = []
+        prior: list[PairVerdict] = []
+        all_prefs = []
+        agent = dict(zip(prefs["run_a"], prefs["agent_a"], strict=True)) | dict(
+            zip(prefs["run_b"], prefs["agent_b"], strict=True))
         for i, test_tasks in enumerate(folds):
             path = Path(tmp) / f"fold{i}.duckdb"
             shutil.copy(base, path)
@@ -99,17 +107,29 @@ def main() -> None:
             sets.approve(s, "induced", res.metric_set.version, "bench")
             libra.score(s, set_id="induced", backend="offline")
             fold_pairs = [(a, b) for a, b in pairs if a in test_runs]
-            verdicts = MetricPairJudge(s, "induced", res.metric_set.version).judge(fold_pairs)
-            judged += verdicts
+            judge = MetricPairJudge(s, "induced", res.metric_set.version)
+            net_judged += judge.judge(fold_pairs)
+            judged += judge.fit(prefs[~prefs["run_a"].isin(test_runs)]).judge(fold_pairs)
+            # the strongest judge that reads no run: the model people preferred in the training scenarios
+            strength = dict(bradley_terry(prefs[~prefs["run_a"].isin(test_runs)], resamples=0)[["item", "strength"]]
+                            .itertuples(index=False))
+            prior += [PairVerdict(pair_id(a, b), a, b, "a" if strength[agent[a]] >= strength[agent[b]] else "b")
+                      for a, b in fold_pairs]
             all_prefs.append(prefs[prefs["run_a"].isin(test_runs)])
             print(f"fold {i + 1}: {len(test_tasks)} held-out scenarios, {len(fold_pairs)} pairs, "
                   f"{len(res.metric_set.metrics)} metrics induced from the other scenarios' notes")
             s.close()
-        f = judge_agreement(pd.concat(all_prefs), judged)
-        print(f"offline pairwise judge (induced metrics, held-out scenarios): agrees with people "
-              f"{f['judge_vs_people']:.3f} over {f['judge_comparisons']} labels; people with each other "
-              f"{f['people_vs_people']:.3f}; always the left episode {f['always_left_vs_people']:.3f}; "
-              f"{f['errors']} pairs without verdicts")
+        held = pd.concat(all_prefs)
+        f = judge_agreement(held, judged)
+        print(f"offline pairwise judge (induced metrics, fitted on the training scenarios' preferences, held-out "
+              f"scenarios): agrees with people {f['judge_vs_people']:.3f} over {f['judge_comparisons']} labels; "
+              f"people with each other {f['people_vs_people']:.3f}; always the left episode "
+              f"{f['always_left_vs_people']:.3f}; {f['errors']} pairs without verdicts")
+        n = judge_agreement(held, net_judged)
+        print(f"the same metrics' net verdict, unfitted: {n['judge_vs_people']:.3f} over {n['judge_comparisons']} labels")
+        b = judge_agreement(held, prior)
+        print(f"reads no run, picks the model people preferred in the training scenarios: {b['judge_vs_people']:.3f} "
+              f"over {b['judge_comparisons']} labels")
 
 
 if __name__ == "__main__":

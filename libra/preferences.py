@@ -80,15 +80,39 @@ def agreement(store: Store, *, queue_id: str | None = None) -> Agreement:
 class JudgedPreferences:
     backend: str
     verdicts: list[PairVerdict]
-    figures: dict[str, float | int | None]  # judge_vs_people, people_vs_people, always_left_vs_people, counts
+    figures: dict[str, float | int | None]  # judge_vs_people, people_vs_people, always_left_vs_people, counts, folds
+
+
+FOLDS = 5
+
+
+def _cross_fitted(judge: MetricPairJudge, p: pd.DataFrame, pairs: list[tuple[str, str]]) -> tuple[list[PairVerdict], int]:
+    """Each pair judged by a judge fitted on the other tasks' preferences only, so the agreement reported
+    is on tasks the judge learnt nothing from (folds grouped by task; a pair without a task is its own
+    group). With fewer than two groups, or too few labels outside a fold, the net verdict judges it."""
+    groups = p["task"].fillna(p["pair_id"])
+    task_of = dict(zip(p["pair_id"], groups, strict=True))
+    tasks = sorted(set(groups))
+    if len(tasks) < 2:
+        return judge.judge(pairs), 0
+    k = min(FOLDS, len(tasks))
+    fold_of = {t: i % k for i, t in enumerate(tasks)}
+    out: dict[str, PairVerdict] = {}
+    for fold in range(k):
+        held = [(a, b) for a, b in pairs if fold_of[task_of[queues.pair_id(a, b)]] == fold]
+        if held:
+            judge.fit(p[groups.map(fold_of) != fold])
+            out.update({v.pair_id: v for v in judge.judge(held)})
+    return [out[queues.pair_id(a, b)] for a, b in pairs], k
 
 
 def judge(store: Store, *, backend: str = "auto", queue_id: str | None = None, set_id: str | None = None,
           max_cost: float | None = None) -> JudgedPreferences:
     """A pairwise judge on every pair people labelled, and its agreement with them beside theirs.
 
-    Offline: the metric set that scored the most runs decides (`MetricPairJudge`); with an LLM,
-    the model compares the two runs (`LLMPairJudge`)."""
+    Offline: the metric set that scored the most runs decides (`MetricPairJudge`), fitted on people's
+    preferences of the other tasks (cross-fitted, `folds` in the figures); with an LLM, the model compares
+    the two runs (`LLMPairJudge`)."""
     p = load(store, queue_id=queue_id)
     seen, unique = set(), []
     for a, b in zip(p["run_a"], p["run_b"], strict=True):  # a pair once, in the order it was first shown
@@ -97,12 +121,14 @@ def judge(store: Store, *, backend: str = "auto", queue_id: str | None = None, s
             seen.add(key)
             unique.append((a, b))
     b = choose_backend(store, backend, max_cost)
+    folds = 0
     if b.llm is not None:
         j: MetricPairJudge | LLMPairJudge = LLMPairJudge(b.llm, lambda ids: load_runs(store, ids))
+        verdicts = j.judge(unique)
     else:
         picked = _metric_set(store, set_id)
         if picked is None:
             raise LookupError("the offline pairwise judge reads a scored metric set; approve one and run libra score")
         j = MetricPairJudge(store, *picked)
-    verdicts = j.judge(unique)
-    return JudgedPreferences(j.backend, verdicts, judge_agreement(p, verdicts))
+        verdicts, folds = _cross_fitted(j, p, unique)
+    return JudgedPreferences(j.backend, verdicts, {**judge_agreement(p, verdicts), "folds": folds})

@@ -22,6 +22,7 @@ import choix
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
+from sklearn.linear_model import LogisticRegression
 
 from metrics.agreement import krippendorff_alpha
 from metrics.llm.client import LLM, Request
@@ -157,35 +158,87 @@ def judge_agreement(prefs: pd.DataFrame, verdicts: Sequence[PairVerdict]) -> dic
 
 
 class MetricPairJudge:
-    """Offline: prefers the run a scored metric set judged better, (+1s − −1s) / verdicts, by `margin`."""
+    """Offline: prefers the run a scored metric set judged better.
+
+    Unfitted, by the net verdict: (+1s − −1s) / verdicts, apart by more than `margin`, else a tie.
+    Fitted on people's preferences (`fit`), a multinomial logistic regression over the two runs'
+    metric-by-metric verdict differences says a, b or tie. It learns which metrics people weigh and how
+    often they call a tie, which the net verdict cannot: one metric people care about outweighs five
+    they do not. Each label enters in both orders (the difference negated, the choice swapped), so the
+    side a run is shown on cannot matter.
+    """
 
     backend = "offline-metrics"
+    MIN_LABELS = 12  # below this a fit learns the noise of a handful of choices
 
-    def __init__(self, store: Store, set_id: str, version: int, margin: float = 0.1):
-        self.store, self.set_id, self.version, self.margin = store, set_id, version, margin
+    def __init__(self, store: Store, set_id: str, version: int, margin: float = 0.1, C: float = 1.0):  # noqa: N803
+        self.store, self.set_id, self.version, self.margin, self.C = store, set_id, version, margin, C
+        self.model_: LogisticRegression | None = None
+        self.labels_ = 0
+
+    def _scores(self, ids: Sequence[str]) -> pd.DataFrame:
+        return self.store.df(
+            "SELECT s.run_id, s.metric_id, coalesce(d.name, s.metric_id) AS name, s.value FROM scores s "
+            "LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version "
+            "AND d.metric_id = s.metric_id WHERE s.metric_set_id = ? AND s.metric_set_version = ? "
+            "AND s.run_id IN (SELECT unnest(?::VARCHAR[])) AND s.value <> 0",
+            [self.set_id, self.version, sorted(set(ids))])
+
+    def _metrics(self) -> list[str]:
+        return [str(m) for m in self.store.df(
+            "SELECT metric_id FROM metric_defs WHERE set_id = ? AND version = ? ORDER BY metric_id",
+            [self.set_id, self.version])["metric_id"]]
+
+    def _matrix(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Each run's verdict per metric of the set (0 where it has none), in one fixed metric order."""
+        metrics = self._metrics()
+        col = {m: i for i, m in enumerate(metrics)}
+        out = {r: np.zeros(len(metrics)) for r in ids}
+        df = self._scores(ids)
+        for r, m, v in zip(df["run_id"], df["metric_id"], df["value"], strict=True):
+            if m in col:
+                out[r][col[m]] = float(v)
+        return out
+
+    def fit(self, prefs: pd.DataFrame) -> MetricPairJudge:
+        """Learn from people's preferences (each person's newest label of each pair). With fewer than
+        MIN_LABELS labels, or only one answer among them, the judge stays on the net verdict."""
+        latest = _latest(prefs)
+        x = self._matrix(sorted(set(latest["run_a"]) | set(latest["run_b"])))
+        d = np.array([x[a] - x[b] for a, b in zip(latest["run_a"], latest["run_b"], strict=True)])
+        y = np.array([{"a": 1, "b": -1}.get(c, 0) for c in latest["choice"]])
+        self.model_, self.labels_ = None, len(y)
+        if len(y) < self.MIN_LABELS or len(set(y.tolist())) < 2 or d.ndim < 2 or d.shape[1] == 0:
+            return self
+        self.model_ = LogisticRegression(C=self.C, max_iter=3000).fit(np.vstack([d, -d]), np.concatenate([y, -y]))
+        return self
 
     def judge(self, pairs: Sequence[tuple[str, str]]) -> list[PairVerdict]:
         from traces.annotation.queues import pair_id
 
         ids = sorted({r for p in pairs for r in p})
-        df = self.store.df(
-            "SELECT s.run_id, s.metric_id, coalesce(d.name, s.metric_id) AS name, s.value FROM scores s "
-            "LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version "
-            "AND d.metric_id = s.metric_id WHERE s.metric_set_id = ? AND s.metric_set_version = ? "
-            "AND s.run_id IN (SELECT unnest(?::VARCHAR[])) AND s.value <> 0", [self.set_id, self.version, ids])
+        df = self._scores(ids)
         net = df.groupby("run_id")["value"].mean().to_dict()
         by_run = {r: dict(zip(g["name"], g["value"], strict=True)) for r, g in df.groupby("run_id")}
+        x = self._matrix(ids) if self.model_ is not None else {}
         out = []
         for a, b in pairs:
             if a not in net and b not in net:
                 out.append(PairVerdict(pair_id(a, b), a, b, "tie", error="neither run has a verdict from the set"))
                 continue
-            sa, sb = net.get(a, 0.0), net.get(b, 0.0)
-            choice = "a" if sa - sb > self.margin else "b" if sb - sa > self.margin else "tie"
             va, vb = by_run.get(a, {}), by_run.get(b, {})
-            diff = [m for m in sorted(set(va) | set(vb)) if va.get(m, 0) != vb.get(m, 0)]
-            out.append(PairVerdict(pair_id(a, b), a, b, choice,
-                                   f"net verdict A {sa:+.2f}, B {sb:+.2f}; they differ on: {', '.join(diff[:6]) or 'nothing'}"))
+            diff = ", ".join([m for m in sorted(set(va) | set(vb)) if va.get(m, 0) != vb.get(m, 0)][:6]) or "nothing"
+            if self.model_ is not None:
+                p = dict(zip(self.model_.classes_.tolist(), self.model_.predict_proba([x[a] - x[b]])[0], strict=True))
+                pa, pb, pt = p.get(1, 0.0), p.get(-1, 0.0), p.get(0, 0.0)
+                choice = "tie" if pt >= max(pa, pb) else "a" if pa >= pb else "b"
+                reason = (f"fitted on {self.labels_} preferences: P(A) {pa:.2f}, P(B) {pb:.2f}, P(tie) {pt:.2f}; "
+                          f"they differ on: {diff}")
+            else:
+                sa, sb = net.get(a, 0.0), net.get(b, 0.0)
+                choice = "a" if sa - sb > self.margin else "b" if sb - sa > self.margin else "tie"
+                reason = f"net verdict A {sa:+.2f}, B {sb:+.2f}; they differ on: {diff}"
+            out.append(PairVerdict(pair_id(a, b), a, b, choice, reason))
         return out
 
 

@@ -175,3 +175,37 @@ def test_the_pairwise_page_shows_two_runs_and_saves_a_choice(labelled, page_test
     got = libra.preferences.load(store, queue_id=qid)
     assert list(got["choice"]) == ["tie"] and list(got["reason"]) == ["<b>both</b> fine"]
     assert at.session_state["pair_item"] != item
+
+
+def test_the_offline_pairwise_judge_learns_which_metric_people_weigh_on_tasks_it_did_not_see(labelled):
+    """People here decide by one behaviour only. The net verdict weighs every metric alike and so misses
+    it; fitted on other tasks' preferences, the judge finds it, and whichever side a run is shown on,
+    its answer is the same."""
+    from metrics.preferences import MetricPairJudge, judge_agreement
+
+    store, qid, traits = labelled
+    prefs = libra.preferences.load(store, queue_id=qid)
+
+    def by_confirmation(a: str, b: str) -> str:
+        ca, cb = traits[a].get("confirmation", 0), traits[b].get("confirmation", 0)
+        return "a" if ca > cb else "b" if cb > ca else "tie"
+
+    prefs["choice"] = [by_confirmation(a, b) for a, b in zip(prefs["run_a"], prefs["run_b"], strict=True)]
+    tasks = sorted(prefs["task"].unique())
+    train, test = prefs[prefs["task"].isin(tasks[0::2])], prefs[prefs["task"].isin(tasks[1::2])]
+    pairs = list(dict.fromkeys(zip(test["run_a"], test["run_b"], strict=True)))
+    j = MetricPairJudge(store, "traits", 1)
+    net = judge_agreement(test, j.judge(pairs))["judge_vs_people"]
+    fitted = j.fit(train).judge(pairs)
+    assert j.model_ is not None and j.labels_ == len(train)
+    got = judge_agreement(test, fitted)["judge_vs_people"]
+    assert got >= 0.9 and got > net + 0.2, (got, net)
+    swapped = {v.pair_id: v.choice for v in j.judge([(b, a) for a, b in pairs])}
+    flip = {"a": "b", "b": "a", "tie": "tie"}
+    assert all(swapped[v.pair_id] == flip[v.choice] for v in fitted)
+    # too few labels to learn from: it stays on the net verdict rather than fit noise
+    assert j.fit(train.head(MetricPairJudge.MIN_LABELS - 1)).model_ is None
+    assert [v.choice for v in j.judge(pairs)] == [v.choice for v in MetricPairJudge(store, "traits", 1).judge(pairs)]
+    # the library's figure is cross-fitted by task: every pair judged by a judge that never saw its task
+    figures = libra.preferences.judge(store, backend="offline", queue_id=qid, set_id="traits").figures
+    assert figures["folds"] >= 2 and figures["errors"] == 0

@@ -76,4 +76,6 @@ def prefs_agreement(db: DbOption = None, queue: Annotated[str | None, typer.Opti
     f = j.figures
     out.print(f"judge ({j.backend}): agrees with people {figure(f['judge_vs_people'])} over {f['judge_comparisons']} "
               f"labels; people with each other {figure(f['people_vs_people'])}; always the left run "
-              f"{figure(f['always_left_vs_people'])}", soft_wrap=True)
+              f"{figure(f['always_left_vs_people'])}"
+              + (f" (fitted on other tasks' preferences, {f['folds']} folds by task)" if f.get("folds") else ""),
+              soft_wrap=True)
