@@ -130,6 +130,12 @@ def main() -> None:
         b = judge_agreement(held, prior)
         print(f"reads no run, picks the model people preferred in the training scenarios: {b['judge_vs_people']:.3f} "
               f"over {b['judge_comparisons']} labels")
+        # the judge abstains where the offline metrics cannot read the run; the baselines on the pairs it did judge
+        on = held[held["pair_id"].isin({v.pair_id for v in judged if v.error is None})]
+        o, ob = judge_agreement(on, judged), judge_agreement(on, prior)
+        print(f"on the {o['pairs_judged']} pairs it judged: judge {o['judge_vs_people']:.3f}, people with each other "
+              f"{o['people_vs_people']:.3f}, always the left episode {o['always_left_vs_people']:.3f}, the preferred "
+              f"model {ob['judge_vs_people']:.3f}")
 
 
 if __name__ == "__main__":
