@@ -231,7 +231,8 @@ class MetricPairJudge:
             if self.model_ is not None:
                 p = dict(zip(self.model_.classes_.tolist(), self.model_.predict_proba([x[a] - x[b]])[0], strict=True))
                 pa, pb, pt = p.get(1, 0.0), p.get(-1, 0.0), p.get(0, 0.0)
-                choice = "tie" if pt >= max(pa, pb) else "a" if pa >= pb else "b"
+                # runs no metric tells apart are a tie: any other answer would depend on the side shown
+                choice = "tie" if pt >= max(pa, pb) or not np.any(x[a] - x[b]) else "a" if pa >= pb else "b"
                 reason = (f"fitted on {self.labels_} preferences: P(A) {pa:.2f}, P(B) {pb:.2f}, P(tie) {pt:.2f}; "
                           f"they differ on: {diff}")
             else:
