@@ -100,8 +100,8 @@ def main() -> None:
             s = Store(path)
             test_runs = set(s.df("SELECT run_id FROM runs WHERE task IN (SELECT unnest(?::VARCHAR[]))",
                                  [list(test_tasks)])["run_id"])
-            for f in feedback.load(s, sorted(test_runs)):  # the judge learns nothing from these scenarios
-                feedback.delete(s, f.feedback_id, f.author)
+            for note in feedback.load(s, sorted(test_runs)):  # the judge learns nothing from these scenarios
+                feedback.delete(s, note.feedback_id, note.author)  # type: ignore[arg-type]  # loaded notes have both
             feedback.flush(s)
             res = libra.induce(s, backend="offline", config=InduceConfig(random_state=0), set_id="induced")
             sets.approve(s, "induced", res.metric_set.version, "bench")
