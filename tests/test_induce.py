@@ -569,14 +569,24 @@ def test_the_trained_judge_reads_a_behaviour_from_the_steps_people_pointed_at(em
                      "parameters and, leveraging the synergies of the pipeline, a booking was effectuated.",
                      "Per the aforementioned workflow, and notwithstanding caveats, the reservation artefact "
                      "has been operationalised subject to downstream provider semantics and so forth."]}
+    # Runs differ in much more than their closing (how many searches, what came back), as real runs do:
+    # the mean of a run's steps then says little about the one step that decides.
+    cities = ["Lisbon", "Porto", "Madrid", "Rome", "Oslo", "Vienna", "Prague", "Dublin", "Athens", "Riga"]
+    thoughts = ["Too expensive, trying another day.", "That one has two stops.", "Checking the next city.",
+                "The user prefers mornings.", "Comparing fares.", "No seats left on that one."]
     views, truth = [], {}
     for i in range(80):
         good = 1 if rng.random() < .5 else -1
-        steps = tuple(Step(kind=StepKind.USER, content="Book me a flight to Lisbon for Monday under $400.")
-                      for _ in range(1)) + (
-            Step(kind=StepKind.TOOL_CALL, tool_name="search_flights", tool_args={"to": "LIS", "day": "Mon"}),
-            Step(kind=StepKind.TOOL_RESULT, tool_name="search_flights", content='[{"id": "QX1", "price": 320}]'),
-            Step(kind=StepKind.AGENT, content=str(rng.choice(closings[good]))))
+        middle: tuple[Step, ...] = ()
+        for _ in range(int(rng.integers(4, 10))):
+            city = str(rng.choice(cities))
+            middle += (Step(kind=StepKind.TOOL_CALL, tool_name="search_flights", tool_args={"to": city}),
+                       Step(kind=StepKind.TOOL_RESULT, tool_name="search_flights",
+                            content=f'[{{"id": "QX{rng.integers(100)}", "price": {rng.integers(90, 900)}, '
+                                    f'"to": "{city}"}}]'),
+                       Step(kind=StepKind.THOUGHT, content=str(rng.choice(thoughts))))
+        steps = (Step(kind=StepKind.USER, content="Book me a flight for Monday under $400."), *middle,
+                 Step(kind=StepKind.AGENT, content=str(rng.choice(closings[good]))))
         views.append(RunView(f"r{i}", steps, "book"))
         truth[f"r{i}"] = good
     train, test = views[:50], views[50:]
@@ -584,7 +594,7 @@ def test_the_trained_judge_reads_a_behaviour_from_the_steps_people_pointed_at(em
     ms = MetricSet("s", 0, "s", (Metric("closing", "Concise closing", "", good=(Example("Short final summary."),),
                                         bad=(Example("Wordy at the end."),)),))
     labels = {(v.run_id, "closing"): truth[v.run_id] for v in labelled}
-    evidence = {(v.run_id, "closing"): (3,) for v in labelled}
+    evidence = {(v.run_id, "closing"): (len(v.steps) - 1,) for v in labelled}
 
     def accuracy(judge) -> tuple[float, int]:
         got = [j.verdicts[0].value for j in judge.judge(test, ms)]

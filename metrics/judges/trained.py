@@ -2,7 +2,7 @@
 
 For each metric, a logistic regression predicts +1, -1 or 0 (not raised)
 for a run from what is in it: the mean embedding of the (focus actor's)
-steps, how close its closest steps come to the metric's good and bad
+steps (its main directions over the fitted runs, `Projection`), how close its closest steps come to the metric's good and bad
 examples, and its steps' lean towards the steps people pointed at when they
 praised rather than criticised the metric on other runs (its evidence;
 `_Steps.near_evidence`). The examples are remarks ("wordy at the end"), which
@@ -31,7 +31,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 
 from metrics.definitions import MetricSet
 from metrics.judges.base import Judgement, RunView, Verdict, step_text
@@ -43,22 +45,38 @@ def view_key(run_id: str, focus: str | None) -> str:
 
 
 class RaisedThenSign:
-    """P(-1), P(0), P(+1) as P(raised) times P(sign | raised), each from its own logistic regression."""
+    """P(-1), P(0), P(+1) as P(raised) times P(sign | raised), each from its own logistic regression.
+
+    Features are standardised first, so the penalty weighs each alike: unscaled, the
+    closeness features (a spread of a few tenths) needed coefficients the penalty would
+    not allow, and the sign model gave every run the common sign. The first `overall`
+    columns (the run's mean embedding) are then shrunk so that together they weigh as one
+    feature: standardised one by one, dozens of directions that say what kind of run it
+    is outvoted the few that read the behaviour, and fitted noise on small label sets.
+    """
 
     classes_ = np.array([-1, 0, 1])
 
-    def __init__(self, C: float, random_state: int):  # noqa: N803
+    def __init__(self, C: float, random_state: int, overall: int = 0):  # noqa: N803
         self.C = C
         self.random_state = random_state
+        self.overall = overall
+
+    def _z(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        Z = self.scaler_.transform(X)  # noqa: N806
+        Z[:, :self.overall] /= np.sqrt(max(1, self.overall))
+        return Z
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> RaisedThenSign:  # noqa: N803
+        self.scaler_ = StandardScaler().fit(X)
+        Z = self._z(X)  # noqa: N806
         raised = y != 0
         self.raised_ = LogisticRegression(C=self.C, max_iter=3000, class_weight="balanced",
-                                          random_state=self.random_state).fit(X, raised) \
+                                          random_state=self.random_state).fit(Z, raised) \
             if 0 < raised.sum() < len(y) else float(raised.mean())
         signs = y[raised]
         self.sign_ = LogisticRegression(C=self.C, max_iter=3000, random_state=self.random_state).fit(
-            X[raised], signs > 0) if len(set(signs.tolist())) == 2 else float((signs > 0).mean())
+            Z[raised], signs > 0) if len(set(signs.tolist())) == 2 else float((signs > 0).mean())
         return self
 
     @staticmethod
@@ -66,8 +84,35 @@ class RaisedThenSign:
         return np.full(len(X), model) if isinstance(model, float) else model.predict_proba(X)[:, 1]
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        raised, pos = self._p(self.raised_, X), self._p(self.sign_, X)
+        Z = self._z(X)  # noqa: N806
+        raised, pos = self._p(self.raised_, Z), self._p(self.sign_, Z)
         return np.column_stack([raised * (1 - pos), 1 - raised, raised * pos])
+
+
+class Projection:
+    """A run's mean step vector, reduced to its `k` main directions over the runs the judge was fitted on.
+
+    The classifiers would otherwise get one feature per embedding dimension (384,
+    or thousands for a hashing embedder): standardised, those drown the few features
+    that read the behaviour (closeness to the metric's evidence), and fitting cost
+    grows with them (half of a large induction's time went to those fits).
+    """
+
+    def __init__(self, k: int = 32, random_state: int = 0):
+        self.k = k
+        self.random_state = random_state
+        self.token = next(_TOKENS)  # names this projection in a memo's keys
+
+    def fit(self, means: np.ndarray) -> Projection:
+        k = min(self.k, len(means) - 1, means.shape[1] if means.ndim == 2 else 0)
+        self.pca_ = PCA(k, svd_solver="randomized", random_state=self.random_state).fit(means) if k >= 2 else None
+        return self
+
+    def transform(self, means: np.ndarray) -> np.ndarray:
+        pca = getattr(self, "pca_", None)
+        if pca is None or means.shape[1] != pca.n_features_in_:
+            return np.zeros((len(means), 0))  # too few runs to find directions in: no such features
+        return pca.transform(means)
 
 
 class TrainedJudge:
@@ -119,7 +164,7 @@ class TrainedJudge:
             if isinstance(model, int):
                 out[:, j] = model
             elif model is not None and len(runs):
-                proba = model.predict_proba(self.memo.features(steps, anc, self._evidence_of(m.metric_id))[0])
+                proba = model.predict_proba(self.memo.features(steps, anc, self._evidence_of(m.metric_id), self.projection_)[0])
                 cl = [int(c) for c in model.classes_]
                 out[:, j] = (proba[:, cl.index(1)] if 1 in cl else 0) - (proba[:, cl.index(-1)] if -1 in cl else 0)
         return out
@@ -136,6 +181,9 @@ class TrainedJudge:
         evidence: (view key, metric id) -> the steps people pointed at for that label."""
         steps, idxs = self._view_vectors(views)
         anchors = self._anchor_vectors(metric_set)
+        # the same runs give the same directions: every candidate of an induction shares one
+        self.projection_ = self.memo.projection(steps, lambda: Projection(random_state=self.random_state).fit(
+            steps.means))
         self.models_: dict[str, RaisedThenSign | int] = {}
         self.label_counts_: dict[str, dict[int, int]] = {}
         self.evidence_: dict[str, _Evidence] = {}
@@ -152,7 +200,7 @@ class TrainedJudge:
             y = ys[m.metric_id]
             ev = self.evidence_[m.metric_id] = _evidence(steps, idxs, views, keys, y, m.metric_id, evidence or {},
                                                           self.random_state)
-            X = self.memo.features(steps, anc, ev)[0]  # noqa: N806
+            X = self.memo.features(steps, anc, ev, self.projection_)[0]  # noqa: N806
             counts = {c: int((y == c).sum()) for c in (-1, 0, 1)}
             self.label_counts_[m.metric_id] = counts
             if counts[-1] + counts[1] < self.min_labels:
@@ -162,8 +210,8 @@ class TrainedJudge:
                 self.models_[m.metric_id] = classes[0]
                 continue
             self.models_[m.metric_id] = self.memo.model(
-                (steps.token, anc.texts, ev.key, y.tobytes(), self.C, self.random_state),
-                lambda X=X, y=y: RaisedThenSign(self.C, self.random_state).fit(X, y))
+                (steps.token, self.projection_.token, anc.texts, ev.key, y.tobytes(), self.C, self.random_state),
+                lambda X=X, y=y: RaisedThenSign(self.C, self.random_state, X.shape[1] - BEHAVIOUR_FEATURES).fit(X, y))
         self.metric_set_ = metric_set
         return self
 
@@ -187,7 +235,8 @@ class TrainedJudge:
             counts = self.label_counts_.get(m.metric_id, {})
             trained_on = (f"classifier trained on {counts.get(1, 0)} praised and {counts.get(-1, 0)} "
                           f"criticised runs")
-            X, at_good, at_bad = self.memo.features(steps, anc, self._evidence_of(m.metric_id))  # noqa: N806
+            X, at_good, at_bad = self.memo.features(steps, anc, self._evidence_of(m.metric_id),  # noqa: N806
+                                                     self.projection_)
             values, ps = self._decide(model, X)
             column = []
             for i, (value, p) in enumerate(zip(values, ps, strict=True)):
@@ -251,6 +300,8 @@ class JudgeMemo:
         self._steps: OrderedDict[tuple, tuple[Sequence[RunView], tuple[_Steps, list[list[int]]]]] = OrderedDict()
         self._features: OrderedDict[tuple, tuple[np.ndarray, ...]] = OrderedDict()
         self._models: OrderedDict[tuple, RaisedThenSign] = OrderedDict()
+        self._projections: OrderedDict[int, Projection] = OrderedDict()
+        self._means: OrderedDict[tuple, np.ndarray] = OrderedDict()
 
     def __getstate__(self) -> dict:
         # a judge sent to a worker takes no runs' vectors along; the worker fills its own memo
@@ -271,8 +322,25 @@ class JudgeMemo:
         self._steps.move_to_end(key)
         return hit[1]
 
-    def features(self, steps: _Steps, anchors: _Anchors,
-                 evidence: _Evidence | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def projection(self, steps: _Steps, fit: Callable[[], Projection]) -> Projection:
+        hit = self._projections.get(steps.token)
+        if hit is None:
+            hit = self._projections[steps.token] = fit()
+            while len(self._projections) > self.max_views:
+                self._projections.popitem(last=False)
+        return hit
+
+    def _projected(self, steps: _Steps, projection: Projection) -> np.ndarray:
+        key = (steps.token, projection.token)
+        hit = self._means.get(key)
+        if hit is None:
+            hit = self._means[key] = projection.transform(steps.means)
+            while len(self._means) > 2 * self.max_views:
+                self._means.popitem(last=False)
+        return hit
+
+    def features(self, steps: _Steps, anchors: _Anchors, evidence: _Evidence | None,
+                 projection: Projection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         evidence = evidence or _NO_EVIDENCE
         key = (steps.token, anchors.texts, evidence.key)
         hit = self._features.get(key)
@@ -281,7 +349,9 @@ class JudgeMemo:
             while len(self._features) > self.max_entries:
                 self._features.popitem(last=False)
         sg, sb, at_good, at_bad, lean_top, lean_bottom = hit
-        return np.column_stack([steps.means, sg, sb, sg - sb, lean_top, lean_bottom]), at_good, at_bad
+        # the last BEHAVIOUR_FEATURES columns read the behaviour; the rest say what kind of run it is
+        return np.column_stack([self._projected(steps, projection), sg, sb, sg - sb, lean_top, lean_bottom]), \
+            at_good, at_bad
 
     def model(self, key: tuple, fit: Callable[[], RaisedThenSign]) -> RaisedThenSign:
         hit = self._models.get(key)
@@ -293,6 +363,7 @@ class JudgeMemo:
 
 
 _TOKENS = itertools.count()
+BEHAVIOUR_FEATURES = 5  # closeness to the good and bad examples, their difference, the evidence lean both ways
 
 
 class _Steps:
@@ -360,13 +431,29 @@ class _Steps:
         for p, owner in enumerate(evidence.owners):
             for i in rows.get(owner, ()):
                 S[self.starts[i]:self.starts[i] + self.lengths[i], p] = -1.0
-        near = [S[:, evidence.signs == sign].max(axis=1) if (evidence.signs == sign).any() else np.zeros(len(S))
-                for sign in (1, -1)]
+        near = [_near(S[:, evidence.signs == sign]) for sign in (1, -1)]
         lean = near[0] - near[1]
         starts = self.starts[self.full]
         top[self.full] = np.maximum.reduceat(lean, starts)
         bottom[self.full] = np.minimum.reduceat(lean, starts)
         return top, bottom
+
+
+NEAR_K = 5  # evidence steps a step is compared with, per sign
+
+
+def _near(S: np.ndarray, k: int = NEAR_K) -> np.ndarray:  # noqa: N803
+    """Per row, the mean of its `k` highest similarities (0 without a column).
+
+    Not the single highest: one mislabelled evidence step (a person who praised a run
+    that did the thing, or criticised one that did not) would otherwise give every
+    step like it the opposite lean, and one such step among a metric's evidence is
+    common.
+    """
+    if not S.shape[1]:
+        return np.zeros(len(S))
+    k = min(k, S.shape[1])
+    return np.partition(S, S.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
 
 
 @dataclass(frozen=True)
