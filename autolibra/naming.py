@@ -112,16 +112,23 @@ def keyphrases(clusters: dict[int, list[str]], embedder, centres: dict[int, np.n
     for d in dfs.values():
         for g in d:
             used_by[g] = used_by.get(g, 0) + 1
-    out = {}
+    weights, shorts = {}, {}
     for c, d in dfs.items():
         n = max(len(clusters[c]), 1)
-        weight = {g: (f / n) * np.log(1 + len(dfs) / used_by[g]) * (1 + 0.35 * (g.count(" ")))
-                  for g, f in d.items() if f >= 2 or n < 4}
-        short = sorted(weight, key=lambda g: -weight[g])[:shortlist]
+        weights[c] = {g: (f / n) * np.log(1 + len(dfs) / used_by[g]) * (1 + 0.35 * (g.count(" ")))
+                      for g, f in d.items() if f >= 2 or n < 4}
+        shorts[c] = sorted(weights[c], key=lambda g: -weights[c][g])[:shortlist]
+    # every cluster's shortlist in one call: one cache lookup, and new phrases batched by length together
+    vocab = list(dict.fromkeys(g for short in shorts.values() for g in short))
+    row = {g: i for i, g in enumerate(vocab)}
+    every = embedder.embed(vocab) if vocab else None
+    out = {}
+    for c in dfs:
+        short, weight = shorts[c], weights[c]
         if not short:
             out[c] = []
             continue
-        V = embedder.embed(short)  # noqa: N806
+        V = every[[row[g] for g in short]]  # noqa: N806
         centre = centres[c] / (np.linalg.norm(centres[c]) + 1e-9)
         rel = (V @ centre) * np.array([weight[g] for g in short]) ** 0.5
         picked: list[int] = []

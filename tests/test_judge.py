@@ -256,3 +256,61 @@ def test_the_graded_judge_reads_the_run_and_says_which_metrics_it_cannot_read():
     # too few people's scores: not learnt, and said so
     few = GradedJudge(min_views=200).fit(train, ms, targets, {"goal": "goal"})
     assert "only 84 runs" in few.needs_llm_["goal"]
+
+
+@pytest.mark.model  # with the hashing embedder the old judge got this right; with MiniLM, as users run it, not
+def test_the_trained_judge_tells_a_run_that_asked_first_from_one_that_did_not():
+    """Confirmation is one question before the booking, in runs that share everything else (a policy
+    that mentions confirming, searches, the booking itself). People praised most runs, criticised some,
+    and one person criticised a run that did ask. On runs it did not learn from, the judge must give the
+    criticised kind of run -1: before, it gave every run the common sign (+1), and a release that
+    confirmed more often read as unchanged."""
+    import numpy as np
+
+    from metrics.embeddings import SentenceTransformerEmbedder
+    from metrics.judges.trained import TrainedJudge
+
+    embedder = SentenceTransformerEmbedder()
+    rng = np.random.default_rng(3)
+    cities = ["Lisbon", "Porto", "Madrid", "Rome", "Oslo", "Vienna", "Prague", "Dublin"]
+    views, truth, ask_at, book_at = [], {}, {}, {}
+    for i in range(160):
+        asked = bool(rng.random() < .65)
+        city, price, day = str(rng.choice(cities)), int(rng.integers(90, 600)), int(rng.integers(1, 28))
+        steps = [Step(kind=StepKind.SYSTEM, content="You are a travel concierge. Policy: always confirm price "
+                                                    "and date with the user before booking."),
+                 Step(kind=StepKind.USER, content=f"I need a flight to {city} on the {day}th."),
+                 Step(kind=StepKind.TOOL_CALL, tool_name="search_flights", tool_args={"to": city, "day": day}),
+                 Step(kind=StepKind.TOOL_RESULT, tool_name="search_flights",
+                      content=f'[{{"flight": "QX{rng.integers(100, 999)}", "price": {price}}}]')]
+        if asked:
+            ask_at[f"r{i}"] = len(steps)
+            steps += [Step(kind=StepKind.AGENT, content=f"I found a flight on the {day}th for ${price}. "
+                                                        "Shall I book it?"),
+                      Step(kind=StepKind.USER, content="Yes, go ahead.")]
+        book_at[f"r{i}"] = len(steps)
+        steps += [Step(kind=StepKind.TOOL_CALL, tool_name="book_flight", tool_args={"day": day, "price": price}),
+                  Step(kind=StepKind.TOOL_RESULT, tool_name="book_flight", content='{"status": "confirmed"}'),
+                  Step(kind=StepKind.AGENT, content=f"Done: booked to {city}.")]
+        views.append(RunView(f"r{i}", tuple(steps), f"flight to {city}"))
+        truth[f"r{i}"] = 1 if asked else -1
+    train, test = views[:100], views[100:]
+    labels, evidence = {}, {}
+    for v in train:
+        if rng.random() < .5:  # people remark on half the runs
+            good = truth[v.run_id] > 0
+            labels[(v.run_id, "confirm")] = 1 if good else -1
+            # as people (and grounding) point: at the question and the booking, or at the searching and booking
+            b = book_at[v.run_id]
+            evidence[(v.run_id, "confirm")] = (ask_at[v.run_id], b, b + 1) if good else (2, 3, b, b + 1)
+    wrong = [v.run_id for v in train if truth[v.run_id] > 0 and (v.run_id, "confirm") in labels][:2]
+    for r in wrong:  # mislabelled remarks, pointing at the question they say was not asked
+        labels[(r, "confirm")] = -1
+    ms = MetricSet("s", 1, "s", (METRICS.metrics[1],))
+    judged = TrainedJudge(embedder).fit(train, ms, labels, evidence=evidence).judge(test, ms)
+    got = np.array([j.verdicts[0].value for j in judged])
+    want = np.array([truth[v.run_id] for v in test])
+    assert (got != 0).mean() >= 0.8, "the metric applies to every run here"
+    signed = got != 0
+    for side in (1, -1):  # right on each kind of run, not only on the common one
+        assert (got[signed & (want == side)] == side).mean() >= 0.85, side

@@ -322,44 +322,32 @@ class JudgeMemo:
         self._steps.move_to_end(key)
         return hit[1]
 
-    def projection(self, steps: _Steps, fit: Callable[[], Projection]) -> Projection:
-        hit = self._projections.get(steps.token)
+    def _cached(self, table: OrderedDict, key, compute: Callable, cap: int | None = None):
+        hit = table.get(key)
         if hit is None:
-            hit = self._projections[steps.token] = fit()
-            while len(self._projections) > self.max_views:
-                self._projections.popitem(last=False)
+            hit = table[key] = compute()
+            while len(table) > (cap or self.max_entries):
+                table.popitem(last=False)
         return hit
 
-    def _projected(self, steps: _Steps, projection: Projection) -> np.ndarray:
-        key = (steps.token, projection.token)
-        hit = self._means.get(key)
-        if hit is None:
-            hit = self._means[key] = projection.transform(steps.means)
-            while len(self._means) > 2 * self.max_views:
-                self._means.popitem(last=False)
-        return hit
+    def projection(self, steps: _Steps, fit: Callable[[], Projection]) -> Projection:
+        return self._cached(self._projections, steps.token, fit, self.max_views)
 
     def features(self, steps: _Steps, anchors: _Anchors, evidence: _Evidence | None,
                  projection: Projection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         evidence = evidence or _NO_EVIDENCE
-        key = (steps.token, anchors.texts, evidence.key)
-        hit = self._features.get(key)
-        if hit is None:
-            hit = self._features[key] = (*steps.closest(anchors), *steps.near_evidence(evidence))
-            while len(self._features) > self.max_entries:
-                self._features.popitem(last=False)
-        sg, sb, at_good, at_bad, lean_top, lean_bottom = hit
+        means = self._cached(self._means, (steps.token, projection.token),
+                             lambda: projection.transform(steps.means), 2 * self.max_views)
+        # Cached apart: candidates that name a cluster differently share its evidence, and the reverse
+        sg, sb, at_good, at_bad = self._cached(self._features, ("close", steps.token, anchors.texts),
+                                               lambda: steps.closest(anchors))
+        lean_top, lean_bottom = self._cached(self._features, ("lean", steps.token, evidence.key),
+                                             lambda: steps.near_evidence(evidence))
         # the last BEHAVIOUR_FEATURES columns read the behaviour; the rest say what kind of run it is
-        return np.column_stack([self._projected(steps, projection), sg, sb, sg - sb, lean_top, lean_bottom]), \
-            at_good, at_bad
+        return np.column_stack([means, sg, sb, sg - sb, lean_top, lean_bottom]), at_good, at_bad
 
     def model(self, key: tuple, fit: Callable[[], RaisedThenSign]) -> RaisedThenSign:
-        hit = self._models.get(key)
-        if hit is None:
-            hit = self._models[key] = fit()
-            while len(self._models) > self.max_entries:
-                self._models.popitem(last=False)
-        return hit
+        return self._cached(self._models, key, fit)
 
 
 _TOKENS = itertools.count()
@@ -374,7 +362,7 @@ class _Steps:
     steps (segment reductions), not run by run.
     """
 
-    def __init__(self, E: np.ndarray, lengths: np.ndarray, run_ids: Sequence[str] = ()):  # noqa: N803
+    def __init__(self, E: np.ndarray, lengths: np.ndarray, run_ids: Sequence[str]):  # noqa: N803
         self.token = next(_TOKENS)  # names these vectors in a memo's keys, unlike id(), never reused
         self.E = E
         self.lengths = lengths
@@ -424,13 +412,12 @@ class _Steps:
         V = evidence.vectors  # noqa: N806
         if not len(V) or not len(self.E) or V.shape[1] != self.E.shape[1] or not self.full.any():
             return top, bottom
-        S = self.E @ V.T  # noqa: N806
-        rows: dict[str, list[int]] = {}
-        for i, r in enumerate(self.run_ids):
-            rows.setdefault(r, []).append(i)
-        for p, owner in enumerate(evidence.owners):
-            for i in rows.get(owner, ()):
-                S[self.starts[i]:self.starts[i] + self.lengths[i], p] = -1.0
+        S = self.E @ V.T.astype(self.E.dtype, copy=False)  # noqa: N806 - not an upcast copy of every step
+        # each step's run and each evidence step's run as one number, to mask a run's own evidence at once
+        number = {r: k for k, r in enumerate(dict.fromkeys(self.run_ids))}
+        step_run = np.repeat([number[r] for r in self.run_ids], self.lengths)
+        ev_run = np.array([number.get(o, -1) for o in evidence.owners])
+        S[step_run[:, None] == ev_run[None, :]] = -1.0
         near = [_near(S[:, evidence.signs == sign]) for sign in (1, -1)]
         lean = near[0] - near[1]
         starts = self.starts[self.full]
@@ -490,5 +477,5 @@ def _evidence(steps: _Steps, idxs: list[list[int]], views: Sequence[RunView], ke
         chosen += [(row, run, j, sign) for row, run, j in items]
     if not chosen:
         return _NO_EVIDENCE
-    return _Evidence(steps.E[[c[0] for c in chosen]].astype(np.float64), tuple(c[1] for c in chosen),
+    return _Evidence(steps.E[[c[0] for c in chosen]], tuple(c[1] for c in chosen),
                      np.array([c[3] for c in chosen]), (steps.token, tuple((c[1], c[2], c[3]) for c in chosen)))
