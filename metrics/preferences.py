@@ -189,12 +189,13 @@ class MetricPairJudge:
             "SELECT metric_id FROM metric_defs WHERE set_id = ? AND version = ? ORDER BY metric_id",
             [self.set_id, self.version])["metric_id"]]
 
-    def _matrix(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Each run's verdict per metric of the set (0 where it has none), in one fixed metric order."""
+    def _matrix(self, ids: Sequence[str], df: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+        """Each run's verdict per metric of the set (0 where it has none), in one fixed metric order.
+        `df`: the runs' scores when already read."""
         metrics = self._metrics()
         col = {m: i for i, m in enumerate(metrics)}
         out = {r: np.zeros(len(metrics)) for r in ids}
-        df = self._scores(ids)
+        df = self._scores(ids) if df is None else df
         for r, m, v in zip(df["run_id"], df["metric_id"], df["value"], strict=True):
             if m in col:
                 out[r][col[m]] = float(v)
@@ -220,7 +221,7 @@ class MetricPairJudge:
         df = self._scores(ids)
         net = df.groupby("run_id")["value"].mean().to_dict()
         by_run = {r: dict(zip(g["name"], g["value"], strict=True)) for r, g in df.groupby("run_id")}
-        x = self._matrix(ids) if self.model_ is not None else {}
+        x = self._matrix(ids, df) if self.model_ is not None else {}
         out = []
         for a, b in pairs:
             if a not in net and b not in net:
