@@ -314,3 +314,28 @@ def test_the_trained_judge_tells_a_run_that_asked_first_from_one_that_did_not():
     signed = got != 0
     for side in (1, -1):  # right on each kind of run, not only on the common one
         assert (got[signed & (want == side)] == side).mean() >= 0.85, side
+
+
+def test_the_trained_judge_fits_on_two_runs_and_gives_a_run_without_steps_no_verdict():
+    """Too few runs to find directions in still fits; a run with nothing in it gets "not applicable",
+    not whatever sign the classifier leans to with every feature at zero."""
+    from metrics.embeddings import HashingEmbedder
+    from metrics.judges.trained import TrainedJudge
+
+    ms = MetricSet("s", 1, "s", (METRICS.metrics[1],))
+
+    def run(i: int, text: str) -> RunView:
+        return RunView(f"r{i}", (Step(kind=StepKind.AGENT, content=text),), "book a flight")
+
+    asked, booked = "I found a flight for $200. Shall I book it?", "Booked it for you without asking."
+    two = [run(0, asked), run(1, booked)]
+    judge = TrainedJudge(HashingEmbedder(), min_labels=1).fit(
+        two, ms, {("r0", "confirm"): 1, ("r1", "confirm"): -1}, evidence={("r0", "confirm"): (0,), ("r1", "confirm"): (0,)})
+    assert [j.verdicts[0].value for j in judge.judge(two, ms)] == [1, -1]
+
+    many = [run(i, asked if i % 2 else booked) for i in range(20)]
+    labels = {(f"r{i}", "confirm"): 1 if i % 2 else -1 for i in range(20)}
+    judge = TrainedJudge(HashingEmbedder()).fit(many, ms, labels, evidence={k: (0,) for k in labels})
+    got = judge.judge([RunView("empty", (), "book a flight"), *many[:4]], ms)
+    assert got[0].verdicts[0].value == 0 and "no steps" in got[0].verdicts[0].reason
+    assert [j.verdicts[0].value for j in got[1:]] == [-1, 1, -1, 1]

@@ -110,8 +110,10 @@ class Projection:
 
     def transform(self, means: np.ndarray) -> np.ndarray:
         pca = getattr(self, "pca_", None)
-        if pca is None or means.shape[1] != pca.n_features_in_:
+        if pca is None:
             return np.zeros((len(means), 0))  # too few runs to find directions in: no such features
+        if means.ndim != 2 or means.shape[1] != pca.n_features_in_:
+            return np.zeros((len(means), pca.n_components_))  # runs without a step to embed: no direction
         return pca.transform(means)
 
 
@@ -240,6 +242,9 @@ class TrainedJudge:
             values, ps = self._decide(model, X)
             column = []
             for i, (value, p) in enumerate(zip(values, ps, strict=True)):
+                if not steps.lengths[i]:  # nothing to read: a classifier's answer here would be its bias
+                    column.append(Verdict(m.metric_id, 0, (), "the run has no steps to judge", confidence=1.0))
+                    continue
                 at = at_good if value > 0 else at_bad
                 evidence: tuple[int, ...] = (idxs[i][int(at[i])],) if value != 0 and at[i] >= 0 else ()
                 column.append(Verdict(
