@@ -2,8 +2,9 @@
 
 For each metric, a logistic regression predicts +1, -1 or 0 (not raised)
 for a run from what is in it: the mean embedding of the (focus actor's)
-steps (its main directions over the fitted runs, `Projection`), how close its closest steps come to the metric's good and bad
-examples, and its steps' lean towards the steps people pointed at when they
+steps (its main directions over the fitted runs, `Projection`), how close
+its closest steps come to the metric's good and bad examples, and its
+steps' lean towards the steps people pointed at when they
 praised rather than criticised the metric on other runs (its evidence;
 `_Steps.near_evidence`). The examples are remarks ("wordy at the end"), which
 resemble no step much; the evidence is steps, so a run's own long-winded final
