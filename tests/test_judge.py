@@ -338,4 +338,6 @@ def test_the_trained_judge_fits_on_two_runs_and_gives_a_run_without_steps_no_ver
     judge = TrainedJudge(HashingEmbedder()).fit(many, ms, labels, evidence={k: (0,) for k in labels})
     got = judge.judge([RunView("empty", (), "book a flight"), *many[:4]], ms)
     assert got[0].verdicts[0].value == 0 and "no steps" in got[0].verdicts[0].reason
+    graded = judge.margins([RunView("empty", (), "book a flight"), *many[:2]], ms)[:, 0]
+    assert graded[0] == 0 and graded[1] < 0 < graded[2]  # the graded score agrees: nothing to read, no lean
     assert [j.verdicts[0].value for j in got[1:]] == [-1, 1, -1, 1]

@@ -167,9 +167,11 @@ class TrainedJudge:
             if isinstance(model, int):
                 out[:, j] = model
             elif model is not None and len(runs):
-                proba = model.predict_proba(self.memo.features(steps, anc, self._evidence_of(m.metric_id), self.projection_)[0])
+                X = self.memo.features(steps, anc, self._evidence_of(m.metric_id), self.projection_)[0]  # noqa: N806
+                proba = model.predict_proba(X)
                 cl = [int(c) for c in model.classes_]
                 out[:, j] = (proba[:, cl.index(1)] if 1 in cl else 0) - (proba[:, cl.index(-1)] if -1 in cl else 0)
+        out[steps.lengths == 0] = 0  # as in judge(): a run with nothing to read ranks in the middle
         return out
 
     def _evidence_of(self, metric_id: str) -> _Evidence | None:
