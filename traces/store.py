@@ -335,6 +335,27 @@ class Store:
             cur.execute("SET python_enable_replacements = false")
         return cur
 
+    def data_version(self) -> tuple | None:
+        """What changes whenever a transaction commits to this file, from any process; None where unknown.
+
+        DuckDB appends each commit to `<file>.wal` and folds the log into the file when
+        the last connection closes (or the log grows large), so the two files' identities,
+        sizes and change times move with every commit; reading changes neither. Two stats,
+        no open: callers use it to keep answers until the data changes. A lake's commits
+        go to its catalog and a memory store has no file: None, nothing to key by.
+        """
+        if self.lake or self._mem is not None:
+            return None
+        out: list[tuple[int, int, int, int] | None] = []
+        for p in (self.path, self.path + ".wal"):
+            try:
+                st = os.stat(p)
+            except FileNotFoundError:
+                out.append(None)
+                continue
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        return tuple(out)
+
     @contextmanager
     def hold(self) -> Iterator[Store]:
         """Keep the file open across many operations (faster; blocks other processes)."""

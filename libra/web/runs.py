@@ -7,6 +7,7 @@ import datetime as dt
 import streamlit as st
 
 from libra.web import session
+from libra.web.cache import cached
 from libra.web.widgets import VERDICT_TEXT, open_run
 from traces.display import for_chart, visible_controls
 from metrics.reports.queries import scored_metrics
@@ -35,7 +36,7 @@ COLUMN_CONFIG = {
 def page() -> None:
     s = session.store()
     st.header("Runs")
-    f = facets(s)
+    f = cached(s, facets)
     with st.sidebar:
         st.subheader("Filter")
         # option labels are data: drawn as written, bidirectional controls made visible
@@ -45,7 +46,7 @@ def page() -> None:
         models = st.multiselect("model", f["model"], key="f-model", format_func=visible_controls)
         annotated = st.selectbox("annotated", ["any", "with feedback", "without feedback"], key="f-annotated")
         dates = st.date_input("started between", value=[], key="f-dates")
-        metrics = scored_metrics(s)
+        metrics = cached(s, scored_metrics)
         metric, values = None, tuple[int, ...]()
         if metrics:
             pick = st.selectbox("metric verdict", ["any"] + [f"{m[3]} ({m[0]} v{m[1]})" for m in metrics],
@@ -64,19 +65,19 @@ def page() -> None:
                     text=text or None,
                     annotated={"any": None, "with feedback": True, "without feedback": False}[annotated],
                     since=since, until=until, metric=metric, metric_values=values, fts=True)
-    total = count_runs(s, flt)
+    total = cached(s, count_runs, flt)
     pages = max(1, (total + PAGE - 1) // PAGE)
     c1, c2, c3, c4 = st.columns([1, 1, 1, 2])
     sort = c1.selectbox("sort by", list(RUN_SORTS), key="f-sort")
     descending = c2.toggle("largest / newest first", value=True, key="f-desc")
     pg = c3.number_input(f"page of {pages}", min_value=1, max_value=pages, value=1, key="f-page")
     c4.caption(f"{total:,} runs match · sorted over all of them, {PAGE} a page · times in UTC")
-    lagging = unindexed(s) if text else None
+    lagging = cached(s, unindexed) if text else None
     if lagging:
         st.caption(f"{lagging:,} runs added since the search index was built are matched by any of your words; "
                    "`libra index` ranks them with the rest.")
-    df = list_runs(s, flt, PAGE, (pg - 1) * PAGE, sort=sort, descending=descending,
-                   prices=price_table(f["model"]), verdict_of=metric)
+    df = cached(s, list_runs, flt, PAGE, (pg - 1) * PAGE, sort=sort, descending=descending,
+                prices=price_table(f["model"]), verdict_of=metric)
     if "verdict" in df:  # the chosen metric's verdict, in words
         df["verdict"] = df["verdict"].map(VERDICT_TEXT)
     text_cols = ("agent", "version", "task", "model", "format", "outcome", "verdict")

@@ -1,0 +1,86 @@
+"""Answers of the app's read-only library calls, kept until the store changes.
+
+A page reruns on every click, and on a 100k-run store the same few queries (the
+runs list's facets and page, a dashboard's aggregates over a million verdicts)
+were most of the time Libra added to Streamlit's own (`bench/app.py`). An answer
+is kept under the store's data version (`Store.data_version`: it changes when any
+process commits), so a save, an ingest or a scoring job is seen on the next rerun.
+Stores whose changes cannot be seen that cheaply (a lake, memory) are not cached.
+
+Not `st.cache_data`: it keys by the arguments' contents but knows nothing of the
+store's version, and it pickles every answer; here each caller gets its own copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from traces.store import Store
+
+T = TypeVar("T")
+MAX_ANSWERS = 256  # across every session of the app process; a page keeps a few dozen
+
+
+class _Unkeyable(Exception):
+    pass
+
+
+def _frozen(x: Any) -> Any:
+    """A hashable stand-in for an argument (lists, dicts, dataclasses with dicts inside)."""
+    if isinstance(x, (str, int, float, bool, type(None))):
+        return x
+    if isinstance(x, (list, tuple)):
+        return tuple(_frozen(v) for v in x)
+    if isinstance(x, dict):
+        return tuple(sorted((repr(k), _frozen(v)) for k, v in x.items()))
+    if isinstance(x, (set, frozenset)):
+        return frozenset(_frozen(v) for v in x)
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return (type(x).__qualname__, tuple(_frozen(getattr(x, f.name)) for f in dataclasses.fields(x)))
+    try:
+        hash(x)
+    except TypeError:
+        raise _Unkeyable from None
+    return x
+
+
+class _Answers:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.table: OrderedDict[tuple, Any] = OrderedDict()
+
+
+@st.cache_resource
+def _answers() -> _Answers:
+    return _Answers()
+
+
+def cached(s: Store, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """fn(s, *args, **kwargs), from memory when the store has not changed since it was last asked."""
+    version = s.data_version()
+    try:
+        key = (s.path, version, fn, _frozen(args), _frozen(kwargs))
+    except _Unkeyable:
+        version = None
+    if version is None:
+        return fn(s, *args, **kwargs)
+    answers = _answers()
+    with answers.lock:
+        hit = answers.table.get(key, answers)
+        if hit is not answers:
+            answers.table.move_to_end(key)
+    if hit is answers:
+        hit = fn(s, *args, **kwargs)
+        with answers.lock:
+            answers.table[key] = hit
+            while len(answers.table) > MAX_ANSWERS:
+                answers.table.popitem(last=False)
+    # pages add columns to the frames they are given: each gets its own
+    return copy.deepcopy(hit)
