@@ -335,7 +335,7 @@ class Store:
             cur.execute("SET python_enable_replacements = false")
         return cur
 
-    def data_version(self) -> tuple | None:
+    def data_version(self) -> tuple[tuple[int, int, int, int] | None, ...] | None:
         """What changes whenever a transaction commits to this file, from any process; None where unknown.
 
         DuckDB appends each commit to `<file>.wal` and folds the log into the file when

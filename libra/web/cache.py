@@ -54,7 +54,7 @@ def _frozen(x: Any) -> Any:
 class _Answers:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.table: OrderedDict[tuple, Any] = OrderedDict()
+        self.table: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
 
 @st.cache_resource
@@ -83,4 +83,5 @@ def cached(s: Store, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             while len(answers.table) > MAX_ANSWERS:
                 answers.table.popitem(last=False)
     # pages add columns to the frames they are given: each gets its own
-    return copy.deepcopy(hit)
+    out: T = copy.deepcopy(hit)
+    return out

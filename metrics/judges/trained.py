@@ -378,6 +378,11 @@ class _Steps:
         self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else \
             np.zeros(0, np.int64)
         self.full = lengths > 0
+        # each run's rows in E (one block per view of it: a run judged per actor has several)
+        self.rows_of: dict[str, list[tuple[int, int]]] = {}
+        for r, a, n in zip(self.run_ids, self.starts.tolist(), lengths.tolist(), strict=True):
+            if n:
+                self.rows_of.setdefault(r, []).append((a, a + n))
         dim = E.shape[1] if E.ndim == 2 else 1
         self.means = np.zeros((len(lengths), dim), dtype=np.float64)
         if self.full.any() and len(E):
@@ -421,11 +426,14 @@ class _Steps:
         if not len(V) or not len(self.E) or V.shape[1] != self.E.shape[1] or not self.full.any():
             return top, bottom
         S = self.E @ V.T.astype(self.E.dtype, copy=False)  # noqa: N806 - not an upcast copy of every step
-        # each step's run and each evidence step's run as one number, to mask a run's own evidence at once
-        number = {r: k for k, r in enumerate(dict.fromkeys(self.run_ids))}
-        step_run = np.repeat([number[r] for r in self.run_ids], self.lengths)
-        ev_run = np.array([number.get(o, -1) for o in evidence.owners])
-        S[step_run[:, None] == ev_run[None, :]] = -1.0
+        # a run's steps are contiguous rows: its own evidence is masked a block at a time (a boolean
+        # mask over every step and evidence step cost as much as the product)
+        columns: dict[str, list[int]] = {}
+        for j, owner in enumerate(evidence.owners):
+            columns.setdefault(owner, []).append(j)
+        for owner, cols in columns.items():
+            for a, b in self.rows_of.get(owner, ()):
+                S[a:b, cols] = -1.0
         near = [_near(S[:, evidence.signs == sign]) for sign in (1, -1)]
         lean = near[0] - near[1]
         starts = self.starts[self.full]
