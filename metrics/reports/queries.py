@@ -187,8 +187,10 @@ def run_scores(store: Store, run_id: str) -> pd.DataFrame:
 def scored_metrics(store: Store) -> list[tuple[str, int, str, str]]:
     """(set, version, metric id, name) of every metric that has scores."""
     return [(a, int(b), c, d) for a, b, c, d in store.execute(
-        "SELECT DISTINCT s.metric_set_id, s.metric_set_version, s.metric_id, coalesce(d.name, s.metric_id) "
-        "FROM scores s LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version "
+        # the few distinct metrics first, then their names: joined first, every verdict was
+        "SELECT s.metric_set_id, s.metric_set_version, s.metric_id, coalesce(d.name, s.metric_id) "
+        "FROM (SELECT DISTINCT metric_set_id, metric_set_version, metric_id FROM scores) s "
+        "LEFT JOIN metric_defs d ON d.set_id = s.metric_set_id AND d.version = s.metric_set_version "
         "AND d.metric_id = s.metric_id ORDER BY 1, 2, 4")]
 
 
