@@ -145,8 +145,14 @@ class TrainedJudge:
             lengths.append(len(idx))
             texts.extend(step_text(v.steps[j]) for j in idx)
             idxs.append(idx)
-        E = self.embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)  # noqa: N806
-        return _Steps(E, np.asarray(lengths, dtype=np.int64), [v.run_id for v in views]), idxs
+        # Each distinct text once: runs repeat their prompts, tool calls and results, and the
+        # features compare every step with examples and evidence (a third of the demo's steps
+        # are distinct; real traces repeat less, and pay nothing for it).
+        number: dict[str, int] = {}
+        inverse = np.fromiter((number.setdefault(t, len(number)) for t in texts), dtype=np.int64, count=len(texts))
+        U = self.embedder.embed(list(number)) if texts else np.zeros((0, 1), np.float32)  # noqa: N806
+        return _Steps(U[inverse], np.asarray(lengths, dtype=np.int64), [v.run_id for v in views],
+                      distinct=(U, inverse)), idxs
 
     def _anchor_vectors(self, metric_set: MetricSet) -> list[_Anchors]:
         out = []
@@ -370,9 +376,12 @@ class _Steps:
     steps (segment reductions), not run by run.
     """
 
-    def __init__(self, E: np.ndarray, lengths: np.ndarray, run_ids: Sequence[str]):  # noqa: N803
+    def __init__(self, E: np.ndarray, lengths: np.ndarray, run_ids: Sequence[str],  # noqa: N803
+                 distinct: tuple[np.ndarray, np.ndarray] | None = None):
         self.token = next(_TOKENS)  # names these vectors in a memo's keys, unlike id(), never reused
         self.E = E
+        # the distinct vectors and, per step, which one it is (E == U[inverse]): what is compared
+        self.U, self.inverse = distinct if distinct is not None else (E, np.arange(len(E)))
         self.lengths = lengths
         self.run_ids = list(run_ids)
         self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else \
@@ -395,7 +404,7 @@ class _Steps:
         best, where = np.zeros(n), np.full(n, -1, dtype=np.int64)
         if not ref.size or not len(self.E) or ref.shape[1] != self.E.shape[1]:
             return best, where
-        per_step = (self.E @ ref.T).max(axis=1)
+        per_step = (self.U @ ref.T).max(axis=1)[self.inverse]
         starts = self.starts[self.full]
         best[self.full] = np.maximum.reduceat(per_step, starts)
         # the first step of each run reaching its maximum, as argmax gives
@@ -425,17 +434,23 @@ class _Steps:
         V = evidence.vectors  # noqa: N806
         if not len(V) or not len(self.E) or V.shape[1] != self.E.shape[1] or not self.full.any():
             return top, bottom
-        S = self.E @ V.T.astype(self.E.dtype, copy=False)  # noqa: N806 - not an upcast copy of every step
-        # a run's steps are contiguous rows: its own evidence is masked a block at a time (a boolean
-        # mask over every step and evidence step cost as much as the product)
+        V = V.astype(self.E.dtype, copy=False)  # noqa: N806 - not an upcast copy of every step
+        pos = evidence.signs == 1
+        lean = _lean(self.U @ V.T, pos)[self.inverse]
+        # Then the steps of the runs the evidence came from, again without their own run's: a
+        # run's steps are contiguous rows, masked a block at a time.
         columns: dict[str, list[int]] = {}
         for j, owner in enumerate(evidence.owners):
             columns.setdefault(owner, []).append(j)
-        for owner, cols in columns.items():
-            for a, b in self.rows_of.get(owner, ()):
-                S[a:b, cols] = -1.0
-        near = [_near(S[:, evidence.signs == sign]) for sign in (1, -1)]
-        lean = near[0] - near[1]
+        blocks = [(a, b, cols) for owner, cols in columns.items() for a, b in self.rows_of.get(owner, ())]
+        if blocks:
+            rows = np.concatenate([np.arange(a, b) for a, b, _ in blocks])
+            S = self.E[rows] @ V.T  # noqa: N806
+            at = 0
+            for a, b, cols in blocks:
+                S[at:at + b - a, cols] = -1.0
+                at += b - a
+            lean[rows] = _lean(S, pos)
         starts = self.starts[self.full]
         top[self.full] = np.maximum.reduceat(lean, starts)
         bottom[self.full] = np.minimum.reduceat(lean, starts)
@@ -443,6 +458,11 @@ class _Steps:
 
 
 NEAR_K = 5  # evidence steps a step is compared with, per sign
+
+
+def _lean(S: np.ndarray, praised: np.ndarray) -> np.ndarray:  # noqa: N803
+    """Per row of similarities to evidence steps, how much nearer it is to the praised than the criticised."""
+    return _near(S[:, praised]) - _near(S[:, ~praised])
 
 
 def _near(S: np.ndarray, k: int = NEAR_K) -> np.ndarray:  # noqa: N803
