@@ -140,7 +140,7 @@ def _traits_for(base_traits: Sequence[Trait], changes: Sequence[Change], added: 
         mid = rename.get(t.metric_id, t.metric_id)
         key = (t.view, mid)
         if key not in out or (out[key].value == 0 and t.value != 0):
-            out[key] = replace(t, metric_id=mid)
+            out[key] = t._replace(metric_id=mid)
     for c in changes:
         if c.action == "add" and c.metric is not None:
             for t in added.get(c.metric.metric_id, []):
