@@ -341,3 +341,41 @@ def test_the_trained_judge_fits_on_two_runs_and_gives_a_run_without_steps_no_ver
     graded = judge.margins([RunView("empty", (), "book a flight"), *many[:2]], ms)[:, 0]
     assert graded[0] == 0 and graded[1] < 0 < graded[2]  # the graded score agrees: nothing to read, no lean
     assert [j.verdicts[0].value for j in got[1:]] == [-1, 1, -1, 1]
+
+
+def test_the_evidence_lean_of_repeated_steps_matches_comparing_every_step_and_leaves_out_a_runs_own():
+    """Steps are compared once per distinct text; the answer must be what comparing every step gives,
+    with each run's own evidence left out (two views of one run share it)."""
+    import numpy as np
+
+    from metrics.judges.trained import NEAR_K, _Evidence, _Steps
+
+    rng = np.random.default_rng(3)
+    U = rng.normal(size=(9, 16)).astype(np.float32)  # noqa: N806
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    lengths = np.array([4, 0, 5, 3, 6])
+    run_ids = ["a", "b", "c", "a", "d"]  # run a judged twice (two actors), b without steps
+    inverse = rng.integers(0, 4, size=lengths.sum())  # few texts: most steps repeat another's
+    E = U[inverse]  # noqa: N806
+    steps = _Steps(E, lengths, run_ids, distinct=(U, inverse))
+    rows = [0, 2, 5, 9, 12, 15]  # evidence: steps of a (both views), c and d
+    owners = ("a", "a", "c", "a", "d", "d")
+    signs = np.array([1, -1, 1, -1, 1, -1])
+    top, bottom = steps.near_evidence(_Evidence(E[rows], owners, signs, ("k",)))
+
+    step_run = np.repeat(run_ids, lengths)
+    S = E @ E[rows].T  # noqa: N806
+    S[step_run[:, None] == np.array(owners)[None, :]] = -1.0
+
+    def near(M):  # noqa: N803
+        k = min(NEAR_K, M.shape[1])
+        return np.sort(M, axis=1)[:, -k:].mean(axis=1)
+
+    lean = near(S[:, signs == 1]) - near(S[:, signs == -1])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for i, n in enumerate(lengths):
+        want = (lean[starts[i]:starts[i] + n].max(), lean[starts[i]:starts[i] + n].min()) if n else (0.0, 0.0)
+        assert (top[i], bottom[i]) == pytest.approx(want, abs=1e-5), i
+    # and a step's own run's evidence does not count: a's steps differ from the same texts in b's place
+    plain = _Steps(E, lengths, ["x", "y", "z", "w", "v"]).near_evidence(_Evidence(E[rows], owners, signs, ("k",)))
+    assert not np.allclose(plain[0][[0, 3]], top[[0, 3]])
