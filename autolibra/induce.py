@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from autolibra.facets import Facets, as_facets, pair_opposites, split_mixed, with_facets
 from autolibra.frontier import frontier_frame, pareto
@@ -481,8 +482,12 @@ def induce(store=None, *, feedback: Sequence[Feedback] | None = None, runs: dict
             progress("embed", 0, len(train))
         X = embedder.embed([a.metadata.get("topic") or a.behaviour for a in train],  # noqa: N806
                            (lambda d, t: progress("embed", d, t)) if progress else None)
-        candidates, chosen = search(train, X, held, runs, config, namer, embedder, judge_factory, matcher_factory,
-                                    set_id, progress)
+        # One BLAS thread for the search: its many small matrix products and logistic-regression
+        # fits alternate with Python, and OpenBLAS's second thread spinning between them took the
+        # CPU the next one needed (bench/induce.py, 10k aspects: 117 -> 87 s; the fits 29 -> 8 s).
+        with threadpool_limits(limits=1, user_api="blas"):
+            candidates, chosen = search(train, X, held, runs, config, namer, embedder, judge_factory,
+                                        matcher_factory, set_id, progress)
         result = Induction(chosen.metric_set, chosen, candidates, train, held, X, failed)
         amap = result.aspects_frame().head(MAP_POINTS)
         ms = replace(chosen.metric_set, name=name, provenance={

@@ -147,7 +147,10 @@ def test_the_app_draws_the_line_and_an_admin_approves_a_proposal(watched, page_t
 
     page = page_test("metrics_page", store, "admin").run()
     approved = [o for o in page.selectbox(key="ms-pick").options if "approved" in o and "induced v" in o]
-    page.selectbox(key="ms-pick").set_value(approved[-1]).run()
+    # the first approved version: the month of new behaviour is sure to need changes to it, whereas a version an
+    # earlier test approved may already cover everything (then the app rightly proposes nothing)
+    first = min(approved, key=lambda o: int(re.search(r"induced v(\d+)", o).group(1)))
+    page.selectbox(key="ms-pick").set_value(first).run()
     page.button(key=next(b.key for b in page.button if b.key and b.key.endswith("-go"))).click().run()
     assert not page.exception
     assert {m.label for m in page.metric} >= {"new remarks", "covered now", "covered with every change"}
