@@ -65,12 +65,26 @@ class MetaEval:
                 "aspects": self.aspects, "traits": self.traits, **extra}
 
 
-def traits_of(judgements: Sequence[Judgement], views_focus: Sequence[str | None]) -> list[Trait]:
+def traits_of(judgements: Sequence[Judgement], views_focus: Sequence[str | None],
+              signed_only: bool = False) -> list[Trait]:
+    """One trait per verdict; with `signed_only`, per +1 or -1 verdict (what matchers read).
+
+    Signed only is for an induction's search: nearly every verdict is "not applicable",
+    and `meta_evaluate` then takes how many verdicts there were from `verdicts_about`.
+    """
     out = []
     for j, focus in zip(judgements, views_focus, strict=True):
         key = view_key(j.run_id, focus)
-        out.extend([Trait(key, v.metric_id, v.value, v.reason) for v in j.verdicts])
+        out.extend([Trait(key, v.metric_id, v.value, v.reason) for v in j.verdicts if v.value or not signed_only])
     return out
+
+
+def verdicts_about(aspects: Sequence[Aspect], judgements: Sequence[Judgement],
+                   views_focus: Sequence[str | None]) -> int:
+    """How many verdicts are on runs (or agents) the aspects are about: `meta_evaluate`'s scope."""
+    views = {view_key(a.run_id, a.focus) for a in aspects}
+    return sum(len(j.verdicts) for j, focus in zip(judgements, views_focus, strict=True)
+               if view_key(j.run_id, focus) in views)
 
 
 def _topic(a: Aspect) -> str:
@@ -235,7 +249,13 @@ class LLMMatcher:
         return out
 
 
-def meta_evaluate(aspects: Sequence[Aspect], traits: Sequence[Trait], matches: Sequence[tuple[str, int]]) -> MetaEval:
+def meta_evaluate(aspects: Sequence[Aspect], traits: Sequence[Trait], matches: Sequence[tuple[str, int]],
+                  verdicts: int | None = None) -> MetaEval:
+    """Coverage and redundancy of the traits against the aspects, given which match.
+
+    `verdicts`: how many verdicts are in scope, when `traits` holds only the signed ones
+    (`traits_of(..., signed_only=True)`, `verdicts_about`); by default every trait in scope.
+    """
     views = {view_key(a.run_id, a.focus) for a in aspects}
     traits_in = [t for t in traits if t.view in views]  # only runs people commented on are counted
     index = {id(t): k for k, t in enumerate(traits)}
@@ -245,6 +265,7 @@ def meta_evaluate(aspects: Sequence[Aspect], traits: Sequence[Trait], matches: S
     matched_traits = {k for _, k in matches}
     signed = [index[id(t)] for t in traits_in if t.value != 0]
     n_aspects = len(aspects)
+    n_verdicts = len(traits_in) if verdicts is None else verdicts
     per_metric: dict[str, dict[str, int]] = defaultdict(lambda: {"traits": 0, "matched": 0})
     for k in signed:
         per_metric[traits[k].metric_id]["traits"] += 1
@@ -252,9 +273,9 @@ def meta_evaluate(aspects: Sequence[Aspect], traits: Sequence[Trait], matches: S
     return MetaEval(
         coverage=len(matched_aspects) / n_aspects if n_aspects else 0.0,
         redundancy=(sum(k not in matched_traits for k in signed) / len(signed)) if signed else 0.0,
-        redundancy_all=(1 - len(matched_traits) / len(traits_in)) if traits_in else 0.0,
+        redundancy_all=(1 - len(matched_traits) / n_verdicts) if n_verdicts else 0.0,
         aspects=n_aspects, aspects_matched=len(matched_aspects), traits=len(signed),
-        traits_matched=len(matched_traits & set(signed)), verdicts=len(traits_in),
+        traits_matched=len(matched_traits & set(signed)), verdicts=n_verdicts,
         matches=tuple(matches), per_metric=dict(per_metric))
 
 

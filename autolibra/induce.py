@@ -31,7 +31,7 @@ from autolibra.aspects import Aspect, load_aspects, save_aspects
 from traces.annotation.feedback import load as load_feedback
 from traces.model import Feedback
 from autolibra.clustering import AspectClusterer, _unit, centroids, cluster_sums
-from autolibra.evaluation import MetaEval, OfflineMatcher, meta_evaluate, traits_of
+from autolibra.evaluation import MetaEval, OfflineMatcher, meta_evaluate, traits_of, verdicts_about
 from autolibra.grounding import ground
 from metrics.definitions import MetricSet
 from metrics.judges.base import RunView
@@ -330,8 +330,10 @@ def build_candidate(params: dict, aspects: list[Aspect], X: np.ndarray, heldout:
     evals = []
     for part, views in ((ev_train, train_views), (ev_held, held_views)):
         judgements = judge.judge(views, ms) if views else []
-        traits = traits_of(judgements, [v.focus for v in views])
-        evals.append(meta_evaluate(part, traits, matcher.match(part, traits, ms)))
+        focus = [v.focus for v in views]
+        traits = traits_of(judgements, focus, signed_only=True)
+        evals.append(meta_evaluate(part, traits, matcher.match(part, traits, ms),
+                                   verdicts=verdicts_about(part, judgements, focus)))
     return Candidate(dict(params), ms, evals[0], evals[1], labels, clusterer,
                      evaluated_on=len(ev_train) if sample is not None else None,
                      matcher_threshold=getattr(matcher, "threshold_", None))

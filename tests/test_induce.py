@@ -120,6 +120,16 @@ def test_meta_evaluation_arithmetic():
     assert ev.traits == 4 and ev.traits_matched == 3
     assert ev.redundancy == pytest.approx(1 / 4)
     assert ev.redundancy_all == pytest.approx(1 - 3 / 5)
+    # the search keeps only signed traits and counts the verdicts in scope apart: the same evaluation
+    from autolibra.evaluation import traits_of, verdicts_about
+    from metrics.judges.base import Judgement, Verdict
+
+    judged = [Judgement(r, tuple(Verdict(t.metric_id, t.value) for t in traits if t.view == r)) for r in ("r1", "r2", "r3")]
+    signed = traits_of(judged, [None] * 3, signed_only=True)
+    assert [t.value for t in signed] == [1, -1, -1, 1, 1] and verdicts_about(aspects, judged, [None] * 3) == 5
+    again = meta_evaluate(aspects, signed, [("a1", 0), ("a2", 1), ("a3", 3), ("a4", 3)],
+                          verdicts=verdicts_about(aspects, judged, [None] * 3))
+    assert again.row() == ev.row() and (again.traits_matched, again.verdicts) == (ev.traits_matched, ev.verdicts)
 
 
 def test_induce_offline_on_demo_recovers_the_behaviours(emb, demo):

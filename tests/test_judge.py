@@ -379,3 +379,38 @@ def test_the_evidence_lean_of_repeated_steps_matches_comparing_every_step_and_le
     # and a step's own run's evidence does not count: a's steps differ from the same texts in b's place
     plain = _Steps(E, lengths, ["x", "y", "z", "w", "v"]).near_evidence(_Evidence(E[rows], owners, signs, ("k",)))
     assert not np.allclose(plain[0][[0, 3]], top[[0, 3]])
+
+
+def test_the_trained_judge_embeds_a_sets_examples_in_one_call_and_shares_equal_verdicts():
+    """A set's examples are looked up in one embedding call (one per metric opened the store's cache
+    hundreds of times per candidate), and runs with the same verdict share one immutable object:
+    what each run gets is unchanged, down to its reason and confidence."""
+    from metrics.embeddings import HashingEmbedder
+    from metrics.judges.trained import TrainedJudge
+
+    class Counting(HashingEmbedder):
+        calls: list[int] = []
+
+        def embed(self, texts, progress=None):
+            self.calls.append(len(texts))
+            return super().embed(texts, progress)
+
+    ms = MetricSet("s", 1, "s", METRICS.metrics[:2])
+    asked, booked = "I found a flight for $200. Shall I book it?", "Booked it for you without asking."
+    views = [RunView(f"r{i}", (Step(kind=StepKind.AGENT, content=asked if i % 2 else booked),), "book a flight")
+             for i in range(20)]
+    labels = {(f"r{i}", "confirm"): 1 if i % 2 else -1 for i in range(20)}
+    emb = Counting()
+    judge = TrainedJudge(emb).fit(views, ms, labels, evidence={k: (0,) for k in labels})
+    emb.calls.clear()
+    judge._anchor_vectors(ms)
+    examples = sum(len(m.good) + len(m.bad) for m in ms.metrics)
+    assert emb.calls == [examples] and examples > 2
+    got = judge.judge(views, ms)
+    confirm = [j.verdicts[1] for j in got]
+    assert [v.value for v in confirm] == [1 if i % 2 else -1 for i in range(20)]
+    for v in confirm:
+        assert v.metric_id == "confirm" and v.confidence is not None and f"(p={v.confidence:.2f})" in v.reason
+        assert v.evidence == (0,) and "closest evidence step 0" in v.reason
+    # equal verdicts are one object; different ones are not merged
+    assert len({id(v) for v in confirm}) == len({(v.value, v.evidence, v.confidence) for v in confirm}) < len(confirm)

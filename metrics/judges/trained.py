@@ -155,11 +155,17 @@ class TrainedJudge:
                       distinct=(U, inverse)), idxs
 
     def _anchor_vectors(self, metric_set: MetricSet) -> list[_Anchors]:
-        out = []
-        for m in metric_set.metrics:
-            good, bad = tuple(e.text for e in m.good), tuple(e.text for e in m.bad)
-            g = self.embedder.embed(list(good)) if good else np.zeros((0, 1))
-            b = self.embedder.embed(list(bad)) if bad else np.zeros((0, 1))
+        # One embedding call for every metric's examples: two per metric (hundreds per
+        # candidate at 10k aspects) each took the store's cache lookup on its own.
+        texts = [(tuple(e.text for e in m.good), tuple(e.text for e in m.bad)) for m in metric_set.metrics]
+        flat = [t for good, bad in texts for t in good + bad]
+        vectors = self.embedder.embed(flat) if flat else np.zeros((0, 1))
+        out, at = [], 0
+        for good, bad in texts:
+            g = vectors[at:at + len(good)] if good else np.zeros((0, 1))
+            at += len(good)
+            b = vectors[at:at + len(bad)] if bad else np.zeros((0, 1))
+            at += len(bad)
             out.append(_Anchors(g, b, (good, bad)))
         return out
 
@@ -249,17 +255,25 @@ class TrainedJudge:
             X, at_good, at_bad = self.memo.features(steps, anc, self._evidence_of(m.metric_id),  # noqa: N806
                                                      self.projection_)
             values, ps = self._decide(model, X)
+            empty = Verdict(m.metric_id, 0, (), "the run has no steps to judge", confidence=1.0)
+            # Verdicts are immutable, so runs with the same verdict share one: most runs get
+            # "not applicable" at one of a thousand confidences, and an induction makes
+            # millions of verdicts (their construction was a tenth of it at 10k aspects).
+            shared: dict[tuple[int, tuple[int, ...], float], Verdict] = {}
             column = []
-            for i, (value, p) in enumerate(zip(values, ps, strict=True)):
+            for i, (value, conf) in enumerate(zip(values, np.round(ps, 3).tolist(), strict=True)):
                 if not steps.lengths[i]:  # nothing to read: a classifier's answer here would be its bias
-                    column.append(Verdict(m.metric_id, 0, (), "the run has no steps to judge", confidence=1.0))
+                    column.append(empty)
                     continue
                 at = at_good if value > 0 else at_bad
                 evidence: tuple[int, ...] = (idxs[i][int(at[i])],) if value != 0 and at[i] >= 0 else ()
-                column.append(Verdict(
-                    m.metric_id, value, evidence,
-                    f"{trained_on} (p={p:.2f})" + (f"; closest evidence step {evidence[0]}" if evidence else ""),
-                    confidence=round(p, 3)))
+                v = shared.get((value, evidence, conf))
+                if v is None:
+                    v = shared[value, evidence, conf] = Verdict(
+                        m.metric_id, value, evidence,
+                        f"{trained_on} (p={conf:.2f})" + (f"; closest evidence step {evidence[0]}" if evidence else ""),
+                        confidence=conf)
+                column.append(v)
             columns.append(column)
         out = []
         for n, view in enumerate(runs):
