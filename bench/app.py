@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from dashboard import build  # noqa: E402  the dashboard bench's store
+from libra.web.timeline import PAGE_STEPS  # noqa: E402
 
 from libra import accounts  # noqa: E402
 from traces.ingest import BatchWriter  # noqa: E402
@@ -201,7 +202,7 @@ def main() -> None:
                 out("runs list", timed(page, link["Runs"].click, lambda: runs_table.wait_for(timeout=60_000)))
                 out("run view (200 steps)", timed(page, link["Run"].click,
                                                   lambda: note_box.wait_for(timeout=60_000)))
-                for button, step in (("Later steps", 40), ("Earlier steps", 0)):  # and back: page 1 again
+                for button, step in (("Later steps", PAGE_STEPS), ("Earlier steps", 0)):  # and back: page 1 again
                     out("run view: turn a page of steps", timed(
                         page, page.get_by_role("button", name=button).first.click,
                         lambda s=step: page.locator(f".st-key-step-{s}").wait_for(timeout=60_000)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -70,17 +71,29 @@ def _claims(token: str | None) -> dict[str, object] | None:
     return claims if isinstance(claims, dict) and {"s", "u", "f"} <= claims.keys() else None
 
 
-def resolve(store: Store, token: str | None) -> User | None:
-    """The account a token signs in, or None: unsigned, expired, revoked, or the account changed."""
+def resolve(store: Store, token: str | None,
+            lookup: Callable[[Store, str, str, str], tuple[User, datetime] | None] | None = None) -> User | None:
+    """The account a token signs in, or None: unsigned, expired, revoked, or the account changed.
+
+    `lookup` reads the session's row (default `session_account`); the app passes one that
+    keeps the answer until the store changes, so a rerun asks the store nothing. The time
+    is compared here, never kept: a session expires on time whatever was remembered.
+    """
     claims = _claims(token)
     if claims is None:
         return None
-    rows = store.execute("SELECT username FROM app_sessions WHERE session_id = ? AND revoked_at IS NULL "
-                         "AND expires_at > ?", [str(claims["s"]), _now()])
-    if not rows or rows[0][0] != claims["u"] or _fingerprint(store, str(claims["u"])) != claims["f"]:
+    found = (lookup or session_account)(store, str(claims["s"]), str(claims["u"]), str(claims["f"]))
+    return found[0] if found is not None and found[1] > _now() else None
+
+
+def session_account(store: Store, session_id: str, username: str, fingerprint: str) -> tuple[User, datetime] | None:
+    """The live account of an unrevoked session and when the session expires; None if the account changed."""
+    rows = store.execute("SELECT username, expires_at FROM app_sessions WHERE session_id = ? AND revoked_at IS NULL",
+                         [session_id])
+    if not rows or rows[0][0] != username or _fingerprint(store, username) != fingerprint:
         return None
-    user = get_user(store, str(claims["u"]))
-    return user if user is not None and not user.disabled else None
+    user = get_user(store, username)
+    return (user, rows[0][1]) if user is not None and not user.disabled else None
 
 
 def revoke(store: Store, token: str | None) -> None:

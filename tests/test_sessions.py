@@ -55,3 +55,23 @@ def test_forged_altered_foreign_and_expired_tokens_sign_no_one_in(store, monkeyp
     assert sessions.resolve(store, token) is not None
     monkeypatch.setattr(sessions, "lifetime", lambda: timedelta(seconds=-1))
     assert sessions.resolve(store, token) is None
+
+
+def test_a_remembered_session_still_expires_on_time(store, monkeypatch):
+    token = sessions.issue(store, accounts.get_user(store, "ann"))
+    memo: dict = {}
+    asked = []
+
+    def remembered(s, *key):  # what the app's cache does: the row kept, the time compared on every call
+        if key not in memo:
+            asked.append(key)
+            memo[key] = sessions.session_account(s, *key)
+        return memo[key]
+
+    assert sessions.resolve(store, token, remembered).username == "ann"
+    assert sessions.resolve(store, token, remembered).username == "ann"
+    assert len(asked) == 1
+    later = sessions._now() + sessions.lifetime() + timedelta(minutes=1)
+    monkeypatch.setattr(sessions, "_now", lambda: later)
+    assert sessions.resolve(store, token, remembered) is None
+    assert len(asked) == 1

@@ -97,3 +97,46 @@ def test_the_runs_page_shows_a_run_another_process_added_on_its_next_rerun(tmp_p
     at.run()
     assert any("4 runs match" in c.value for c in at.caption), [c.value for c in at.caption]
     assert "late-agent" in at.sidebar.multiselect(key="f-agent").options
+
+
+def test_a_lazy_hold_opens_the_file_at_its_first_statement_once_and_only_then(tmp_path, monkeypatch):
+    path = tmp_path / "s.duckdb"
+    s = _store(path, 2)
+    opened = []
+    real_open = Store._open
+    monkeypatch.setattr(Store, "_open", lambda self: opened.append(self.path) or real_open(self))
+    with s.hold(lazy=True):
+        _add_run_elsewhere(path, "while-held-unused")  # nothing read yet: the file is not this process's
+        assert opened == []
+        page = Store(path)  # a page's own handle on the file, in the same thread: read through the hold
+        with page.hold(lazy=True):  # and a fragment's inner hold
+            assert page.scalar("SELECT count(*) FROM runs") == 3
+        assert s.scalar("SELECT count(*) FROM runs") == 3
+        assert len(opened) == 1  # one open for every statement of the block
+    _add_run_elsewhere(path, "after-the-hold")  # released when the block ended
+    assert s.scalar("SELECT count(*) FROM runs") == 4
+
+
+def test_an_app_rerun_with_nothing_changed_does_not_open_the_store(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    path = tmp_path / "s.duckdb"
+    s = _store(path, 3)
+    accounts.add_user(s, "ana", "correct horse", "annotator")
+    monkeypatch.setenv("LIBRA_STORE", str(path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.text_input(key="signin-user").input("ana")
+    at.text_input(key="signin-pass").input("correct horse")
+    at.button[0].click().run()
+    at.run()  # the sign-in's own writes (its session) are in the store: answers from here on are kept
+    opened = []
+    real_open = Store._open
+    monkeypatch.setattr(Store, "_open", lambda self: opened.append(self.path) or real_open(self))
+    at.run()
+    assert not at.exception and len(at.dataframe[0].value) == 3  # the runs page, drawn from memory
+    assert opened == []
+    _add_run_elsewhere(path, "late-1")
+    accounts.set_disabled(Store(path), "ana", True)  # the sign-in check is kept only until the store changes
+    at.run()
+    assert any("disabled" in e.value for e in at.error)
+    assert opened

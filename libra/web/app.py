@@ -32,7 +32,8 @@ def main() -> None:
     store = session.store()
     # Held for this script run and released when it ends (a rerun ends it too): one open of the
     # file per run instead of one per statement, and other processes get the file between runs.
-    with store.hold():
+    # Lazily: a rerun answered wholly from the web cache does not open the file at all.
+    with store.hold(lazy=True):
         user = session.signed_in(store)
         # Pages are declared on every run, signed in or not, so a link to /run?run_id=... still
         # lands on that run after signing in.

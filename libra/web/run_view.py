@@ -92,7 +92,7 @@ def _steps(run_id: str, user: User, steps: pd.DataFrame, tree: pd.DataFrame) -> 
 def _notes(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold: object) -> None:
     """The note being written and the run's notes. A fragment: saving or editing a note redraws this
     column, not the whole timeline beside it (a save took seconds on a long run, bench/app.py)."""
-    with s.hold():  # a fragment's rerun is outside the app's hold: without it each read reopens the file
+    with s.hold(lazy=True):  # a fragment's rerun is outside the app's hold: without it each read reopens the file
         _notes_held(s, run_id, user, steps, gold)
 
 

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from datetime import datetime
 from collections.abc import Callable
 
 import streamlit as st
@@ -22,6 +23,7 @@ from libra import accounts, sessions
 from traces.annotation import feedback
 from libra.accounts import User
 from libra.throttle import Throttle
+from libra.web.cache import cached
 from traces.store import Store, default_db_path
 
 log = logging.getLogger("libra.signin")
@@ -137,23 +139,29 @@ def signed_in(s: Store) -> User | None:
     user = current_user()
     if user is None and not st.session_state.get("signed_out"):
         token = _cookie()
-        back = sessions.resolve(s, token)
+        back = sessions.resolve(s, token, _session_account)
         if back is not None:
             st.session_state["user"], st.session_state["token"] = back, token
             user = back
     if user is None:
         return None
-    fresh = accounts.get_user(s, user.username)
+    fresh = cached(s, accounts.get_user, user.username)
     token = st.session_state.get("token")
     if fresh is None or fresh.disabled:
         _end(st.error, "Your account has been disabled.")
         return None
-    if token is not None and sessions.resolve(s, token) is None:
+    if token is not None and sessions.resolve(s, token, _session_account) is None:
         # the role or password changed since sign-in, or the session was ended elsewhere
         _end(st.warning, "Your session has ended (the account changed or signed out elsewhere); sign in again.")
         return None
     st.session_state["user"] = fresh
     return fresh
+
+
+def _session_account(s: Store, *key: str) -> tuple[User, datetime] | None:
+    # Kept until any process commits (a sign-out elsewhere, a role changed, an account disabled):
+    # every rerun asked the store four questions before drawing anything.
+    return cached(s, sessions.session_account, *key)
 
 
 def sign_in(s: Store) -> None:
