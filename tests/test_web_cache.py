@@ -140,3 +140,36 @@ def test_an_app_rerun_with_nothing_changed_does_not_open_the_store(tmp_path, mon
     at.run()
     assert any("disabled" in e.value for e in at.error)
     assert opened
+
+
+RUN_PAGE = """
+import streamlit as st
+from libra.web import run_view, session
+st.session_state.setdefault("pages", {})
+with session.store().hold(lazy=True):  # as the app's main holds it
+    run_view.page()
+"""
+
+
+def test_a_run_page_redrawn_unchanged_reads_nothing_and_a_saved_note_shows_at_once(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    path = tmp_path / "s.duckdb"
+    s = _store(path, 2)
+    accounts.add_user(s, "ana", "correct horse", "annotator")
+    run_id = s.scalar("SELECT run_id FROM runs LIMIT 1")
+    monkeypatch.setenv("LIBRA_STORE", str(path))
+    at = AppTest.from_string(RUN_PAGE, default_timeout=60)
+    at.session_state["user"] = accounts.get_user(s, "ana")
+    at.session_state["run_id"] = run_id
+    at.run()
+    opened = []
+    real_open = Store._open
+    monkeypatch.setattr(Store, "_open", lambda self: opened.append(self.path) or real_open(self))
+    at.run()
+    assert not at.exception and opened == []  # its run, scores and notes all from memory
+    at.text_area(key=f"draft-{run_id}").input("Answered before reading the file.")
+    at.button(key=f"draft-{run_id}-save").click().run()
+    # the note is in the journal (or already in the store): either way the notes' answer was recomputed
+    assert any(t.value.startswith("ana on the whole run") for t in at.text)
+    assert any(c.value == "Answered before reading the file." for c in at.code)

@@ -208,6 +208,23 @@ class _Shared:
         self.lock = threading.RLock()
 
 
+FileVersion = tuple[tuple[int, int, int, int] | None, ...]
+
+
+def files_version(*paths: str) -> FileVersion:
+    """The files' identities, sizes and change times (None for a missing one): moves with every
+    write to them, from any process, and costs a stat each."""
+    out: list[tuple[int, int, int, int] | None] = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(out)
+
+
 class _LazyHold:
     __slots__ = ("stack", "opened")
 
@@ -364,7 +381,7 @@ class Store:
             cur.execute("SET python_enable_replacements = false")
         return cur
 
-    def data_version(self) -> tuple[tuple[int, int, int, int] | None, ...] | None:
+    def data_version(self) -> FileVersion | None:
         """What changes whenever a transaction commits to this file, from any process; None where unknown.
 
         DuckDB appends each commit to `<file>.wal` and folds the log into the file when
@@ -375,15 +392,7 @@ class Store:
         """
         if self.lake or self._mem is not None:
             return None
-        out: list[tuple[int, int, int, int] | None] = []
-        for p in (self.path, self.path + ".wal"):
-            try:
-                st = os.stat(p)
-            except FileNotFoundError:
-                out.append(None)
-                continue
-            out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-        return tuple(out)
+        return files_version(self.path, self.path + ".wal")
 
     @contextmanager
     def hold(self, lazy: bool = False) -> Iterator[Store]:

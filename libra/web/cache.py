@@ -4,7 +4,8 @@ A page reruns on every click, and on a 100k-run store the same few queries (the
 runs list's facets and page, a dashboard's aggregates over a million verdicts)
 were most of the time Libra added to Streamlit's own (`bench/app.py`). An answer
 is kept under the store's data version (`Store.data_version`: it changes when any
-process commits), so a save, an ingest or a scoring job is seen on the next rerun.
+process commits) and its feedback journal's, so a save, an ingest or a scoring job is
+seen on the next rerun.
 Stores whose changes cannot be seen that cheaply (a lake, memory) are not cached.
 
 Not `st.cache_data`: it keys by the arguments' contents but knows nothing of the
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
+from traces.annotation import feedback
 from traces.store import Store
 
 T = TypeVar("T")
@@ -64,7 +66,9 @@ def _answers() -> _Answers:
 
 def cached(s: Store, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """fn(s, *args, **kwargs), from memory when the store has not changed since it was last asked."""
-    version = s.data_version()
+    stored = s.data_version()
+    # notes saved a moment ago are in the journal before the store
+    version = None if stored is None else (stored, feedback.journal(s).version())
     try:
         key = (s.path, version, fn, _frozen(args), _frozen(kwargs))
     except _Unkeyable:

@@ -137,13 +137,13 @@ NOTES_SHOWN = 20  # a much-discussed run's notes drawn all at once slowed every 
 
 
 def _feedback_list(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold: object = None) -> None:
-    items = feedback.for_run(s, run_id)
+    items = cached(s, feedback.for_run, run_id)
     st.subheader(f"Feedback ({len(items)})")
     if len(items) > NOTES_SHOWN and not st.toggle(f"show all {len(items)} notes", key=f"all-notes-{run_id}"):
         st.caption(f"the newest {NOTES_SHOWN} of {len(items)} notes")
         items = items[-NOTES_SHOWN:]
     labels = {int(r.idx): step_label(r) for r in steps.itertuples()}
-    mine = feedback.histories(s, [f.feedback_id for f in items if f.author == user.username and f.feedback_id]) \
+    mine = cached(s, feedback.histories, [f.feedback_id for f in items if f.author == user.username and f.feedback_id]) \
         if user.can("annotate") else {}
     for f in items:
         named = (f.metadata or {}).get("source_step")

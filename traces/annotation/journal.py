@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from traces.schema import JOURNAL_DDL
+from traces.store import FileVersion, files_version
 
 _local = threading.local()
 
@@ -57,6 +58,14 @@ class Journal:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
+
+    def version(self) -> FileVersion | None:
+        """What changes whenever anything is written to the journal, from any process; None where unknown.
+
+        SQLite in WAL mode appends each commit to `<file>-wal` (and folds it back at checkpoints),
+        so the two files' stats move with every write, as the store's own do (`Store.data_version`).
+        """
+        return None if self.path is None else files_version(self.path, self.path + "-wal")
 
     def append(self, kind: str, payload: dict) -> int:
         if self.path is None:
