@@ -61,6 +61,13 @@ class Step:
         s[8](self, ended_at), s[9](self, input_tokens), s[10](self, output_tokens)
         s[11](self, is_error), s[12](self, metadata)
 
+    def with_metadata(self, metadata: dict[str, Any] | None) -> Step:
+        """This step with other metadata: `dataclasses.replace`, without its per-field checks
+        (an importer does it for every model call it reads, a third of a million per 1M spans)."""
+        return Step(self.kind, self.content, self.actor, self.tool_name, self.tool_args, self.span_id,
+                    self.parent_id, self.started_at, self.ended_at, self.input_tokens, self.output_tokens,
+                    self.is_error, metadata)
+
 
 _STEP_SETTERS = tuple(Step.__dict__[f].__set__ for f in Step.__slots__)
 
