@@ -333,3 +333,27 @@ def test_seeds_are_valid(mem_store):
             data = orjson.dumps(recs[0])
         s = check_ingest(mem_store, fmt, data)
         assert s.quarantined == 0 and s.runs_added >= 1, fmt
+
+
+_FACT_KEYS = ["session.id", "gen_ai.conversation.id", "conversation.id", "user.id", "enduser.id", "service.version",
+              "gen_ai.agent.version", "gen_ai.agent.id", "http.method", "gen_ai.system"]
+_fact_dicts = st.dictionaries(st.sampled_from(_FACT_KEYS), st.one_of(st.none(), st.just(""), st.text(max_size=3),
+                                                                     st.integers(0, 3)), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_fact_dicts, _fact_dicts), max_size=5), _fact_dicts)
+def test_run_facts_read_as_if_each_spans_resource_and_attributes_were_one_dict(spans, root_resource):
+    """The run's session, user and release come from the first span naming them, its attributes over its
+    resource, then from the root's resource: what merging the two dicts of each span gave."""
+    from traces.importers._spans import RUN_FACTS, Span, _first, _run_facts
+
+    made = [Span("t" * 32, f"{i:016x}", None, "s", None, None, attributes=a, resource=r)
+            for i, (a, r) in enumerate(spans)]
+    expected = {}
+    for key, names in RUN_FACTS.items():
+        found = next((v for v in (_first({**sp.resource, **sp.attributes}, *names) for sp in made) if v is not None),
+                     _first(root_resource, *names))
+        if found is not None:
+            expected[key] = str(found)
+    assert _run_facts(made, root_resource) == expected
