@@ -5,6 +5,8 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from traces.display import tooltips
+
 
 def _around(values: pd.Series, pad: float = 0.05) -> list[float]:
     """An axis over where the points are, within 0–1: candidates bunch in a corner of the full range."""
@@ -25,8 +27,8 @@ def frontier_chart(df: pd.DataFrame) -> alt.Chart:
     )
     points = base.mark_circle(opacity=0.75).encode(
         size=alt.Size("metrics:Q", title="metrics"),
-        tooltip=[c for c in ("split", "metrics", "coverage", "redundancy", "min_cluster_size", "merge_at",
-                             "absorb_at", "split_mixed") if c in df.columns])
+        tooltip=tooltips(*(c for c in ("split", "metrics", "coverage", "redundancy", "min_cluster_size", "merge_at",
+                                   "absorb_at", "split_mixed") if c in df.columns)))
     chosen = base.transform_filter(alt.datum.chosen).mark_point(shape="diamond", size=260, filled=False,
                                                                  strokeWidth=2)
     return (points + chosen).properties(title="Coverage–redundancy frontier", width=420, height=320)
@@ -44,7 +46,7 @@ def aspect_map_chart(df: pd.DataFrame) -> alt.Chart:
         color=alt.Color("metric:N", title="metric", scale=alt.Scale(scheme="tableau20"),
                         legend=alt.Legend(columns=1, symbolLimit=40, labelLimit=220)),
         shape=alt.Shape("sign:N", title="sign"),
-        tooltip=["metric", "sign", "aspect"],
+        tooltip=tooltips("metric", "sign", "aspect"),
     ).properties(title="Feedback aspects by metric", width=480, height=360)
 
 
@@ -55,13 +57,13 @@ def new_coverage_chart(df: pd.DataFrame, threshold: float | None = None) -> alt.
     base = alt.Chart(df).encode(x=alt.X("week:T", title="week the remarks were written"),
                                 color=alt.Color("version:N", title="set version"))
     band = base.mark_area(opacity=0.2).encode(y=alt.Y("lo:Q", title="coverage of new feedback",
-                                                      scale=alt.Scale(domain=[0, 1])), y2="hi:Q")
+                                                      scale=alt.Scale(domain=[0, 1])), y2=alt.Y2("hi:Q"))
     line = base.mark_line(point=True).encode(
-        y="coverage:Q", tooltip=[alt.Tooltip("week:T"), "version", "remarks", "covered",
-                                 alt.Tooltip("coverage:Q", format=".2f"), alt.Tooltip("lo:Q", format=".2f"),
-                                 alt.Tooltip("hi:Q", format=".2f")])
+        y=alt.Y("coverage:Q"), tooltip=tooltips(alt.Tooltip("week:T"), "version", "remarks", "covered",
+                                            alt.Tooltip("coverage:Q", format=".2f"), alt.Tooltip("lo:Q", format=".2f"),
+                                            alt.Tooltip("hi:Q", format=".2f")))
     layers = [band, line]
     if threshold is not None:
         layers.append(alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(strokeDash=[4, 3], color="#d62828")
-                      .encode(y="y:Q"))
+                      .encode(y=alt.Y("y:Q")))
     return alt.LayerChart(layer=layers).properties(height=220, title="Coverage of feedback written since the set")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipa.criteria import CRITERIA, STAGES
-from traces.display import LABEL_PX, for_chart
+from traces.display import LABEL_PX, for_chart, tooltips
 from traces.store import Store, only_in
 
 ORDER = [m.metric_id for m in CRITERIA]
@@ -123,12 +123,12 @@ def profile_chart(profile: pd.DataFrame) -> alt.Chart:
     crit = [NAMES[m] for m in ORDER]
     base = alt.Chart(df).encode(
         y=alt.Y("criterion:N", sort=crit, title=None),
-        tooltip=["agent", "criterion", "stage", alt.Tooltip("rate:Q", format=".1%"), "units", "runs", "status"],
+        tooltip=tooltips("agent", "criterion", "stage", alt.Tooltip("rate:Q", format=".1%"), "units", "runs", "status"),
     )
     bars = base.mark_bar().encode(
         x=alt.X("shown:Q", title="pass rate over units", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         color=alt.Color("stage:N", sort=[STAGES[m] for m in ORDER], title="POMDP stage"),
     )
-    text = base.mark_text(align="left", dx=4).encode(x="shown:Q", text="label:N")
+    text = base.mark_text(align="left", dx=4).encode(x=alt.X("shown:Q"), text=alt.Text("label:N"))
     return (bars + text).properties(width=360, height=140).facet(row=alt.Row(
         "agent:N", title=None, header=alt.Header(labelLimit=LABEL_PX, labelAngle=0, labelAlign="left")))

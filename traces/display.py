@@ -53,6 +53,18 @@ def for_chart(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     return out
 
 
+def tooltips(*fields: Any) -> list[Any]:
+    """Tooltip channels, a bare field name or shorthand made an `alt.Tooltip`.
+
+    Altair turns every bare string it is given for a channel into a channel object through
+    `from_dict`, which hashes the whole Vega-Lite schema each time (~5 ms; vega/altair#3547).
+    Charts name their channels so that drawing one costs its data, not the schema.
+    """
+    import altair as alt
+
+    return [alt.Tooltip(f) if isinstance(f, str) else f for f in fields]
+
+
 def json_object(value: Any) -> dict[str, Any]:
     """A stored JSON column (metadata, gold) as a dict: {} for NULL, bad JSON or anything not an object."""
     if isinstance(value, dict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from traces.display import LABEL_PX, for_chart
+from traces.display import LABEL_PX, for_chart, tooltips
 
 # names in these columns come from traces, metric sets and queues
 _NAMES = ("agent", "metric", "run_id", "queue", "judge", "model", "version")
@@ -36,12 +36,12 @@ def scores_over_time_chart(df: pd.DataFrame) -> alt.Chart:
         strokeDash=alt.StrokeDash("version:O", title="set version"),
     )
     band = base.mark_area(opacity=0.15).encode(y=alt.Y("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])),
-                                               y2="hi:Q")
+                                               y2=alt.Y2("hi:Q"))
     line = base.mark_line(point=True).encode(
-        y="score:Q",
-        tooltip=["metric", "agent", "version", alt.Tooltip("t:T", title="from"),
-                 alt.Tooltip("score:Q", format=".2f"), alt.Tooltip("lo:Q", format=".2f"),
-                 alt.Tooltip("hi:Q", format=".2f"), "n"],
+        y=alt.Y("score:Q"),
+        tooltip=tooltips("metric", "agent", "version", alt.Tooltip("t:T", title="from"),
+                     alt.Tooltip("score:Q", format=".2f"), alt.Tooltip("lo:Q", format=".2f"),
+                     alt.Tooltip("hi:Q", format=".2f"), "n"),
     )
     return (band + line).properties(width=260, height=160).facet(
         facet=alt.Facet("metric:N", title=None, header=alt.Header(labelLimit=300)), columns=3)
@@ -61,8 +61,8 @@ def heatmap_chart(df: pd.DataFrame) -> alt.Chart:
         y=alt.Y(f"{row}:N", title=None, sort=None, axis=alt.Axis(labelLimit=220, labelOverlap=False)),
         color=alt.Color("value:O", scale=VERDICT_COLOURS, title="verdict", legend=alt.Legend(
             labelExpr="datum.value == 1 ? '+1 did well' : datum.value == -1 ? '−1 did wrong' : 'n/a'")),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),
-        tooltip=["run_id", "metric", "value", alt.Tooltip("rate:Q", format=".0%"), "backend"],
+        opacity=alt.OpacityValue(0.35, condition={"param": pick.name, "value": 1.0}),
+        tooltip=tooltips("run_id", "metric", "value", alt.Tooltip("rate:Q", format=".0%"), "backend"),
     ).add_params(pick).properties(width=alt.Step(46), height=alt.Step(18), title="Runs × metrics")
 
 
@@ -70,12 +70,12 @@ def agent_summary_chart(df: pd.DataFrame) -> alt.Chart:
     """Per metric and agent: score with its 95% interval (columns agent, metric, score, lo, hi, n)."""
     base = alt.Chart(for_chart(flag_flat(df), _NAMES)).encode(
         y=alt.Y("metric:N", title=None, axis=alt.Axis(labelLimit=LABEL_PX + 120)),
-                                                   yOffset="agent:N",
+                                                   yOffset=alt.YOffset("agent:N"),
                                 color=alt.Color("agent:N", legend=alt.Legend(labelLimit=LABEL_PX)))
-    rule = base.mark_rule().encode(x=alt.X("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])), x2="hi:Q")
+    rule = base.mark_rule().encode(x=alt.X("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])), x2=alt.X2("hi:Q"))
     point = base.mark_point(filled=True, size=60).encode(
-        x="score:Q", tooltip=["metric", "agent", alt.Tooltip("score:Q", format=".2f"),
-                              alt.Tooltip("lo:Q", format=".2f"), alt.Tooltip("hi:Q", format=".2f"), "n"])
+        x=alt.X("score:Q"), tooltip=tooltips("metric", "agent", alt.Tooltip("score:Q", format=".2f"),
+                                         alt.Tooltip("lo:Q", format=".2f"), alt.Tooltip("hi:Q", format=".2f"), "n"))
     return (rule + point).properties(width=420, title="Score by agent (95% interval)")
 
 
@@ -85,8 +85,8 @@ def cost_chart(df: pd.DataFrame) -> alt.Chart:
         x=alt.X("t:T", title=None),
         y=alt.Y("sum(cost_usd):Q", title="USD"),
         color=alt.Color("purpose:N"),
-        tooltip=["t:T", "purpose", "model", alt.Tooltip("cost_usd:Q", format="$.4f"), "calls",
-                 "input_tokens", "cache_read_tokens"],
+        tooltip=tooltips("t:T", "purpose", "model", alt.Tooltip("cost_usd:Q", format="$.4f"), "calls",
+                     "input_tokens", "cache_read_tokens"),
     ).properties(width=520, height=200, title="Judge cost")
 
 
@@ -105,13 +105,13 @@ def judge_human_chart(df: pd.DataFrame) -> alt.Chart:
     base = alt.Chart(for_chart(long, (*_NAMES, "label"))).encode(
         y=alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=LABEL_PX + 140)))
     line = base.mark_rule(color="#bbbbbb").encode(x=alt.X("min(rating):Q", scale=alt.Scale(domain=[1, 5])),
-                                                  x2="max(rating):Q")
+                                                  x2=alt.X2("max(rating):Q"))
     dots = base.mark_circle(size=90, opacity=1).encode(
         x=alt.X("rating:Q", title="people's mean rating (1–5)", scale=alt.Scale(domain=[1, 5])),
         color=alt.Color("judge:N", title=None, scale=alt.Scale(range=["#4393c3", "#d6604d"]),
                         legend=alt.Legend(orient="top", labelLimit=300)),
-        tooltip=["metric", "judge", alt.Tooltip("rating:Q", format=".2f"), "runs",
-                 alt.Tooltip("spearman:Q", title="Spearman ρ", format=".2f")])
+        tooltip=tooltips("metric", "judge", alt.Tooltip("rating:Q", format=".2f"), "runs",
+                     alt.Tooltip("spearman:Q", title="Spearman ρ", format=".2f")))
     return (line + dots).properties(width=360, height=alt.Step(22),
                                     title=alt.Title("Judge vs people", anchor="start"))
 
@@ -120,8 +120,8 @@ def agreement_chart(df: pd.DataFrame) -> alt.Chart:
     """Krippendorff's alpha per queue, with the 0.667 line below which agreement is tentative."""
     bars = alt.Chart(for_chart(df, _NAMES)).mark_bar().encode(
         x=alt.X("alpha:Q", title="Krippendorff's alpha", scale=alt.Scale(domain=[-0.2, 1])),
-        y=alt.Y("queue:N", title=None), tooltip=["queue", "runs", alt.Tooltip("alpha:Q", format=".2f")])
-    line = alt.Chart(pd.DataFrame({"x": [0.667]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="x:Q")
+        y=alt.Y("queue:N", title=None), tooltip=tooltips("queue", "runs", alt.Tooltip("alpha:Q", format=".2f")))
+    line = alt.Chart(pd.DataFrame({"x": [0.667]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x=alt.X("x:Q"))
     return (bars + line).properties(width=420, title="Annotator agreement")
 
 
@@ -141,11 +141,11 @@ def waterfall_chart(df: pd.DataFrame) -> alt.Chart:
                     for d, k, lbl, i in zip(timed["depth"], timed["kind"], timed["label"], timed["idx"], strict=True)]
     timed["status"] = timed["error"].map({True: "error", False: "ok"})
     return alt.Chart(for_chart(timed, (*_NAMES, "row", "label"))).mark_bar(height=10).encode(
-        x=alt.X("start_s:Q", title="seconds from the run's start"), x2="end_s:Q",
+        x=alt.X("start_s:Q", title="seconds from the run's start"), x2=alt.X2("end_s:Q"),
         y=alt.Y("row:N", sort=None, title=None,
                 axis=alt.Axis(labelLimit=LABEL_PX, labelAlign="left", labelPadding=LABEL_PX, labelOverlap=False)),
         color=alt.Color("status:N", scale=alt.Scale(domain=["ok", "error"], range=["#4393c3", "#d6604d"]),
                         title=None),
-        tooltip=["label", "kind", alt.Tooltip("start_s:Q", title="start (s)", format=".2f"),
-                 alt.Tooltip("duration_s:Q", title="took (s)", format=".3f"), "tokens", "model", "status"],
+        tooltip=tooltips("label", "kind", alt.Tooltip("start_s:Q", title="start (s)", format=".2f"),
+                     alt.Tooltip("duration_s:Q", title="took (s)", format=".3f"), "tokens", "model", "status"),
     ).properties(width=520, height=alt.Step(16), title="Trace timeline")

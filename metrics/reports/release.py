@@ -13,7 +13,7 @@ import altair as alt
 import pandas as pd
 
 from metrics.compare import Comparison
-from traces.display import LABEL_PX, for_chart, markdown_literal, visible_controls
+from traces.display import LABEL_PX, for_chart, markdown_literal, tooltips, visible_controls
 
 
 def diff_chart(table: pd.DataFrame) -> alt.LayerChart:
@@ -23,12 +23,12 @@ def diff_chart(table: pd.DataFrame) -> alt.LayerChart:
     colour = alt.Color("verdict:N", scale=alt.Scale(domain=["better", "worse", "no clear change"],
                                                     range=["#2a9d8f", "#d62828", "#9e9e9e"]), title=None)
     rule = base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", title="score B − score A (95% interval)"),
-                                                x2="hi:Q", color=colour)
+                                                x2=alt.X2("hi:Q"), color=colour)
     point = base.mark_point(filled=True, size=70).encode(
-        x="diff:Q", color=colour,
-        tooltip=["metric", alt.Tooltip("score_a:Q", format=".2f"), alt.Tooltip("score_b:Q", format=".2f"),
-                 alt.Tooltip("diff:Q", format="+.2f"), alt.Tooltip("p_adjusted:Q", format=".3f"), "n_a", "n_b"])
-    zero = base.mark_rule(strokeDash=[4, 3], color="#555").encode(x=alt.datum(0))
+        x=alt.X("diff:Q"), color=colour,
+        tooltip=tooltips("metric", alt.Tooltip("score_a:Q", format=".2f"), alt.Tooltip("score_b:Q", format=".2f"),
+                     alt.Tooltip("diff:Q", format="+.2f"), alt.Tooltip("p_adjusted:Q", format=".3f"), "n_a", "n_b"))
+    zero = base.mark_rule(strokeDash=[4, 3], color="#555").encode(x=alt.XDatum(0))
     return alt.LayerChart(layer=[rule, point, zero]).properties(height=max(60, 26 * len(df)))
 
 

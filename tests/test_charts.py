@@ -1,0 +1,111 @@
+"""Every chart function builds without Altair reading its schema, and says the same as before.
+
+A bare string given for a channel (`y="score:Q"`, a tooltip's "metric") is turned into a
+channel object by `from_dict`, which hashes the whole Vega-Lite schema each time: ~5 ms per
+string, 13–25 ms per chart, on every redraw of a dashboard (cProfile of the app under
+`bench/app.py`). The charts name their channels instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from altair.utils import schemapi
+
+from autolibra.charts import aspect_map_chart, frontier_chart, new_coverage_chart
+from metrics.reports import charts
+from metrics.reports.release import diff_chart
+from pipa.profile import NAMES, ORDER, STAGES, profile_chart
+
+T = pd.to_datetime(["2026-01-05", "2026-01-12"])
+SCORES = pd.DataFrame({"t": list(T) * 2, "agent": ["a", "a", "b", "b"], "version": 1, "metric": ["m1", "m1", "m2", "m2"],
+                       "score": [0.5, 0.6, 0.7, 0.7], "lo": [0.4, 0.5, 0.6, 0.6], "hi": [0.6, 0.7, 0.8, 0.8],
+                       "n": [10, 11, 12, 13]})
+HEAT = pd.DataFrame({"run_id": ["r1", "r2"], "metric": ["m1", "m2"], "value": [1, -1], "rate": [0.5, np.nan],
+                     "backend": ["x", "y"]})
+BUILDERS = {
+    "scores over time": lambda: charts.scores_over_time_chart(SCORES),
+    "heatmap": lambda: charts.heatmap_chart(HEAT),
+    "heatmap per agent": lambda: charts.heatmap_chart(HEAT.assign(subject=["r1 · a", "r2 · b"])),
+    "agent summary": lambda: charts.agent_summary_chart(SCORES.drop(columns=["t", "version"])),
+    "cost": lambda: charts.cost_chart(pd.DataFrame({
+        "t": T, "purpose": ["judge", "induce"], "model": "m", "cost_usd": [0.1, 0.2], "calls": [1, 2],
+        "input_tokens": [10, 20], "cache_read_tokens": [0, 1]})),
+    "judge vs people": lambda: charts.judge_human_chart(pd.DataFrame({
+        "metric": ["m1", "m2"], "runs": [3, 4], "spearman": [0.2, np.nan], "rating_when_pass": [4.0, 3.0],
+        "rating_when_fail": [2.0, np.nan]})),
+    "agreement": lambda: charts.agreement_chart(pd.DataFrame({"queue": ["q"], "runs": [3], "alpha": [0.5]})),
+    "waterfall": lambda: charts.waterfall_chart(pd.DataFrame({
+        "start_s": [0.0, 0.5, np.nan], "duration_s": [1.0, np.nan, 1.0], "depth": [0, 1, 1],
+        "kind": ["span", "step", "step"], "label": ["root", "call", "x"], "idx": [np.nan, 0, 1],
+        "error": [False, True, False], "tokens": [1, 2, 3], "model": ["m", None, None]})),
+    "release diff": lambda: diff_chart(pd.DataFrame({
+        "metric": ["m1", "m2"], "verdict": ["better", "worse"], "lo": [0.1, -0.3], "hi": [0.3, -0.1],
+        "diff": [0.2, -0.2], "score_a": [0.4, 0.6], "score_b": [0.6, 0.4], "p_adjusted": [0.01, 0.02],
+        "n_a": 5, "n_b": 5})),
+    "frontier": lambda: frontier_chart(pd.DataFrame({
+        "coverage": [0.5, 0.7], "redundancy": [0.2, 0.3], "split": ["induction", "held-out"], "metrics": [3, 4],
+        "chosen": [True, False]})),
+    "aspect map": lambda: aspect_map_chart(pd.DataFrame({
+        "x": [0.1, 0.2], "y": [0.3, 0.4], "metric": ["m1", "m2"], "sign": ["+", "-"], "aspect": ["a", "b"]})),
+    "new coverage": lambda: new_coverage_chart(pd.DataFrame({
+        "week": T, "coverage": [0.5, 0.6], "lo": [0.4, 0.5], "hi": [0.6, 0.7], "remarks": [3, 4], "covered": [1, 2],
+        "version": 1}), 0.6),
+    "PIPA profile": lambda: profile_chart(pd.DataFrame({
+        "agent": "a", "criterion": [NAMES[m] for m in ORDER], "stage": [STAGES[m] for m in ORDER], "rate": 0.5,
+        "units": 3, "runs": 2, "status": "scored"})),
+}
+
+
+@pytest.fixture
+def schema_reads(monkeypatch):
+    if not hasattr(schemapi, "_FromDict"):
+        pytest.skip("this Altair builds channels another way")
+    n = [0]
+    init = schemapi._FromDict.__init__
+
+    def counted(self, *args, **kwargs):
+        n[0] += 1
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(schemapi._FromDict, "__init__", counted)
+    return n
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_a_chart_is_built_without_reading_altairs_schema(name, schema_reads):
+    chart = BUILDERS[name]()
+    assert schema_reads[0] == 0
+    spec = chart.to_dict()  # and it is still valid Vega-Lite
+    assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+
+
+def _encodings(spec: dict) -> list[dict]:
+    found = []
+    if isinstance(spec, dict):
+        if isinstance(spec.get("encoding"), dict):
+            found.append(spec["encoding"])
+        for v in spec.values():
+            found += _encodings(v)
+    elif isinstance(spec, list):
+        for v in spec:
+            found += _encodings(v)
+    return found
+
+
+def test_named_channels_say_what_the_shorthand_said():
+    heat = BUILDERS["heatmap"]().to_dict()
+    # the selected run stands out, the others fade: the condition alt.condition used to write
+    assert heat["encoding"]["opacity"] == {"condition": {"param": "run", "value": 1.0}, "value": 0.35}
+    assert [t["field"] for t in heat["encoding"]["tooltip"]] == ["run_id", "metric", "value", "rate", "backend"]
+    over = _encodings(BUILDERS["scores over time"]().to_dict())
+    assert {"field": "score", "type": "quantitative"} in [e.get("y") for e in over]
+    assert {"field": "hi"} in [e.get("y2") for e in over]
+    tips = next(e["tooltip"] for e in over if "tooltip" in e)
+    assert [t["field"] for t in tips] == ["metric", "agent", "version", "t", "score", "lo", "hi", "n"]
+    assert tips[0] == {"field": "metric", "type": "nominal"}  # a bare name's type is still read off the data
+    diff = _encodings(BUILDERS["release diff"]().to_dict())
+    assert {"datum": 0} in [e.get("x") for e in diff]
+    prof = _encodings(BUILDERS["PIPA profile"]().to_dict())
+    assert {"field": "label", "type": "nominal"} in [e.get("text") for e in prof]
