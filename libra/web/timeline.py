@@ -6,6 +6,7 @@ page (two runs side by side, read-only). Trace content is only ever shown as tex
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import pandas as pd
@@ -37,7 +38,7 @@ def _stats(node: Any) -> str:
 def _indented(depth: int) -> Any:
     """Where a node at `depth` of the trace's tree is drawn: its parent's width, moved right."""
     if depth <= 0:
-        return st.container()
+        return nullcontext()
     d = min(depth, 8) * 0.035
     return st.columns([d, 1 - d])[1]
 
@@ -179,32 +180,31 @@ def timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None, pre
         if _under(node.node, up, folded):
             continue
         if node.kind == "span":  # an agent or chain around the steps below it
-            with _indented(int(node.depth)):
-                text, fold = st.columns([5, 1])
+            with _indented(int(node.depth)), st.container(horizontal=True, vertical_alignment="center"):
                 shut = node.node in folded
-                text.caption(f"{'▸' if shut else '▾'} {md(node.label)}" + (f" · {_stats(node)}" if _stats(node) else "")
-                             + (" · failed" if node.error else "")
-                             + (f" · {inside.get(node.node, 0)} nodes folded" if shut else ""))
-                fold.button("unfold" if shut else "fold", key=f"fold-{prefix}-{node.node}", on_click=_toggle,
-                            args=(folded, node.node), help="Hide or show what this span holds")
+                st.caption(f"{'▸' if shut else '▾'} {md(node.label)}" + (f" · {_stats(node)}" if _stats(node) else "")
+                           + (" · failed" if node.error else "")
+                           + (f" · {inside.get(node.node, 0)} nodes folded" if shut else ""))
+                st.button("unfold" if shut else "fold", key=f"fold-{prefix}-{node.node}", on_click=_toggle,
+                          args=(folded, node.node), help="Hide or show what this span holds")
             continue
         s_ = by_idx[int(node.idx)]
         label, stats = step_label(s_), _stats(node)
+        # Few elements per step: each costs the server a message and the browser a layout, ~5 ms a
+        # step in all (bench/app.py); a row holds the label and the anchor button, the stats go in the label.
         with _indented(int(node.depth)), st.container(key=f"{prefix}-{int(node.idx)}"):
-            head = st.columns([5, 1]) if draft_key else [st.container()]
-            with head[0]:
+            with st.container(horizontal=True, vertical_alignment="center") if draft_key else nullcontext():
                 mark = " ◀ anchored to your note" if int(s_.idx) in anchored else ""
                 if s_.is_error:
-                    st.error(f"{md(label)} · error{mark}" + (f"  \n{md(stats)}" if stats else ""), icon="⚠️")
+                    st.error(f"{md(label)} · error{mark}" + (f"  \n{md(stats)}" if stats else ""), icon="⚠️",
+                             width="stretch")
                 else:
-                    st.markdown(f"**{md(label)}**{mark}" if s_.kind in ("user_message", "system")
-                                else f"{md(label)}{mark}")
-                    if stats:
-                        st.caption(md(stats))
-            if draft_key:
-                head[1].button("unanchor" if int(s_.idx) in anchored else "anchor", key=f"anchor-{int(s_.idx)}",
-                               on_click=_anchor, args=(draft_key, int(s_.idx)),
-                               help="Anchor your note to this step (key a: the step at the top of the view)")
+                    head = f"**{md(label)}**{mark}" if s_.kind in ("user_message", "system") else f"{md(label)}{mark}"
+                    st.markdown(head + (f"  \n:small[:gray[{md(stats)}]]" if stats else ""), width="stretch")
+                if draft_key:
+                    st.button("unanchor" if int(s_.idx) in anchored else "anchor", key=f"anchor-{int(s_.idx)}",
+                              on_click=_anchor, args=(draft_key, int(s_.idx)),
+                              help="Anchor your note to this step (key a: the step at the top of the view)")
             if isinstance(s_.tool_args, str) and s_.tool_args not in ("null", ""):
                 st.code(s_.tool_args, language="json", wrap_lines=True)
             if s_.content:
