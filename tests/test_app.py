@@ -530,3 +530,25 @@ def test_a_timeline_step_is_drawn_with_few_elements(db):
         drawn[n] = _nodes(at._tree)
     per_step = (drawn[25] - drawn[5]) / 20
     assert per_step <= 6, per_step
+
+
+def test_the_app_needs_no_streamlit_api_deprecated_for_removal(db, monkeypatch):
+    """Streamlit deprecated `components.v1.html` for removal after 2026-06-01; the sign-in cookie and the
+    run page's keyboard shortcuts used it, and would have failed with the release that drops it."""
+    import streamlit.components.v1 as components
+
+    def removed(*args, **kwargs):
+        raise AttributeError("streamlit.components.v1.html was removed")
+
+    monkeypatch.setattr(components, "html", removed)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.text_input(key="signin-user").input("ana")
+    at.text_input(key="signin-pass").input("correct horse")
+    at.button[0].click().run()  # signing in writes the session cookie from a script frame
+    assert not at.exception
+    assert at.session_state["user"].username == "ana"
+    run_id = db.scalar("SELECT run_id FROM runs WHERE agent = 'travel-concierge@v1' LIMIT 1")
+    at = page_app("run_view", "ana", db, run_id).run()  # installs the keyboard shortcuts
+    assert not at.exception
+    scripts = at.get("iframe")
+    assert scripts and all("<script>" in f.proto.srcdoc for f in scripts)

@@ -16,7 +16,7 @@ to it once.
 
 from __future__ import annotations
 
-import streamlit.components.v1 as components
+from libra.web.widgets import page_script
 
 _SCRIPT = r"""
 (function () {
@@ -109,10 +109,8 @@ _SCRIPT = r"""
 
 def install() -> None:
     """Listen for the shortcuts on this page (once per browser tab; later calls change nothing)."""
-    components.html(
-        "<script>const s = window.parent.document.createElement('script'); "
-        f"s.textContent = {_js_string(_SCRIPT)}; window.parent.document.head.appendChild(s);</script>",
-        height=0)
+    page_script("<script>const s = window.parent.document.createElement('script'); "
+                f"s.textContent = {_js_string(_SCRIPT)}; window.parent.document.head.appendChild(s);</script>")
 
 
 def _js_string(text: str) -> str:

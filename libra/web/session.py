@@ -17,13 +17,13 @@ from datetime import datetime
 from collections.abc import Callable
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from libra import accounts, sessions
 from traces.annotation import feedback
 from libra.accounts import User
 from libra.throttle import Throttle
 from libra.web.cache import cached
+from libra.web.widgets import page_script
 from traces.store import Store, default_db_path
 
 log = logging.getLogger("libra.signin")
@@ -100,16 +100,15 @@ def _cookie() -> str | None:
 def _set_cookie(token: str | None) -> None:
     """Keep (or, with None, drop) the session cookie in the browser.
 
-    Streamlit has no API that sets a cookie; a zero-height component on the app's
-    own origin writes it. The token is JSON-quoted into the script, never spliced.
+    Streamlit has no API that sets a cookie; a script frame on the app's own origin
+    writes it (`page_script`). The token is JSON-quoted into the script, never spliced.
     """
     age = int(sessions.lifetime().total_seconds()) if token else 0
-    components.html(
+    page_script(
         "<script>const d = window.parent.document; "
         f"d.cookie = {json.dumps(sessions.COOKIE)} + '=' + encodeURIComponent({json.dumps(token or '')}) + "
         f"'; path=/; max-age={age}; SameSite=Strict' + "
-        "(window.parent.location.protocol === 'https:' ? '; Secure' : '');</script>",
-        height=0)
+        "(window.parent.location.protocol === 'https:' ? '; Secure' : '');</script>")
 
 
 def _end(show: Callable[[str], object], message: str) -> None:

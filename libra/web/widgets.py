@@ -27,6 +27,16 @@ def show_text(text: str | None, limit: int = 1500, key: str | None = None) -> No
         st.code(text, language=None, wrap_lines=True)
 
 
+def page_script(html: str) -> None:
+    """Our own script (never data) run on the app's page, from a frame of its origin that takes no space.
+
+    `st.iframe`, not `components.v1.html`: Streamlit deprecated that for removal after 2026-06-01, and
+    sign-in cookies and the keyboard shortcuts would stop working with the release that drops it.
+    A frame of a script has no content, so sizing it to its content draws nothing.
+    """
+    st.iframe(html, height="content")
+
+
 def step_label(step: Any) -> str:  # a row of the steps frame
     kind = KIND_LABEL.get(step.kind, str(step.kind).upper())
     parts = [f"{int(step.idx)}. {kind}"]
