@@ -7,7 +7,9 @@ loading the same file into a table (steps unnested), each in its own
 process. For OTLP the headline reference is stronger: the same spans
 flattened one span per line into a file, loaded by `read_json` into a store
 file and into memory (the raw load, the limit a span-per-line importer could
-reach), and the bench counts that every span landed in each.
+reach), and the bench counts that every span landed in each. Beside them, a sketch of the span→step
+mapping's heavy parts done by DuckDB in SQL (`bench/otlp_sql_sketch.py`): how close to the flat load
+an importer that maps in SQL instead of per span in Python could come.
 
 Figures are CPU seconds of the whole process tree (user + system, parsing
 processes included: they depend little on load) and the peak RSS of the
@@ -118,6 +120,9 @@ DUCKDB_OTLP = duckdb_load(f"SELECT unnest(ss.spans, recursive := true) FROM (SEL
                           f"FROM (SELECT unnest(resourceSpans) AS rs FROM {_READ}))")
 # The raw load: one span per line, read by DuckDB's parallel C++ reader, no unnesting.
 DUCKDB_FLAT = duckdb_load(f"SELECT * FROM {_READ}")
+# Not a loader: what the span→step mapping's heavy parts cost done by DuckDB (see the script), the floor for
+# an importer that maps in SQL rather than per span in Python.
+SQL_SKETCH = ROOT / "bench" / "otlp_sql_sketch.py"
 SPANS_LANDED = """
 import duckdb, sys
 con = duckdb.connect(sys.argv[1], read_only=True)
@@ -132,7 +137,7 @@ def main() -> None:
     # Loading only, like read_json: the full-text index `libra ingest` builds afterwards on
     # small stores is left out (`--no-index`).
     libra = [sys.executable, "-m", "libra.cli.main", "ingest", "-q", "--no-index"]
-    rows, mem = [], {}
+    rows, mem, sketch = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         for target in args.steps:
@@ -147,7 +152,8 @@ def main() -> None:
                 ("generic JSONL", generic, [("read_json, steps unnested", DUCKDB_GENERIC, raw_db)], n),
                 ("OTLP JSON", otlp, [("read_json, flat spans, to file", DUCKDB_FLAT, raw_db),
                                      ("read_json, flat spans, in memory", DUCKDB_FLAT, ":memory:"),
-                                     ("read_json, OTLP unnested in SQL", DUCKDB_OTLP, raw_db)], n_spans),
+                                     ("read_json, OTLP unnested in SQL", DUCKDB_OTLP, raw_db),
+                                     ("SQL sketch of the mapping to steps", SQL_SKETCH, raw_db)], n_spans),
             ):
                 for p in (db, raw_db):
                     p.unlink(missing_ok=True)
@@ -161,8 +167,11 @@ def main() -> None:
                 for name, script, target_db, in refs:
                     raw_db.unlink(missing_ok=True)
                     src = flat if "flat" in name else path
-                    w, c, m, out = timed([sys.executable, "-c", script, str(src), str(target_db)])
+                    w, c, m, out = timed([sys.executable, *(["-c", script] if isinstance(script, str) else [str(script)]),
+                                          str(src), str(target_db)])
                     rows.append((label, name, unit, mb[src], w, c, m, int(out.split()[-1]), (wall, cpu)))
+                    if label == "OTLP JSON" and name in ("read_json, flat spans, to file", "SQL sketch of the mapping to steps"):
+                        sketch.setdefault(target, {})[name] = c
                     print(f"  {label}: {name} {w:.1f}s wall, {c:.1f} CPU-s", file=sys.stderr)
                 for p in (db, raw_db):
                     p.unlink(missing_ok=True)
@@ -179,6 +188,11 @@ def main() -> None:
     print("\nrecords: steps for generic JSONL, spans for OTLP; landed: rows the reference loaded, or the spans "
           "Libra's runs account for\nCPU ratio = the reference's CPU ÷ Libra's, for the same records (goal ≥ 0.33 "
           "against the flat load); peak MB = the process tree's resident memory")
+    for target, cpu in sketch.items():
+        if len(cpu) == 2:
+            print(f"At {target:,} steps the SQL sketch of the mapping needs {cpu['SQL sketch of the mapping to steps']:.1f} "
+                  f"CPU-s: the flat load is {cpu['read_json, flat spans, to file'] / cpu['SQL sketch of the mapping to steps']:.2f} "
+                  "of it (a floor for an importer that maps in SQL; it leaves work out)")
     if len(mem.get("libra", [])) > 1:
         (a, m_a), (b, m_b) = mem["libra"][0], mem["libra"][-1]
         print(f"Libra's peak memory, OTLP: {m_a:.0f} MB at {a:,} steps, {m_b:.0f} MB at {b:,} "
