@@ -63,7 +63,10 @@ def app_url(request, module_backend, tmp_path_factory):
     w = BatchWriter(s, IngestSummary())
     w.add_run(Run(native_id="evil-1", format="libra", source="test", agent=AGENT_EVIL, task="xss",
                   steps=(Step(kind=StepKind.USER, content=EVIL, actor=LABEL_EVIL),
-                         Step(kind=StepKind.TOOL_CALL, tool_name=LABEL_EVIL, content="x", is_error=True)),
+                         Step(kind=StepKind.TOOL_CALL, tool_name=LABEL_EVIL, content="x", is_error=True),
+                         # a model's name is drawn inside the step's styled timing line
+                         Step(kind=StepKind.AGENT, content="done", metadata={"llm_call": {"response_model": LABEL_EVIL}},
+                              input_tokens=12)),
                   globally_unique_id=True))
     # a run longer than a page of the timeline, failing late: its evidence step is pages away
     w.add_run(Run(native_id="long-1", format="libra", source="test", agent="long-runner@v1", task="many steps",
@@ -262,6 +265,10 @@ def test_markdown_in_labels_and_names_is_shown_as_text_and_loads_nothing(app_url
         assert page.locator("strong", has_text=re.compile(r"^SYSTEM")).count() == 0, path
         shown = page.evaluate("document.body.innerText").replace("\u2060", "")  # the joiner that stops autolinks
         assert "[click](http://evil.invalid/x)" in shown and ":red[alarm]" in shown, path  # shown as written
+        # and no directive of the data's coloured anything, also inside the timing line's own grey
+        assert page.locator(".stMarkdownColoredText").filter(has_text=re.compile(r"^alarm$")).count() == 0, path
+        if path.startswith("/run"):  # the model's name is there, inside the grey line, as written
+            assert page.locator(".stMarkdownColoredText", has_text=":red[alarm]").count() == 1
         page.screenshot(path=str(artifacts / f"browser-markdown-as-text{path.split('?')[0].replace('/', '-')}.png"),
                         full_page=True)
         page.context.clear_cookies()
