@@ -28,7 +28,7 @@ def frontier_chart(df: pd.DataFrame) -> alt.Chart:
     points = base.mark_circle(opacity=0.75).encode(
         size=alt.Size("metrics:Q", title="metrics"),
         tooltip=tooltips(*(c for c in ("split", "metrics", "coverage", "redundancy", "min_cluster_size", "merge_at",
-                                   "absorb_at", "split_mixed") if c in df.columns)))
+                                       "absorb_at", "split_mixed") if c in df.columns)))
     chosen = base.transform_filter(alt.datum.chosen).mark_point(shape="diamond", size=260, filled=False,
                                                                  strokeWidth=2)
     return (points + chosen).properties(title="Coverage–redundancy frontier", width=420, height=320)
@@ -60,8 +60,8 @@ def new_coverage_chart(df: pd.DataFrame, threshold: float | None = None) -> alt.
                                                       scale=alt.Scale(domain=[0, 1])), y2=alt.Y2("hi:Q"))
     line = base.mark_line(point=True).encode(
         y=alt.Y("coverage:Q"), tooltip=tooltips(alt.Tooltip("week:T"), "version", "remarks", "covered",
-                                            alt.Tooltip("coverage:Q", format=".2f"), alt.Tooltip("lo:Q", format=".2f"),
-                                            alt.Tooltip("hi:Q", format=".2f")))
+                                                alt.Tooltip("coverage:Q", format=".2f"), alt.Tooltip("lo:Q", format=".2f"),
+                                                alt.Tooltip("hi:Q", format=".2f")))
     layers = [band, line]
     if threshold is not None:
         layers.append(alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(strokeDash=[4, 3], color="#d62828")

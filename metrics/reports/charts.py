@@ -40,8 +40,8 @@ def scores_over_time_chart(df: pd.DataFrame) -> alt.Chart:
     line = base.mark_line(point=True).encode(
         y=alt.Y("score:Q"),
         tooltip=tooltips("metric", "agent", "version", alt.Tooltip("t:T", title="from"),
-                     alt.Tooltip("score:Q", format=".2f"), alt.Tooltip("lo:Q", format=".2f"),
-                     alt.Tooltip("hi:Q", format=".2f"), "n"),
+                         alt.Tooltip("score:Q", format=".2f"), alt.Tooltip("lo:Q", format=".2f"),
+                         alt.Tooltip("hi:Q", format=".2f"), "n"),
     )
     return (band + line).properties(width=260, height=160).facet(
         facet=alt.Facet("metric:N", title=None, header=alt.Header(labelLimit=300)), columns=3)
@@ -75,7 +75,7 @@ def agent_summary_chart(df: pd.DataFrame) -> alt.Chart:
     rule = base.mark_rule().encode(x=alt.X("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])), x2=alt.X2("hi:Q"))
     point = base.mark_point(filled=True, size=60).encode(
         x=alt.X("score:Q"), tooltip=tooltips("metric", "agent", alt.Tooltip("score:Q", format=".2f"),
-                                         alt.Tooltip("lo:Q", format=".2f"), alt.Tooltip("hi:Q", format=".2f"), "n"))
+                                             alt.Tooltip("lo:Q", format=".2f"), alt.Tooltip("hi:Q", format=".2f"), "n"))
     return (rule + point).properties(width=420, title="Score by agent (95% interval)")
 
 
@@ -86,7 +86,7 @@ def cost_chart(df: pd.DataFrame) -> alt.Chart:
         y=alt.Y("sum(cost_usd):Q", title="USD"),
         color=alt.Color("purpose:N"),
         tooltip=tooltips("t:T", "purpose", "model", alt.Tooltip("cost_usd:Q", format="$.4f"), "calls",
-                     "input_tokens", "cache_read_tokens"),
+                         "input_tokens", "cache_read_tokens"),
     ).properties(width=520, height=200, title="Judge cost")
 
 
@@ -111,7 +111,7 @@ def judge_human_chart(df: pd.DataFrame) -> alt.Chart:
         color=alt.Color("judge:N", title=None, scale=alt.Scale(range=["#4393c3", "#d6604d"]),
                         legend=alt.Legend(orient="top", labelLimit=300)),
         tooltip=tooltips("metric", "judge", alt.Tooltip("rating:Q", format=".2f"), "runs",
-                     alt.Tooltip("spearman:Q", title="Spearman ρ", format=".2f")))
+                         alt.Tooltip("spearman:Q", title="Spearman ρ", format=".2f")))
     return (line + dots).properties(width=360, height=alt.Step(22),
                                     title=alt.Title("Judge vs people", anchor="start"))
 
@@ -147,5 +147,5 @@ def waterfall_chart(df: pd.DataFrame) -> alt.Chart:
         color=alt.Color("status:N", scale=alt.Scale(domain=["ok", "error"], range=["#4393c3", "#d6604d"]),
                         title=None),
         tooltip=tooltips("label", "kind", alt.Tooltip("start_s:Q", title="start (s)", format=".2f"),
-                     alt.Tooltip("duration_s:Q", title="took (s)", format=".3f"), "tokens", "model", "status"),
+                         alt.Tooltip("duration_s:Q", title="took (s)", format=".3f"), "tokens", "model", "status"),
     ).properties(width=520, height=alt.Step(16), title="Trace timeline")

@@ -27,7 +27,7 @@ def diff_chart(table: pd.DataFrame) -> alt.LayerChart:
     point = base.mark_point(filled=True, size=70).encode(
         x=alt.X("diff:Q"), color=colour,
         tooltip=tooltips("metric", alt.Tooltip("score_a:Q", format=".2f"), alt.Tooltip("score_b:Q", format=".2f"),
-                     alt.Tooltip("diff:Q", format="+.2f"), alt.Tooltip("p_adjusted:Q", format=".3f"), "n_a", "n_b"))
+                         alt.Tooltip("diff:Q", format="+.2f"), alt.Tooltip("p_adjusted:Q", format=".3f"), "n_a", "n_b"))
     zero = base.mark_rule(strokeDash=[4, 3], color="#555").encode(x=alt.XDatum(0))
     return alt.LayerChart(layer=[rule, point, zero]).properties(height=max(60, 26 * len(df)))
 
