@@ -130,3 +130,21 @@ def test_a_failing_parser_process_is_reported(tmp_path, store):
         parallel.ingest_sharded(Source(name=str(p), path=p), Unregistered(), writer, summary, 2)
     writer.close()
     assert s.counts()["runs"] == 0
+
+
+def test_a_parsing_process_loads_neither_duckdb_nor_the_store():
+    # Two or more of these run beside the writer during a big ingest: DuckDB would cost
+    # each ~60 MB of resident memory and ~0.1 CPU-s for nothing (issue 21, §2).
+    import subprocess
+    import sys
+
+    code = ("import sys, traces.ingest.shard_worker, traces.importers.otlp\n"
+            "print(sorted(m for m in ('duckdb', 'pandas', 'traces.store') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    # and the package's names still resolve, loaded on first use
+    from traces import ingest as package
+
+    assert package.BatchWriter is BatchWriter and callable(package.ingest_runs)
+    with pytest.raises(AttributeError):
+        package.no_such_name  # noqa: B018

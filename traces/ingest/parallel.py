@@ -12,7 +12,6 @@ be keyed go to shard 0, so nothing is rejected twice or lost.
 
 from __future__ import annotations
 
-import gc
 import os
 import pickle
 import queue
@@ -21,11 +20,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from traces.importers.base import Importer, Source
-from traces.model import IngestSummary, Parsed, Rejected
-from traces.ingest.writer import BatchWriter, prepare
+from traces.model import IngestSummary
+from traces.ingest.writer import BatchWriter
 
 # Below this a second process costs more to start than it saves.
 MIN_BYTES = 8 << 20
@@ -41,61 +39,6 @@ def default_workers() -> int:
 def worth_it(imp: Importer, source: Source, layout: str, workers: int) -> bool:
     return (workers > 1 and imp.shardable and layout == "jsonl" and source.path is not None
             and source.data is None and source.size() >= MIN_BYTES)
-
-
-def count(summary: IngestSummary, item: Parsed | Rejected) -> None:
-    """Account for one importer item in the summary."""
-    summary.records += item.records
-    if isinstance(item, Rejected):
-        summary.quarantined += item.records
-        key = item.reason.split(":")[0][:120]
-        summary.reasons[key] = summary.reasons.get(key, 0) + item.records
-
-
-def _work(path: str, name: str, fmt: str, k: int, n: int, batch_steps: int, out) -> None:
-    """A parsing process: batches of its shard, as length-prefixed pickles on `out`."""
-    from traces import importers
-    from traces.ingest.stream import guarded, tracked
-
-    pos = [0]
-
-    def send(msg) -> None:
-        blob = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-        out.write(struct.pack("<Q", len(blob)))
-        out.write(blob)
-        out.flush()
-
-    try:
-        imp = importers.get(fmt)
-        source = tracked(Source(name=name, path=Path(path)), Path(path).stat().st_size,
-                          lambda _n, done, _t: pos.__setitem__(0, done))
-        runs, rejected, n_steps = [], [], 0
-        part = IngestSummary()
-
-        def flush() -> None:
-            nonlocal runs, rejected, n_steps, part
-            send(("batch", prepare(runs) if runs else None, rejected, part, pos[0]))
-            runs, rejected, n_steps, part = [], [], 0, IngestSummary()
-
-        # Parsed runs are many small objects that live until the batch is sent; the cyclic
-        # collector would walk them again and again for nothing (they hold no cycles).
-        gc.disable()
-        for item in guarded(imp.parse(source, shard=(k, n)), source):
-            count(part, item)
-            if isinstance(item, Parsed):
-                for run in item.runs:
-                    runs.append(run)
-                    n_steps += len(run.steps)
-            else:
-                rejected.append((item, name, fmt))
-            if n_steps >= batch_steps or len(rejected) >= 1000:
-                flush()
-        flush()
-        send(("done", None, [], IngestSummary(), pos[0]))
-    except BrokenPipeError:  # the ingest that started us is gone
-        os._exit(1)
-    except BaseException as exc:  # noqa: BLE001 - reported to the writing process
-        send(("error", f"{type(exc).__name__}: {exc}", [], IngestSummary(), pos[0]))
 
 
 def _read(k: int, proc: subprocess.Popen, q: queue.Queue) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from traces import importers
 from traces.importers.base import Source, raw_text, sample
 from traces.ingest.decode import decode
-from traces.ingest.parallel import count, ingest_sharded, worth_it
-from traces.ingest.stream import ProgressFn, guarded, tracked
+from traces.ingest.parallel import ingest_sharded, worth_it
+from traces.ingest.stream import ProgressFn, count, guarded, tracked
 from traces.ingest.writer import BatchWriter
 from traces.model import IngestSummary, Parsed, Rejected
 from traces.store import Store

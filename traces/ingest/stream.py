@@ -6,7 +6,7 @@ import io
 from collections.abc import Callable, Iterator
 
 from traces.importers.base import RAW_LIMIT, Source, raw_text
-from traces.model import Parsed, Rejected
+from traces.model import IngestSummary, Parsed, Rejected
 
 ProgressFn = Callable[[str, int, int], None]  # (source name, bytes done, bytes total)
 
@@ -81,3 +81,12 @@ def tracked(source: Source, total: int, cb: ProgressFn) -> Source:
     object.__setattr__(t, "_cb", cb)
     object.__setattr__(t, "_total", total)
     return t
+
+
+def count(summary: IngestSummary, item: Parsed | Rejected) -> None:
+    """Account for one importer item in the summary."""
+    summary.records += item.records
+    if isinstance(item, Rejected):
+        summary.quarantined += item.records
+        key = item.reason.split(":")[0][:120]
+        summary.reasons[key] = summary.reasons.get(key, 0) + item.records
