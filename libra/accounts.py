@@ -6,13 +6,15 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-import pandas as pd
-
 from traces.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROLES = ("admin", "annotator", "viewer")
 PERMISSIONS = {"view": set(ROLES), "annotate": {"admin", "annotator"}, "admin": {"admin"}}

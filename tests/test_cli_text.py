@@ -149,3 +149,17 @@ def test_libra_app_listens_on_this_machine_only_with_the_agent_api_off(tmp_path)
         proc.terminate()
         out, err = proc.communicate(timeout=30)
     assert "listening for this machine only" in err
+
+
+def test_the_command_line_starts_without_loading_pandas():
+    # Every command, `--help` included, paid ~0.2 CPU-s for pandas at start; the commands
+    # that need a frame load it when they make one.
+    code = "import sys, libra.cli.main; print('pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    # and a missing value from a frame still prints as nothing
+    import pandas as pd
+
+    from libra.cli.common import cell
+
+    assert cell(pd.NA).plain == "" and cell(pd.Series([1.0, None]).iloc[1]).plain == "" and cell(2.0).plain == "2"

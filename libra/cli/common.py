@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
-
-import pandas as pd
 
 import typer
 from rich.console import Console
@@ -26,7 +25,9 @@ def cell(value: Any) -> Text:
     """A table cell from data: literal text; nothing for None or NaN; whole numbers without '.0'."""
     if isinstance(value, Text):
         return value
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+    # pandas' NA can only be here if pandas is loaded; importing it to ask would cost every command 0.2 s
+    pd = sys.modules.get("pandas")
+    if value is None or (pd is not None and value is pd.NA) or (isinstance(value, float) and value != value):
         return Text("")
     if isinstance(value, float) and value.is_integer():
         return Text(str(int(value)))

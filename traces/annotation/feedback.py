@@ -14,14 +14,16 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from traces.annotation.journal import Journal
 from traces.model import Feedback
 from traces.store import Store, StoreBusy, merge, only_in
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_TEXT = 20_000
 # A process applies its journal at most this often on its own saves: flushing takes the store's
@@ -263,10 +265,12 @@ def for_run(store: Store, run_id: str) -> list[Feedback]:
 
 
 def history(store: Store, feedback_id: str) -> pd.DataFrame:
-    return histories(store, [feedback_id]).get(feedback_id, _NO_HISTORY)
+    found = histories(store, [feedback_id]).get(feedback_id)
+    if found is None:  # a frame of its own each time: a caller may add to it
+        import pandas as pd  # here, not at the top: every ingest imports this module and needs no pandas
 
-
-_NO_HISTORY = pd.DataFrame(columns=["revision", "action", "text", "rating", "steps", "edited_by", "edited_at"])
+        found = pd.DataFrame(columns=["revision", "action", "text", "rating", "steps", "edited_by", "edited_at"])
+    return found
 
 
 def histories(store: Store, feedback_ids: Sequence[str]) -> dict[str, pd.DataFrame]:
