@@ -183,7 +183,7 @@ def check_ingest(store: Store, fmt: str, data: bytes, name: str = "input.json") 
     assert db_runs - runs0 == summary.runs_added
     assert db_quar - quar0 == summary.quarantined
     assert bad_runs == 0 and orphan == 0, "a stored run is missing steps"
-    from traces.importers.base import RecordImporter, sample
+    from traces.importers.records import RecordImporter, sample
 
     # where a line is a record (not a span of a trace, nor a document holding many samples)
     if sample(Source(name=name, data=data)).layout == "jsonl" and isinstance(importers.get(fmt), RecordImporter):

@@ -12,7 +12,8 @@ import pkgutil
 from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 
-from traces.importers.base import Importer, Sample, Source, sample
+from traces.importers.base import Importer, Sample, Source
+from traces.importers.records import sample
 
 _REGISTRY: dict[str, Importer] = {}
 _loaded = False

@@ -12,11 +12,8 @@ from typing import Any
 
 from traces.importers import register
 from traces.importers._chat import looks_like_error
-from traces.importers.base import (
-    RecordImporter,
-    require,
-    Record, RecordError, Sample, Source, text_of,
-)
+from traces.importers.base import require, Record, RecordError, Sample, Source, text_of
+from traces.importers.records import RecordImporter
 from traces.importers.chat import outcome_from
 from traces.model import Run, Step, StepKind
 

@@ -13,10 +13,8 @@ from typing import Any
 
 from traces.importers import register
 from traces.importers._chat import first_user_text, messages_to_steps
-from traces.importers.base import (
-    RecordImporter,
-    Record, RecordError, Sample, Source,
-)
+from traces.importers.base import Record, RecordError, Sample, Source
+from traces.importers.records import RecordImporter
 from traces.model import Run
 
 MESSAGE_KEYS = ("messages", "conversations", "traj", "trajectory")

@@ -31,9 +31,8 @@ from datetime import datetime
 from typing import Any
 
 from traces.importers import register
-from traces.importers.base import (
-    Importer, RecordError, Sample, Source, in_shard, iter_records, parse_time, reject, text_of,
-)
+from traces.importers.base import Importer, RecordError, Sample, Source, in_shard, parse_time, reject, text_of
+from traces.importers.records import iter_records
 from traces.model import STEP_KINDS, Feedback, Parsed, Rejected, Run, Step
 
 _STEP_FIELDS = {

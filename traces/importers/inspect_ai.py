@@ -15,11 +15,8 @@ import orjson
 
 from traces.importers import register
 from traces.importers._chat import messages_to_steps
-from traces.importers.base import (
-    as_int, read_member,
-    Importer, Record, RecordError, Sample, Source, parse_time, raw_text, read_document, reject,
-    text_of,
-)
+from traces.importers.base import as_int, Importer, Record, RecordError, Sample, Source, parse_time, raw_text, reject, text_of
+from traces.importers.records import read_member, read_document
 from traces.model import Parsed, Rejected, Run, Step
 
 CORRECT, INCORRECT = {"C", "correct", 1}, {"I", "incorrect", 0}

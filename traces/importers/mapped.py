@@ -31,7 +31,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from traces.importers._chat import first_user_text, messages_to_steps
-from traces.importers.base import Importer, Record, RecordError, Sample, Source, iter_records, reject
+from traces.importers.base import Importer, Record, RecordError, Sample, Source, reject
+from traces.importers.records import iter_records
 from traces.model import Parsed, Rejected, Run
 
 STANDARD_ROLES = ("user", "assistant", "system", "tool", "developer")

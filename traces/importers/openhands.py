@@ -13,11 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from traces.importers import register
-from traces.importers.base import (
-    RecordImporter,
-    Record, RecordError, Sample, Source, as_int, maybe_json, parse_time,
-    text_of,
-)
+from traces.importers.base import Record, RecordError, Sample, Source, as_int, maybe_json, parse_time, text_of
+from traces.importers.records import RecordImporter
 from traces.model import Run, Step, StepKind
 
 SKIP_OBS = {"think", "null", "agent_state_changed", "agent_condensation", "recall"}

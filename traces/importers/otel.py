@@ -16,9 +16,8 @@ from typing import Any
 
 from traces.importers import register
 from traces.importers._spans import Span, TraceAssembler, norm_id, span_time, trace_to_run
-from traces.importers.base import (
-    Importer, Record, RecordError, Sample, Source, iter_records, reject,
-)
+from traces.importers.base import Importer, Record, RecordError, Sample, Source, reject
+from traces.importers.records import iter_records
 from traces.model import Parsed, Rejected
 
 

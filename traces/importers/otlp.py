@@ -17,9 +17,8 @@ from typing import Any
 
 from traces.importers import register
 from traces.importers._spans import Span, TraceAssembler, span_time
-from traces.importers.base import (
-    Importer, Record, RecordError, Sample, Source, in_shard, iter_records, raw_text,
-)
+from traces.importers.base import Importer, Record, RecordError, Sample, Source, in_shard, raw_text
+from traces.importers.records import iter_records
 from traces.model import Parsed, Rejected
 
 _HEX = re.compile(r"[0-9a-fA-F]+")

@@ -21,11 +21,8 @@ from typing import Any
 import orjson
 
 from traces.importers import register
-from traces.importers.base import (
-    read_member,
-    Importer, Record, RecordError, Sample, Source, iter_records, parse_time, raw_text, reject,
-    text_of,
-)
+from traces.importers.base import Importer, Record, RecordError, Sample, Source, parse_time, raw_text, reject, text_of
+from traces.importers.records import read_member, iter_records
 from traces.model import Parsed, Rejected, Run, Step, StepKind
 
 CATEGORIES = {"Missed-Need (MN)", "Correct-Rejection (CR)", "Correct-Detection (CD)",

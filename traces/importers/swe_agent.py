@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from traces.importers import register
 from traces.importers._chat import action_name, looks_like_error
-from traces.importers.base import (
-    RecordImporter,
-    Record, RecordError, Sample, Source, as_int, maybe_json, text_of,
-)
+from traces.importers.base import Record, RecordError, Sample, Source, as_int, maybe_json, text_of
+from traces.importers.records import RecordImporter
 from traces.model import Run, Step, StepKind
 
 

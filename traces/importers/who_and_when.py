@@ -16,10 +16,8 @@ from __future__ import annotations
 import re
 
 from traces.importers import register
-from traces.importers.base import (
-    RecordImporter,
-    Record, RecordError, Sample, Source, as_int, text_of,
-)
+from traces.importers.base import Record, RecordError, Sample, Source, as_int, text_of
+from traces.importers.records import RecordImporter
 from traces.model import Feedback, Run, Step, StepKind
 
 _ROLE = re.compile(r"^\s*(?P<actor>[^()]+?)\s*(?:\((?P<note>[^)]*)\))?\s*$")

@@ -15,7 +15,8 @@ import codecs
 import zlib
 from dataclasses import dataclass, replace
 
-from traces.importers.base import HEAD_BYTES, MAX_DECOMPRESSED, Source
+from traces.importers.base import MAX_DECOMPRESSED, Source
+from traces.importers.records import HEAD_BYTES
 from traces.model import Rejected
 
 

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import duckdb
 
 from traces import importers
-from traces.importers.base import Source, sample
+from traces.importers.base import Source
+from traces.importers.records import sample
 from traces.ingest.decode import decode
 from traces.ingest.files import discover
 from traces.ingest.parallel import default_workers

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from traces import importers
-from traces.importers.base import Source, raw_text, sample
+from traces.importers.base import Source, raw_text
+from traces.importers.records import sample
 from traces.ingest.decode import decode
 from traces.ingest.parallel import ingest_sharded, worth_it
 from traces.ingest.stream import ProgressFn, count, guarded, tracked
