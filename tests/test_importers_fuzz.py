@@ -346,14 +346,15 @@ _fact_dicts = st.dictionaries(st.sampled_from(_FACT_KEYS), st.one_of(st.none(), 
 def test_run_facts_read_as_if_each_spans_resource_and_attributes_were_one_dict(spans, root_resource):
     """The run's session, user and release come from the first span naming them, its attributes over its
     resource, then from the root's resource: what merging the two dicts of each span gave."""
-    from traces.importers._spans import RUN_FACTS, Span, _first, _run_facts
+    from traces.importers._genai import first_attr
+    from traces.importers._spans import RUN_FACTS, Span, _run_facts
 
     made = [Span("t" * 32, f"{i:016x}", None, "s", None, None, attributes=a, resource=r)
             for i, (a, r) in enumerate(spans)]
     expected = {}
     for key, names in RUN_FACTS.items():
-        found = next((v for v in (_first({**sp.resource, **sp.attributes}, *names) for sp in made) if v is not None),
-                     _first(root_resource, *names))
+        found = next((v for v in (first_attr({**sp.resource, **sp.attributes}, *names) for sp in made) if v is not None),
+                     first_attr(root_resource, *names))
         if found is not None:
             expected[key] = str(found)
     assert _run_facts(made, root_resource) == expected

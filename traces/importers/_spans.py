@@ -1,14 +1,13 @@
-"""OpenTelemetry spans to runs, whatever wire format carried them.
+"""OpenTelemetry spans to runs, whatever wire format carried them: one trace is one run.
 
-Understands the GenAI semantic conventions (`gen_ai.*`, old and new message
-attributes), OpenLLMetry's flattened `gen_ai.prompt.N.*`, and OpenInference
-(`openinference.span.kind`, `llm.input_messages.N.message.*`, `tool.*`,
-`input.value`/`output.value`). One trace is one run.
+Spans are grouped into traces as they stream (`TraceAssembler`), and a trace
+becomes a run's steps, facts and outline (`trace_to_run`); what each span says
+by the GenAI, OpenLLMetry and OpenInference conventions is read by
+`traces.importers._genai`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,15 +15,12 @@ from typing import Any
 import orjson
 
 from traces.importers._chat import looks_like_error
+from traces.importers._genai import (
+    AGENT_OPS, LLM_OPS, TOOL_OPS, call_meta, error_text, first_attr, first_of_span, input_messages, operation,
+    output_messages, token_count,
+)
 from traces.importers.base import maybe_json, parse_time, text_of
 from traces.model import Feedback, Run, Step, StepKind
-
-LLM_OPS = {"chat", "call_llm", "text_completion", "generate_content", "completion", "llm"}
-TOOL_OPS = {"execute_tool", "tool"}
-AGENT_OPS = {"invoke_agent", "create_agent", "agent"}
-OI_KIND = {"LLM": "chat", "TOOL": "execute_tool", "AGENT": "invoke_agent",
-           "CHAIN": "chain", "RETRIEVER": "retrieve", "EMBEDDING": "embeddings",
-           "RERANKER": "rerank", "GUARDRAIL": "guardrail", "EVALUATOR": "evaluate"}
 
 
 @dataclass(slots=True)
@@ -59,227 +55,6 @@ def norm_id(value: Any, digits: int = 16) -> str | None:
     return s[2:] if s.startswith("0x") else s
 
 
-def operation(span: Span) -> str:
-    a = span.attributes
-    op = a.get("gen_ai.operation.name")
-    if isinstance(op, str) and op:
-        return op.lower()
-    kind = a.get("openinference.span.kind")
-    if isinstance(kind, str) and kind.upper() in OI_KIND:
-        return OI_KIND[kind.upper()]
-    head = span.name.split(" ", 1)[0].lower()
-    if head in LLM_OPS | TOOL_OPS | AGENT_OPS:
-        return head
-    if "llm.model_name" in a or "gen_ai.request.model" in a:
-        return "chat"
-    return head
-
-
-_INDEXED = re.compile(r"^(?P<prefix>.+?)\.(?P<i>\d+)\.(?P<rest>.+)$")
-
-
-def _unflatten(attrs: dict, prefix: str) -> list[dict]:
-    """`prefix.0.message.role` style attributes to a list of dicts."""
-    out: dict[int, dict] = {}
-    plen = len(prefix) + 1
-    for k, v in attrs.items():
-        if not k.startswith(prefix + "."):
-            continue
-        rest = k[plen:]
-        idx, _, tail = rest.partition(".")
-        if not idx.isdigit() or not tail:
-            continue
-        node = out.setdefault(int(idx), {})
-        parts = tail.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = v
-    return [out[i] for i in sorted(out)]
-
-
-def _listify(node: Any) -> list:
-    """Nested dicts keyed '0','1',... (from unflattening) back to lists."""
-    if isinstance(node, dict) and node and all(k.isdigit() for k in node):
-        return [node[k] for k in sorted(node, key=int)]
-    return node if isinstance(node, list) else []
-
-
-def _msg_from_oi(m: dict) -> dict:
-    msg = m.get("message", m)
-    calls = []
-    for tc in _listify(msg.get("tool_calls")):
-        tc = tc.get("tool_call", tc)
-        fn = tc.get("function", {})
-        calls.append({"name": fn.get("name"), "arguments": fn.get("arguments"), "id": tc.get("id")})
-    return {"role": msg.get("role"), "content": msg.get("content"), "tool_calls": calls}
-
-
-def _normalise_messages(raw: Any) -> list[dict]:
-    """Messages as [{role, content, tool_calls[{name, arguments, id}], reasoning}]."""
-    raw = maybe_json(raw)
-    if isinstance(raw, dict):
-        raw = raw.get("messages", [raw])
-    if not isinstance(raw, list):
-        return [{"role": "assistant", "content": text_of(raw)}] if raw else []
-    out = []
-    for m in raw:
-        if not isinstance(m, dict):
-            continue
-        if "tool.name" in m:  # any-agent output: [{"tool.name", "tool.args"}]
-            call = {"name": m["tool.name"], "arguments": m.get("tool.args")}
-            out.append({"role": "assistant", "content": "", "tool_calls": [call],
-                        "ordered": [("tool_call", call)]})
-            continue
-        role = m.get("role", "assistant")
-        calls, texts, reasoning, ordered = [], [], [], []
-        parts = m.get("parts")
-        if isinstance(parts, list):  # GenAI semconv >= 1.36
-            for p in parts:
-                if not isinstance(p, dict):
-                    continue
-                t = p.get("type")
-                if t == "text":
-                    text = p.get("content")
-                    text = text if type(text) is str else text_of(text)
-                    texts.append(text)
-                    ordered.append(("text", text))
-                elif t == "tool_call":
-                    calls.append({"name": p.get("name"), "arguments": p.get("arguments"),
-                                  "id": p.get("id")})
-                    ordered.append(("tool_call", calls[-1]))
-                elif t == "tool_call_response":
-                    texts.append(text_of(p.get("response", p.get("result"))))
-                    role = "tool"
-                elif t in ("reasoning", "thinking"):  # pydantic-ai and Anthropic say "thinking"
-                    reasoning.append(text_of(p.get("content") or p.get("thinking")))
-                    ordered.append(("reasoning", reasoning[-1]))
-            content = texts[0] if len(texts) == 1 else "\n".join(filter(None, texts))
-        else:
-            content = text_of(m.get("content"))
-            if m.get("reasoning"):
-                reasoning.append(text_of(m["reasoning"]))
-                ordered.append(("reasoning", reasoning[-1]))
-            if content:
-                ordered.append(("text", content))
-            for tc in m.get("tool_calls") or []:
-                if isinstance(tc, dict):
-                    fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc
-                    calls.append({"name": fn.get("name"), "arguments": fn.get("arguments"),
-                                  "id": tc.get("id")})
-                    ordered.append(("tool_call", calls[-1]))
-        out.append({"role": role, "content": content, "tool_calls": calls,
-                    "reasoning": "\n".join(reasoning), "ordered": ordered})
-    return out
-
-
-def input_messages(span: Span) -> list[dict]:
-    a = span.attributes
-    for key in ("gen_ai.input.messages", "gen_ai.prompt", "llm.input_messages", "input.value"):
-        if key in a and key != "llm.input_messages":
-            msgs = _normalise_messages(a[key])
-            if key == "input.value" and not (msgs and msgs[0].get("role") != "assistant"):
-                msgs = [{"role": "user", "content": text_of(maybe_json(a[key]))}]
-            if key == "gen_ai.input.messages" and a.get("gen_ai.system_instructions"):
-                msgs = [{"role": "system",
-                         "content": text_of(maybe_json(a["gen_ai.system_instructions"]))}] + msgs
-            return msgs
-    oi = _unflatten(a, "llm.input_messages")
-    if oi:
-        return [_msg_from_oi(m) for m in oi]
-    flat = _unflatten(a, "gen_ai.prompt")
-    if flat:
-        return _normalise_messages(flat)
-    msgs = []
-    for ev in span.events:  # GenAI semconv events (older releases)
-        name = ev.get("name", "")
-        if name in ("gen_ai.system.message", "gen_ai.user.message", "gen_ai.tool.message"):
-            role = name.split(".")[1]
-            body = ev.get("attributes", {})
-            msgs.append({"role": role, "content": text_of(maybe_json(body.get("content")))})
-    return msgs
-
-
-def output_messages(span: Span) -> list[dict]:
-    a = span.attributes
-    for key in ("gen_ai.output.messages", "gen_ai.output", "gen_ai.completion"):
-        if key in a:
-            return _normalise_messages(a[key])
-    oi = _unflatten(a, "llm.output_messages")
-    if oi:
-        return [_msg_from_oi(m) for m in oi]
-    flat = _unflatten(a, "gen_ai.completion")
-    if flat:
-        return _normalise_messages(flat)
-    if "output.value" in a:
-        return _normalise_messages(a["output.value"])
-    msgs = []
-    for ev in span.events:
-        if ev.get("name") == "gen_ai.choice":
-            body = ev.get("attributes", {})
-            msg = maybe_json(body.get("message", body))
-            msgs.extend(_normalise_messages([msg] if isinstance(msg, dict) else msg))
-    return msgs
-
-
-def _first(a: dict, *keys: str) -> Any:
-    for k in keys:
-        v = a.get(k)
-        if v is not None and v != "":
-            return v
-    return None
-
-
-def _first_of_span(sp: Span, keys: tuple[str, ...]) -> Any:
-    """`_first` of the span's resource and attributes together, attributes winning, without merging the
-    two: merging each span's dicts for every run fact was a fifth of turning traces into runs (cProfile)."""
-    a, r = sp.attributes, sp.resource
-    for k in keys:
-        v = a[k] if k in a else r.get(k)
-        if v is not None and v != "":
-            return v
-    return None
-
-
-def _tokens(a: dict, *keys: str) -> int | None:
-    v = a.get(keys[0])
-    if type(v) is int and 0 <= v < 2**63:  # the usual case: an OTLP intValue
-        return v
-    v = _first(a, *keys)
-    try:
-        n = int(v) if v is not None else None
-    except (TypeError, ValueError):
-        return None
-    return n if n is None or 0 <= n < 2**63 else None  # a count, and one the store can hold
-
-
-def error_text(sp: Span) -> str | None:
-    """What went wrong in a span: its exception event's message, else its status message or error type."""
-    for ev in sp.events:
-        if ev.get("name") == "exception":
-            at = ev.get("attributes") or {}
-            kind, msg = at.get("exception.type"), at.get("exception.message")
-            if kind or msg:
-                return ": ".join(str(x) for x in (kind, msg) if x)
-    kind, msg = sp.attributes.get("error.type"), sp.status_message
-    if kind and msg and str(kind) not in msg:
-        return f"{kind}: {msg}"
-    return msg or (str(kind) if kind else None)
-
-
-def _call_meta(a: dict, sp: Span) -> dict | None:
-    """An LLM call's own facts, kept on its first step: response id, finish reasons, models, error."""
-    reasons = _first(a, "gen_ai.response.finish_reasons", "llm.finish_reason", "gen_ai.response.finish_reason")
-    meta = {k: v for k, v in {
-        "response_id": _first(a, "gen_ai.response.id", "llm.response.id"),
-        "finish_reasons": list(reasons) if isinstance(reasons, list | tuple) else [reasons] if reasons else None,
-        "request_model": a.get("gen_ai.request.model"),
-        "response_model": a.get("gen_ai.response.model"),
-        "provider": _first(a, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
-        "error": error_text(sp) if sp.error or "error.type" in a else None,
-    }.items() if v is not None}
-    return meta or None
-
-
 # span attribute -> run metadata key, first span that has it wins (resource attributes too)
 RUN_FACTS = {
     "session_id": ("session.id", "gen_ai.conversation.id", "conversation.id"),
@@ -296,16 +71,16 @@ _WORKFLOW_NAMES = frozenset({"agent workflow", "workflow", "agent run", "agent"}
 def _db_or_http(sp: Span) -> tuple[str, dict, bool] | None:
     """A database or HTTP client span as (tool name, arguments, failed), by the stable conventions."""
     a = sp.attributes
-    system = _first(a, "db.system.name", "db.system")
+    system = first_attr(a, "db.system.name", "db.system")
     if system:
-        args = {k: v for k, v in {"statement": _first(a, "db.query.text", "db.statement"),
-                                  "operation": _first(a, "db.operation.name", "db.operation"),
-                                  "collection": _first(a, "db.collection.name", "db.sql.table")}.items() if v}
+        args = {k: v for k, v in {"statement": first_attr(a, "db.query.text", "db.statement"),
+                                  "operation": first_attr(a, "db.operation.name", "db.operation"),
+                                  "collection": first_attr(a, "db.collection.name", "db.sql.table")}.items() if v}
         return f"db.{system}", args, sp.error
-    method = _first(a, "http.request.method", "http.method")
+    method = first_attr(a, "http.request.method", "http.method")
     if method and not a.get("gen_ai.operation.name"):
-        status = _first(a, "http.response.status_code", "http.status_code")
-        args = {k: v for k, v in {"method": method, "url": _first(a, "url.full", "http.url", "url.path"),
+        status = first_attr(a, "http.response.status_code", "http.status_code")
+        args = {k: v for k, v in {"method": method, "url": first_attr(a, "url.full", "http.url", "url.path"),
                                   "status_code": status}.items() if v is not None}
         failed = sp.error or (isinstance(status, int) and status >= 400)
         return "http", args, bool(failed)
@@ -346,7 +121,7 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
         if op in AGENT_OPS:
             # GenAI spans are named "invoke_agent {name}"; OpenInference's (OpenAI Agents SDK) by the
             # agent itself, under a root named "Agent workflow" that names no agent
-            name = _first(a, "gen_ai.agent.name", "agent.name")
+            name = first_attr(a, "gen_ai.agent.name", "agent.name")
             if name is None:
                 name = sp.name.partition(" ")[2] if a.get("gen_ai.operation.name") or \
                     sp.name.split(" ", 1)[0].lower() in AGENT_OPS else sp.name
@@ -354,9 +129,9 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                 agent = agent or str(name)
             continue
         if op in LLM_OPS:
-            model = model or _first(a, "gen_ai.request.model", "gen_ai.response.model",
+            model = model or first_attr(a, "gen_ai.request.model", "gen_ai.response.model",
                                     "llm.model_name")
-            actor = _first(a, "gen_ai.agent.name")
+            actor = first_attr(a, "gen_ai.agent.name")
             local: dict = {}
             for m in input_messages(sp):
                 role = (m.get("role") or "").lower()
@@ -375,9 +150,9 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                 kind = _KIND_OF_ROLE.get(role, StepKind.USER)
                 steps.append(Step(kind, text, None, None, None, sp.span_id, sp.parent_id, sp.start,
                                   None, None, None, kind is StepKind.TOOL_RESULT and looks_like_error(text)))
-            tin = _tokens(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+            tin = token_count(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
                           "llm.token_count.prompt")
-            tout = _tokens(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+            tout = token_count(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
                            "llm.token_count.completion")
             total_in += tin or 0
             total_out += tout or 0
@@ -403,7 +178,7 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                     else:
                         continue
                     tin = tout = None  # the call's tokens go on its first step only
-            call = _call_meta(a, sp)
+            call = call_meta(a, sp)
             if len(steps) == first_out:
                 # a call with no output (it failed, or content goes elsewhere) is still a step
                 err = call.get("error") if call else None
@@ -415,12 +190,12 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                 steps[first_out] = first.with_metadata({**(first.metadata or {}), "llm_call": call})
             continue
         if op in TOOL_OPS:
-            name = _first(a, "gen_ai.tool.name", "tool.name") or sp.name.partition(" ")[2] or "tool"
-            result = _first(a, "gen_ai.output", "gen_ai.tool.call.result", "output.value")
+            name = first_attr(a, "gen_ai.tool.name", "tool.name") or sp.name.partition(" ")[2] or "tool"
+            result = first_attr(a, "gen_ai.output", "gen_ai.tool.call.result", "output.value")
             if pending.get(name):  # the call is already a step, from the model's output
                 pending[name].pop(0)
             else:
-                args = maybe_json(_first(a, "gen_ai.tool.args", "gen_ai.tool.call.arguments",
+                args = maybe_json(first_attr(a, "gen_ai.tool.args", "gen_ai.tool.call.arguments",
                                          "tool.parameters", "input.value"))
                 steps.append(Step(kind=StepKind.TOOL_CALL, tool_name=name, tool_args=args,
                                   span_id=sp.span_id, parent_id=sp.parent_id,
@@ -435,7 +210,7 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
                               {"call_id": call_id} if call_id else None))
             continue
         if op == "retrieve":
-            out = _first(a, "output.value")
+            out = first_attr(a, "output.value")
             if out is not None:
                 steps.append(Step(kind=StepKind.OBSERVATION, content=text_of(maybe_json(out)),
                                   actor=sp.name, span_id=sp.span_id, parent_id=sp.parent_id,
@@ -450,20 +225,20 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
             continue
         if sp.span_id not in parents:
             # a leaf span of no known kind is still something the agent did; wrappers are structure
-            out = _first(a, "output.value")
+            out = first_attr(a, "output.value")
             err = error_text(sp) if sp.error else None
             steps.append(Step(StepKind.OBSERVATION, text_of(maybe_json(out)) if out is not None else err or "",
                               None, None, None, sp.span_id, sp.parent_id, sp.start, sp.end, None, None,
                               sp.error, {"span": sp.name}))
     root = roots[0] if roots else (spans[0] if spans else None)
     if root is not None and not any(s.kind == StepKind.USER for s in steps):
-        inp = _first(root.attributes, "input.value", "gen_ai.input.messages")
+        inp = first_attr(root.attributes, "input.value", "gen_ai.input.messages")
         if inp is not None:
             steps.insert(0, Step(kind=StepKind.USER, content=text_of(maybe_json(inp)),
                                  span_id=root.span_id, started_at=root.start))
     final = (extra or {}).get("final_output")
     if root is not None and final is None:
-        final = _first(root.attributes, "output.value")
+        final = first_attr(root.attributes, "output.value")
     if final is not None:
         text = text_of(maybe_json(final)) if not isinstance(final, dict | list) else \
             orjson.dumps(final).decode()
@@ -477,7 +252,7 @@ def trace_to_run(spans: list[Span], fmt: str, source: str, extra: dict | None = 
     task = next((s.content for s in steps if s.kind == StepKind.USER), None)
     meta = {k: v for k, v in {
         "service": resource.get("service.name"),
-        "framework": _first(root.attributes, "gen_ai.system", "gen_ai.provider.name")
+        "framework": first_attr(root.attributes, "gen_ai.system", "gen_ai.provider.name")
         if root is not None else None,
         "tokens": {"input": total_in, "output": total_out} if (total_in or total_out) else None,
         "spans": len(spans),
@@ -544,12 +319,12 @@ def _run_facts(spans: list[Span], resource: dict) -> dict:
     named = [sp for sp in spans if not (_FACT_NAMES.isdisjoint(sp.attributes) and _FACT_NAMES.isdisjoint(sp.resource))]
     for key, names in RUN_FACTS.items():
         for sp in named:
-            v = _first_of_span(sp, names)
+            v = first_of_span(sp, names)
             if v is not None:
                 out[key] = str(v)
                 break
         else:
-            v = _first(resource, *names)
+            v = first_attr(resource, *names)
             if v is not None:
                 out[key] = str(v)
     errors = [e for e in (error_text(sp) for sp in spans if sp.error) if e]
