@@ -139,6 +139,15 @@ def _normalise_messages(raw: Any) -> list[dict]:
     return out
 
 
+def _indexed_messages(a: dict, openinference: str, openllmetry: str) -> list[dict] | None:
+    """Messages flattened into numbered attributes, OpenInference's first; None when there are none."""
+    oi = _unflatten(a, openinference)
+    if oi:
+        return [_msg_from_oi(m) for m in oi]
+    flat = _unflatten(a, openllmetry)
+    return _normalise_messages(flat) if flat else None
+
+
 def input_messages(span: Span) -> list[dict]:
     a = span.attributes
     for key in ("gen_ai.input.messages", "gen_ai.prompt", "llm.input_messages", "input.value"):
@@ -150,12 +159,9 @@ def input_messages(span: Span) -> list[dict]:
                 msgs = [{"role": "system",
                          "content": text_of(maybe_json(a["gen_ai.system_instructions"]))}] + msgs
             return msgs
-    oi = _unflatten(a, "llm.input_messages")
-    if oi:
-        return [_msg_from_oi(m) for m in oi]
-    flat = _unflatten(a, "gen_ai.prompt")
-    if flat:
-        return _normalise_messages(flat)
+    indexed = _indexed_messages(a, "llm.input_messages", "gen_ai.prompt")
+    if indexed is not None:
+        return indexed
     msgs = []
     for ev in span.events:  # GenAI semconv events (older releases)
         name = ev.get("name", "")
@@ -171,12 +177,9 @@ def output_messages(span: Span) -> list[dict]:
     for key in ("gen_ai.output.messages", "gen_ai.output", "gen_ai.completion"):
         if key in a:
             return _normalise_messages(a[key])
-    oi = _unflatten(a, "llm.output_messages")
-    if oi:
-        return [_msg_from_oi(m) for m in oi]
-    flat = _unflatten(a, "gen_ai.completion")
-    if flat:
-        return _normalise_messages(flat)
+    indexed = _indexed_messages(a, "llm.output_messages", "gen_ai.completion")
+    if indexed is not None:
+        return indexed
     if "output.value" in a:
         return _normalise_messages(a["output.value"])
     msgs = []
