@@ -348,7 +348,7 @@ def test_the_evidence_lean_of_repeated_steps_matches_comparing_every_step_and_le
     with each run's own evidence left out (two views of one run share it)."""
     import numpy as np
 
-    from metrics.judges.trained import NEAR_K, _Evidence, _Steps
+    from metrics.judges.step_features import NEAR_K, Evidence, StepVectors
 
     rng = np.random.default_rng(3)
     U = rng.normal(size=(9, 16)).astype(np.float32)  # noqa: N806
@@ -357,11 +357,11 @@ def test_the_evidence_lean_of_repeated_steps_matches_comparing_every_step_and_le
     run_ids = ["a", "b", "c", "a", "d"]  # run a judged twice (two actors), b without steps
     inverse = rng.integers(0, 4, size=lengths.sum())  # few texts: most steps repeat another's
     E = U[inverse]  # noqa: N806
-    steps = _Steps(E, lengths, run_ids, distinct=(U, inverse))
+    steps = StepVectors(E, lengths, run_ids, distinct=(U, inverse))
     rows = [0, 2, 5, 9, 12, 15]  # evidence: steps of a (both views), c and d
     owners = ("a", "a", "c", "a", "d", "d")
     signs = np.array([1, -1, 1, -1, 1, -1])
-    top, bottom = steps.near_evidence(_Evidence(E[rows], owners, signs, ("k",)))
+    top, bottom = steps.near_evidence(Evidence(E[rows], owners, signs, ("k",)))
 
     step_run = np.repeat(run_ids, lengths)
     S = E @ E[rows].T  # noqa: N806
@@ -377,7 +377,7 @@ def test_the_evidence_lean_of_repeated_steps_matches_comparing_every_step_and_le
         want = (lean[starts[i]:starts[i] + n].max(), lean[starts[i]:starts[i] + n].min()) if n else (0.0, 0.0)
         assert (top[i], bottom[i]) == pytest.approx(want, abs=1e-5), i
     # and a step's own run's evidence does not count: a's steps differ from the same texts in b's place
-    plain = _Steps(E, lengths, ["x", "y", "z", "w", "v"]).near_evidence(_Evidence(E[rows], owners, signs, ("k",)))
+    plain = StepVectors(E, lengths, ["x", "y", "z", "w", "v"]).near_evidence(Evidence(E[rows], owners, signs, ("k",)))
     assert not np.allclose(plain[0][[0, 3]], top[[0, 3]])
 
 

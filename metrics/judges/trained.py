@@ -6,7 +6,7 @@ steps (its main directions over the fitted runs, `Projection`), how close
 its closest steps come to the metric's good and bad examples, and its
 steps' lean towards the steps people pointed at when they
 praised rather than criticised the metric on other runs (its evidence;
-`_Steps.near_evidence`). The examples are remarks ("wordy at the end"), which
+`StepVectors.near_evidence`). The examples are remarks ("wordy at the end"), which
 resemble no step much; the evidence is steps, so a run's own long-winded final
 message finds the ones people criticised. Without it, a behaviour that lives in one step among many (the
 closing message) was read by no feature, and the judge gave every run its
@@ -26,10 +26,9 @@ just more text to embed.
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -39,6 +38,9 @@ from sklearn.preprocessing import StandardScaler
 from metrics.definitions import MetricSet
 from metrics.judges.base import Judgement, RunView, Verdict, step_text
 from metrics.judges.similarity import SimilarityJudge
+from metrics.judges.step_features import (
+    BEHAVIOUR_FEATURES, NO_EVIDENCE, TOKENS, Anchors, Evidence, StepVectors, evidence_steps,
+)
 
 
 def view_key(run_id: str, focus: str | None) -> str:
@@ -102,7 +104,7 @@ class Projection:
     def __init__(self, k: int = 32, random_state: int = 0):
         self.k = k
         self.random_state = random_state
-        self.token = next(_TOKENS)  # names this projection in a memo's keys
+        self.token = next(TOKENS)  # names this projection in a memo's keys
 
     def fit(self, means: np.ndarray) -> Projection:
         k = min(self.k, len(means) - 1, means.shape[1] if means.ndim == 2 else 0)
@@ -134,10 +136,10 @@ class TrainedJudge:
 
     # -- features -------------------------------------------------------------------
 
-    def _view_vectors(self, views: Sequence[RunView]) -> tuple[_Steps, list[list[int]]]:
+    def _view_vectors(self, views: Sequence[RunView]) -> tuple[StepVectors, list[list[int]]]:
         return self.memo.steps(views, lambda: self._embed_views(views))
 
-    def _embed_views(self, views: Sequence[RunView]) -> tuple[_Steps, list[list[int]]]:
+    def _embed_views(self, views: Sequence[RunView]) -> tuple[StepVectors, list[list[int]]]:
         texts, lengths, idxs = [], [], []
         for v in views:
             idx = [j for j, s in enumerate(v.steps) if v.focus is None or s.actor == v.focus] or \
@@ -151,10 +153,10 @@ class TrainedJudge:
         number: dict[str, int] = {}
         inverse = np.fromiter((number.setdefault(t, len(number)) for t in texts), dtype=np.int64, count=len(texts))
         U = self.embedder.embed(list(number)) if texts else np.zeros((0, 1), np.float32)  # noqa: N806
-        return _Steps(U[inverse], np.asarray(lengths, dtype=np.int64), [v.run_id for v in views],
+        return StepVectors(U[inverse], np.asarray(lengths, dtype=np.int64), [v.run_id for v in views],
                       distinct=(U, inverse)), idxs
 
-    def _anchor_vectors(self, metric_set: MetricSet) -> list[_Anchors]:
+    def _anchor_vectors(self, metric_set: MetricSet) -> list[Anchors]:
         # One embedding call for every metric's examples: two per metric (hundreds per
         # candidate at 10k aspects) each took the store's cache lookup on its own.
         texts = [(tuple(e.text for e in m.good), tuple(e.text for e in m.bad)) for m in metric_set.metrics]
@@ -166,7 +168,7 @@ class TrainedJudge:
             at += len(good)
             b = vectors[at:at + len(bad)] if bad else np.zeros((0, 1))
             at += len(bad)
-            out.append(_Anchors(g, b, (good, bad)))
+            out.append(Anchors(g, b, (good, bad)))
         return out
 
     def margins(self, runs: Sequence[RunView], metric_set: MetricSet) -> np.ndarray:
@@ -186,7 +188,7 @@ class TrainedJudge:
         out[steps.lengths == 0] = 0  # as in judge(): a run with nothing to read ranks in the middle
         return out
 
-    def _evidence_of(self, metric_id: str) -> _Evidence | None:
+    def _evidence_of(self, metric_id: str) -> Evidence | None:
         return getattr(self, "evidence_", {}).get(metric_id)  # None before fit, as for models_
 
     # -- fit and judge ----------------------------------------------------------------
@@ -203,7 +205,7 @@ class TrainedJudge:
             steps.means))
         self.models_: dict[str, RaisedThenSign | int] = {}
         self.label_counts_: dict[str, dict[int, int]] = {}
-        self.evidence_: dict[str, _Evidence] = {}
+        self.evidence_: dict[str, Evidence] = {}
         # each metric's labels as a column over the views, filled from the (few) labelled pairs
         row_of: dict[str, list[int]] = {}
         for i, v in enumerate(views):
@@ -215,7 +217,7 @@ class TrainedJudge:
         keys = [view_key(v.run_id, focus_of(v)) for v in views]
         for m, anc in zip(metric_set.metrics, anchors, strict=True):
             y = ys[m.metric_id]
-            ev = self.evidence_[m.metric_id] = _evidence(steps, idxs, views, keys, y, m.metric_id, evidence or {},
+            ev = self.evidence_[m.metric_id] = evidence_steps(steps, idxs, views, keys, y, m.metric_id, evidence or {},
                                                           self.random_state)
             X = self.memo.features(steps, anc, ev, self.projection_)[0]  # noqa: N806
             counts = {c: int((y == c).sum()) for c in (-1, 0, 1)}
@@ -302,15 +304,6 @@ class TrainedJudge:
         return values.tolist(), ps.astype(float).tolist()
 
 
-@dataclass(frozen=True)
-class _Anchors:
-    """A metric's good and bad examples as vectors, and their texts (what the memo keys by)."""
-
-    good: np.ndarray
-    bad: np.ndarray
-    texts: tuple[tuple[str, ...], tuple[str, ...]]
-
-
 class JudgeMemo:
     """What the trained judges of one induction share, computed once.
 
@@ -325,7 +318,7 @@ class JudgeMemo:
     def __init__(self, max_views: int = 2, max_entries: int = 20000):
         self.max_views = max_views
         self.max_entries = max_entries
-        self._steps: OrderedDict[tuple, tuple[Sequence[RunView], tuple[_Steps, list[list[int]]]]] = OrderedDict()
+        self._steps: OrderedDict[tuple, tuple[Sequence[RunView], tuple[StepVectors, list[list[int]]]]] = OrderedDict()
         self._features: OrderedDict[tuple, tuple[np.ndarray, ...]] = OrderedDict()
         self._models: OrderedDict[tuple, RaisedThenSign] = OrderedDict()
         self._projections: OrderedDict[int, Projection] = OrderedDict()
@@ -339,7 +332,7 @@ class JudgeMemo:
         self.__init__(**state)  # type: ignore[misc]
 
     def steps(self, views: Sequence[RunView],
-              compute: Callable[[], tuple[_Steps, list[list[int]]]]) -> tuple[_Steps, list[list[int]]]:
+              compute: Callable[[], tuple[StepVectors, list[list[int]]]]) -> tuple[StepVectors, list[list[int]]]:
         # the views' step tuples are kept alive with the entry, so their ids cannot be reused
         key = tuple((v.run_id, v.focus, id(v.steps)) for v in views)
         hit = self._steps.get(key)
@@ -358,12 +351,12 @@ class JudgeMemo:
                 table.popitem(last=False)
         return hit
 
-    def projection(self, steps: _Steps, fit: Callable[[], Projection]) -> Projection:
+    def projection(self, steps: StepVectors, fit: Callable[[], Projection]) -> Projection:
         return self._cached(self._projections, steps.token, fit, self.max_views)
 
-    def features(self, steps: _Steps, anchors: _Anchors, evidence: _Evidence | None,
+    def features(self, steps: StepVectors, anchors: Anchors, evidence: Evidence | None,
                  projection: Projection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        evidence = evidence or _NO_EVIDENCE
+        evidence = evidence or NO_EVIDENCE
         means = self._cached(self._means, (steps.token, projection.token),
                              lambda: projection.transform(steps.means), 2 * self.max_views)
         # Cached apart: candidates that name a cluster differently share its evidence, and the reverse
@@ -376,156 +369,3 @@ class JudgeMemo:
 
     def model(self, key: tuple, fit: Callable[[], RaisedThenSign]) -> RaisedThenSign:
         return self._cached(self._models, key, fit)
-
-
-_TOKENS = itertools.count()
-BEHAVIOUR_FEATURES = 5  # closeness to the good and bad examples, their difference, the evidence lean both ways
-
-
-class _Steps:
-    """Every run's step vectors stacked, and what the judge's features need from them per run.
-
-    Features per run: the mean step vector, and the closest any step comes to a metric's good
-    and bad examples (with the step that does). Computed for all runs at once over the stacked
-    steps (segment reductions), not run by run.
-    """
-
-    def __init__(self, E: np.ndarray, lengths: np.ndarray, run_ids: Sequence[str],  # noqa: N803
-                 distinct: tuple[np.ndarray, np.ndarray] | None = None):
-        self.token = next(_TOKENS)  # names these vectors in a memo's keys, unlike id(), never reused
-        self.E = E
-        # the distinct vectors and, per step, which one it is (E == U[inverse]): what is compared
-        self.U, self.inverse = distinct if distinct is not None else (E, np.arange(len(E)))
-        self.lengths = lengths
-        self.run_ids = list(run_ids)
-        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else \
-            np.zeros(0, np.int64)
-        self.full = lengths > 0
-        # each run's rows in E (one block per view of it: a run judged per actor has several)
-        self.rows_of: dict[str, list[tuple[int, int]]] = {}
-        for r, a, n in zip(self.run_ids, self.starts.tolist(), lengths.tolist(), strict=True):
-            if n:
-                self.rows_of.setdefault(r, []).append((a, a + n))
-        dim = E.shape[1] if E.ndim == 2 else 1
-        self.means = np.zeros((len(lengths), dim), dtype=np.float64)
-        if self.full.any() and len(E):
-            sums = np.add.reduceat(E.astype(np.float64), self.starts[self.full], axis=0)
-            self.means[self.full] = sums / lengths[self.full, None]
-
-    def _closest(self, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per run, the highest similarity of a step to any of `ref` (0 without one) and that step (-1)."""
-        n = len(self.lengths)
-        best, where = np.zeros(n), np.full(n, -1, dtype=np.int64)
-        if not ref.size or not len(self.E) or ref.shape[1] != self.E.shape[1]:
-            return best, where
-        per_step = (self.U @ ref.T).max(axis=1)[self.inverse]
-        starts = self.starts[self.full]
-        best[self.full] = np.maximum.reduceat(per_step, starts)
-        # the first step of each run reaching its maximum, as argmax gives
-        owner = np.repeat(np.arange(n), self.lengths)
-        at = np.where(per_step >= best[owner], np.arange(len(per_step)), len(per_step))
-        where[self.full] = np.minimum.reduceat(at, starts) - starts
-        return best, where
-
-    def closest(self, anchors: _Anchors) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per run, how close its closest steps come to the good and the bad examples, and those steps."""
-        sg, at_good = self._closest(anchors.good)
-        sb, at_bad = self._closest(anchors.bad)
-        return sg, sb, at_good, at_bad
-
-    def near_evidence(self, evidence: _Evidence) -> tuple[np.ndarray, np.ndarray]:
-        """Per run, its most praise-like and its most criticism-like step, as judged by other runs' evidence.
-
-        Each step's lean is how much closer it comes to the praised evidence than
-        to the criticised (nearest of each); a run's features are its steps'
-        highest and lowest lean. Closeness alone does not tell: the steps every run
-        has (the request, the same tool call) are evidence of both signs.
-        A run's own evidence is left out: fitting on it, every labelled run would
-        find its own steps and the classifier would learn to trust a closeness of 1.
-        """
-        n = len(self.lengths)
-        top, bottom = np.zeros(n), np.zeros(n)
-        V = evidence.vectors  # noqa: N806
-        if not len(V) or not len(self.E) or V.shape[1] != self.E.shape[1] or not self.full.any():
-            return top, bottom
-        V = V.astype(self.E.dtype, copy=False)  # noqa: N806 - not an upcast copy of every step
-        pos = evidence.signs == 1
-        lean = _lean(self.U @ V.T, pos)[self.inverse]
-        # Then the steps of the runs the evidence came from, again without their own run's: a
-        # run's steps are contiguous rows, masked a block at a time.
-        columns: dict[str, list[int]] = {}
-        for j, owner in enumerate(evidence.owners):
-            columns.setdefault(owner, []).append(j)
-        blocks = [(a, b, cols) for owner, cols in columns.items() for a, b in self.rows_of.get(owner, ())]
-        if blocks:
-            rows = np.concatenate([np.arange(a, b) for a, b, _ in blocks])
-            S = self.E[rows] @ V.T  # noqa: N806
-            at = 0
-            for a, b, cols in blocks:
-                S[at:at + b - a, cols] = -1.0
-                at += b - a
-            lean[rows] = _lean(S, pos)
-        starts = self.starts[self.full]
-        top[self.full] = np.maximum.reduceat(lean, starts)
-        bottom[self.full] = np.minimum.reduceat(lean, starts)
-        return top, bottom
-
-
-NEAR_K = 5  # evidence steps a step is compared with, per sign
-
-
-def _lean(S: np.ndarray, praised: np.ndarray) -> np.ndarray:  # noqa: N803
-    """Per row of similarities to evidence steps, how much nearer it is to the praised than the criticised."""
-    return _near(S[:, praised]) - _near(S[:, ~praised])
-
-
-def _near(S: np.ndarray, k: int = NEAR_K) -> np.ndarray:  # noqa: N803
-    """Per row, the mean of its `k` highest similarities (0 without a column).
-
-    Not the single highest: one mislabelled evidence step (a person who praised a run
-    that did the thing, or criticised one that did not) would otherwise give every
-    step like it the opposite lean, and one such step among a metric's evidence is
-    common.
-    """
-    if not S.shape[1]:
-        return np.zeros(len(S))
-    k = min(k, S.shape[1])
-    return np.partition(S, S.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
-
-
-@dataclass(frozen=True)
-class _Evidence:
-    """The steps people pointed at on one metric: their vectors, runs and signs, and what a memo keys them by."""
-
-    vectors: np.ndarray
-    owners: tuple[str, ...]
-    signs: np.ndarray
-    key: tuple
-
-
-_NO_EVIDENCE = _Evidence(np.zeros((0, 1)), (), np.zeros(0, dtype=np.int64), ())
-MAX_EVIDENCE = 64  # steps per sign and metric: closeness to more costs more and adds little
-
-
-def _evidence(steps: _Steps, idxs: list[list[int]], views: Sequence[RunView], keys: Sequence[str], y: np.ndarray,
-              metric_id: str, evidence: dict[tuple[str, str], tuple[int, ...]], seed: int) -> _Evidence:
-    """A metric's evidence steps on the fitted views, at most MAX_EVIDENCE of each sign (a seeded sample)."""
-    found: dict[int, list[tuple[int, str, int]]] = {1: [], -1: []}  # sign -> (row in steps.E, run, step)
-    for i, (v, key) in enumerate(zip(views, keys, strict=True)):
-        if not y[i]:
-            continue
-        pos = {j: k for k, j in enumerate(idxs[i])}
-        for j in evidence.get((key, metric_id), ()):
-            if j in pos and steps.lengths[i]:
-                found[int(y[i])].append((int(steps.starts[i] + pos[j]), v.run_id, j))
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for sign, items in found.items():
-        items = sorted(set(items))
-        if len(items) > MAX_EVIDENCE:
-            items = [items[k] for k in sorted(rng.choice(len(items), MAX_EVIDENCE, replace=False))]
-        chosen += [(row, run, j, sign) for row, run, j in items]
-    if not chosen:
-        return _NO_EVIDENCE
-    return _Evidence(steps.E[[c[0] for c in chosen]], tuple(c[1] for c in chosen),
-                     np.array([c[3] for c in chosen]), (steps.token, tuple((c[1], c[2], c[3]) for c in chosen)))
