@@ -296,6 +296,7 @@ def _step_hashes(store: Store) -> set[str]:
 
 
 @pytest.mark.contract
+@pytest.mark.slow  # ~25 s on both backends; `make test` keeps the scoring-workers contract tests above
 def test_embedding_a_backlog_on_workers_stores_each_vector_once(store, demo_into):
     """Two workers and one killed after embedding: every step text cached, each exactly once."""
     from metrics.jobs import embed_backlog
@@ -369,6 +370,7 @@ def _plain_scorer(location: str, set_id: str, out) -> None:
 
 
 @pytest.mark.contract
+@pytest.mark.slow  # ~33 s on both backends; two workers sharing a backlog is also checked by the annotator test above
 def test_two_scoring_processes_on_one_backlog_share_it(store, demo_into):
     """Two schedulers starting `libra score` at once do the backlog once between them, not twice."""
     demo_into(store, N_RUNS, 11)

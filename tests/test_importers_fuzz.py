@@ -347,7 +347,8 @@ def test_run_facts_read_as_if_each_spans_resource_and_attributes_were_one_dict(s
     """The run's session, user and release come from the first span naming them, its attributes over its
     resource, then from the root's resource: what merging the two dicts of each span gave."""
     from traces.importers._genai import first_attr
-    from traces.importers._spans import RUN_FACTS, Span, _run_facts
+    from traces.importers._span import Span
+    from traces.importers._spans import RUN_FACTS, _run_facts
 
     made = [Span("t" * 32, f"{i:016x}", None, "s", None, None, attributes=a, resource=r)
             for i, (a, r) in enumerate(spans)]

@@ -10,13 +10,10 @@ OpenLLMetry's flattened `gen_ai.prompt.N.*`, and OpenInference
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-
+from traces.importers._span import Span
 from traces.importers.base import maybe_json, text_of
-
-if TYPE_CHECKING:
-    from traces.importers._spans import Span
 
 LLM_OPS = {"chat", "call_llm", "text_completion", "generate_content", "completion", "llm"}
 TOOL_OPS = {"execute_tool", "tool"}

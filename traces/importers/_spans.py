@@ -8,7 +8,6 @@ by the GenAI, OpenLLMetry and OpenInference conventions is read by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,23 +18,9 @@ from traces.importers._genai import (
     AGENT_OPS, LLM_OPS, TOOL_OPS, call_meta, error_text, first_attr, first_of_span, input_messages, operation,
     output_messages, token_count,
 )
+from traces.importers._span import Span
 from traces.importers.base import maybe_json, parse_time, text_of
 from traces.model import Feedback, Run, Step, StepKind
-
-
-@dataclass(slots=True)
-class Span:
-    trace_id: str
-    span_id: str
-    parent_id: str | None
-    name: str
-    start: datetime | None
-    end: datetime | None
-    error: bool = False
-    status_message: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    events: list[dict] = field(default_factory=list)
-    resource: dict[str, Any] = field(default_factory=dict)
 
 
 def norm_id(value: Any, digits: int = 16) -> str | None:

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from traces.importers import register
-from traces.importers._spans import Span, TraceAssembler, norm_id, span_time, trace_to_run
+from traces.importers._span import Span
+from traces.importers._spans import TraceAssembler, norm_id, span_time, trace_to_run
 from traces.importers.base import Importer, Record, RecordError, Sample, Source, reject
 from traces.importers.records import iter_records
 from traces.model import Parsed, Rejected

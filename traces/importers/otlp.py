@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from traces.importers import register
-from traces.importers._spans import Span, TraceAssembler, span_time
+from traces.importers._span import Span
+from traces.importers._spans import TraceAssembler, span_time
 from traces.importers.base import Importer, Record, RecordError, Sample, Source, in_shard, raw_text
 from traces.importers.records import iter_records
 from traces.model import Parsed, Rejected

@@ -24,7 +24,8 @@ from typing import Any
 
 import orjson
 
-from traces.importers._spans import Span, trace_to_run
+from traces.importers._span import Span
+from traces.importers._spans import trace_to_run
 from traces.importers.base import RecordError
 from traces.importers.otlp import any_value, attributes, otlp_id, parse_otlp_span
 from traces.ingest import ingest_runs, record_files
