@@ -3,9 +3,8 @@
 It parses the runs of shard K of N and sends them as prepared batches. Its own
 module, importing neither the store nor DuckDB (`traces.ingest` loads them
 lazily): a parsing process needs pyarrow only, and DuckDB would cost each one
-~60 MB of resident memory and ~0.1 CPU-s for nothing. Not `python -m
-traces.ingest.parallel` either: the package imports `parallel`, so running it
-as __main__ would load it twice.
+~60 MB of resident memory and ~0.1 CPU-s for nothing. `traces.ingest.parallel`,
+which starts these processes, imports the writer and so the store.
 """
 
 from __future__ import annotations
