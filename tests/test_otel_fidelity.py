@@ -148,7 +148,7 @@ def test_a_multi_agent_trace_reads_as_a_tree_with_each_calls_latency_tokens_and_
                 pass
     runs = _ingest(store, tmp_path, mem.get_finished_spans())
     (run_id,) = runs
-    run, steps, _ = get_run(store, run_id)
+    run, steps = get_run(store, run_id)
     tree = span_tree(steps, run["metadata"])
     outline = tree[tree["kind"] == "span"]
     assert list(outline["label"]) == ["invoke_agent planner", "invoke_agent researcher"]

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from libra import accounts
-from libra.web.cache import cached
+from libra.web.cache import cached, cached_past_notes
 from traces.ingest import BatchWriter
 from traces.model import IngestSummary, Run, Step, StepKind
 from traces.queries import RunFilter, count_runs, list_runs
@@ -184,3 +184,163 @@ def test_a_run_page_redrawn_unchanged_reads_nothing_and_a_saved_note_shows_at_on
     # the note is in the journal (or already in the store): either way the notes' answer was recomputed
     assert any(t.value.startswith("ana on the whole run") for t in at.text)
     assert any(c.value == "Answered before reading the file." for c in at.code)
+
+
+def _counting(calls: list):
+    def count(store: Store) -> int:
+        calls.append(1)
+        return int(store.scalar("SELECT count(*) FROM runs"))
+    return count
+
+
+def test_an_answer_that_reads_no_notes_outlives_this_apps_saves_and_nothing_else(tmp_path):
+    from traces.annotation import feedback
+
+    path = tmp_path / "s.duckdb"
+    s = _store(path, 3)
+    run_id = s.scalar("SELECT run_id FROM runs LIMIT 1")
+    blind, seeing = [], []
+    count_blind, count_seeing = _counting(blind), _counting(seeing)
+
+    def both() -> tuple[int, int]:
+        return cached_past_notes(s, count_blind), cached(s, count_seeing)
+
+    assert both() == (3, 3)
+    feedback.add(s, run_id, "ana", "a note, applied to the store at once")
+    assert feedback.flush(s) == 0 and s.scalar("SELECT count(*) FROM feedback") == 1  # committed and let go
+    assert both() == (3, 3)
+    assert (len(blind), len(seeing)) == (1, 2)  # only the answer that may read notes was asked again
+    with s.hold(lazy=True):  # as the app holds it for a rerun: saves while the file is held
+        assert both() == (3, 3)
+        feedback.add(s, run_id, "ana", "another note", flush_now=False)
+        assert feedback.flush(s) == 1
+        assert both() == (3, 3)
+    assert both() == (3, 3)  # the file let go (its log folded into it) is still the file expected
+    assert (len(blind), len(seeing)) == (1, 3)
+    # every other commit moves it: another process's, this process's own of other data,
+    # and a write that was never accounted for
+    _add_run_elsewhere(path, "late-1")
+    assert both() == (4, 4) and (len(blind), len(seeing)) == (2, 4)
+    accounts.add_user(s, "ana", "correct horse", "annotator")
+    assert both() == (4, 4) and (len(blind), len(seeing)) == (3, 5)
+    with s.connection() as con:
+        con.execute("DELETE FROM steps WHERE run_id IN (SELECT run_id FROM runs WHERE native_id = 'late-1')")
+        con.execute("DELETE FROM runs WHERE native_id = 'late-1'")
+    assert both() == (3, 3) and (len(blind), len(seeing)) == (4, 6)
+    # a save after something unaccounted keeps the answers taken since it
+    feedback.add(s, run_id, "ana", "a third note")
+    assert both() == (3, 3) and (len(blind), len(seeing)) == (4, 7)
+
+
+def test_a_save_racing_another_process_never_hides_its_commit(tmp_path):
+    """Another process commits between this process's last look at the file and its save: the
+    save's commit starts from a file it did not expect, so the answers move."""
+    from traces.annotation import feedback
+
+    path = tmp_path / "s.duckdb"
+    s = _store(path, 2)
+    run_id = s.scalar("SELECT run_id FROM runs LIMIT 1")
+    calls: list = []
+    count = _counting(calls)
+    feedback.add(s, run_id, "ana", "first")
+    assert cached_past_notes(s, count) == 2
+    _add_run_elsewhere(path, "late-1")
+    feedback.add(s, run_id, "ana", "second")
+    assert cached_past_notes(s, count) == 3 and len(calls) == 2
+
+
+def _notes_blind_call_sites() -> set[str]:
+    """The functions the app's pages pass to `cached_past_notes`, by their names in the source."""
+    import ast
+
+    names = set()
+    for f in (ROOT / "libra" / "web").glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "cached_past_notes":
+                names.add(ast.unparse(node.args[1]).rsplit(".", 1)[-1])
+    return names
+
+
+def test_what_the_pages_keep_past_saves_reads_no_notes(tmp_path, monkeypatch, demo_into, page_test):
+    """Every call the runs page, a run and each dashboard tab make through `cached_past_notes`,
+    made again on the same store with its feedback tables gone: one that read notes fails there."""
+    from libra.web import dashboards, run_view, runs, session
+    from metrics import sets
+    from metrics.definitions import Example, Metric, MetricSet
+    from metrics.embeddings import default_embedder
+    from metrics.judges.similarity import SimilarityJudge
+    from metrics.jobs import alerts
+    from metrics.scoring import score_runs
+    from pipa.judge import PipaJudge
+    from pipa.scoring import score_pipa
+
+    path = tmp_path / "s.duckdb"
+    s = Store(path)
+    demo_into(s, 30)
+    ms = sets.save(s, MetricSet("dash", 0, "dash", (
+        Metric("confirm", "Confirmation", "Asks before booking.",
+               good=(Example("Shall I book it?"),), bad=(Example("booked without asking"),)),)),
+        backend="offline/offline")  # as induction names its grounder and namer: the Induction tab lists it
+    score_runs(s, ms, SimilarityJudge(default_embedder(s)))
+    score_pipa(s, PipaJudge())
+    alerts.check(s, [alerts.AlertRule(name="low", metric="confirm", below=0.99, window_hours=None, min_runs=1)])
+    accounts.add_user(s, "ana", "correct horse", "annotator")
+    run_id = s.scalar("SELECT run_id FROM feedback LIMIT 1")
+    s.close()
+    made: list = []
+
+    def recording(store, fn, *args, **kwargs):
+        made.append((fn, args, kwargs))
+        return fn(store, *args, **kwargs)
+
+    for module in (dashboards, run_view, runs, session):
+        monkeypatch.setattr(module, "cached_past_notes", recording)
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("LIBRA_STORE", str(path))
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()  # signing in: accounts, sessions
+    app.text_input(key="signin-user").input("ana")
+    app.text_input(key="signin-pass").input("correct horse")
+    app.button[0].click().run()
+    app.run()
+    assert not app.exception and app.dataframe  # signed in, on the runs page
+    app.text_input(key="f-text").input("booking").run()  # a search: how far the index lags
+    assert not app.exception
+    at = page_test("run_view", Store(path), "ana", run_id=run_id).run()
+    assert not at.exception
+    at = page_test("dashboards", Store(path), "ana").run()
+    for tab in ("Scores over time", "Runs × metrics", "PIPA profile", "Induction", "People & cost"):
+        at.session_state["tab"] = tab
+        at.run()
+        assert not at.exception, (tab, at.exception)
+    assert {getattr(fn, "__name__", "") for fn, _, _ in made} >= _notes_blind_call_sites()
+    s = Store(path)
+    with s.transaction() as con:
+        for table in ("feedback", "feedback_history"):  # what a save writes (`feedback.flush`)
+            for index, in con.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = ?",
+                                      [table]).fetchall():
+                con.execute(f'DROP INDEX "{index}"')  # an index keeps its table from being renamed
+            con.execute(f"ALTER TABLE {table} RENAME TO gone_{table}")
+    for fn, args, kwargs in made:
+        fn(s, *args, **kwargs)
+
+
+def test_reading_the_journal_from_a_new_thread_leaves_its_version_alone(tmp_path):
+    """Streamlit runs each rerun in a thread of its own, and each thread opens its own connection to
+    the journal. SQLite run as root gives the log to the file's owner as it opens it, which moved the
+    change time the version was made of: every kept answer that reads notes was thrown away."""
+    import threading
+
+    from traces.annotation import feedback
+
+    s = _store(tmp_path / "s.duckdb", 1)
+    j = feedback.journal(s)
+    j.append("create", {"feedback_id": "f1"})
+    before = j.version()
+    for _ in range(3):
+        t = threading.Thread(target=j.pending)
+        t.start()
+        t.join()
+    assert j.version() == before
+    j.append("create", {"feedback_id": "f2"})  # while a write still moves it
+    assert j.version() != before

@@ -193,17 +193,16 @@ def same_task_runs(store: Store, run_id: str, limit: int = 200) -> list[str]:
         [run_id, limit])]
 
 
-def get_run(store: Store, run_id: str) -> tuple[dict | None, pd.DataFrame, pd.DataFrame]:
+def get_run(store: Store, run_id: str) -> tuple[dict | None, pd.DataFrame]:
+    """A run's row and its steps in order; (None, empty) for an unknown id. Its notes: `feedback.for_run`."""
     with store.connection() as con:
         cur = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
         row = cur.fetchone()
         if row is None:
-            return None, pd.DataFrame(), pd.DataFrame()
+            return None, pd.DataFrame()
         run = dict(zip([d[0] for d in cur.description], row, strict=True))
         steps = con.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", [run_id]).df()
-        fb = con.execute("SELECT * FROM feedback WHERE run_id = ? AND deleted_at IS NULL "
-                         "ORDER BY created_at", [run_id]).df()
-    return run, steps, fb
+    return run, steps
 
 
 def runs_by_format_and_agent(store: Store, limit: int = 50) -> pd.DataFrame:

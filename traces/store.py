@@ -26,7 +26,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from traces import extensions, locks, migrate, recovery
+from traces import changes, extensions, locks, migrate, recovery
+from traces.changes import FileVersion, files_version
 
 if TYPE_CHECKING:  # DuckDB imports pandas itself when a frame is asked for; parsing processes never ask
     import pandas as pd
@@ -208,23 +209,6 @@ class _Shared:
         self.lock = threading.RLock()
 
 
-FileVersion = tuple[tuple[int, int, int, int] | None, ...]
-
-
-def files_version(*paths: str) -> FileVersion:
-    """The files' identities, sizes and change times (None for a missing one): moves with every
-    write to them, from any process, and costs a stat each."""
-    out: list[tuple[int, int, int, int] | None] = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-        except FileNotFoundError:
-            out.append(None)
-            continue
-        out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-    return tuple(out)
-
-
 class _LazyHold:
     __slots__ = ("stack", "opened")
 
@@ -372,7 +356,18 @@ class Store:
                 # attached) is kept for the life of the process.
                 if shared.refs == 0 and not self.lake:
                     _registry.pop(self.path, None)
-                    shared.con.close()
+                    self._release(shared.con)
+
+    def _release(self, con: duckdb.DuckDBPyConnection) -> None:
+        def fold() -> FileVersion:
+            con.execute("CHECKPOINT")
+            return self._files()
+        try:
+            changes.settle(self.path, self._files(), fold)
+        except duckdb.Error:
+            pass  # DuckDB folds the log as it closes instead: kept answers are then computed once more
+        finally:
+            con.close()
 
     def _cursor(self, shared: _Shared) -> duckdb.DuckDBPyConnection:
         cur = shared.con.cursor()
@@ -381,18 +376,23 @@ class Store:
             cur.execute("SET python_enable_replacements = false")
         return cur
 
-    def data_version(self) -> FileVersion | None:
+    def data_version(self, ignoring: Collection[str] = ()) -> Hashable | None:
         """What changes whenever a transaction commits to this file, from any process; None where unknown.
 
         DuckDB appends each commit to `<file>.wal` and folds the log into the file when
         the last connection closes (or the log grows large), so the two files' identities,
         sizes and change times move with every commit; reading changes neither. Two stats,
-        no open: callers use it to keep answers until the data changes. A lake's commits
-        go to its catalog and a memory store has no file: None, nothing to key by.
+        no open: callers use it to keep answers until the data changes. `ignoring`: kinds of
+        data (`transaction(touches=...)`) whose commits by this process leave it as it was,
+        for answers that read none of them (`traces.changes`). A lake's commits go to its
+        catalog and a memory store has no file: None, nothing to key by.
         """
         if self.lake or self._mem is not None:
             return None
-        return files_version(self.path, self.path + ".wal")
+        return changes.version(self.path, self._files(), ignoring)
+
+    def _files(self) -> FileVersion:
+        return files_version(self.path, self.path + ".wal")  # the log last: `changes.settle` looks there
 
     @contextmanager
     def hold(self, lazy: bool = False) -> Iterator[Store]:
@@ -426,7 +426,8 @@ class Store:
                 cur.close()
 
     @contextmanager
-    def transaction(self, serialise: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self, serialise: str | None = None,
+                    touches: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction: committed when the block ends, rolled back on error.
 
         `serialise` names a lock (`schema.LOCKS`) for writes that must not run side
@@ -435,8 +436,13 @@ class Store:
         transaction rewrites its lock table's row, so on a lake concurrent ones
         conflict and the loser, run again (`retrying`), sees what the winner wrote.
         A DuckDB file needs nothing: one process writes it at a time.
+
+        `touches` names the one kind of data the transaction writes (such as "feedback"), so
+        answers kept in memory that read none of it survive the commit (`data_version`).
         """
         with self._shared() as shared, shared.lock:
+            accounted = not self.lake and self._mem is None
+            before = self._files() if accounted else ()
             cur = self._cursor(shared)
             cur.execute("BEGIN TRANSACTION")
             try:
@@ -449,8 +455,11 @@ class Store:
                 raise
             cur.execute("COMMIT")
             cur.close()
+            if accounted:
+                changes.committed(self.path, before, self._files(), touches)
 
-    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], serialise: str | None = None) -> T:
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], serialise: str | None = None,
+              touches: str | None = None) -> T:
         """fn(con) in one write transaction, run again if it lost a conflict on a lake.
 
         Use it for anything that upserts (`merge`): a lake detects the clash
@@ -458,7 +467,7 @@ class Store:
         the loser must start over to see the winner's rows.
         """
         def once() -> T:
-            with self.transaction(serialise) as con:
+            with self.transaction(serialise, touches) as con:
                 return fn(con)
         return retrying(once)
 

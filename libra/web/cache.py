@@ -5,7 +5,9 @@ runs list's facets and page, a dashboard's aggregates over a million verdicts)
 were most of the time Libra added to Streamlit's own (`bench/app.py`). An answer
 is kept under the store's data version (`Store.data_version`: it changes when any
 process commits) and its feedback journal's, so a save, an ingest or a scoring job is
-seen on the next rerun.
+seen on the next rerun. Answers that read no notes (`cached_past_notes`) are kept
+across the notes this app saves, which otherwise threw away every answer of every
+page after each save.
 Stores whose changes cannot be seen that cheaply (a lake, memory) are not cached.
 
 Not `st.cache_data`: it keys by the arguments' contents but knows nothing of the
@@ -68,7 +70,21 @@ def cached(s: Store, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """fn(s, *args, **kwargs), from memory when the store has not changed since it was last asked."""
     stored = s.data_version()
     # notes saved a moment ago are in the journal before the store
-    version = None if stored is None else (stored, feedback.journal(s).version())
+    return _kept(s, None if stored is None else (stored, feedback.journal(s).version()), fn, args, kwargs)
+
+
+def cached_past_notes(s: Store, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`cached`, for an fn that reads no notes: its answer outlives the notes this app saves.
+
+    A saved note is applied by this process's own commit of the feedback tables only, so the
+    store's version for answers ignoring those commits stays put (`traces.changes`); any other
+    commit, from any process, moves it. `tests/test_web_cache.py` runs every fn given here
+    against a store without feedback tables, so one that starts reading notes fails there.
+    """
+    return _kept(s, s.data_version(ignoring=(feedback.NOTES,)), fn, args, kwargs)
+
+
+def _kept(s: Store, version: Any, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
     try:
         key = (s.path, version, fn, _frozen(args), _frozen(kwargs))
     except _Unkeyable:

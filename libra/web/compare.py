@@ -31,7 +31,7 @@ def page() -> None:
     cols = st.columns(2)
     for col, run_id in zip(cols, (a, b), strict=True):
         with col:
-            run, steps, _ = get_run(s, run_id)
+            run, steps = get_run(s, run_id)
             if run is None:
                 st.warning(f"{md(run_id)} is not in the store.")
                 continue

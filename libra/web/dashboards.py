@@ -8,7 +8,7 @@ import streamlit as st
 from autolibra.charts import aspect_map_chart, frontier_chart, new_coverage_chart
 from autolibra.frontier import frontier_frame
 from libra.web import session
-from libra.web.cache import cached
+from libra.web.cache import cached, cached_past_notes
 from libra.web.widgets import md, open_run, p_text, show_text
 from metrics.jobs import alerts, schedule
 from metrics.jobs.alerts import NEW_FEEDBACK_COVERAGE
@@ -21,12 +21,12 @@ from traces.store import Store
 
 def _set_names(s: Store) -> dict[str, str]:
     """A set's name for its id: ids such as pipa-da39a3ee are hashes nobody can read."""
-    listing = cached(s, sets.list_sets)
+    listing = cached_past_notes(s, sets.list_sets)
     return {str(r.set_id): str(r.name) for r in listing.itertuples()}
 
 
 def _alerts(s: Store) -> None:
-    df = cached(s, alerts.firing)
+    df = cached_past_notes(s, alerts.firing)
     names = _set_names(s)
     for r in df.itertuples(index=False):
         st.error(f"Alert **{md(r.rule)}**: {md(r.metric)} ({md(names.get(r.metric_set_id, r.metric_set_id))}) "
@@ -36,7 +36,7 @@ def _alerts(s: Store) -> None:
 
 
 def _pick_set(s: Store, key: str) -> tuple[str, int] | None:
-    avail = cached(s, dashboard.score_sets)
+    avail = cached_past_notes(s, dashboard.score_sets)
     avail = avail[~avail["metric_set_id"].str.startswith("pipa-")]
     if avail.empty:
         return None
@@ -54,7 +54,7 @@ def _scores_tab(s: Store) -> None:
         return
     set_id, version = picked
     bucket = st.segmented_control("bucket", ["hour", "day", "week", "month"], default="week", key="dash-bucket")
-    df = cached(s, dashboard.scores_over_time, set_id, bucket=bucket or "week")
+    df = cached_past_notes(s, dashboard.scores_over_time, set_id, bucket=bucket or "week")
     if df.empty:
         st.info("No ±1 verdicts in this set yet.")
         return
@@ -68,7 +68,7 @@ def _scores_tab(s: Store) -> None:
         st.warning(f"{len(flat)} of {df['metric'].nunique()} metrics give every agent the same score in every "
                    "period, so they cannot tell agents apart: " + ", ".join(md(m) for m in flat)
                    + ". An offline judge that cannot read a behaviour does this; an LLM judge may.")
-    summ = cached(s, dashboard.agent_metric_summary, set_id, version)
+    summ = cached_past_notes(s, dashboard.agent_metric_summary, set_id, version)
     if not summ.empty:
         st.altair_chart(charts.agent_summary_chart(summ), width="stretch")
 
@@ -79,7 +79,7 @@ def _matrix_tab(s: Store) -> None:
         st.info("Nothing scored yet.")
         return
     set_id, version = picked
-    df = cached(s, dashboard.run_metric_matrix, set_id, version, limit=st.slider("runs", 10, 200, 40, key="dash-n"))
+    df = cached_past_notes(s, dashboard.run_metric_matrix, set_id, version, limit=st.slider("runs", 10, 200, 40, key="dash-n"))
     event = st.altair_chart(charts.heatmap_chart(df), on_select="rerun", key="dash-heat")
     chosen = [p.get("run_id") for p in (event.selection.get("run") or [])] if event and event.selection else []
     runs = list(dict.fromkeys(df["run_id"]))
@@ -87,7 +87,7 @@ def _matrix_tab(s: Store) -> None:
     if not run_id:
         return
     st.subheader(f"Evidence for {md(run_id)}")
-    ev = cached(s, dashboard.run_evidence, run_id, set_id, version)
+    ev = cached_past_notes(s, dashboard.run_evidence, run_id, set_id, version)
     for (metric, focus), g in ev.groupby(["metric", "focus"], sort=False):
         first = g.iloc[0]
         verdict = {1: "+1", -1: "−1", 0: "n/a"}.get(int(first["value"]), "?")
@@ -105,7 +105,7 @@ def _matrix_tab(s: Store) -> None:
 
 
 def _pipa_tab(s: Store) -> None:
-    prof = cached(s, profile.agent_profile)
+    prof = cached_past_notes(s, profile.agent_profile)
     if prof.empty:
         st.info("No PIPA scores yet: run `libra pipa score`.")
         return
@@ -116,7 +116,7 @@ def _pipa_tab(s: Store) -> None:
         st.markdown("**Where each agent fails first**")
         st.dataframe(worst.rename(columns={"rate": "pass rate", "units": "units judged"}), hide_index=True,
                      column_config={"pass rate": st.column_config.NumberColumn(format="percent")})
-    rel = cached(s, profile.reward_relation)
+    rel = cached_past_notes(s, profile.reward_relation)
     rel = rel[rel["runs"] > 0]
     st.markdown("**Criteria against the task's own reward** (point-biserial r, two-sided p)")
     if rel.empty:
@@ -132,14 +132,14 @@ def _pipa_tab(s: Store) -> None:
 
 
 def _induction_tab(s: Store) -> None:
-    listing = cached(s, sets.list_sets)
+    listing = cached_past_notes(s, sets.list_sets)
     listing = listing[listing["backend"].fillna("").str.contains("/")]  # induced sets: grounder/namer
     if listing.empty:
         st.info("No induced metric set yet: run `libra induce`.")
         return
     labels = [f"{r.name} · {r.set_id} v{r.version}" for r in listing.itertuples()]
     i = labels.index(st.selectbox("induced set", labels, index=len(labels) - 1, key="dash-ind", format_func=visible_controls))
-    ms = cached(s, sets.load, listing.iloc[i]["set_id"], int(listing.iloc[i]["version"]))
+    ms = cached_past_notes(s, sets.load, listing.iloc[i]["set_id"], int(listing.iloc[i]["version"]))
     fr = frontier_frame(ms.provenance.get("frontier", []), ms.provenance.get("params"))
     if not fr.empty:
         st.altair_chart(frontier_chart(fr), width="stretch")
@@ -147,7 +147,7 @@ def _induction_tab(s: Store) -> None:
     if not amap.empty:
         st.altair_chart(aspect_map_chart(amap), width="stretch")
     st.subheader("Does the set keep up with what people write?")
-    hist = cached(s, dashboard.new_feedback_coverage, ms.set_id)
+    hist = cached_past_notes(s, dashboard.new_feedback_coverage, ms.set_id)
     if hist.empty:
         st.info("No measurement yet: a scheduled score job measures the coverage of new feedback, "
                 "or run `libra metrics coverage`.")
@@ -169,12 +169,12 @@ def _people_tab(s: Store) -> None:
         jh = cached(s, dashboard.judge_human_agreement, *picked)
         if not jh.empty:
             st.altair_chart(charts.judge_human_chart(jh))
-    cost = cached(s, dashboard.judge_cost)
+    cost = cached_past_notes(s, dashboard.judge_cost)
     if cost.empty:
         st.caption("No LLM calls recorded: everything so far ran on the offline backends, at no cost.")
     else:
         st.altair_chart(charts.cost_chart(cost), width="stretch")
-    hist = cached(s, schedule.history, 50)
+    hist = cached_past_notes(s, schedule.history, 50)
     if not hist.empty:
         st.markdown("**Scheduled job runs**")
         st.dataframe(hist.drop(columns=[c for c in ("detail", "owner") if c in hist]).fillna(""), hide_index=True)

@@ -30,7 +30,7 @@ def page() -> None:
     steps_of = {}
     for col, side, run_id in zip(cols, ("A", "B"), pair, strict=True):
         with col:
-            run, steps, _ = get_run(s, run_id)
+            run, steps = get_run(s, run_id)
             if run is None:
                 st.warning(f"{md(run_id)} is not in the store.")
                 return

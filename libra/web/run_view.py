@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from libra.web import keyboard, session
-from libra.web.cache import cached
+from libra.web.cache import cached, cached_past_notes
 from libra.accounts import User
 from libra.web.timeline import KEYS_HELP, go_to_step, header, timeline
 from libra.web.widgets import KIND_LABEL, VERDICT_TEXT, md, show_text, step_label
@@ -206,7 +206,7 @@ def _scores(s: Store, run_id: str) -> None:
 
     from metrics.reports.queries import run_scores
 
-    df = cached(s, run_scores, run_id)
+    df = cached_past_notes(s, run_scores, run_id)
     if df.empty:
         return
     subjects = sorted(set(df["about"]) - {"the run"})
@@ -222,7 +222,7 @@ def _scores(s: Store, run_id: str) -> None:
                      column_config={"pass rate": st.column_config.NumberColumn(format="percent"),
                                     "reason": st.column_config.TextColumn(width="large")})
         _evidence_links(df)
-        prof = cached(s, profile.run_profile, run_id)
+        prof = cached_past_notes(s, profile.run_profile, run_id)
         if not prof.empty:
             st.altair_chart(profile.profile_chart(prof))
 
@@ -292,7 +292,7 @@ def page() -> None:
     if not run_id:
         st.info("Pick a run in the Runs page, or take the next one from a queue.")
         return
-    run, steps, _ = cached(s, get_run, run_id)
+    run, steps = cached_past_notes(s, get_run, run_id)
     if run is None:
         st.warning("That run is not in the store.")
         return
@@ -322,7 +322,7 @@ def page() -> None:
     if run["task"]:
         st.markdown("**Task**")
         show_text(run["task"], 600)
-    if cached(s, same_task_runs, run_id, limit=1) and st.button("Compare with another run of this task", key="to-compare"):
+    if cached_past_notes(s, same_task_runs, run_id, limit=1) and st.button("Compare with another run of this task", key="to-compare"):
         st.query_params.clear()
         st.session_state["run_id"] = run_id
         st.switch_page(st.session_state["pages"]["compare"])

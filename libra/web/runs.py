@@ -7,7 +7,7 @@ import datetime as dt
 import streamlit as st
 
 from libra.web import session
-from libra.web.cache import cached
+from libra.web.cache import cached, cached_past_notes
 from libra.web.widgets import VERDICT_TEXT, open_run
 from traces.display import for_chart, visible_controls
 from metrics.reports.queries import scored_metrics
@@ -36,7 +36,7 @@ COLUMN_CONFIG = {
 def page() -> None:
     s = session.store()
     st.header("Runs")
-    f = cached(s, facets)
+    f = cached_past_notes(s, facets)
     with st.sidebar:
         st.subheader("Filter")
         # option labels are data: drawn as written, bidirectional controls made visible
@@ -46,7 +46,7 @@ def page() -> None:
         models = st.multiselect("model", f["model"], key="f-model", format_func=visible_controls)
         annotated = st.selectbox("annotated", ["any", "with feedback", "without feedback"], key="f-annotated")
         dates = st.date_input("started between", value=[], key="f-dates")
-        metrics = cached(s, scored_metrics)
+        metrics = cached_past_notes(s, scored_metrics)
         metric, values = None, tuple[int, ...]()
         if metrics:
             pick = st.selectbox("metric verdict", ["any"] + [f"{m[3]} ({m[0]} v{m[1]})" for m in metrics],
@@ -72,7 +72,7 @@ def page() -> None:
     descending = c2.toggle("largest / newest first", value=True, key="f-desc")
     pg = c3.number_input(f"page of {pages}", min_value=1, max_value=pages, value=1, key="f-page")
     c4.caption(f"{total:,} runs match · sorted over all of them, {PAGE} a page · times in UTC")
-    lagging = cached(s, unindexed) if text else None
+    lagging = cached_past_notes(s, unindexed) if text else None
     if lagging:
         st.caption(f"{lagging:,} runs added since the search index was built are matched by any of your words; "
                    "`libra index` ranks them with the rest.")

@@ -22,7 +22,7 @@ from libra import accounts, sessions
 from traces.annotation import feedback
 from libra.accounts import User
 from libra.throttle import Throttle
-from libra.web.cache import cached
+from libra.web.cache import cached_past_notes
 from libra.web.widgets import page_script
 from traces.store import Store, default_db_path
 
@@ -144,7 +144,7 @@ def signed_in(s: Store) -> User | None:
             user = back
     if user is None:
         return None
-    fresh = cached(s, accounts.get_user, user.username)
+    fresh = cached_past_notes(s, accounts.get_user, user.username)
     token = st.session_state.get("token")
     if fresh is None or fresh.disabled:
         _end(st.error, "Your account has been disabled.")
@@ -160,7 +160,7 @@ def signed_in(s: Store) -> User | None:
 def _session_account(s: Store, *key: str) -> tuple[User, datetime] | None:
     # Kept until any process commits (a sign-out elsewhere, a role changed, an account disabled):
     # every rerun asked the store four questions before drawing anything.
-    return cached(s, sessions.session_account, *key)
+    return cached_past_notes(s, sessions.session_account, *key)
 
 
 def sign_in(s: Store) -> None:

@@ -29,6 +29,9 @@ MAX_TEXT = 20_000
 # A process applies its journal at most this often on its own saves: flushing takes the store's
 # file lock, and sixteen busy annotators flushing on every keystroke would starve batch jobs of it.
 FLUSH_INTERVAL = 2.0
+# What `flush` writes (the feedback tables and nothing else), so that what this process keeps in
+# memory from other tables outlives its own saves (`Store.data_version(ignoring=...)`).
+NOTES = "feedback"
 _journals: dict[str, Journal] = {}
 _last_flush: dict[str, float] = {}
 
@@ -219,7 +222,7 @@ def flush(store: Store, timeout: float | None = None) -> int:
         merge(con, "feedback_history", history, keys=["feedback_id", "revision"], columns=_HISTORY_COLS)
 
     try:
-        target.write(apply)
+        target.write(apply, touches=NOTES)
     except StoreBusy:
         return 0
     j.mark_applied([s for s, _, _ in events])

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from traces.schema import JOURNAL_DDL
-from traces.store import FileVersion, files_version
+from traces.changes import FileVersion, files_version
 
 _local = threading.local()
 
