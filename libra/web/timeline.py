@@ -202,9 +202,10 @@ def timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None, pre
                     head = f"**{md(label)}**{mark}" if s_.kind in ("user_message", "system") else f"{md(label)}{mark}"
                     st.markdown(head + (f"  \n:small[:gray[{md(stats)}]]" if stats else ""), width="stretch")
                 if draft_key:
+                    # no tooltip: one on each of 40 buttons cost the browser ~50 ms a page (bench/app.py);
+                    # the page's key help (KEYS_HELP) says what anchoring does
                     st.button("unanchor" if int(s_.idx) in anchored else "anchor", key=f"anchor-{int(s_.idx)}",
-                              on_click=_anchor, args=(draft_key, int(s_.idx)),
-                              help="Anchor your note to this step (key a: the step at the top of the view)")
+                              on_click=_anchor, args=(draft_key, int(s_.idx)))
             if isinstance(s_.tool_args, str) and s_.tool_args not in ("null", ""):
                 st.code(s_.tool_args, language="json", wrap_lines=True)
             if s_.content:
