@@ -306,6 +306,8 @@ def test_what_the_pages_keep_past_saves_reads_no_notes(tmp_path, monkeypatch, de
     assert not app.exception and app.dataframe  # signed in, on the runs page
     app.text_input(key="f-text").input("booking").run()  # a search: how far the index lags
     assert not app.exception
+    app.sidebar.selectbox(key="f-annotated").select("with feedback").run()  # a filter that reads notes
+    assert not app.exception
     at = page_test("run_view", Store(path), "ana", run_id=run_id).run()
     assert not at.exception
     at = page_test("dashboards", Store(path), "ana").run()

@@ -65,7 +65,8 @@ def page() -> None:
                     text=text or None,
                     annotated={"any": None, "with feedback": True, "without feedback": False}[annotated],
                     since=since, until=until, metric=metric, metric_values=values, fts=True)
-    total = cached(s, count_runs, flt)
+    # the count reads notes only to filter by them
+    total = cached(s, count_runs, flt) if flt.annotated is not None else cached_past_notes(s, count_runs, flt)
     pages = max(1, (total + PAGE - 1) // PAGE)
     c1, c2, c3, c4 = st.columns([1, 1, 1, 2])
     sort = c1.selectbox("sort by", list(RUN_SORTS), key="f-sort")
