@@ -381,7 +381,7 @@ class Store:
 
         DuckDB appends each commit to `<file>.wal` and folds the log into the file when
         the last connection closes (or the log grows large), so the two files' identities,
-        sizes and change times move with every commit; reading changes neither. Two stats,
+        sizes and modification times move with every commit; reading changes neither. Two stats,
         no open: callers use it to keep answers until the data changes. `ignoring`: kinds of
         data (`transaction(touches=...)`) whose commits by this process leave it as it was,
         for answers that read none of them (`traces.changes`). A lake's commits go to its
