@@ -173,3 +173,30 @@ def test_a_span_outline_someone_wrote_with_a_loop_and_markup_still_reads_as_a_bo
     assert set(tree.loc[tree["kind"] == "span", "label"]) <= {"**agent** [x](javascript:alert(1))", "other"}
     assert tree["depth"].max() <= 4 and tree.loc[tree["idx"] == 0, "model"].item() == "m-1"
     assert list(span_tree(steps, "{not json")["kind"]) == ["agent_message", "tool_call"]  # no outline: flat
+
+
+@pytest.mark.parametrize("sort", [s for s in RUN_SORTS if s != "feedback"])
+def test_a_page_without_its_notes_and_the_notes_on_its_runs_make_the_whole_page(runs_store, sort):
+    from traces.annotation import feedback
+    from traces.queries import notes_on
+
+    ids = [r for r, in runs_store.execute("SELECT run_id FROM runs ORDER BY run_id")]
+    for author, run_id in (("ana", ids[0]), ("bo", ids[0]), ("ana", ids[0]), ("bo", ids[3])):
+        feedback.add(runs_store, run_id, author, f"{author} on {run_id}", flush_now=False)
+    feedback.delete(runs_store, feedback.add(runs_store, ids[5], "ana", "gone", flush_now=False), "ana")
+    feedback.flush(runs_store)
+    whole = list_runs(runs_store, RunFilter(), 4, 2, sort=sort)
+    bare = list_runs(runs_store, RunFilter(), 4, 2, sort=sort, notes=False)
+    assert "feedback" not in bare and "annotators" not in bare
+    joined = bare.merge(notes_on(runs_store, list(bare["run_id"])), on="run_id", how="left")
+    pd.testing.assert_frame_equal(joined[whole.columns], whole)
+    counted = notes_on(runs_store, [ids[0], ids[3], ids[5], "no-such-run"]).set_index("run_id")
+    assert counted.loc[ids[0]].tolist() == [3, 2] and counted.loc[ids[3]].tolist() == [1, 1]
+    assert counted.loc[ids[5]].tolist() == [0, 0] and counted.loc["no-such-run"].tolist() == [0, 0]  # deleted, unknown
+
+
+def test_a_page_sorted_or_filtered_by_notes_cannot_leave_them_out(runs_store):
+    with pytest.raises(ValueError, match="notes=True"):
+        list_runs(runs_store, RunFilter(), sort="feedback", notes=False)
+    with pytest.raises(ValueError, match="notes=True"):
+        list_runs(runs_store, RunFilter(annotated=False), notes=False)

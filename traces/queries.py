@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -116,15 +117,19 @@ RUN_SORTS = {
 
 def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0, *, sort: str = "started",
               descending: bool = True, prices: list[tuple[str, float, float]] | None = None,
-              verdict_of: tuple[str, int, str] | None = None) -> pd.DataFrame:
+              verdict_of: tuple[str, int, str] | None = None, notes: bool = True) -> pd.DataFrame:
     """One page of runs with what a reader compares them by, sorted and paged in the database.
 
     `prices` is (model, USD per million input tokens, per million output) for the models a price
     is known for; a run of any other model has no cost rather than a guessed one. `verdict_of`
     (set id, version, metric id) adds that metric's verdict (the worst of its subjects) as `verdict`.
+    `notes=False` leaves out the columns counted from people's notes (`notes_on` gives them), so
+    that the page does not read them: the app keeps such a page across the notes it saves.
     """
     if sort not in RUN_SORTS:
         raise ValueError(f"sort by one of {', '.join(RUN_SORTS)}, not {sort!r}")
+    if not notes and (sort == "feedback" or flt.annotated is not None):
+        raise ValueError("a page sorted or filtered by notes reads them: notes=True")
     way = "DESC" if descending else "ASC"
     outer, inner = RUN_SORTS[sort]
     order = f"{outer} {way} NULLS LAST"
@@ -156,8 +161,7 @@ def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0, *,
                 "st AS (SELECT run_id, sum(input_tokens) AS tin, sum(output_tokens) AS tout, min(started_at) AS t0, "
                 f"max(ended_at) AS t1, count(*) FILTER (WHERE is_error) AS errors FROM steps WHERE run_id {among} "
                 "GROUP BY run_id), "
-                "fb AS (SELECT run_id, count(*) AS n, count(DISTINCT author) AS people FROM feedback "
-                f"WHERE deleted_at IS NULL AND run_id {among} GROUP BY run_id), "
+                + (f"fb AS ({_NOTES} AND run_id {among} GROUP BY run_id), " if notes else "") +
                 "sc AS (SELECT run_id, count(*) FILTER (WHERE value = 1) AS pos, "
                 f"count(*) FILTER (WHERE value = -1) AS neg FROM scores WHERE run_id {among} GROUP BY run_id), "
                 "pr AS (SELECT unnest(?::VARCHAR[]) AS model, unnest(?::DOUBLE[]) AS pin, "
@@ -171,18 +175,32 @@ def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0, *,
                 "ELSE coalesce(st.tin, 0) + coalesce(st.tout, 0) END AS tokens, "
                 "(coalesce(st.tin, 0) * pr.pin + coalesce(st.tout, 0) * pr.pout) / 1e6 "
                 "* CASE WHEN st.tin IS NULL AND st.tout IS NULL THEN NULL ELSE 1 END AS cost_usd, "
-                "coalesce(fb.n, 0) AS feedback, coalesce(fb.people, 0) AS annotators, "
+                + ("coalesce(fb.n, 0) AS feedback, coalesce(fb.people, 0) AS annotators, " if notes else "") +
                 "coalesce(sc.pos, 0) AS passed, coalesce(sc.neg, 0) AS failed, "
                 + ("(SELECT min(v.value) FROM scores v WHERE v.run_id = r.run_id AND v.metric_set_id = ? "
                    "AND v.metric_set_version = ? AND v.metric_id = ?) AS verdict, " if verdict_of else "")
                 + "left(r.task, 160) AS task, r.format "
-                "FROM r LEFT JOIN st USING (run_id) LEFT JOIN fb USING (run_id) LEFT JOIN sc USING (run_id) "
+                "FROM r LEFT JOIN st USING (run_id) " + ("LEFT JOIN fb USING (run_id) " if notes else "")
+                + "LEFT JOIN sc USING (run_id) "
                 f"LEFT JOIN pr ON pr.model = r.model ORDER BY {order}, r.run_id"
                 + (" LIMIT ? OFFSET ?" if page else ""),
-                [*source_params, *among_params * 3, [m for m, _, _ in table], [p for _, p, _ in table],
+                [*source_params, *among_params * (3 if notes else 2), [m for m, _, _ in table], [p for _, p, _ in table],
                  [p for _, _, p in table], *(verdict_of or ()), *page]).df()
         finally:
             con.execute("COMMIT")
+
+
+_NOTES = ("SELECT run_id, count(*) AS n, count(DISTINCT author) AS people FROM feedback "
+          "WHERE deleted_at IS NULL")
+
+
+def notes_on(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
+    """How many notes each run has and from how many people (`list_runs`' two columns), 0 for none."""
+    return store.df(
+        f"WITH fb AS ({_NOTES} AND run_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY run_id) "  # noqa: S608
+        "SELECT i.run_id, coalesce(fb.n, 0) AS feedback, coalesce(fb.people, 0) AS annotators "
+        "FROM (SELECT unnest(?::VARCHAR[]) AS run_id) i LEFT JOIN fb USING (run_id)",
+        [list(run_ids), list(run_ids)])
 
 
 def same_task_runs(store: Store, run_id: str, limit: int = 200) -> list[str]:

@@ -12,7 +12,7 @@ from libra.web.widgets import VERDICT_TEXT, open_run
 from traces.display import for_chart, visible_controls
 from metrics.reports.queries import scored_metrics
 from metrics.llm.prices import price_table
-from traces.queries import RUN_SORTS, RunFilter, count_runs, facets, list_runs, unindexed
+from traces.queries import RUN_SORTS, RunFilter, count_runs, facets, list_runs, notes_on, unindexed
 
 PAGE = 50
 COLUMNS = ("started_at", "agent", "version", "model", "outcome", "verdict", "reward", "steps", "duration_s", "tokens",
@@ -77,8 +77,12 @@ def page() -> None:
     if lagging:
         st.caption(f"{lagging:,} runs added since the search index was built are matched by any of your words; "
                    "`libra index` ranks them with the rest.")
-    df = cached(s, list_runs, flt, PAGE, (pg - 1) * PAGE, sort=sort, descending=descending,
-                prices=price_table(f["model"]), verdict_of=metric)
+    page_of = dict(sort=sort, descending=descending, prices=price_table(f["model"]), verdict_of=metric)
+    if sort == "feedback" or flt.annotated is not None:  # the page itself depends on the notes
+        df = cached(s, list_runs, flt, PAGE, (pg - 1) * PAGE, **page_of)
+    else:  # the page is kept across saves; only its two columns of notes are asked again
+        df = cached_past_notes(s, list_runs, flt, PAGE, (pg - 1) * PAGE, **page_of, notes=False)
+        df = df.merge(cached(s, notes_on, list(df["run_id"])), on="run_id", how="left")
     if "verdict" in df:  # the chosen metric's verdict, in words
         df["verdict"] = df["verdict"].map(VERDICT_TEXT)
     text_cols = ("agent", "version", "task", "model", "format", "outcome", "verdict")
