@@ -190,7 +190,9 @@ def test_a_page_without_its_notes_and_the_notes_on_its_runs_make_the_whole_page(
     assert "feedback" not in bare and "annotators" not in bare
     joined = bare.merge(notes_on(runs_store, list(bare["run_id"])), on="run_id", how="left")
     pd.testing.assert_frame_equal(joined[whole.columns], whole)
-    counted = notes_on(runs_store, [ids[0], ids[3], ids[5], "no-such-run"]).set_index("run_id")
+    hostile = "'); DROP TABLE feedback; --"
+    counted = notes_on(runs_store, [ids[0], ids[3], ids[5], "no-such-run", hostile]).set_index("run_id")
+    assert counted.loc[hostile].tolist() == [0, 0] and runs_store.scalar("SELECT count(*) FROM feedback") == 5
     assert counted.loc[ids[0]].tolist() == [3, 2] and counted.loc[ids[3]].tolist() == [1, 1]
     assert counted.loc[ids[5]].tolist() == [0, 0] and counted.loc["no-such-run"].tolist() == [0, 0]  # deleted, unknown
 

@@ -228,7 +228,8 @@ def test_an_answer_that_reads_no_notes_outlives_this_apps_saves_and_nothing_else
         con.execute("DELETE FROM runs WHERE native_id = 'late-1'")
     assert both() == (3, 3) and (len(blind), len(seeing)) == (4, 6)
     # a save after something unaccounted keeps the answers taken since it
-    feedback.add(s, run_id, "ana", "a third note")
+    feedback.add(s, run_id, "ana", "a third note", flush_now=False)
+    assert feedback.flush(s) == 1
     assert both() == (3, 3) and (len(blind), len(seeing)) == (4, 7)
 
 
@@ -245,7 +246,8 @@ def test_a_save_racing_another_process_never_hides_its_commit(tmp_path):
     feedback.add(s, run_id, "ana", "first")
     assert cached_past_notes(s, count) == 2
     _add_run_elsewhere(path, "late-1")
-    feedback.add(s, run_id, "ana", "second")
+    feedback.add(s, run_id, "ana", "second", flush_now=False)
+    assert feedback.flush(s) == 1  # the save's own commit, on top of the other process's
     assert cached_past_notes(s, count) == 3 and len(calls) == 2
 
 
@@ -346,3 +348,41 @@ def test_reading_the_journal_from_a_new_thread_leaves_its_version_alone(tmp_path
     assert j.version() == before
     j.append("create", {"feedback_id": "f2"})  # while a write still moves it
     assert j.version() != before
+
+
+KILLED_AFTER_COMMIT = """
+import os, sys
+from traces.ingest import BatchWriter
+from traces.model import IngestSummary, Run, Step, StepKind
+from traces.store import Store
+s = Store(sys.argv[1])
+with s.hold():
+    w = BatchWriter(s, IngestSummary())
+    w.add_run(Run(native_id="killed-1", format="libra", source="killed", agent="a", task="t",
+                  steps=(Step(kind=StepKind.USER, content="<script>alert(1)</script>"),)))
+    w.flush()
+    os.kill(os.getpid(), 9)  # committed to the log, never folded into the file
+"""
+
+
+def test_a_process_killed_after_its_commit_is_seen_before_and_after_this_apps_next_save(tmp_path):
+    from traces.annotation import feedback
+
+    path = tmp_path / "s.duckdb"
+    s = _store(path, 2)
+    run_id = s.scalar("SELECT run_id FROM runs LIMIT 1")
+    calls: list = []
+    count = _counting(calls)
+    feedback.add(s, run_id, "ana", "before the kill")
+    assert cached_past_notes(s, count) == 2
+    proc = subprocess.run([sys.executable, "-c", KILLED_AFTER_COMMIT, str(path)], cwd=ROOT, timeout=120)
+    assert proc.returncode == -9 and Path(str(path) + ".wal").exists()
+    assert cached_past_notes(s, count) == 3 and len(calls) == 2  # its log alone moved the version
+    # the save opens the file, which replays the log the kill left: the answer is right either way
+    feedback.add(s, run_id, "ana", "after the kill", flush_now=False)
+    assert feedback.flush(s) == 1
+    assert cached_past_notes(s, count) == 3
+    asked = len(calls)
+    feedback.add(s, run_id, "ana", "and one more", flush_now=False)
+    assert feedback.flush(s) == 1
+    assert cached_past_notes(s, count) == 3 and len(calls) == asked  # and kept across saves from then on
