@@ -115,6 +115,11 @@ RUN_SORTS = {
 }
 
 
+def picks_by_notes(flt: RunFilter, sort: str | None = None) -> bool:
+    """Whether which runs a filter matches (and in what order, by `sort`) depends on people's notes."""
+    return flt.annotated is not None or sort == "feedback"
+
+
 def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0, *, sort: str = "started",
               descending: bool = True, prices: list[tuple[str, float, float]] | None = None,
               verdict_of: tuple[str, int, str] | None = None, notes: bool = True) -> pd.DataFrame:
@@ -128,7 +133,7 @@ def list_runs(store: Store, flt: RunFilter, limit: int = 50, offset: int = 0, *,
     """
     if sort not in RUN_SORTS:
         raise ValueError(f"sort by one of {', '.join(RUN_SORTS)}, not {sort!r}")
-    if not notes and (sort == "feedback" or flt.annotated is not None):
+    if not notes and picks_by_notes(flt, sort):
         raise ValueError("a page sorted or filtered by notes reads them: notes=True")
     way = "DESC" if descending else "ASC"
     outer, inner = RUN_SORTS[sort]

@@ -12,7 +12,8 @@ from libra.web.widgets import VERDICT_TEXT, open_run
 from traces.display import for_chart, visible_controls
 from metrics.reports.queries import scored_metrics
 from metrics.llm.prices import price_table
-from traces.queries import RUN_SORTS, RunFilter, count_runs, facets, list_runs, notes_on, unindexed
+from traces.queries import (RUN_SORTS, RunFilter, count_runs, facets, list_runs, notes_on, picks_by_notes,
+                            unindexed)
 
 PAGE = 50
 COLUMNS = ("started_at", "agent", "version", "model", "outcome", "verdict", "reward", "steps", "duration_s", "tokens",
@@ -65,8 +66,7 @@ def page() -> None:
                     text=text or None,
                     annotated={"any": None, "with feedback": True, "without feedback": False}[annotated],
                     since=since, until=until, metric=metric, metric_values=values, fts=True)
-    # the count reads notes only to filter by them
-    total = cached(s, count_runs, flt) if flt.annotated is not None else cached_past_notes(s, count_runs, flt)
+    total = cached(s, count_runs, flt) if picks_by_notes(flt) else cached_past_notes(s, count_runs, flt)
     pages = max(1, (total + PAGE - 1) // PAGE)
     c1, c2, c3, c4 = st.columns([1, 1, 1, 2])
     sort = c1.selectbox("sort by", list(RUN_SORTS), key="f-sort")
@@ -78,7 +78,7 @@ def page() -> None:
         st.caption(f"{lagging:,} runs added since the search index was built are matched by any of your words; "
                    "`libra index` ranks them with the rest.")
     page_of = dict(sort=sort, descending=descending, prices=price_table(f["model"]), verdict_of=metric)
-    if sort == "feedback" or flt.annotated is not None:  # the page itself depends on the notes
+    if picks_by_notes(flt, sort):
         df = cached(s, list_runs, flt, PAGE, (pg - 1) * PAGE, **page_of)
     else:  # the page is kept across saves; only its two columns of notes are asked again
         df = cached_past_notes(s, list_runs, flt, PAGE, (pg - 1) * PAGE, **page_of, notes=False)
