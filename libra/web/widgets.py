@@ -32,9 +32,11 @@ def page_script(html: str) -> None:
 
     `st.iframe`, not `components.v1.html`: Streamlit deprecated that for removal after 2026-06-01, and
     sign-in cookies and the keyboard shortcuts would stop working with the release that drops it.
-    A frame of a script has no content, so sizing it to its content draws nothing.
+    One pixel high: sized to its content (the default), a frame holding only a script was drawn
+    150 pixels high (Streamlit 1.67 falls back to the browser's default for an empty body), a blank
+    band above the run's title. Streamlit refuses a height of 0.
     """
-    st.iframe(html, height="content")
+    st.iframe(html, height=1)
 
 
 def step_label(step: Any) -> str:  # a row of the steps frame
