@@ -164,6 +164,10 @@ def test_annotate_a_step_save_reload_and_see_it(app_url, browser, artifacts):
     steps.locator("input").click()
     page.get_by_role("option").filter(has_text="2. TOOL CALL").click()
     page.keyboard.press("Escape")
+    # a step's head is its anchor button: a click anchors the note there too, and says so on the head
+    page.locator(".st-key-anchor-3 button").click()
+    page.locator(".st-key-anchor-3").get_by_text("anchored to your note").wait_for(timeout=30_000)
+    assert steps.get_by_text("3. ").count() == 1  # the form lists it beside step 2
     note = "Browser check: refunded without asking the customer first."
     page.get_by_label("What did the agent do well or badly?").fill(note)
     page.get_by_role("button", name="Save feedback").click()
@@ -172,12 +176,12 @@ def test_annotate_a_step_save_reload_and_see_it(app_url, browser, artifacts):
     page.reload()  # the session survives it: no second sign-in
     page.get_by_text("signed in as alice").wait_for(timeout=30_000)
     page.get_by_text(note).first.wait_for(timeout=30_000)
-    page.get_by_text(re.compile(r"alice on step 2 · \d{4}-\d\d-\d\d \d\d:\d\d UTC")).first.wait_for(timeout=10_000)
+    page.get_by_text(re.compile(r"alice on steps 2, 3 · \d{4}-\d\d-\d\d \d\d:\d\d UTC")).first.wait_for(timeout=10_000)
     page.screenshot(path=str(artifacts / "browser-after-reload.png"), full_page=True)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not s.scalar("SELECT count(*) FROM feedback WHERE text = ?", [note]):
         time.sleep(0.5)
-    assert s.execute("SELECT author, steps FROM feedback WHERE text = ?", [note]) == [("alice", [2])]
+    assert s.execute("SELECT author, steps FROM feedback WHERE text = ?", [note]) == [("alice", [2, 3])]
 
 
 def test_a_session_survives_a_reload_and_a_pasted_link_until_signed_out_or_the_role_changes(
@@ -267,8 +271,11 @@ def test_markdown_in_labels_and_names_is_shown_as_text_and_loads_nothing(app_url
         assert "[click](http://evil.invalid/x)" in shown and ":red[alarm]" in shown, path  # shown as written
         # and no directive of the data's coloured anything, also inside the timing line's own grey
         assert page.locator(".stMarkdownColoredText").filter(has_text=re.compile(r"^alarm$")).count() == 0, path
-        if path.startswith("/run"):  # the model's name is there, inside the grey line, as written
-            assert page.locator(".stMarkdownColoredText", has_text=":red[alarm]").count() == 1
+        if path.startswith("/run"):  # as written inside our own colours: the model's name in the grey
+            # timing line, the failed step's tool name in its red head
+            coloured = page.locator(".stMarkdownColoredText", has_text=":red[alarm]")
+            assert coloured.count() == 2
+            assert coloured.filter(has_text="error").first.inner_text().startswith("1. TOOL CALL · **SYSTEM")
         page.screenshot(path=str(artifacts / f"browser-markdown-as-text{path.split('?')[0].replace('/', '-')}.png"),
                         full_page=True)
         page.context.clear_cookies()
@@ -339,6 +346,10 @@ def test_keys_move_between_steps_anchor_a_note_save_it_and_work_a_queue(app_url,
     first = re.search(r"run_id=([^&]+)", page.url).group(1)
     page.locator(".st-key-step-0").wait_for(timeout=30_000)
     page.wait_for_function("() => window.__libraKeys === true", timeout=30_000)  # the keys are listened for
+    # the frame that runs the keys' script (and the cookie's, after a sign-in) takes no room on the
+    # page: it was 150 pixels high, a blank band above the run's title
+    frames = page.evaluate("Array.from(document.querySelectorAll('iframe'), f => f.getBoundingClientRect().height)")
+    assert frames and all(h <= 1 for h in frames), frames
     page.get_by_role("heading", name="Timeline").click()  # the page, not a text box, has the focus
     for _ in range(3):
         page.keyboard.press("j")

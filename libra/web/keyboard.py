@@ -2,7 +2,7 @@
 
 Streamlit has no key bindings, so a zero-height component puts one listener into the app's page
 (its own origin). The keys press the page's own buttons (`Done, next run`, `Skip`, `Save feedback`,
-a step's `anchor`), so a shortcut does exactly what the click does, with the same checks; nothing
+a step's head, its anchor), so a shortcut does exactly what the click does, with the same checks; nothing
 from the run's data goes into the script.
 
 j / k    next / previous step (turning the timeline's page at its ends)
@@ -81,8 +81,7 @@ _SCRIPT = r"""
     else if (e.key === 's') press('Skip');
     else if (e.key === 'a') {
       const el = current();
-      const b = el && Array.from(el.querySelectorAll('button'))
-        .find((x) => ['anchor', 'unanchor'].includes(x.innerText.trim()));
+      const b = el && el.querySelector('[class*="st-key-anchor-"] button');  // the step's head
       if (b) { e.preventDefault(); b.click(); }
     } else if (e.key === 'j' || e.key === 'k') {
       if (Date.now() - turning < 5000) { e.preventDefault(); return; }

@@ -49,6 +49,29 @@ def _anchor(draft_key: str, idx: int) -> None:
     st.session_state[f"{draft_key}-steps"] = sorted(set(chosen) ^ {idx})
 
 
+# on each step's head: a click there anchors the note being written (a failed step's says it failed)
+ANCHOR_ICON, ERROR_ICON = ":material/add_comment:", ":material/error:"
+
+
+def _head(step: Any, stats: str, draft_key: str | None, anchored: bool) -> None:
+    """A step's head: its number, kind, names and timings on one line.
+
+    Where a note is being written the head is itself the step's anchor button: one element a step
+    instead of a label, a button and the row that holds them, which cost the browser ~45 ms on a
+    page of 40 steps (bench/app.py). The head reads as a heading, with an icon that says a click
+    anchors the note.
+    """
+    label = f"**{md(step_label(step))}**"
+    if step.is_error:
+        label = f":red[{label} · error]"
+    line = label + (f" · :gray[{md(stats)}]" if stats else "") + (" ◀ anchored to your note" if anchored else "")
+    if draft_key is None:
+        (st.error if step.is_error else st.markdown)(line)
+        return
+    st.button(line, key=f"anchor-{int(step.idx)}", type="tertiary", icon=ERROR_ICON if step.is_error else ANCHOR_ICON,
+              on_click=_anchor, args=(draft_key, int(step.idx)))
+
+
 def _toggle(folded: set[str], node: str) -> None:
     folded ^= {node}
 
@@ -189,23 +212,8 @@ def timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None, pre
                           args=(folded, node.node), help="Hide or show what this span holds")
             continue
         s_ = by_idx[int(node.idx)]
-        label, stats = step_label(s_), _stats(node)
-        # Few elements per step: each costs the server a message and the browser a layout, ~5 ms a
-        # step in all (bench/app.py); a row holds the label and the anchor button, the stats go in the label.
         with _indented(int(node.depth)), st.container(key=f"{prefix}-{int(node.idx)}"):
-            with st.container(horizontal=True, vertical_alignment="center") if draft_key else nullcontext():
-                mark = " ◀ anchored to your note" if int(s_.idx) in anchored else ""
-                if s_.is_error:
-                    st.error(f"{md(label)} · error{mark}" + (f"  \n{md(stats)}" if stats else ""), icon="⚠️",
-                             width="stretch")
-                else:
-                    head = f"**{md(label)}**{mark}" if s_.kind in ("user_message", "system") else f"{md(label)}{mark}"
-                    st.markdown(head + (f"  \n:small[:gray[{md(stats)}]]" if stats else ""), width="stretch")
-                if draft_key:
-                    # no tooltip: one on each of 40 buttons cost the browser ~50 ms a page (bench/app.py);
-                    # the page's key help (KEYS_HELP) says what anchoring does
-                    st.button("unanchor" if int(s_.idx) in anchored else "anchor", key=f"anchor-{int(s_.idx)}",
-                              on_click=_anchor, args=(draft_key, int(s_.idx)))
+            _head(s_, _stats(node), draft_key, int(s_.idx) in anchored)
             if isinstance(s_.tool_args, str) and s_.tool_args not in ("null", ""):
                 st.code(s_.tool_args, language="json", wrap_lines=True)
             if s_.content:
@@ -217,7 +225,8 @@ def timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None, pre
         st.container(key=f"{GOTO}-{goto[1]}-{goto[0]}", height=1, border=False)
 
 
-KEYS_HELP = ("Keys: j / k next / previous step · a anchor your note to the step at the top · "
+KEYS_HELP = ("Click a step's head to anchor your note to it (again to take it off). "
+             "Keys: j / k next / previous step · a anchor your note to the step at the top · "
              "Ctrl+Enter save the note · n done, next run · s skip (in a queue)")
 
 
