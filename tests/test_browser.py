@@ -341,6 +341,8 @@ def test_keys_move_between_steps_anchor_a_note_save_it_and_work_a_queue(app_url,
     url, s, qid = app_url["url"], app_url["store"], app_url["queue"]
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
     sign_in(page, url, "bao", "/queues")
+    page.wait_for_function("() => window.__libraKeys === true", timeout=30_000)  # on any page, from the sidebar
+    page.evaluate("document.querySelectorAll('iframe').forEach(f => { f.dataset.kept = 'yes'; })")
     page.get_by_role("button", name="Next run for me").click()
     page.get_by_role("button", name="Done, next run").wait_for(timeout=30_000)
     first = re.search(r"run_id=([^&]+)", page.url).group(1)
@@ -350,6 +352,8 @@ def test_keys_move_between_steps_anchor_a_note_save_it_and_work_a_queue(app_url,
     # page: it was 150 pixels high, a blank band above the run's title
     frames = page.evaluate("Array.from(document.querySelectorAll('iframe'), f => f.getBoundingClientRect().height)")
     assert frames and all(h <= 1 for h in frames), frames
+    # and the keys' frame is the one the queue page had: going to the run made no new frame
+    assert page.locator("iframe[data-kept='yes']").count() >= 1
     page.get_by_role("heading", name="Timeline").click()  # the page, not a text box, has the focus
     for _ in range(3):
         page.keyboard.press("j")

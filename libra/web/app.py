@@ -10,7 +10,8 @@ import gc
 
 import streamlit as st
 
-from libra.web import admin, compare, dashboards, metrics_page, prefer, queues_page, releases, run_view, runs, session
+from libra.web import (admin, compare, dashboards, keyboard, metrics_page, prefer, queues_page, releases, run_view,
+                       runs, session)
 
 
 @st.cache_resource
@@ -60,6 +61,10 @@ def main() -> None:
             if st.button("Sign out", key="sign-out"):
                 session.sign_out(store)
                 st.rerun()
+            # Here, the same element on every page: the browser keeps its frame from page to page.
+            # Drawn on the run page, a new frame was made on each visit (~30 ms of the browser's
+            # work, bench/app.py); the keys act only where a page has what they press.
+            keyboard.install()
             session.write_cookie()
         nav.run()
 

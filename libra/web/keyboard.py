@@ -1,6 +1,6 @@
 """Keyboard shortcuts for reading and annotating a run, and scrolling to a step the app asks for.
 
-Streamlit has no key bindings, so a zero-height component puts one listener into the app's page
+Streamlit has no key bindings, so a one-pixel frame (`page_script`) puts one listener into the app's page
 (its own origin). The keys press the page's own buttons (`Done, next run`, `Skip`, `Save feedback`,
 a step's head, its anchor), so a shortcut does exactly what the click does, with the same checks; nothing
 from the run's data goes into the script.

@@ -8,7 +8,7 @@ import pandas as pd
 
 import streamlit as st
 
-from libra.web import keyboard, session
+from libra.web import session
 from libra.web.cache import cached, cached_past_notes
 from libra.accounts import User
 from libra.web.timeline import KEYS_HELP, go_to_step, header, timeline
@@ -302,7 +302,6 @@ def page() -> None:
         st.query_params["queue"] = queue_id
     elif "queue" in st.query_params:
         del st.query_params["queue"]
-    keyboard.install()  # always here, first: it never comes and goes above other widgets, and is up at once
     st.header(f"Run {md(run_id)}")
     tree = span_tree(steps, run.get("metadata"))
     header(run, steps, tree)
