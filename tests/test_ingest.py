@@ -362,7 +362,8 @@ def test_search_is_never_stale_while_the_index_waits_and_a_replaced_run_is_searc
 
 def test_only_integers_past_64_bits_take_the_slow_json_parser(monkeypatch):
     """Digits inside strings (a hex trace id that happens to be all digits, nanosecond times) are read by
-    orjson; an integer value of 20 or more digits, anywhere a value starts, still by the exact parser."""
+    orjson; an integer value of 20 or more digits (or a negative one of 19), anywhere a value starts,
+    still by the exact parser."""
     from traces.importers import base
 
     slow = []
@@ -377,6 +378,15 @@ def test_only_integers_past_64_bits_take_the_slow_json_parser(monkeypatch):
     assert base.decode_json(f"[\n  -{big}\n]".encode()) == [-big]
     assert base.decode_json(str(big).encode()) == big
     assert len(slow) == 4
+    # one below the smallest 64-bit integer has 19 digits: orjson made it a float (found by the
+    # property test below); a time in nanoseconds, 19 digits, is still orjson's
+    low = -(2**63) - 1
+    assert base.decode_json(f'{{"v": {low}}}'.encode()) == {"v": low}
+    assert base.decode_json(f"[0,{low}]".encode()) == [0, low]
+    assert base.decode_json(f" {low}".encode()) == low
+    assert len(slow) == 7
+    assert base.decode_json(b'{"t": 1792234200000000000, "s": "x-1792234200000000000"}')["t"] == 1792234200000000000
+    assert len(slow) == 7
 
 
 def test_json_with_any_integers_and_strings_reads_as_the_exact_parser_reads_it():

@@ -239,19 +239,23 @@ def parse_time(value: Any) -> datetime | None:
 # 20 or more digits where a JSON value starts (after a colon, bracket or comma): the only place an
 # integer past 64 bits can hide. Digits inside strings (hex trace ids that happen to be all digits,
 # nanosecond times) do not count, or every such line would take the slow parser.
-_LONG_VALUE = re.compile(rb"[:\[,]\s*-?[0-9]{20}")
+# orjson reads integers from -2**63 to 2**64 - 1 exactly and turns the rest into floats: any with 20
+# digits may be out of range, and a negative one with 19 (below -9223372036854775808)
+_LONG_VALUE = re.compile(rb"[:\[,]\s*(?:-?[0-9]{20}|-[0-9]{19})")
 # A regex over every line was the importer's largest cost after parsing: Python's engine retries at
-# each digit of every 19-digit nanosecond time. Mapping digits to "0" and finding twenty zeros is
-# one pass in C; only a line that has such a run is searched with the regex.
-_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else 0x78 for i in range(256))
-_TWENTY_DIGITS = b"0" * 20
+# each digit of every 19-digit nanosecond time. Mapping digits to "0" (and keeping "-") and finding
+# twenty zeros, or a minus and nineteen, is one pass in C; only a line that has such a run is
+# searched with the regex.
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else i if i == 0x2D else 0x78 for i in range(256))
+_TWENTY_DIGITS, _MINUS_NINETEEN_DIGITS = b"0" * 20, b"-" + b"0" * 19
 
 
 def _has_long_integer(b: bytes) -> bool:
-    if b.translate(_DIGITS_AS_ZERO).find(_TWENTY_DIGITS) < 0:
+    zeros = b.translate(_DIGITS_AS_ZERO)
+    if zeros.find(_TWENTY_DIGITS) < 0 and zeros.find(_MINUS_NINETEEN_DIGITS) < 0:
         return False
-    head = b.lstrip()[:21].lstrip(b"-")  # a document that is one bare number
-    return head[:20].isdigit() or _LONG_VALUE.search(b) is not None
+    head = b.lstrip()[:21]  # a document that is one bare number
+    return head[:20].isdigit() or (head[:1] == b"-" and head[1:20].isdigit()) or _LONG_VALUE.search(b) is not None
 
 
 def decode_json(raw: bytes | str) -> Any:
@@ -260,7 +264,7 @@ def decode_json(raw: bytes | str) -> Any:
     Those ids (a 128-bit OpenTelemetry trace id written as a number) must stay
     exact, or two traces whose ids share their first 16 digits become one run;
     the standard library's parser keeps every integer exact. Only inputs with a
-    20-digit integer value pay for it.
+    20-digit integer value, or a negative 19-digit one, pay for it.
     """
     b = raw.encode() if isinstance(raw, str) else raw
     if _has_long_integer(b):
