@@ -536,6 +536,18 @@ def test_a_timeline_step_is_drawn_with_few_elements(db):
     assert per_step <= 4, per_step
 
 
+def test_a_step_head_is_bold_whatever_space_its_names_end_in(db):
+    """A space before the closing ** of the head's bold showed the stars instead."""
+    w = BatchWriter(db, IngestSummary())
+    w.add_run(Run(native_id="spaced", format="libra", source="test", agent="a", task="t",
+                  steps=(Step(kind=StepKind.TOOL_CALL, actor=" bob ", tool_name="search  ", content="x"),),
+                  globally_unique_id=True))
+    w.flush()
+    at = page_app("run_view", "ana", db, db.scalar("SELECT run_id FROM runs WHERE native_id = 'spaced'")).run()
+    assert not at.exception
+    assert at.button(key="anchor-0").label == "**0\\. TOOL CALL · bob · search**"
+
+
 def test_the_app_needs_no_streamlit_api_deprecated_for_removal(db, monkeypatch):
     """Streamlit deprecated `components.v1.html` for removal after 2026-06-01; the sign-in cookie and the
     run page's keyboard shortcuts used it, and would have failed with the release that drops it."""

@@ -411,6 +411,10 @@ def test_the_run_view_draws_the_trace_timeline_and_step_timings(app_url, browser
     page = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
     sign_in(page, url, "alice", f"/run?run_id={run_id}")
     page.get_by_text(re.compile(r"\+\d+\.\d s · took \d+")).first.wait_for(timeout=30_000)
+    # a step's head (its anchor button) is set left like a heading, not centred like a button's label
+    page.wait_for_function("() => { const b = document.querySelector(\"[class*='st-key-anchor-'] button\");"
+                           " return b && getComputedStyle(b).justifyContent === 'flex-start'"
+                           " && getComputedStyle(b.querySelector('p')).textAlign === 'left'; }", timeout=10_000)
     page.get_by_text("trace timeline (waterfall)").click()
     chart = page.locator(".vega-embed >> visible=true").first
     chart.wait_for(timeout=30_000)

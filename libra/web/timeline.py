@@ -51,6 +51,10 @@ def _anchor(draft_key: str, idx: int) -> None:
 
 # on each step's head: a click there anchors the note being written (a failed step's says it failed)
 ANCHOR_ICON, ERROR_ICON = ":material/add_comment:", ":material/error:"
+# A button centres its label: a head that wraps (a long tool or model name, a narrow window) reads
+# as a heading only set left, its icon by its first line. Our own style, no data in it.
+HEAD_STYLE = ("<style>[class*='st-key-anchor-'] button {justify-content: flex-start; align-items: flex-start;"
+              " text-align: left;} [class*='st-key-anchor-'] button p {text-align: left;}</style>")
 
 
 def _head(step: Any, stats: str, draft_key: str | None, anchored: bool) -> None:
@@ -193,6 +197,8 @@ def timeline(steps: pd.DataFrame, tree: pd.DataFrame, draft_key: str | None, pre
         if target is not None:
             st.session_state[page_key] = target
     page = min(max(int(st.session_state.get(page_key, 0)), 0), len(pages) - 1)
+    if draft_key:
+        st.html(HEAD_STYLE)
     if len(pages) > 1:
         _pager(page_key, page, tree, pages, "top", prefix == "step")
     start, end = pages[page]

@@ -42,10 +42,9 @@ def page_script(html: str) -> None:
 def step_label(step: Any) -> str:  # a row of the steps frame
     kind = KIND_LABEL.get(step.kind, str(step.kind).upper())
     parts = [f"{int(step.idx)}. {kind}"]
-    if isinstance(step.actor, str) and step.actor:
-        parts.append(step.actor)
-    if isinstance(step.tool_name, str) and step.tool_name:
-        parts.append(step.tool_name)
+    for name in (step.actor, step.tool_name):  # spaces around a name would only pad the label
+        if isinstance(name, str) and name.strip():
+            parts.append(name.strip())
     return " · ".join(parts)
 
 
