@@ -33,8 +33,18 @@ def _prepare(store: Store, demo_into, size: int = 8) -> tuple[str, object]:
     return plan(store, ms, judge.backend, size=size), ms
 
 
-def _worker(location: str, job_id: str) -> None:
-    work(location, job_id, FACTORY)
+def _meeting_worker(location: str, job_id: str, meeting) -> None:
+    """A worker that holds its first judged partition until the other worker has judged one too.
+
+    Without the meeting a worker that starts first on a loaded machine may take every
+    partition before the other has built its judge; the test is about two at once."""
+    met = []
+
+    def hook(stage: str) -> None:
+        if stage == "judged" and not met:
+            met.append(meeting.wait(timeout=600))
+
+    work(location, job_id, FACTORY, hook=hook)
 
 
 def _annotator(location: str, run_ids: list[str]) -> None:
@@ -69,7 +79,8 @@ def test_two_workers_and_an_annotator_lose_and_duplicate_nothing(store, demo_int
     job_id, ms = _prepare(store, demo_into)
     run_ids = [r for r, in store.execute("SELECT run_id FROM runs ORDER BY run_id")]
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(store.path, job_id)) for _ in range(2)]
+    meeting = ctx.Barrier(2)
+    procs = [ctx.Process(target=_meeting_worker, args=(store.path, job_id, meeting)) for _ in range(2)]
     procs.append(ctx.Process(target=_annotator, args=(store.path, run_ids)))
     for p in procs:
         p.start()
