@@ -148,3 +148,47 @@ def test_a_parsing_process_loads_neither_duckdb_nor_the_store():
     assert package.BatchWriter is BatchWriter and callable(package.ingest_runs)
     with pytest.raises(AttributeError):
         package.no_such_name  # noqa: B018
+
+
+def test_parsing_processes_run_on_the_lean_allocators_unless_the_user_chose_others(tmp_path, store, monkeypatch):
+    # Arrow's default pool and glibc's per-thread arenas held ~10 % of an ingest's peak (issue 21, §2).
+    import subprocess
+
+    p = tmp_path / "runs.jsonl"
+    p.write_bytes(b"\n".join(orjson.dumps(run_to_record(r), default=str) for r in generate_runs(6, seed=2)))
+    started = []
+    real = subprocess.Popen
+
+    def popen(*args, **kw):
+        started.append(kw.get("env"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(parallel.subprocess, "Popen", popen)
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    summary = IngestSummary()
+    writer = BatchWriter(store, summary)
+    parallel.ingest_sharded(Source(name=str(p), path=p), GenericImporter(), writer, summary, 2)
+    writer.close()
+    assert store.counts()["runs"] == 6
+    assert len(started) == 2
+    assert all(env["ARROW_DEFAULT_MEMORY_POOL"] == "system" and env["MALLOC_ARENA_MAX"] == "4" for env in started)
+    assert all(env["PATH"] == __import__("os").environ["PATH"] for env in started)
+
+
+@pytest.mark.parametrize(("chosen", "pool"), [(None, "system"), ("jemalloc", "jemalloc")])
+def test_an_ingest_process_takes_the_system_pool_unless_the_user_chose_one(chosen, pool, monkeypatch):
+    import subprocess
+    import sys
+
+    from traces.ingest import heap
+
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    if chosen:
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", chosen)
+    writer = ("from traces.ingest import heap\nimport pyarrow as pa\nheap.lean()\n"
+              "print(pa.default_memory_pool().backend_name)")
+    parser = "import pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    for code, env in ((writer, None), (parser, heap.child_env())):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+        assert out.stdout.strip() == pool

@@ -56,6 +56,9 @@ def ingest_cmd(
     Re-ingesting the same data adds nothing. Exit status 1 means some records
     were quarantined.
     """
+    from traces.ingest import heap
+
+    heap.lean()  # this process is an ingest's writer from here on
     if watch is not None:
         _watch(open_store(db, create=True), watch, pattern, interval, settle, once, quiet)
         return

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from traces.importers.base import Importer, Source
 from traces.model import IngestSummary
+from traces.ingest import heap
 from traces.ingest.writer import BatchWriter
 
 # Below this a second process costs more to start than it saves.
@@ -69,7 +70,7 @@ def ingest_sharded(
         # Smaller batches than the writer's own, so writing starts while the shards are parsed.
         subprocess.Popen([sys.executable, "-m", "traces.ingest.shard_worker", str(source.path), source.name, imp.name,
                           str(k), str(workers), str(max(1, writer.batch_steps // (2 * workers)))],
-                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=heap.child_env())
         for k in range(workers)
     ]
     q: queue.Queue = queue.Queue(maxsize=2 * workers)
