@@ -192,3 +192,22 @@ def test_an_ingest_process_takes_the_system_pool_unless_the_user_chose_one(chose
     for code, env in ((writer, None), (parser, heap.child_env())):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
         assert out.stdout.strip() == pool
+
+
+def test_parsing_processes_send_small_batches_whatever_the_writers_size(tmp_path, store, monkeypatch):
+    # What a parsing process holds is one batch: at the writer's size the two held ~100 MB more
+    # than at 4k steps, for the same CPU (issue 21, §2). The writer still gathers them into its own.
+    runs = list(generate_runs(40, seed=3))
+    p = tmp_path / "runs.jsonl"
+    p.write_bytes(b"\n".join(orjson.dumps(run_to_record(r), default=str) for r in runs))
+    monkeypatch.setattr(parallel, "SHARD_BATCH_STEPS", 30)
+    received = []
+    summary = IngestSummary()
+    writer = BatchWriter(store, summary)  # its own batches: 130k steps
+    real = writer.add_batch
+    monkeypatch.setattr(writer, "add_batch", lambda batch, rej: received.append(batch.steps.num_rows) or real(batch, rej))
+    parallel.ingest_sharded(Source(name=str(p), path=p), GenericImporter(), writer, summary, 2)
+    writer.close()
+    longest = max(len(r.steps) for r in runs)
+    assert sum(received) == sum(len(r.steps) for r in runs) == store.counts()["steps"]
+    assert len(received) > 4 and max(received) < 30 + longest
