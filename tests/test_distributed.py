@@ -356,10 +356,15 @@ def test_embedding_a_backlog_on_a_local_ray_cluster(store, demo_into, ray_cluste
 
 
 class _SlowJudge:
-    """The offline judge, slowed down so that two processes are surely at work at once."""
+    """The offline judge, slowed down, whose first call waits until the other process has made one.
 
-    def __init__(self, inner):
+    Without the meeting, a process that starts seconds late on a loaded machine (spawning
+    and importing the judge's libraries) finds the backlog done: the same race that made
+    the annotator test above fail in CI."""
+
+    def __init__(self, inner, meeting):
         self.inner, self.backend, self.name = inner, inner.backend, getattr(inner, "name", inner.backend)
+        self.meeting, self.met = meeting, False
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -367,16 +372,19 @@ class _SlowJudge:
     def judge(self, views, metric_set):
         import time
 
+        if not self.met:
+            self.met = True
+            self.meeting.wait(timeout=600)
         time.sleep(0.15 * len(views))
         return self.inner.judge(views, metric_set)
 
 
-def _plain_scorer(location: str, set_id: str, out) -> None:
+def _plain_scorer(location: str, set_id: str, out, meeting) -> None:
     from metrics.scoring import score_runs
 
     store = Store(location, lock_timeout=120)
     ms = sets.load(store, set_id)
-    res = score_runs(store, ms, _SlowJudge(FACTORY(store, ms)), chunk=4)
+    res = score_runs(store, ms, _SlowJudge(FACTORY(store, ms), meeting), chunk=4)
     out.put((os.getpid(), res.runs_scored, res.runs_skipped, res.status))
 
 
@@ -389,7 +397,8 @@ def test_two_scoring_processes_on_one_backlog_share_it(store, demo_into):
     FACTORY(store, ms)  # fit once here, so both processes start judging at once
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_plain_scorer, args=(store.path, ms.set_id, out)) for _ in range(2)]
+    meeting = ctx.Barrier(2)
+    procs = [ctx.Process(target=_plain_scorer, args=(store.path, ms.set_id, out, meeting)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
