@@ -211,3 +211,32 @@ def test_parsing_processes_send_small_batches_whatever_the_writers_size(tmp_path
     longest = max(len(r.steps) for r in runs)
     assert sum(received) == sum(len(r.steps) for r in runs) == store.counts()["steps"]
     assert len(received) > 4 and max(received) < 30 + longest
+
+
+def test_a_batch_commits_on_the_writers_threads_and_gives_the_default_back(tmp_path, monkeypatch):
+    # A commit that folds the log into the file compresses with a buffer per DuckDB thread, and it
+    # was the writer's peak: the thread count is set for the commit too, not reset before it (§2).
+    from traces.ingest import writer as writer_mod
+
+    s = Store(str(tmp_path / "s.duckdb"))
+    seen = []
+    real = writer_mod.write_batch
+
+    def spy(con, *a):
+        seen.append(con.execute("SELECT current_setting('threads')").fetchone()[0])
+        real(con, *a)
+
+    monkeypatch.setattr(writer_mod, "write_batch", spy)
+    with s.hold():
+        default = s.scalar("SELECT current_setting('threads')")
+        w = BatchWriter(s, IngestSummary())
+        w.threads = 1
+        for run in generate_runs(3, seed=5):
+            w.add_run(run)
+        w.flush()
+        assert seen == [1] and s.counts()["runs"] == 3
+        assert s.scalar("SELECT current_setting('threads')") == default
+        with pytest.raises(RuntimeError), s.transaction(threads=1) as con:
+            assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 1
+            raise RuntimeError("the block fails")
+        assert s.scalar("SELECT current_setting('threads')") == default

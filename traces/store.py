@@ -27,7 +27,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -359,6 +359,13 @@ class Store:
                     self._release(shared.con)
 
     def _release(self, con: duckdb.DuckDBPyConnection) -> None:
+        # The fold (here or in DuckDB's close) compresses the last transaction's rows with a buffer per
+        # thread, and it is the peak of a process that writes in batches: an ingest of 1M OTLP spans
+        # peaked 684-704 MB with two threads, 636-648 MB with one, at the same CPU (bench/ingest.py's
+        # sampler, alternated). Nothing else runs on a connection being let go.
+        with suppress(duckdb.Error):
+            con.execute("SET threads = 1")
+
         def fold() -> FileVersion:
             con.execute("CHECKPOINT")
             return self._files()
@@ -426,8 +433,8 @@ class Store:
                 cur.close()
 
     @contextmanager
-    def transaction(self, serialise: str | None = None,
-                    touches: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self, serialise: str | None = None, touches: str | None = None,
+                    threads: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction: committed when the block ends, rolled back on error.
 
         `serialise` names a lock (`schema.LOCKS`) for writes that must not run side
@@ -439,22 +446,31 @@ class Store:
 
         `touches` names the one kind of data the transaction writes (such as "feedback"), so
         answers kept in memory that read none of it survive the commit (`data_version`).
+
+        `threads`: DuckDB's threads for the transaction, its commit included (a commit that
+        folds the log into the file compresses with a buffer per thread); reset after it.
         """
         with self._shared() as shared, shared.lock:
             accounted = not self.lake and self._mem is None
             before = self._files() if accounted else ()
             cur = self._cursor(shared)
-            cur.execute("BEGIN TRANSACTION")
+            if threads is not None:
+                cur.execute(f"SET threads = {int(threads)}")
             try:
-                if serialise is not None and self.lake:
-                    cur.execute(locks.lock_statement(serialise))
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    if serialise is not None and self.lake:
+                        cur.execute(locks.lock_statement(serialise))
+                    yield cur
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                cur.execute("COMMIT")
+            finally:
+                if threads is not None:
+                    with suppress(duckdb.Error):  # never in place of the error that ended the block
+                        cur.execute("RESET threads")
                 cur.close()
-                raise
-            cur.execute("COMMIT")
-            cur.close()
             if accounted:
                 changes.committed(self.path, before, self._files(), touches)
 

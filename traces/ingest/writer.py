@@ -228,12 +228,8 @@ class BatchWriter:
         def attempt() -> IngestSummary:
             # A fresh tally per attempt: a lake transaction that lost a conflict is run again.
             part = IngestSummary()
-            with self.store.transaction(serialise="runs") as con:
-                con.execute(f"SET threads = {self.threads}")
-                try:
-                    write_batch(con, batch, rejected, part)
-                finally:
-                    con.execute("RESET threads")
+            with self.store.transaction(serialise="runs", threads=self.threads) as con:
+                write_batch(con, batch, rejected, part)
             return part
         # The intent outlives a crash inside the commit, and names the runs to repair
         # (traces/recovery.py); an in-memory store does not outlive its process at all.
