@@ -294,6 +294,12 @@ def test_dashboards_show_alerts_scores_drill_down_and_pipa(db):
     assert any("recovery" in e.value for e in at.error)
     assert len(at.tabs) == 5
     assert len(at.get("vega_lite_chart")) >= 2  # over time, by agent: the open tab only is computed
+    # both charts answer for the metrics picked
+    at.multiselect(key="dash-metrics").set_value(["Confirmation"]).run()
+    over_time, by_agent = (c.proto for c in at.get("vega_lite_chart")[:2])
+    for chart in (over_time, by_agent):
+        shown = chart.spec.encode() + b"".join(d.data.data for d in chart.datasets)
+        assert b"Confirmation" in shown and b"Tool error recovery" not in shown
     at.session_state["tab"] = "PIPA profile"
     at.run()
     assert not at.exception and len(at.get("vega_lite_chart")) >= 1  # the PIPA profile

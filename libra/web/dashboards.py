@@ -69,8 +69,11 @@ def _scores_tab(s: Store) -> None:
                    "period, so they cannot tell agents apart: " + ", ".join(md(m) for m in flat)
                    + ". An offline judge that cannot read a behaviour does this; an LLM judge may.")
     summ = cached_past_notes(s, dashboard.agent_metric_summary, set_id, version)
+    # the metrics picked above, so that both charts answer for the same ones (all twelve of the bench's
+    # set made this chart 2,000 px tall, and drawing it was half the tab's time in the browser)
+    picked = summ[summ["metric"].isin(shown_df["metric"])] if not summ.empty else summ
     if not summ.empty:
-        st.altair_chart(charts.agent_summary_chart(summ), width="stretch")
+        st.altair_chart(charts.agent_summary_chart(picked if not picked.empty else summ), width="stretch")
 
 
 def _matrix_tab(s: Store) -> None:
