@@ -109,3 +109,12 @@ def test_named_channels_say_what_the_shorthand_said():
     assert {"datum": 0} in [e.get("x") for e in diff]
     prof = _encodings(BUILDERS["PIPA profile"]().to_dict())
     assert {"field": "label", "type": "nominal"} in [e.get("text") for e in prof]
+
+
+def test_an_agent_has_one_strong_colour_in_every_chart():
+    # Streamlit's theme alternates strong and pale colours: every other agent was a pale line
+    over_time = charts.scores_over_time_chart(SCORES).to_dict()
+    summary = charts.agent_summary_chart(SCORES.drop(columns=["t", "version"])).to_dict()
+    scales = [layer["encoding"]["color"]["scale"] for layer in over_time["spec"]["layer"]]
+    scales += [layer["encoding"]["color"]["scale"] for layer in summary["layer"]]
+    assert scales and all(s == {"scheme": "tableau10"} for s in scales), scales

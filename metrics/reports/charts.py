@@ -12,6 +12,9 @@ _NAMES = ("agent", "metric", "run_id", "queue", "judge", "model", "version")
 
 EM = "\u2003"  # indentation that survives the renderer, which trims plain spaces
 VERDICT_COLOURS = alt.Scale(domain=[-1, 0, 1], range=["#d6604d", "#e0e0e0", "#4393c3"])
+# Streamlit's theme pairs each colour with a pale one, so every other agent was a pale line (a light
+# yellow one all but invisible on white); ten colours of one strength instead, the same in every chart.
+AGENT_COLOURS = alt.Scale(scheme="tableau10")
 
 
 def flag_flat(df: pd.DataFrame, value: str = "score") -> pd.DataFrame:
@@ -32,7 +35,9 @@ def scores_over_time_chart(df: pd.DataFrame) -> alt.Chart:
     """
     base = alt.Chart(for_chart(flag_flat(df), _NAMES)).encode(
         x=alt.X("t:T", title=None),
-        color=alt.Color("agent:N", title="agent", legend=alt.Legend(labelLimit=LABEL_PX)),
+        # the legend's symbols are the band's, which are nearly transparent: drawn opaque
+        color=alt.Color("agent:N", title="agent", scale=AGENT_COLOURS,
+                        legend=alt.Legend(labelLimit=LABEL_PX, symbolOpacity=1)),
         strokeDash=alt.StrokeDash("version:O", title="set version"),
     )
     band = base.mark_area(opacity=0.15).encode(y=alt.Y("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])),
@@ -71,7 +76,8 @@ def agent_summary_chart(df: pd.DataFrame) -> alt.Chart:
     base = alt.Chart(for_chart(flag_flat(df), _NAMES)).encode(
         y=alt.Y("metric:N", title=None, axis=alt.Axis(labelLimit=LABEL_PX + 120)),
                                                    yOffset=alt.YOffset("agent:N"),
-                                color=alt.Color("agent:N", legend=alt.Legend(labelLimit=LABEL_PX)))
+                                color=alt.Color("agent:N", scale=AGENT_COLOURS,
+                                                legend=alt.Legend(labelLimit=LABEL_PX, symbolOpacity=1)))
     rule = base.mark_rule().encode(x=alt.X("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])), x2=alt.X2("hi:Q"))
     point = base.mark_point(filled=True, size=60).encode(
         x=alt.X("score:Q"), tooltip=tooltips("metric", "agent", alt.Tooltip("score:Q", format=".2f"),
