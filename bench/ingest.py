@@ -162,6 +162,8 @@ def main() -> None:
     ap.add_argument("--memory-runs", type=int, default=3,
                     help="ingests of the OTLP file whose highest peak is Libra's peak memory (default 3)")
     args = ap.parse_args()
+    if args.memory_runs < 1:  # the first ingest is the timed one: there is no peak without it
+        ap.error("--memory-runs must be at least 1")
     # Loading only, like read_json: the full-text index `libra ingest` builds afterwards on
     # small stores is left out (`--no-index`).
     libra = [sys.executable, "-m", "libra.cli.main", "ingest", "-q", "--no-index"]

@@ -312,6 +312,10 @@ def test_dashboards_show_alerts_scores_drill_down_and_pipa(db):
 
     assert any(md(run_id) in h.value for h in at.subheader)  # the id as literal text
     assert at.expander  # one per metric with the judge's reason and evidence steps
+    # each verdict's reason and steps in one block of literal text
+    with_steps = {r for (r,) in db.execute("SELECT run_id FROM scores WHERE metric_set_id = 'dash' AND len(evidence) > 0")}
+    at.selectbox(key="dash-run").set_value(next(r for r in at.selectbox(key="dash-run").options if r in with_steps)).run()
+    assert any("── step " in c.value for c in at.code), [c.value[:80] for c in at.code]
     at = page_app("run_view", "ana", db, run_id=run_id).run()
     assert not at.exception
     assert any(e.label.startswith("Scores (") for e in at.expander)

@@ -103,8 +103,8 @@ def test_named_channels_say_what_the_shorthand_said():
     assert {"field": "score", "type": "quantitative"} in [e.get("y") for e in over]
     assert {"field": "hi"} in [e.get("y2") for e in over]
     tips = next(e["tooltip"] for e in over if "tooltip" in e)
-    assert [t["field"] for t in tips] == ["metric", "agent", "version", "t", "score", "lo", "hi", "n"]
-    assert tips[0] == {"field": "metric", "type": "nominal"}  # a bare name's type is still read off the data
+    assert [(t["field"], t.get("title")) for t in tips] == [("metric", None), ("t", "from"), ("line_0", "a"),
+                                                            ("line_1", "b")]
     diff = _encodings(BUILDERS["release diff"]().to_dict())
     assert {"datum": 0} in [e.get("x") for e in diff]
     prof = _encodings(BUILDERS["PIPA profile"]().to_dict())
@@ -115,6 +115,38 @@ def test_an_agent_has_one_strong_colour_in_every_chart():
     # Streamlit's theme alternates strong and pale colours: every other agent was a pale line
     over_time = charts.scores_over_time_chart(SCORES).to_dict()
     summary = charts.agent_summary_chart(SCORES.drop(columns=["t", "version"])).to_dict()
-    scales = [layer["encoding"]["color"]["scale"] for layer in over_time["spec"]["layer"]]
+    scales = [layer["encoding"]["color"]["scale"] for layer in over_time["spec"]["layer"] if "color" in layer["encoding"]]
     scales += [layer["encoding"]["color"]["scale"] for layer in summary["layer"]]
     assert scales and all(s == {"scheme": "tableau10"} for s in scales), scales
+
+
+def _rows(spec: dict, layer: str) -> list[dict]:
+    return [r for r in next(iter(spec["datasets"].values())) if r.get("layer") == layer]
+
+
+def test_hovering_a_time_shows_every_agents_score_there():
+    df = pd.DataFrame({"t": [T[0], T[1], T[0], T[1], T[1]], "agent": ["a", "a", 'x.y["z"]', 'x.y["z"]', "new"],
+                       "version": 1, "metric": "m", "score": [0.5, 0.6, 0.7, 0.8, 0.9],
+                       "lo": [0.4, 0.5, 0.6, 0.7, 0.3], "hi": [0.6, 0.7, 0.8, 0.9, 1.0], "n": [10, 11, 12, 13, 2]})
+    spec = charts.scores_over_time_chart(df).to_dict()
+    tips = next(e["tooltip"] for e in _encodings(spec) if "tooltip" in e)
+    titles = {t["field"]: t.get("title") for t in tips}
+    # an agent's name is a title, never a field path Vega-Lite would read into
+    assert sorted(v for k, v in titles.items() if k.startswith("line_")) == ["a", "new", 'x.y["z"]']
+    by_time = {r["t"][:10]: r for r in _rows(spec, "hover")}
+    assert len(by_time) == 2 and all(r["metric"] == "m" for r in by_time.values())
+    new = next(k for k, v in titles.items() if v == "new")
+    first, second = by_time["2026-01-05"], by_time["2026-01-12"]
+    assert first[new] == "no verdicts" and second[new] == "0.90 (0.30–1.00, n=2)"
+    a = next(k for k, v in titles.items() if v == "a")
+    assert first[a] == "0.50 (0.40–0.60, n=10)"
+    # a line of one score would draw nothing: that agent, and only it, gets a point
+    assert {r["agent"] for r in _rows(spec, "line") if r["alone"]} == {"new"}
+    assert any(layer["mark"]["type"] == "point" and {"filter": "datum.alone"} in layer.get("transform", [])
+               for layer in spec["spec"]["layer"])
+
+
+def test_the_hover_names_each_version_when_a_set_has_several():
+    df = SCORES.assign(version=[1, 2, 1, 2])
+    tips = next(e["tooltip"] for e in _encodings(charts.scores_over_time_chart(df).to_dict()) if "tooltip" in e)
+    assert [t.get("title") for t in tips][2:] == ["a · v1", "a · v2", "b · v1", "b · v2"]

@@ -85,6 +85,20 @@ def test_judge_cost_buckets(mem_store):
     df = dashboard.judge_cost(mem_store, "day")
     assert df.groupby("purpose")["calls"].sum().to_dict() == {"ground": 3, "judge": 3}
     assert df["cost_usd"].sum() == pytest.approx(0.06)
+    assert dashboard.cost_bucket(mem_store) == "day"
+
+
+@pytest.mark.parametrize(("days", "bucket"), [(0, "day"), (59, "day"), (100, "week"), (419, "week"), (800, "month")])
+def test_the_cost_charts_bucket_keeps_it_to_sixty_bars_a_purpose(mem_store, days, bucket):
+    # one call a day over the span, none on most days would draw the same
+    rows = [[f"c{i}", None, None, "judge", "m", "h", "ok", None, 100, 10, 0, 50, 0.01, 5.0, 1, False,
+             T0 + timedelta(days=i)] for i in range(days + 1)]
+    with mem_store.transaction() as con:
+        con.executemany("INSERT INTO llm_calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    assert dashboard.cost_bucket(mem_store) == bucket
+    df = dashboard.judge_cost(mem_store, "auto")
+    assert df["t"].nunique() <= dashboard.MAX_PERIODS + 1 and df["calls"].sum() == days + 1
+    assert charts.cost_chart(df, bucket).to_dict()["title"] == f"Judge cost per {bucket}"
 
 
 def test_chart_specs():
@@ -126,3 +140,16 @@ def test_judge_human_spearman_ranks_ties_as_scipy_does(mem_store):
                                             for i, v in enumerate(values)], None)
     got = dashboard.judge_human_agreement(mem_store, "t", ms.version).set_index("metric_id").loc["m", "spearman"]
     assert got == pytest.approx(spearmanr(values, ratings).statistic, abs=1e-9)
+
+
+def test_a_verdicts_evidence_is_one_literal_block_with_its_steps_cut_to_length():
+    from libra.web.dashboards import evidence_text
+
+    steps = pd.DataFrame({"step": [3.0, 7.0], "kind": ["tool_result", None],
+                          "content": ["<b>x</b> **y**", "z" * 500]})
+    text = evidence_text("r" * 700, steps)
+    reason, first, second = text.split("\n\n")
+    assert reason == "r" * 600 + " …"
+    assert first == "── step 3 · tool_result ──\n<b>x</b> **y**"  # verbatim: shown in a code block
+    assert second == "── step 7 · not in the run ──\n" + "z" * 400 + " …"
+    assert evidence_text(None, steps.iloc[:0]) == ""

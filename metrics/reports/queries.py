@@ -146,10 +146,23 @@ def annotator_agreement(store: Store) -> pd.DataFrame:
                          for name, a in rows], columns=["queue", "runs", "alpha", "level"])
 
 
+MAX_PERIODS = 60  # bars a cost chart draws per purpose before its bucket grows
+
+
+def cost_bucket(store: Store) -> str:
+    """The finest of day, week and month that spans all recorded LLM calls in at most MAX_PERIODS
+    periods: months of daily bars were hundreds of bars, too thin to read and slow to draw."""
+    days = store.execute("SELECT date_diff('day', min(created_at), max(created_at)) FROM llm_calls")[0][0] or 0
+    return "day" if days < MAX_PERIODS else "week" if days < 7 * MAX_PERIODS else "month"
+
+
 def judge_cost(store: Store, bucket: str = "day") -> pd.DataFrame:
-    """LLM spend per time bucket, purpose and model, with tokens and cache reads."""
+    """LLM spend per time bucket, purpose and model, with tokens and cache reads; bucket "auto" is
+    `cost_bucket`'s."""
+    if bucket == "auto":
+        bucket = cost_bucket(store)
     if bucket not in ("hour", "day", "week", "month"):
-        raise ValueError("bucket must be hour, day, week or month")
+        raise ValueError("bucket must be hour, day, week, month or auto")
     return store.df(
         f"SELECT date_trunc('{bucket}', created_at) AS t, purpose, model, count(*) AS calls, "
         "sum(cost_usd) AS cost_usd, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
