@@ -140,10 +140,14 @@ def test_hovering_a_time_shows_every_agents_score_there():
     assert first[new] == "no verdicts" and second[new] == "0.90 (0.30–1.00, n=2)"
     a = next(k for k, v in titles.items() if v == "a")
     assert first[a] == "0.50 (0.40–0.60, n=10)"
-    # a line of one score would draw nothing: that agent, and only it, gets a point
-    assert {r["agent"] for r in _rows(spec, "line") if r["alone"]} == {"new"}
-    assert any(layer["mark"]["type"] == "point" and {"filter": "datum.alone"} in layer.get("transform", [])
+    assert any(layer["mark"]["type"] == "point" and {"filter": "datum.point"} in layer.get("transform", [])
                for layer in spec["spec"]["layer"])
+    # a few scores are drawn as points; past that only a line of one score, which would draw nothing
+    assert all(r["point"] for r in _rows(spec, "line"))
+    many = pd.concat([df.assign(t=df["t"] + pd.Timedelta(days=7 * k)) for k in range(40)], ignore_index=True)
+    many = many[(many["agent"] != "new") | (many["t"] == T[1])]
+    spec = charts.scores_over_time_chart(many).to_dict()
+    assert {r["agent"] for r in _rows(spec, "line") if r["point"]} == {"new"}
 
 
 def test_the_hover_names_each_version_when_a_set_has_several():

@@ -28,6 +28,9 @@ def flag_flat(df: pd.DataFrame, value: str = "score") -> pd.DataFrame:
     return df.assign(metric=df["metric"].map(lambda m: names.get(m, m))) if names else df
 
 
+POINTS_UP_TO = 150  # scores in an over-time chart drawn as points too
+
+
 def _at_each_time(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """One row per metric and time bucket, a column per line (agent, or agent · version) holding its
     score as text: what the over-time chart's hover shows. Returns the rows and (column, title) pairs."""
@@ -52,14 +55,17 @@ def scores_over_time_chart(df: pd.DataFrame) -> alt.Chart:
 
     Columns: t, agent, version, metric, score, lo, hi, n. Hovering a time shows every line's score
     there, side by side, from one invisible rule per metric and time; a point per score carried one
-    score each before, 528 SVG marks on bench/app.py's store (six metrics, eight agents, eleven weeks)
-    where the rules are 66. The browser's work on the dashboards' first visit went 384 → 346 and
-    288 → 278 ms (medians, the two versions side by side); on the tab alone it moved within noise.
+    score each before, 528 SVG marks on bench/app.py's store (six metrics, eight agents, eleven
+    weeks) where the rules are 66 (a chart of up to POINTS_UP_TO scores keeps its points). The
+    browser's work on the dashboards' first visit went 384 → 346 and 288 → 278 ms (medians, the two
+    versions side by side); on the tab alone it moved within noise.
     """
     df = for_chart(flag_flat(df), _NAMES)
     wide, lines = _at_each_time(df)
-    single = df.groupby(["metric", "agent", "version"], dropna=False)["t"].transform("size") == 1
-    data = pd.concat([df.assign(layer="line", alone=single), wide.assign(layer="hover")], ignore_index=True)
+    # a line of one score draws nothing, and a few scores read better as points: those get theirs
+    point = (df.groupby(["metric", "agent", "version"], dropna=False)["t"].transform("size") == 1) | \
+        (len(df) <= POINTS_UP_TO)
+    data = pd.concat([df.assign(layer="line", point=point), wide.assign(layer="hover")], ignore_index=True)
     x = alt.X("t:T", title=None)
     base = alt.Chart().transform_filter(alt.datum.layer == "line").encode(
         x=x,
@@ -71,13 +77,12 @@ def scores_over_time_chart(df: pd.DataFrame) -> alt.Chart:
     band = base.mark_area(opacity=0.15).encode(y=alt.Y("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])),
                                                y2=alt.Y2("hi:Q"))
     line = base.mark_line().encode(y=alt.Y("score:Q"))
-    # a line of one score draws nothing: those get their point
-    alone = base.transform_filter(alt.datum.alone).mark_point(filled=True, opacity=1).encode(y=alt.Y("score:Q"))
+    points = base.transform_filter(alt.datum.point).mark_point(filled=True, opacity=1).encode(y=alt.Y("score:Q"))
     hover = alt.Chart().transform_filter(alt.datum.layer == "hover").mark_rule(
         strokeWidth=14, opacity=0).encode(
         x=x, tooltip=[alt.Tooltip("metric:N"), alt.Tooltip("t:T", title="from"),
                       *(alt.Tooltip(f"{col}:N", title=title) for col, title in lines)])
-    return alt.layer(band, line, alone, hover, data=data).properties(width=260, height=160).facet(
+    return alt.layer(band, line, points, hover, data=data).properties(width=260, height=160).facet(
         facet=alt.Facet("metric:N", title=None, header=alt.Header(labelLimit=300)), columns=3)
 
 
