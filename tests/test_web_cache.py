@@ -386,3 +386,44 @@ def test_a_process_killed_after_its_commit_is_seen_before_and_after_this_apps_ne
     feedback.add(s, run_id, "ana", "and one more", flush_now=False)
     assert feedback.flush(s) == 1
     assert cached_past_notes(s, count) == 3 and len(calls) == asked  # and kept across saves from then on
+
+
+def test_a_chart_is_built_once_for_the_same_data_and_arguments_and_again_for_new_ones():
+    import altair as alt
+    import pandas as pd
+
+    from libra.web import widgets
+
+    built = []
+
+    def build(df: pd.DataFrame, title: str) -> alt.Chart:
+        built.append(title)
+        return alt.Chart(df).mark_bar().encode(x=alt.X("a:Q"), y=alt.Y("b:N")).properties(title=title)
+
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    widgets.chart(build, df, "t")
+    widgets.chart(build, df.copy(), "t")  # the same data in another frame: the kept spec
+    assert built == ["t"]
+    widgets.chart(build, df.assign(a=[1, 3]), "t")  # one cell changed
+    widgets.chart(build, df, "other")  # another argument
+    widgets.chart(build, df.rename(columns={"b": "c"}).assign(b=df["b"]), "t")  # another column, same cells
+    widgets.chart(build, df.iloc[::-1], "t")  # the rows in another order
+    assert built == ["t", "t", "other", "t", "t"]
+    lists = df.assign(c=[[1], [2]])  # cells that cannot be hashed: built every time
+    widgets.chart(build, lists, "l")
+    widgets.chart(build, lists, "l")
+    assert built[-2:] == ["l", "l"]
+
+
+def test_a_kept_spec_is_the_one_streamlit_draws_less_altairs_theme():
+    import altair as alt
+    import pandas as pd
+
+    from libra.web.widgets import vega_lite
+
+    chart = alt.Chart(pd.DataFrame({"a": [1.0, 2.0]})).mark_point().encode(x=alt.X("a:Q"))
+    spec = vega_lite(chart)
+    # Altair's default theme sizes continuous charts 300 × 300; Streamlit draws them in its own
+    assert "view" not in spec.get("config", {})
+    assert list(spec["datasets"].values()) == [[{"a": 1.0}, {"a": 2.0}]]
+    assert alt.theme.active == "default"  # the theme is given back

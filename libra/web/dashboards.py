@@ -9,7 +9,7 @@ from autolibra.charts import aspect_map_chart, frontier_chart, new_coverage_char
 from autolibra.frontier import frontier_frame
 from libra.web import session
 from libra.web.cache import cached, cached_past_notes
-from libra.web.widgets import md, open_run, p_text, show_text
+from libra.web.widgets import chart, md, open_run, p_text, show_text
 from metrics.jobs import alerts, schedule
 from metrics.jobs.alerts import NEW_FEEDBACK_COVERAGE
 from metrics.reports import charts, queries as dashboard
@@ -62,7 +62,7 @@ def _scores_tab(s: Store) -> None:
     by_n = df.groupby("metric")["n"].sum().sort_values(ascending=False).index.tolist()
     shown = st.multiselect("metrics", by_n, default=by_n[:6], key="dash-metrics")
     shown_df = df[df["metric"].isin(shown or by_n[:6])]
-    st.altair_chart(charts.scores_over_time_chart(shown_df))
+    chart(charts.scores_over_time_chart, shown_df)
     flat = sorted(m for m, g in df.groupby("metric") if g["score"].nunique() <= 1)
     if flat:
         st.warning(f"{len(flat)} of {df['metric'].nunique()} metrics give every agent the same score in every "
@@ -73,7 +73,7 @@ def _scores_tab(s: Store) -> None:
     # set made this chart 2,000 px tall; the tab's p95 was 384 ms with them, 296 without, one run each)
     picked = summ[summ["metric"].isin(shown_df["metric"])] if not summ.empty else summ
     if not summ.empty:
-        st.altair_chart(charts.agent_summary_chart(picked if not picked.empty else summ), width="stretch")
+        chart(charts.agent_summary_chart, picked if not picked.empty else summ, width="stretch")
 
 
 def evidence_text(reason: str | None, steps: pd.DataFrame, reason_chars: int = 600, step_chars: int = 400) -> str:
@@ -100,7 +100,7 @@ def _matrix_tab(s: Store) -> None:
         return
     set_id, version = picked
     df = cached_past_notes(s, dashboard.run_metric_matrix, set_id, version, limit=st.slider("runs", 10, 200, 40, key="dash-n"))
-    event = st.altair_chart(charts.heatmap_chart(df), on_select="rerun", key="dash-heat")
+    event = chart(charts.heatmap_chart, df, on_select="rerun", key="dash-heat")
     chosen = [p.get("run_id") for p in (event.selection.get("run") or [])] if event and event.selection else []
     runs = list(dict.fromkeys(df["run_id"]))
     run_id = chosen[0] if chosen else st.selectbox("run to inspect", runs, key="dash-run")
@@ -126,7 +126,7 @@ def _pipa_tab(s: Store) -> None:
     if prof.empty:
         st.info("No PIPA scores yet: run `libra pipa score`.")
         return
-    st.altair_chart(profile.profile_chart(prof))
+    chart(profile.profile_chart, prof)
     st.caption("Criteria marked “needs a judge” have no verdict: set ANTHROPIC_API_KEY and run `libra pipa score`.")
     worst = profile.weakest_stage(prof)
     if not worst.empty:
@@ -159,17 +159,17 @@ def _induction_tab(s: Store) -> None:
     ms = cached_past_notes(s, sets.load, listing.iloc[i]["set_id"], int(listing.iloc[i]["version"]))
     fr = frontier_frame(ms.provenance.get("frontier", []), ms.provenance.get("params"))
     if not fr.empty:
-        st.altair_chart(frontier_chart(fr), width="stretch")
+        chart(frontier_chart, fr, width="stretch")
     amap = pd.DataFrame(ms.provenance.get("aspect_map") or [])
     if not amap.empty:
-        st.altair_chart(aspect_map_chart(amap), width="stretch")
+        chart(aspect_map_chart, amap, width="stretch")
     st.subheader("Does the set keep up with what people write?")
     hist = cached_past_notes(s, dashboard.new_feedback_coverage, ms.set_id)
     if hist.empty:
         st.info("No measurement yet: a scheduled score job measures the coverage of new feedback, "
                 "or run `libra metrics coverage`.")
     else:
-        st.altair_chart(new_coverage_chart(hist), width="stretch")
+        chart(new_coverage_chart, hist, width="stretch")
         st.caption(f"A schedule's `{NEW_FEEDBACK_COVERAGE}` alert rule fires below its threshold (shown above "
                    "when firing). An admin turns the uncovered remarks into a proposed next version on the "
                    "Metrics page.")
@@ -180,18 +180,18 @@ def _people_tab(s: Store) -> None:
     if agree.empty:
         st.info("No queue has runs rated by two or more people yet.")
     else:
-        st.altair_chart(charts.agreement_chart(agree), width="stretch")
+        chart(charts.agreement_chart, agree, width="stretch")
     picked = _pick_set(s, "dash-set-people")
     if picked is not None:
         jh = cached(s, dashboard.judge_human_agreement, *picked)
         if not jh.empty:
-            st.altair_chart(charts.judge_human_chart(jh))
+            chart(charts.judge_human_chart, jh)
     bucket = cached_past_notes(s, dashboard.cost_bucket)
     cost = cached_past_notes(s, dashboard.judge_cost, bucket)
     if cost.empty:
         st.caption("No LLM calls recorded: everything so far ran on the offline backends, at no cost.")
     else:
-        st.altair_chart(charts.cost_chart(cost, bucket), width="stretch")
+        chart(charts.cost_chart, cost, bucket, width="stretch")
     hist = cached_past_notes(s, schedule.history, 50)
     if not hist.empty:
         st.markdown("**Scheduled job runs**")

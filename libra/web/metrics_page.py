@@ -12,7 +12,7 @@ from autolibra.frontier import frontier_frame
 from libra.approval import ApprovalRefused, approve_signed_in
 from libra.web import session
 from libra.web.update_view import update_section
-from libra.web.widgets import md, open_run
+from libra.web.widgets import chart, md, open_run
 from metrics import sets
 from metrics.reports.queries import agent_metric_summary, metric_verdicts
 from traces.display import for_chart, visible_controls
@@ -87,7 +87,7 @@ def page() -> None:
         df = frontier_frame(prov.get("frontier", []), prov.get("params"))
         if not df.empty:
             with st.expander("coverage–redundancy frontier of the sets searched"):
-                st.altair_chart(frontier_chart(df), width="stretch")
+                chart(frontier_chart, df, width="stretch")
     admin = user.can("admin")
     if admin and ms.status != "approved" and st.button("Approve this version", type="primary", key="ms-approve"):
         try:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from libra.comparing import NoScores, compare, compare_report, releases, scored_sets
 from libra.web import session
-from libra.web.widgets import md
+from libra.web.widgets import chart, md
 from metrics.reports.release import diff_chart
 from traces.display import visible_controls
 
@@ -47,7 +47,7 @@ def page() -> None:
     m[1].metric("worse", len(worse))
     m[2].metric("no clear change", len(c.metrics) - len(better) - len(worse))
     table = c.table()
-    st.altair_chart(diff_chart(table), width="stretch")
+    chart(diff_chart, table, width="stretch")
     st.dataframe(table.drop(columns=["metric_id"]).assign(metric=table["metric"].map(visible_controls)),
                  hide_index=True, width="stretch",
                  column_config={c_: st.column_config.NumberColumn(format="%.3f")

@@ -12,7 +12,7 @@ from libra.web import session
 from libra.web.cache import cached, cached_past_notes
 from libra.accounts import User
 from libra.web.timeline import KEYS_HELP, go_to_step, header, timeline
-from libra.web.widgets import KIND_LABEL, VERDICT_TEXT, md, show_text, step_label
+from libra.web.widgets import KIND_LABEL, VERDICT_TEXT, chart, md, show_text, step_label
 from traces.annotation import feedback, queues
 from traces.annotation.feedback import FeedbackError
 from metrics.reports.charts import waterfall_chart
@@ -224,7 +224,7 @@ def _scores(s: Store, run_id: str) -> None:
         _evidence_links(df)
         prof = cached_past_notes(s, profile.run_profile, run_id)
         if not prof.empty:
-            st.altair_chart(profile.profile_chart(prof))
+            chart(profile.profile_chart, prof)
 
 
 def _evidence_links(df: pd.DataFrame, most: int = 30) -> None:
@@ -339,7 +339,7 @@ def page() -> None:
         st.subheader("Timeline")
         if tree["start_s"].notna().any():
             with st.expander("trace timeline (waterfall)", expanded=bool((tree["kind"] == "span").any())):
-                st.altair_chart(waterfall_chart(tree))
+                chart(waterfall_chart, tree)
         if user.can("annotate"):
             st.caption(KEYS_HELP)
         _steps(run_id, user, steps, tree)

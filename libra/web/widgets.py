@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from traces.display import markdown_literal, visible_controls
@@ -58,3 +64,65 @@ def p_text(p: Any) -> str:
     if p is None or (isinstance(p, float) and p != p):
         return ""
     return "< 0.001" if float(p) < 0.001 else f"{float(p):.3f}"
+
+
+class _Specs:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.table: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+
+
+@st.cache_resource
+def _specs() -> _Specs:
+    return _Specs()
+
+
+MAX_SPECS = 64  # charts' specs kept across the app's sessions; a dashboard tab draws one to three
+_ALTAIR_GLOBALS = threading.Lock()  # Altair's theme and data transformer are process-wide
+
+
+def _fingerprint(df: pd.DataFrame) -> tuple[Any, ...] | None:
+    try:
+        rows = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    except TypeError:  # lists or dicts in a column: such a chart is built every time
+        return None
+    # in order: a chart may draw its rows as they come (sort=None)
+    return (tuple(df.columns), tuple(map(str, df.dtypes)), hashlib.blake2b(rows.tobytes(), digest_size=16).digest())
+
+
+def vega_lite(chart: Any) -> dict[str, Any]:
+    """A chart's Vega-Lite spec as `st.altair_chart` would make it (Streamlit's theme applies in the
+    browser, so Altair's own is off), less Altair's check of the spec against its schema, which the
+    chart tests make (`tests/test_charts.py`)."""
+    import altair as alt
+
+    with _ALTAIR_GLOBALS, alt.theme.enable("none"), alt.data_transformers.enable("default", max_rows=None):
+        spec: dict[str, Any] = chart.to_dict(validate=False)
+    return spec
+
+
+def chart(build: Callable[..., Any], df: pd.DataFrame, *args: Any, **st_kwargs: Any) -> Any:
+    """Draw `build(df, *args)`, an Altair chart, from its spec kept for the same data and arguments.
+
+    A page's charts are rebuilt on every rerun of it (any click), from answers kept in memory: on
+    bench/app.py's store, building and converting the two charts of the scores tab took ~150 ms of
+    the server's time per visit (py-spy of the app), all of it for the same spec as the last visit's.
+    """
+    found = _fingerprint(df)
+    key = None if found is None else (build.__module__, build.__qualname__, found, args)
+    specs = _specs()
+    spec = None
+    if key is not None:
+        with specs.lock:
+            spec = specs.table.get(key)
+            if spec is not None:
+                specs.table.move_to_end(key)
+    if spec is None:
+        spec = vega_lite(build(df, *args))
+        if key is not None:
+            with specs.lock:
+                specs.table[key] = spec
+                while len(specs.table) > MAX_SPECS:
+                    specs.table.popitem(last=False)
+    # Streamlit takes the data out of the spec it is given
+    return st.vega_lite_chart(copy.deepcopy(spec), **st_kwargs)
