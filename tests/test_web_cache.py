@@ -390,6 +390,7 @@ def test_a_process_killed_after_its_commit_is_seen_before_and_after_this_apps_ne
 
 def test_a_chart_is_built_once_for_the_same_data_and_arguments_and_again_for_new_ones():
     import altair as alt
+    import numpy as np
     import pandas as pd
 
     from libra.web import widgets
@@ -409,9 +410,10 @@ def test_a_chart_is_built_once_for_the_same_data_and_arguments_and_again_for_new
     widgets.chart(build, df.rename(columns={"b": "c"}).assign(b=df["b"]), "t")  # another column, same cells
     widgets.chart(build, df.iloc[::-1], "t")  # the rows in another order
     assert built == ["t", "t", "other", "t", "t"]
-    lists = df.assign(c=[[1], [2]])  # cells that cannot be hashed: built every time
+    lists = df.assign(c=[np.array([1]), np.array([2])])  # arrays in a column, as a PIPA profile has
     widgets.chart(build, lists, "l")
-    widgets.chart(build, lists, "l")
+    widgets.chart(build, lists.copy(), "l")
+    widgets.chart(build, lists.assign(c=[np.array([1]), np.array([3])]), "l")
     assert built[-2:] == ["l", "l"]
 
 

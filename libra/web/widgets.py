@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit import dataframe_util
 
 from traces.display import markdown_literal, visible_controls
 
@@ -84,8 +85,13 @@ _ALTAIR_GLOBALS = threading.Lock()  # Altair's theme and data transformer are pr
 def _fingerprint(df: pd.DataFrame) -> tuple[Any, ...] | None:
     try:
         rows = pd.util.hash_pandas_object(df, index=False).to_numpy()
-    except TypeError:  # lists or dicts in a column: such a chart is built every time
-        return None
+    except TypeError:  # lists or arrays in a column (a PIPA profile's backends): hashed as their text
+        as_text = {c: df[c].map(lambda v: repr(v.tolist() if hasattr(v, "tolist") else v))
+                   for c in df.columns if df[c].dtype == object}
+        try:
+            rows = pd.util.hash_pandas_object(df.assign(**as_text), index=False).to_numpy()
+        except TypeError:
+            return None
     # in order: a chart may draw its rows as they come (sort=None)
     return (tuple(df.columns), tuple(map(str, df.dtypes)), hashlib.blake2b(rows.tobytes(), digest_size=16).digest())
 
@@ -119,6 +125,10 @@ def chart(build: Callable[..., Any], df: pd.DataFrame, *args: Any, **st_kwargs: 
                 specs.table.move_to_end(key)
     if spec is None:
         spec = vega_lite(build(df, *args))
+        # kept as Arrow, as Streamlit's own conversion hands them over: each draw then copies bytes
+        # instead of turning records into a frame and the frame into Arrow again
+        spec["datasets"] = {name: dataframe_util.convert_anything_to_arrow_bytes(rows)
+                            for name, rows in spec.get("datasets", {}).items()}
         if key is not None:
             with specs.lock:
                 specs.table[key] = spec
