@@ -22,6 +22,11 @@ drawing that any Streamlit page pays, with nothing of Libra's).
 
     python bench/app.py                  # 100k runs
     python bench/app.py --runs 20000 --reps 10
+    python bench/app.py --against HEAD~1 # this checkout and another revision, side by side
+
+A change's effect is best read with --against: both versions served at once, each with its own copy
+of the store, their rounds of clicks alternated in one browser, so both meet the same machine (one
+run's p95 moves by tens of ms between runs of the same code on this 2-core machine).
 Goal: p95 under 300 ms for every page.
 """
 
@@ -36,6 +41,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,6 +214,110 @@ def percentiles(xs: list[float]) -> tuple[float, float]:
     return statistics.median(xs), xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
 
 
+def _page_steps(tree: Path) -> int:
+    """A checkout's steps per page of the timeline (the two sides of --against may differ)."""
+    if tree == ROOT:
+        return PAGE_STEPS
+    out = subprocess.run([sys.executable, "-c", "from libra.web.timeline import PAGE_STEPS; print(PAGE_STEPS)"],
+                         cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True,
+                         check=True)
+    return int(out.stdout)
+
+
+class Side:
+    """One app under test: a checkout, its copy of the store, its server and a signed-in page."""
+
+    def __init__(self, name: str, tree: Path, db: Path, long_run: str) -> None:
+        self.name, self.tree, self.long_run, self.page_steps = name, tree, long_run, _page_steps(tree)
+        self.port = free_port()
+        self.proc = start(tree / "app.py", self.port,
+                          {**os.environ, "LIBRA_STORE": str(db), "PYTHONPATH": str(tree)})
+        self.page: Any = None
+
+    def open(self, browser) -> None:
+        page = self.page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{self.port}/run?run_id={self.long_run}")
+        page.get_by_role("textbox", name="Username").fill(USER)
+        page.get_by_role("textbox", name="Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text(f"Run {self.long_run}").first.wait_for(timeout=60_000)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+# a chart is drawn once Vega has made its canvas (or SVG); an empty tab says so in a notice or caption
+CHART = "[role='tabpanel']:not([hidden]) .vega-embed :is(canvas, svg.marks)"
+TAB_DRAWN = f"{CHART}, [role='tabpanel']:not([hidden]) :is([data-testid='stAlert'], [data-testid='stCaptionContainer'])"
+
+
+def one_round(side: Side, rep: int, out: Callable[[str, tuple[float, float, float]], None]) -> None:
+    """Every page's click, once, in the order a person goes through them."""
+    page = side.page
+    nav = page.get_by_test_id("stSidebarNav")
+    link = {name: nav.get_by_role("link", name=name, exact=True) for name in ("Runs", "Run", "Dashboards")}
+    out("runs list", timed(page, link["Runs"].click, "[data-testid='stDataFrame']"))
+    out("run view (200 steps)", timed(page, link["Run"].click,
+                                      "textarea[aria-label='What did the agent do well or badly?']"))
+    for button, step in (("Later steps", side.page_steps), ("Earlier steps", 0)):  # and back: page 1 again
+        out("run view: turn a page of steps", timed(
+            page, page.get_by_role("button", name=button).first.click, f".st-key-step-{step}"))
+    page.get_by_label("What did the agent do well or badly?").fill(f"bench note {rep}: the agent confirmed before booking.")
+    out("feedback save", timed(page, page.get_by_role("button", name="Save feedback").click,
+                               "[data-testid='stAlert']", "Saved."))
+    out("dashboards, first chart", timed(page, link["Dashboards"].click, CHART))
+    # the page opens on the first tab, whose click would start no rerun: it comes last
+    for tab in ("Runs × metrics", "PIPA profile", "People & cost", "Scores over time"):
+        out(f"dashboards tab: {tab}", timed(page, page.get_by_role("tab", name=tab).click, TAB_DRAWN))
+
+
+def _worktree(rev: str, where: Path) -> Path:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(where), rev], check=True,
+                   capture_output=True)
+    return where
+
+
+def against(rev: str, db: Path, long_run: str, reps: int, work: Path) -> None:
+    """The same clicks on this checkout and on `rev`, served side by side and alternated round by round,
+    so that both meet the same machine: one run's p95 moves by tens of ms between runs of the same code."""
+    import shutil
+
+    other_db = work / "store.duckdb"
+    for f in db.parent.glob(db.name + "*"):  # the store and its journal
+        shutil.copy(f, work / f.name.replace(db.name, other_db.name))
+    tree = _worktree(rev, work / "tree")
+    sides = [Side(rev, tree, other_db, long_run), Side("this checkout", ROOT, db, long_run)]
+    times: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    from playwright.sync_api import sync_playwright
+
+    try:
+        with sync_playwright() as p, tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
+            browser = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=FLAGS,
+                                                           headless=True, viewport={"width": 1500, "height": 1100})
+            for side in sides:
+                side.open(browser)
+            for rep in range(reps + 1):  # the first round warms both; not counted
+                for side in (sides if rep % 2 else sides[::-1]):
+                    side.page.bring_to_front()
+                    one_round(side, rep, (lambda name, ms: None) if rep == 0 else
+                              (lambda name, ms, side=side: times.setdefault((name, side.name), []).append(ms)))
+            browser.close()
+    finally:
+        for side in sides:
+            side.stop()
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+    print(f"{reps} rounds of each, alternated; p50 / p95 ms by the page's clock, and the browser's own work (p50)")
+    print(f"{'page':<36}{rev[:18]:>28}{'this checkout':>28}")
+    for name in dict.fromkeys(n for n, _ in times):
+        cells = []
+        for side in sides:
+            xs = times[(name, side.name)]
+            p50, p95 = percentiles([ms for ms, _, _ in xs])
+            cells.append(f"{p50:.0f} / {p95:.0f} · {statistics.median(w for _, w, _ in xs):.0f}")
+        print(f"{name:<36}{cells[0]:>28}{cells[1]:>28}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=100_000)
@@ -216,6 +326,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--dir", type=Path, default=ROOT / "artifacts" / "bench")
     ap.add_argument("--screens", type=Path, default=ROOT / "artifacts" / "bench-app")
+    ap.add_argument("--against", metavar="REV",
+                    help="also serve git revision REV (a worktree, its own copy of the store) and alternate the "
+                         "two round by round; prints both sides' figures")
     a = ap.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is needed (apt-get install chromium)")
@@ -225,58 +338,34 @@ def main() -> None:
     store = build(db, a.runs, max(1, a.steps // a.runs), a.scores)
     long_run = prepare(store)
     store.close()
-    port = free_port()
-    proc = start(ROOT / "app.py", port, {**os.environ, "LIBRA_STORE": str(db)})
-    url = f"http://127.0.0.1:{port}"
+    if a.against:
+        with tempfile.TemporaryDirectory() as work:
+            against(a.against, db, long_run, a.reps, Path(work))
+        return
+    side = Side("this checkout", ROOT, db, long_run)
     from playwright.sync_api import sync_playwright
 
-    times: dict[str, list[tuple[float, float]]] = {}
+    times: dict[str, list[tuple[float, float, float]]] = {}
     try:
-        with sync_playwright() as p, tempfile.TemporaryDirectory() as profile, tempfile.TemporaryDirectory() as work:
+        with sync_playwright() as p, tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile, \
+                tempfile.TemporaryDirectory() as work:
             browser = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=FLAGS,
                                                            headless=True, viewport={"width": 1500, "height": 1100})
-            page = browser.new_page()
-            page.goto(f"{url}/run?run_id={long_run}")
-            page.get_by_role("textbox", name="Username").fill(USER)
-            page.get_by_role("textbox", name="Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_text(f"Run {long_run}").first.wait_for(timeout=60_000)
-            nav = page.get_by_test_id("stSidebarNav")
-            link = {name: nav.get_by_role("link", name=name, exact=True)
-                    for name in ("Runs", "Run", "Dashboards", "Accounts", "Metrics")}
-            note_box = page.get_by_label("What did the agent do well or badly?")
-            # a chart is drawn once Vega has made its canvas (or SVG); an empty tab says so in a notice or caption
-            chart = "[role='tabpanel']:not([hidden]) .vega-embed :is(canvas, svg.marks)"
-            tab_drawn = f"{chart}, [role='tabpanel']:not([hidden]) :is([data-testid='stAlert'], " \
-                        "[data-testid='stCaptionContainer'])"
+            side.open(browser)
 
             def record(name: str, ms: tuple[float, float, float]) -> None:
                 times.setdefault(name, []).append(ms)
 
             for rep in range(a.reps + 1):  # the first round warms the app and the browser; not counted
-                out = (lambda name, ms: None) if rep == 0 else record
-                out("runs list", timed(page, link["Runs"].click, "[data-testid='stDataFrame']"))
-                out("run view (200 steps)", timed(page, link["Run"].click,
-                                                  "textarea[aria-label='What did the agent do well or badly?']"))
-                for button, step in (("Later steps", PAGE_STEPS), ("Earlier steps", 0)):  # and back: page 1 again
-                    out("run view: turn a page of steps", timed(
-                        page, page.get_by_role("button", name=button).first.click, f".st-key-step-{step}"))
-                note_box.fill(f"bench note {rep}: the agent confirmed before booking.")
-                out("feedback save", timed(page, page.get_by_role("button", name="Save feedback").click,
-                                           "[data-testid='stAlert']", "Saved."))
-                out("dashboards, first chart", timed(page, link["Dashboards"].click, chart))
-                # the page opens on the first tab, whose click would start no rerun: it comes last
-                for tab in ("Runs × metrics", "PIPA profile", "People & cost", "Scores over time"):
-                    out(f"dashboards tab: {tab}", timed(page, page.get_by_role("tab", name=tab).click, tab_drawn))
+                one_round(side, rep, (lambda name, ms: None) if rep == 0 else record)
                 if rep == 1:
-                    page.screenshot(path=str(a.screens / "dashboards.png"), full_page=True)
-            page.screenshot(path=str(a.screens / "last.png"), full_page=True)
-            page.close()
+                    side.page.screenshot(path=str(a.screens / "dashboards.png"), full_page=True)
+            side.page.screenshot(path=str(a.screens / "last.png"), full_page=True)
+            side.page.close()
             times["reference: bare Streamlit page switch"] = floor(browser, a.reps, Path(work))
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        side.stop()
     print(f"{a.runs:,} runs in the store; {a.reps} clicks each, after one warm-up round; "
           f"click to page drawn and the script run over, by the page's clock")
     print(f"{'page':<36}{'p50 ms':>10}{'p95 ms':>10}{'browser p50':>13}{'driver p50/p95':>16}")
