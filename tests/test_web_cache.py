@@ -415,6 +415,9 @@ def test_a_chart_is_built_once_for_the_same_data_and_arguments_and_again_for_new
     widgets.chart(build, lists.copy(), "l")
     widgets.chart(build, lists.assign(c=[np.array([1]), np.array([3])]), "l")
     assert built[-2:] == ["l", "l"]
+    widgets.chart(build, df, ["a list"])  # an argument that cannot be a key
+    widgets.chart(build, df, ["a list"])
+    assert built[-2:] == [["a list"], ["a list"]]
 
 
 def test_a_kept_spec_is_the_one_streamlit_draws_less_altairs_theme():

@@ -104,8 +104,8 @@ def _descendants(up: dict[str, Any]) -> dict[str, int]:
 # Streamlit draws every element of a page on each rerun, about eight per step: a 200-step run took
 # 3.6 s to draw (bench/app.py). A page of steps bounds that; j/k and evidence links cross pages.
 # 25 rather than 40: opening the 200-step run went 215 → 196 ms (slowest of 8: 267 → 217) and
-# turning a page 203 → 148, the two sizes side by side; about a screenful more of the run per page
-# was not worth a third of a second's wait on each.
+# turning a page 203 → 148, the two sizes side by side; fifteen more steps a page were not worth
+# that on every open and every turn.
 PAGE_STEPS = 25
 GOTO = "libra-goto"  # session key: (step idx, nonce) the timeline scrolls to once drawn
 

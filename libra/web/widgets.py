@@ -115,7 +115,11 @@ def chart(build: Callable[..., Any], df: pd.DataFrame, *args: Any, **st_kwargs: 
     the server's time per visit (py-spy of the app), all of it for the same spec as the last visit's.
     """
     found = _fingerprint(df)
-    key = None if found is None else (build.__module__, build.__qualname__, found, args)
+    key: tuple[Any, ...] | None = None if found is None else (build.__module__, build.__qualname__, found, args)
+    try:
+        hash(key)
+    except TypeError:  # an argument that cannot be a key: built every time
+        key = None
     specs = _specs()
     spec = None
     if key is not None:
