@@ -154,3 +154,15 @@ def test_the_hover_names_each_version_when_a_set_has_several():
     df = SCORES.assign(version=[1, 2, 1, 2])
     tips = next(e["tooltip"] for e in _encodings(charts.scores_over_time_chart(df).to_dict()) if "tooltip" in e)
     assert [t.get("title") for t in tips][2:] == ["a · v1", "a · v2", "b · v1", "b · v2"]
+
+
+def test_an_over_time_chart_of_nothing_still_builds():
+    # the dashboards never draw one, but the function is the library's (libra.reports.charts)
+    spec = charts.scores_over_time_chart(SCORES.iloc[:0]).to_dict()
+    assert _rows(spec, "hover") == [] and _rows(spec, "line") == []
+
+
+def test_a_score_of_no_agent_is_named_so_in_the_hover():
+    spec = charts.scores_over_time_chart(SCORES.assign(agent=[None, None, "b", "b"])).to_dict()
+    tips = next(e["tooltip"] for e in _encodings(spec) if "tooltip" in e)
+    assert [t.get("title") for t in tips][2:] == ["(no agent)", "b"]

@@ -34,8 +34,10 @@ POINTS_UP_TO = 150  # scores in an over-time chart drawn as points too
 def _at_each_time(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """One row per metric and time bucket, a column per line (agent, or agent · version) holding its
     score as text: what the over-time chart's hover shows. Returns the rows and (column, title) pairs."""
+    if df.empty:
+        return pd.DataFrame({"metric": [], "t": []}), []
     many_versions = df["version"].nunique() > 1
-    label = df["agent"].astype(str) + (" · v" + df["version"].astype(str) if many_versions else "")
+    label = df["agent"].fillna("(no agent)").astype(str) + (" · v" + df["version"].astype(str) if many_versions else "")
     lines = sorted(label.unique())
     # columns named by position: a name from the data would be read by Vega-Lite as a field path
     column = {name: f"line_{i}" for i, name in enumerate(lines)}
