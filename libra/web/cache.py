@@ -20,7 +20,7 @@ import copy
 import dataclasses
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import streamlit as st
@@ -55,15 +55,35 @@ def _frozen(x: Any) -> Any:
     return x
 
 
-class _Answers:
-    def __init__(self) -> None:
+MISSING = object()  # what `Kept.get` answers for a key it does not hold
+
+
+class Kept:
+    """At most `size` values by key, the least recently used let go first; shared by the app's threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
         self.lock = threading.Lock()
-        self.table: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self.table: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable) -> Any:
+        with self.lock:
+            hit = self.table.get(key, MISSING)
+            if hit is not MISSING:
+                self.table.move_to_end(key)
+            return hit
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self.lock:
+            self.table[key] = value
+            while len(self.table) > self.size:
+                self.table.popitem(last=False)
+
 
 
 @st.cache_resource
-def _answers() -> _Answers:
-    return _Answers()
+def _answers() -> Kept:
+    return Kept(MAX_ANSWERS)
 
 
 def cached(s: Store, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -92,16 +112,10 @@ def _kept(s: Store, version: Any, fn: Callable[..., T], args: tuple[Any, ...], k
     if version is None:
         return fn(s, *args, **kwargs)
     answers = _answers()
-    with answers.lock:
-        hit = answers.table.get(key, answers)
-        if hit is not answers:
-            answers.table.move_to_end(key)
-    if hit is answers:
+    hit = answers.get(key)
+    if hit is MISSING:
         hit = fn(s, *args, **kwargs)
-        with answers.lock:
-            answers.table[key] = hit
-            while len(answers.table) > MAX_ANSWERS:
-                answers.table.popitem(last=False)
+        answers.put(key, hit)
     # pages add columns to the frames they are given: each gets its own
     out: T = copy.deepcopy(hit)
     return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ import pandas as pd
 import streamlit as st
 from streamlit import dataframe_util
 
+from libra.web.cache import MISSING, Kept
 from traces.display import markdown_literal, visible_controls
 
 KIND_LABEL = {"user_message": "USER", "agent_message": "AGENT", "thought": "THOUGHT",
@@ -67,15 +67,9 @@ def p_text(p: Any) -> str:
     return "< 0.001" if float(p) < 0.001 else f"{float(p):.3f}"
 
 
-class _Specs:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.table: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
-
-
 @st.cache_resource
-def _specs() -> _Specs:
-    return _Specs()
+def _specs() -> Kept:
+    return Kept(MAX_SPECS)
 
 
 MAX_SPECS = 64  # charts' specs kept across the app's sessions; a dashboard tab draws one to three
@@ -121,22 +115,14 @@ def chart(build: Callable[..., Any], df: pd.DataFrame, *args: Any, **st_kwargs: 
     except TypeError:  # an argument that cannot be a key: built every time
         key = None
     specs = _specs()
-    spec = None
-    if key is not None:
-        with specs.lock:
-            spec = specs.table.get(key)
-            if spec is not None:
-                specs.table.move_to_end(key)
-    if spec is None:
+    spec = specs.get(key) if key is not None else MISSING
+    if spec is MISSING:
         spec = vega_lite(build(df, *args))
         # kept as Arrow, as Streamlit's own conversion hands them over: each draw then copies bytes
         # instead of turning records into a frame and the frame into Arrow again
         spec["datasets"] = {name: dataframe_util.convert_anything_to_arrow_bytes(rows)
                             for name, rows in spec.get("datasets", {}).items()}
         if key is not None:
-            with specs.lock:
-                specs.table[key] = spec
-                while len(specs.table) > MAX_SPECS:
-                    specs.table.popitem(last=False)
+            specs.put(key, spec)
     # Streamlit takes the data out of the spec it is given
     return st.vega_lite_chart(copy.deepcopy(spec), **st_kwargs)
