@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from libra import accounts
-from libra.web.cache import cached, cached_past_notes
+from libra.web.cache import cached, cached_on_ratings, cached_past_notes
 from traces.ingest import BatchWriter
 from traces.model import IngestSummary, Run, Step, StepKind
 from traces.queries import RunFilter, count_runs, list_runs
@@ -233,6 +233,78 @@ def test_an_answer_that_reads_no_notes_outlives_this_apps_saves_and_nothing_else
     assert both() == (3, 3) and (len(blind), len(seeing)) == (4, 7)
 
 
+def test_an_answer_on_ratings_outlives_saves_that_rate_nothing_and_no_other_change(tmp_path):
+    from traces.annotation import feedback
+
+    path = tmp_path / "s.duckdb"
+    s = _store(path, 3)
+    run_id, other_run = [r[0] for r in s.execute("SELECT run_id FROM runs ORDER BY run_id LIMIT 2")]
+    calls: list = []
+
+    def mean_rating(store: Store) -> tuple:
+        calls.append(1)
+        return tuple(store.execute("SELECT run_id, author, avg(rating) FROM feedback WHERE rating IS NOT NULL "
+                                   "AND deleted_at IS NULL GROUP BY ALL ORDER BY ALL"))
+
+    def saved(fn, *args, **kwargs):
+        out = fn(s, *args, **kwargs)
+        feedback.flush(s)
+        return out
+
+    assert cached_on_ratings(s, mean_rating) == () and len(calls) == 1
+    saved(feedback.add, run_id, "ana", "no rating here", flush_now=False)
+    assert cached_on_ratings(s, mean_rating) == () and len(calls) == 1  # nothing rated: kept
+    fid = saved(feedback.add, run_id, "ana", "rated", rating=4, flush_now=False)
+    assert cached_on_ratings(s, mean_rating) == ((run_id, "ana", 4.0),) and len(calls) == 2
+    saved(feedback.edit, fid, "ana", text="reworded, same rating")
+    assert cached_on_ratings(s, mean_rating) == ((run_id, "ana", 4.0),) and len(calls) == 2
+    saved(feedback.edit, fid, "ana", rating=2)
+    assert cached_on_ratings(s, mean_rating) == ((run_id, "ana", 2.0),) and len(calls) == 3
+    # the same rating by someone else on another run sums to nothing new in a count or a mean
+    saved(feedback.add, other_run, "bo", "rated too", rating=2, flush_now=False)
+    assert cached_on_ratings(s, mean_rating) == ((run_id, "ana", 2.0), (other_run, "bo", 2.0)) and len(calls) == 4
+    saved(feedback.delete, fid, "ana")
+    assert cached_on_ratings(s, mean_rating) == ((other_run, "bo", 2.0),) and len(calls) == 5
+    # a rating saved but not yet applied is not in the store, which is all such answers read;
+    # applied, it is seen
+    feedback.add(s, run_id, "ana", "rated, waiting", rating=5, flush_now=False)
+    assert cached_on_ratings(s, mean_rating) == ((other_run, "bo", 2.0),) and len(calls) == 5
+    assert feedback.flush(s) == 1
+    assert cached_on_ratings(s, mean_rating) == ((run_id, "ana", 5.0), (other_run, "bo", 2.0))
+    assert len(calls) == 6
+    with s.connection() as con:  # a rating someone else's tool changed in place, by hand
+        con.execute("UPDATE feedback SET rating = 1 WHERE author = 'bo'")
+    assert cached_on_ratings(s, mean_rating)[1] == (other_run, "bo", 1.0) and len(calls) == 7
+    _add_run_elsewhere(path, "late-1")  # any other commit
+    cached_on_ratings(s, mean_rating)
+    assert len(calls) == 8
+
+
+def test_a_rerun_with_no_rating_changed_asks_the_store_nothing(tmp_path, monkeypatch):
+    """The ratings' own version is kept by the store's and the journal's: asking it opened the file."""
+    from traces.annotation import feedback
+
+    path = tmp_path / "s.duckdb"
+    s = _store(path, 2)
+    calls: list = []
+    count = _counting(calls)
+    assert cached_on_ratings(s, count) == 2
+    s.close()
+    opened: list = []
+    real_open = Store._open
+    monkeypatch.setattr(Store, "_open", lambda self: opened.append(self.path) or real_open(self))
+    with s.hold(lazy=True):
+        assert cached_on_ratings(s, count) == 2
+    assert opened == [] and len(calls) == 1
+    run_id = s.scalar("SELECT run_id FROM runs LIMIT 1")
+    feedback.add(s, run_id, "ana", "no rating", flush_now=False)
+    assert feedback.flush(s) == 1
+    opened.clear()
+    with s.hold(lazy=True):
+        assert cached_on_ratings(s, count) == 2
+    assert len(opened) == 1 and len(calls) == 1  # one look at the ratings, no answer recomputed
+
+
 def test_a_save_racing_another_process_never_hides_its_commit(tmp_path):
     """Another process commits between this process's last look at the file and its save: the
     save's commit starts from a file it did not expect, so the answers move."""
@@ -251,21 +323,22 @@ def test_a_save_racing_another_process_never_hides_its_commit(tmp_path):
     assert cached_past_notes(s, count) == 3 and len(calls) == 2
 
 
-def _notes_blind_call_sites() -> set[str]:
-    """The functions the app's pages pass to `cached_past_notes`, by their names in the source."""
+def _call_sites(keeper: str = "cached_past_notes") -> set[str]:
+    """The functions the app's pages pass to `keeper`, by their names in the source."""
     import ast
 
     names = set()
     for f in (ROOT / "libra" / "web").glob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "cached_past_notes":
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == keeper:
                 names.add(ast.unparse(node.args[1]).rsplit(".", 1)[-1])
     return names
 
 
 def test_what_the_pages_keep_past_saves_reads_no_notes(tmp_path, monkeypatch, demo_into, page_test):
     """Every call the runs page, a run and each dashboard tab make through `cached_past_notes`,
-    made again on the same store with its feedback tables gone: one that read notes fails there."""
+    made again on the same store with its feedback tables gone: one that read notes fails there.
+    And those made through `cached_on_ratings`, with only the columns `feedback.ratings_version` reads."""
     from libra.web import dashboards, run_view, runs, session
     from metrics import sets
     from metrics.definitions import Example, Metric, MetricSet
@@ -275,6 +348,7 @@ def test_what_the_pages_keep_past_saves_reads_no_notes(tmp_path, monkeypatch, de
     from metrics.scoring import score_runs
     from pipa.judge import PipaJudge
     from pipa.scoring import score_pipa
+    from traces.annotation import feedback
 
     path = tmp_path / "s.duckdb"
     s = Store(path)
@@ -290,13 +364,17 @@ def test_what_the_pages_keep_past_saves_reads_no_notes(tmp_path, monkeypatch, de
     run_id = s.scalar("SELECT run_id FROM feedback LIMIT 1")
     s.close()
     made: list = []
+    rated: list = []
 
-    def recording(store, fn, *args, **kwargs):
-        made.append((fn, args, kwargs))
-        return fn(store, *args, **kwargs)
+    def recording(into: list):
+        def record(store, fn, *args, **kwargs):
+            into.append((fn, args, kwargs))
+            return fn(store, *args, **kwargs)
+        return record
 
     for module in (dashboards, run_view, runs, session):
-        monkeypatch.setattr(module, "cached_past_notes", recording)
+        monkeypatch.setattr(module, "cached_past_notes", recording(made))
+    monkeypatch.setattr(dashboards, "cached_on_ratings", recording(rated))
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("LIBRA_STORE", str(path))
@@ -317,7 +395,10 @@ def test_what_the_pages_keep_past_saves_reads_no_notes(tmp_path, monkeypatch, de
         at.session_state["tab"] = tab
         at.run()
         assert not at.exception, (tab, at.exception)
-    assert {getattr(fn, "__name__", "") for fn, _, _ in made} >= _notes_blind_call_sites()
+    assert {getattr(fn, "__name__", "") for fn, _, _ in made} >= _call_sites()
+    assert {getattr(fn, "__name__", "") for fn, _, _ in rated} >= _call_sites("cached_on_ratings") != set()
+    before = [fn(Store(path), *args, **kwargs) for fn, args, kwargs in rated]
+    assert any(not df.empty for df in before)  # the demo's queues and scores give them something to read
     s = Store(path)
     with s.transaction() as con:
         for table in ("feedback", "feedback_history"):  # what a save writes (`feedback.flush`)
@@ -327,6 +408,12 @@ def test_what_the_pages_keep_past_saves_reads_no_notes(tmp_path, monkeypatch, de
             con.execute(f"ALTER TABLE {table} RENAME TO gone_{table}")
     for fn, args, kwargs in made:
         fn(s, *args, **kwargs)
+    with s.transaction() as con:
+        con.execute("CREATE TABLE feedback AS SELECT feedback_id, run_id, author, rating, metadata, deleted_at "
+                    "FROM gone_feedback")
+    feedback.ratings_version(s)
+    for (fn, args, kwargs), was in zip(rated, before, strict=True):
+        assert fn(s, *args, **kwargs).equals(was)
 
 
 def test_reading_the_journal_from_a_new_thread_leaves_its_version_alone(tmp_path):

@@ -104,6 +104,20 @@ def cached_past_notes(s: Store, fn: Callable[..., T], *args: Any, **kwargs: Any)
     return _kept(s, s.data_version(ignoring=(feedback.NOTES,)), fn, args, kwargs)
 
 
+def cached_on_ratings(s: Store, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`cached`, for an fn whose only reading of notes is their stored ratings (`feedback.ratings_version`,
+    whose columns it may read): its answer outlives saves of notes that rate nothing.
+
+    The ratings' version is itself kept by the store's and the journal's versions, so a rerun with
+    nothing changed neither opens the file nor asks it.
+    """
+    stored = s.data_version(ignoring=(feedback.NOTES,))
+    if stored is None:
+        return fn(s, *args, **kwargs)
+    ratings = _kept(s, (stored, feedback.journal(s).version()), feedback.ratings_version, (), {})
+    return _kept(s, (stored, ratings), fn, args, kwargs)
+
+
 def _kept(s: Store, version: Any, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
     try:
         key = (s.path, version, fn, _frozen(args), _frozen(kwargs))

@@ -8,7 +8,7 @@ import streamlit as st
 from autolibra.charts import aspect_map_chart, frontier_chart, new_coverage_chart
 from autolibra.frontier import frontier_frame
 from libra.web import session
-from libra.web.cache import cached, cached_past_notes
+from libra.web.cache import cached_on_ratings, cached_past_notes
 from libra.web.widgets import chart, md, open_run, p_text, show_text
 from metrics.jobs import alerts, schedule
 from metrics.jobs.alerts import NEW_FEEDBACK_COVERAGE
@@ -176,14 +176,14 @@ def _induction_tab(s: Store) -> None:
 
 
 def _people_tab(s: Store) -> None:
-    agree = cached(s, dashboard.annotator_agreement).dropna(subset=["alpha"])
+    agree = cached_on_ratings(s, dashboard.annotator_agreement).dropna(subset=["alpha"])
     if agree.empty:
         st.info("No queue has runs rated by two or more people yet.")
     else:
         chart(charts.agreement_chart, agree, width="stretch")
     picked = _pick_set(s, "dash-set-people")
     if picked is not None:
-        jh = cached(s, dashboard.judge_human_agreement, *picked)
+        jh = cached_on_ratings(s, dashboard.judge_human_agreement, *picked)
         if not jh.empty:
             chart(charts.judge_human_chart, jh)
     bucket = cached_past_notes(s, dashboard.cost_bucket)
