@@ -100,7 +100,9 @@ def test_named_channels_say_what_the_shorthand_said():
     assert heat["encoding"]["opacity"] == {"condition": {"param": "run", "value": 1.0}, "value": 0.35}
     assert [t["field"] for t in heat["encoding"]["tooltip"]] == ["run_id", "metric", "value", "rate", "backend"]
     over = _encodings(BUILDERS["scores over time"]().to_dict())
-    assert {"field": "score", "type": "quantitative"} in [e.get("y") for e in over]
+    # the lines' own axis, which is the chart's when no band is drawn (BANDS_UP_TO)
+    assert {"field": "score", "title": "score", "scale": {"domain": [0, 1]}, "type": "quantitative"} in \
+        [e.get("y") for e in over]
     assert {"field": "hi"} in [e.get("y2") for e in over]
     tips = next(e["tooltip"] for e in over if "tooltip" in e)
     assert [(t["field"], t.get("title")) for t in tips] == [("metric", None), ("t", "from"), ("line_0", "a"),
@@ -166,3 +168,17 @@ def test_a_score_of_no_agent_is_named_so_in_the_hover():
     spec = charts.scores_over_time_chart(SCORES.assign(agent=[None, None, "b", "b"])).to_dict()
     tips = next(e["tooltip"] for e in _encodings(spec) if "tooltip" in e)
     assert [t.get("title") for t in tips][2:] == ["(no agent)", "b"]
+
+
+def test_intervals_are_bands_for_a_few_lines_and_the_hovers_text_past_that():
+    def marks(df: pd.DataFrame) -> list[str]:
+        return [layer["mark"]["type"] for layer in charts.scores_over_time_chart(df).to_dict()["spec"]["layer"]]
+
+    few = pd.concat([SCORES.assign(agent=f"agent-{i}") for i in range(charts.BANDS_UP_TO)], ignore_index=True)
+    assert marks(few)[0] == "area"
+    many = pd.concat([SCORES.assign(agent=f"agent-{i}") for i in range(charts.BANDS_UP_TO + 1)], ignore_index=True)
+    assert "area" not in marks(many) and {"line", "rule"} <= set(marks(many))
+    # two versions of one agent are two lines
+    assert "area" not in marks(pd.concat([few, few.assign(version=2)], ignore_index=True))
+    spec = charts.scores_over_time_chart(many).to_dict()
+    assert {r["line_3"] for r in _rows(spec, "hover")} >= {"0.50 (0.40–0.60, n=10)"}

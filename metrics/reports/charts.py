@@ -29,6 +29,11 @@ def flag_flat(df: pd.DataFrame, value: str = "score") -> pd.DataFrame:
 
 
 POINTS_UP_TO = 150  # scores in an over-time chart drawn as points too
+# Lines of an over-time chart whose 95% intervals are drawn as bands. Past three, the bands overlap
+# into one grey smear behind the lines (eight agents on bench/app.py's store), and they were a
+# fifth of the browser's work on the chart (~30 ms of it); the hover and the per-agent summary
+# beside it still give every interval.
+BANDS_UP_TO = 3
 
 
 def _at_each_time(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
@@ -53,7 +58,8 @@ def _at_each_time(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]
 
 
 def scores_over_time_chart(df: pd.DataFrame) -> alt.Chart:
-    """Score over time per agent (colour) and set version (dash), with the 95% interval as a band.
+    """Score over time per agent (colour) and set version (dash), with the 95% interval as a band
+    when there are at most BANDS_UP_TO lines.
 
     Columns: t, agent, version, metric, score, lo, hi, n. Hovering a time shows every line's score
     there, side by side, from one invisible rule per metric and time; a point per score carried one
@@ -76,15 +82,17 @@ def scores_over_time_chart(df: pd.DataFrame) -> alt.Chart:
                         legend=alt.Legend(labelLimit=LABEL_PX, symbolOpacity=1)),
         strokeDash=alt.StrokeDash("version:O", title="set version"),
     )
+    y = alt.Y("score:Q", title="score", scale=alt.Scale(domain=[0, 1]))
     band = base.mark_area(opacity=0.15).encode(y=alt.Y("lo:Q", title="score", scale=alt.Scale(domain=[0, 1])),
                                                y2=alt.Y2("hi:Q"))
-    line = base.mark_line().encode(y=alt.Y("score:Q"))
-    points = base.transform_filter(alt.datum.point).mark_point(filled=True, opacity=1).encode(y=alt.Y("score:Q"))
+    line = base.mark_line().encode(y=y)
+    points = base.transform_filter(alt.datum.point).mark_point(filled=True, opacity=1).encode(y=y)
     hover = alt.Chart().transform_filter(alt.datum.layer == "hover").mark_rule(
         strokeWidth=14, opacity=0).encode(
         x=x, tooltip=[alt.Tooltip("metric:N"), alt.Tooltip("t:T", title="from"),
                       *(alt.Tooltip(f"{col}:N", title=title) for col, title in lines)])
-    return alt.layer(band, line, points, hover, data=data).properties(width=260, height=160).facet(
+    layers = [band, line, points, hover] if len(lines) <= BANDS_UP_TO else [line, points, hover]
+    return alt.layer(*layers, data=data).properties(width=260, height=160).facet(
         facet=alt.Facet("metric:N", title=None, header=alt.Header(labelLimit=300)), columns=3)
 
 
