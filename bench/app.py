@@ -33,6 +33,7 @@ Goal: p95 under 300 ms for every page.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -329,6 +330,9 @@ def main() -> None:
     ap.add_argument("--against", metavar="REV",
                     help="also serve git revision REV (a worktree, its own copy of the store) and alternate the "
                          "two round by round; prints both sides' figures")
+    ap.add_argument("--raw", type=Path, metavar="FILE",
+                    help="also write every click as a JSON line (page, round, ms, browser ms, driver ms), to see "
+                         "which clicks make a p95")
     a = ap.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is needed (apt-get install chromium)")
@@ -355,6 +359,10 @@ def main() -> None:
 
             def record(name: str, ms: tuple[float, float, float]) -> None:
                 times.setdefault(name, []).append(ms)
+                if a.raw:
+                    with a.raw.open("a") as f:
+                        f.write(json.dumps({"page": name, "round": len(times[name]), "ms": round(ms[0], 1),
+                                            "browser_ms": round(ms[1], 1), "driver_ms": round(ms[2], 1)}) + "\n")
 
             for rep in range(a.reps + 1):  # the first round warms the app and the browser; not counted
                 one_round(side, rep, (lambda name, ms: None) if rep == 0 else record)
