@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -176,7 +177,8 @@ def test_a_run_page_redrawn_unchanged_reads_nothing_and_a_saved_note_shows_at_on
     _settled(at)
     opened = []
     real_open = Store._open
-    monkeypatch.setattr(Store, "_open", lambda self: opened.append(self.path) or real_open(self))
+    monkeypatch.setattr(Store, "_open", lambda self: opened.append((self.path, threading.current_thread().name))
+                        or real_open(self))
     at.run()
     assert not at.exception and opened == []  # its run, scores and notes all from memory
     at.text_area(key=f"draft-{run_id}").input("Answered before reading the file.")
@@ -184,6 +186,19 @@ def test_a_run_page_redrawn_unchanged_reads_nothing_and_a_saved_note_shows_at_on
     # the note is in the journal (or already in the store): either way the notes' answer was recomputed
     assert any(t.value.startswith("ana on the whole run") for t in at.text)
     assert any(c.value == "Answered before reading the file." for c in at.code)
+    # a save leaves the store to the app's flusher, which applies the note within a second or two
+    deadline = time.monotonic() + 30
+    while s.scalar("SELECT count(*) FROM feedback") == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert s.scalar("SELECT text FROM feedback") == "Answered before reading the file."
+    # and opens the file once, for the notes' read: not to check the account (its answer is kept,
+    # as the sign-in check's) nor to apply the note first
+    at.run()
+    opened.clear()
+    at.text_area(key=f"draft-{run_id}").input("A second note.")
+    at.button(key=f"draft-{run_id}-save").click().run()
+    assert any(c.value == "A second note." for c in at.code)
+    assert len([p for p, thread in opened if not thread.startswith("libra-flush")]) == 1, opened
 
 
 def _counting(calls: list):

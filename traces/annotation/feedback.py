@@ -152,7 +152,7 @@ def _current(store: Store, feedback_id: str) -> dict[str, Any] | None:
 
 def edit(store: Store, feedback_id: str, editor: str, text: str | None = None, rating: Any = ...,
          steps: Iterable[int] | None = None,
-         n_steps: int | None = None) -> None:
+         n_steps: int | None = None, flush_now: bool = True) -> None:
     """A new revision of a note. With `n_steps` (the run's length now), the steps given must be
     within the run, and anchors the note has past its end (the run was ingested again,
     shorter) are kept: a form that cannot show them must not drop them."""
@@ -170,10 +170,11 @@ def edit(store: Store, feedback_id: str, editor: str, text: str | None = None, r
                "rating": _check_rating(rating) if rating is not ... else cur["rating"],
                "steps": steps if steps is not None else cur["steps"]}
     journal(store).append("edit", payload)
-    maybe_flush(store)
+    if flush_now:
+        maybe_flush(store)
 
 
-def delete(store: Store, feedback_id: str, editor: str) -> None:
+def delete(store: Store, feedback_id: str, editor: str, flush_now: bool = True) -> None:
     cur = _current(store, feedback_id)
     if cur is None or cur["deleted"]:
         raise FeedbackError("that feedback does not exist (any more)")
@@ -181,7 +182,8 @@ def delete(store: Store, feedback_id: str, editor: str) -> None:
         raise FeedbackError("you can only delete your own feedback")
     journal(store).append("delete", {"feedback_id": feedback_id, "editor": editor,
                                      "revision": cur["revision"] + 1, "at": _now()})
-    maybe_flush(store)
+    if flush_now:
+        maybe_flush(store)
 
 
 _FEEDBACK_COLS = ["feedback_id", "run_id", "steps", "author", "text", "rating", "origin", "created_at", "metadata"]
