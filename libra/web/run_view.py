@@ -139,7 +139,9 @@ def _delete(s: Store, fid: str, user: User) -> None:
         st.session_state["flash"] = ("error", str(exc))
 
 
-NOTES_SHOWN = 20  # a much-discussed run's notes drawn all at once slowed every save on it
+# The newest notes drawn, the rest on request: each note drawn slowed the run's page and every save on
+# it by ~7 ms (bench/app.py's run view, --raw: ~235 ms with ten notes, 300-330 with twenty).
+NOTES_SHOWN = 10
 
 
 def _feedback_list(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold: object = None) -> None:
