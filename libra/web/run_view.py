@@ -23,19 +23,25 @@ from traces.tree import span_tree
 from traces.store import Store
 
 
+TO_APPLY = "notes-to-apply"  # session key: this rerun's click wrote to the journal; `_notes` applies it
+
+
 def _save(s: Store, run_id: str, user: User, n_steps: int, draft_key: str) -> None:
     if not session.may(s, user, "annotate"):
         return
     try:
         rating = st.session_state.get(f"{draft_key}-rating")
-        # durable in the journal on return, and shown from it at once; the app's flusher applies it to the
-        # store within a second or two (`session._start_flusher`). Flushed here as well, the save opened,
-        # wrote, folded and closed the file before the notes' rerun opened it again: 85-105 ms of each
-        # save's server time on bench/app.py's store, the notes' rerun 40-85 ms more.
+        # durable in the journal on return; applied to the store by the notes' rerun that follows, inside
+        # its hold (`_notes`). Applied here, the save opened, wrote, folded and closed the file before that
+        # rerun opened it again (125-190 ms of server time for the two on bench/app.py's store; 100-140
+        # with one open). Left to the app's flusher, its commit came after the rerun, and every page's
+        # kept answers that read notes were recomputed on their next visit once more: the save 244 → 156
+        # ms, but the run view 277 → 314 and the dashboards' first chart 261 → 299 (p50s, --against).
         feedback.add(s, run_id, user.username, st.session_state.get(draft_key, ""),
                      steps=st.session_state.get(f"{draft_key}-steps", []),
                      rating=None if rating in (None, "none") else float(rating), n_steps=n_steps,
                      flush_now=False)
+        st.session_state[TO_APPLY] = True
     except FeedbackError as exc:
         st.session_state["flash"] = ("error", str(exc))
         return
@@ -98,6 +104,8 @@ def _notes(s: Store, run_id: str, user: User, steps: pd.DataFrame, gold: object)
     """The note being written and the run's notes. A fragment: saving or editing a note redraws this
     column, not the whole timeline beside it (a save took seconds on a long run, bench/app.py)."""
     with s.hold(lazy=True):  # a fragment's rerun is outside the app's hold: without it each read reopens the file
+        if st.session_state.pop(TO_APPLY, False):
+            feedback.maybe_flush(s)
         _notes_held(s, run_id, user, steps, gold)
 
 
@@ -122,7 +130,8 @@ def _edit(s: Store, fid: str, user: User, n_steps: int) -> None:
         feedback.edit(s, fid, user.username, text=st.session_state.get(f"edit-{fid}"),
                       rating=None if rating in (None, "none") else float(rating),
                       steps=st.session_state.get(f"edit-{fid}-steps", []), n_steps=n_steps,
-                      flush_now=False)  # as a save: the app's flusher applies it
+                      flush_now=False)  # applied as a save's
+        st.session_state[TO_APPLY] = True
         st.session_state["flash"] = ("success", "Updated; the earlier version is kept in the history.")
     except FeedbackError as exc:
         st.session_state["flash"] = ("error", str(exc))
@@ -133,6 +142,7 @@ def _delete(s: Store, fid: str, user: User) -> None:
         return
     try:
         feedback.delete(s, fid, user.username, flush_now=False)
+        st.session_state[TO_APPLY] = True
         st.session_state["flash"] = ("success", "Deleted; it stays in the history.")
         st.session_state[EDITING] = None
     except FeedbackError as exc:
