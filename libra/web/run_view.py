@@ -32,11 +32,11 @@ def _save(s: Store, run_id: str, user: User, n_steps: int, draft_key: str) -> No
     try:
         rating = st.session_state.get(f"{draft_key}-rating")
         # durable in the journal on return; applied to the store by the notes' rerun that follows, inside
-        # its hold (`_notes`). Applied here, the save opened, wrote, folded and closed the file before that
-        # rerun opened it again (125-190 ms of server time for the two on bench/app.py's store; 100-140
-        # with one open). Left to the app's flusher, its commit came after the rerun, and every page's
-        # kept answers that read notes were recomputed on their next visit once more: the save 244 → 156
-        # ms, but the run view 277 → 314 and the dashboards' first chart 261 → 299 (p50s, --against).
+        # its hold (`_notes`), so the file is opened once for both; applied here, it was opened, written,
+        # folded and closed before that rerun opened it again (in bench/app.py side by side, the save's
+        # p50 246 → 238 ms: within noise). Left to the app's flusher instead, its commit came after the
+        # rerun and every page's kept answers that read notes were recomputed once more on their next
+        # visit: the save 244 → 156 ms, but the run view 277 → 314 and the first chart 261 → 299.
         feedback.add(s, run_id, user.username, st.session_state.get(draft_key, ""),
                      steps=st.session_state.get(f"{draft_key}-steps", []),
                      rating=None if rating in (None, "none") else float(rating), n_steps=n_steps,
