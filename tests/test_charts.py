@@ -3,7 +3,8 @@
 A bare string given for a channel (`y="score:Q"`, a tooltip's "metric") is turned into a
 channel object by `from_dict`, which hashes the whole Vega-Lite schema each time: ~5 ms per
 string, 13–25 ms per chart, on every redraw of a dashboard (cProfile of the app under
-`bench/app.py`). The charts name their channels instead.
+`bench/app.py`). The charts name their channels instead. And the app keeps each chart's spec
+for the same data and arguments (`libra.web.widgets.chart`), drawn as Streamlit would draw it.
 """
 
 from __future__ import annotations
@@ -182,3 +183,49 @@ def test_intervals_are_bands_for_a_few_lines_and_the_hovers_text_past_that():
     assert "area" not in marks(pd.concat([few, few.assign(version=2)], ignore_index=True))
     spec = charts.scores_over_time_chart(many).to_dict()
     assert {r["line_3"] for r in _rows(spec, "hover")} >= {"0.50 (0.40–0.60, n=10)"}
+
+
+def test_a_chart_is_built_once_for_the_same_data_and_arguments_and_again_for_new_ones():
+    import altair as alt
+    import numpy as np
+    import pandas as pd
+
+    from libra.web import widgets
+
+    built = []
+
+    def build(df: pd.DataFrame, title: str) -> alt.Chart:
+        built.append(title)
+        return alt.Chart(df).mark_bar().encode(x=alt.X("a:Q"), y=alt.Y("b:N")).properties(title=title)
+
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    widgets.chart(build, df, "t")
+    widgets.chart(build, df.copy(), "t")  # the same data in another frame: the kept spec
+    assert built == ["t"]
+    widgets.chart(build, df.assign(a=[1, 3]), "t")  # one cell changed
+    widgets.chart(build, df, "other")  # another argument
+    widgets.chart(build, df.rename(columns={"b": "c"}).assign(b=df["b"]), "t")  # another column, same cells
+    widgets.chart(build, df.iloc[::-1], "t")  # the rows in another order
+    assert built == ["t", "t", "other", "t", "t"]
+    lists = df.assign(c=[np.array([1]), np.array([2])])  # arrays in a column, as a PIPA profile has
+    widgets.chart(build, lists, "l")
+    widgets.chart(build, lists.copy(), "l")
+    widgets.chart(build, lists.assign(c=[np.array([1]), np.array([3])]), "l")
+    assert built[-2:] == ["l", "l"]
+    widgets.chart(build, df, ["a list"])  # an argument that cannot be a key
+    widgets.chart(build, df, ["a list"])
+    assert built[-2:] == [["a list"], ["a list"]]
+
+
+def test_a_kept_spec_is_the_one_streamlit_draws_less_altairs_theme():
+    import altair as alt
+    import pandas as pd
+
+    from libra.web.widgets import vega_lite
+
+    chart = alt.Chart(pd.DataFrame({"a": [1.0, 2.0]})).mark_point().encode(x=alt.X("a:Q"))
+    spec = vega_lite(chart)
+    # Altair's default theme sizes continuous charts 300 × 300; Streamlit draws them in its own
+    assert "view" not in spec.get("config", {})
+    assert list(spec["datasets"].values()) == [[{"a": 1.0}, {"a": 2.0}]]
+    assert alt.theme.active == "default"  # the theme is given back

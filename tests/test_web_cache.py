@@ -1,52 +1,21 @@
-"""The app keeps query answers only until the store changes, whoever changes it."""
+"""The app keeps query answers only until the store changes, whoever changes it.
+
+What happens to them when another process crashes or races a save is `test_web_cache_kills.py`.
+"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 from libra import accounts
 from libra.web.cache import cached, cached_on_ratings, cached_past_notes
-from traces.ingest import BatchWriter
-from traces.model import IngestSummary, Run, Step, StepKind
+from stores_elsewhere import ROOT, add_run_elsewhere, counting, settled, small_store
 from traces.queries import RunFilter, count_runs, list_runs
 from traces.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
-
-ADD_RUN = """
-import sys
-from traces.ingest import BatchWriter
-from traces.model import IngestSummary, Run, Step, StepKind
-from traces.store import Store
-s = Store(sys.argv[1])
-w = BatchWriter(s, IngestSummary())
-w.add_run(Run(native_id=sys.argv[2], format="libra", source="other-process", agent="late-agent", task="late",
-              steps=(Step(kind=StepKind.USER, content="hello"),)))
-w.flush()
-s.close()
-"""
-
-
-def _store(path: Path, n: int) -> Store:
-    s = Store(path)
-    w = BatchWriter(s, IngestSummary())
-    for i in range(n):
-        w.add_run(Run(native_id=f"r{i}", format="libra", source="test", agent=f"agent-{i % 2}", task="t",
-                      steps=(Step(kind=StepKind.USER, content=f"run {i}"),)))
-    w.flush()
-    return s
-
-
-def _add_run_elsewhere(path: Path, native_id: str) -> None:
-    subprocess.run([sys.executable, "-c", ADD_RUN, str(path), native_id], check=True, cwd=ROOT, timeout=120)
-
 
 def test_an_answer_is_kept_until_another_process_commits_to_the_store(tmp_path):
-    s = _store(tmp_path / "s.duckdb", 3)
+    s = small_store(tmp_path / "s.duckdb", 3)
     calls = []
 
     def counting(store: Store, flt: RunFilter) -> int:
@@ -58,7 +27,7 @@ def test_an_answer_is_kept_until_another_process_commits_to_the_store(tmp_path):
     assert len(calls) == 1  # the second answer came from memory
     assert cached(s, counting, RunFilter(agents=("agent-0",))) == 2  # other arguments, another answer
     assert len(calls) == 2
-    _add_run_elsewhere(tmp_path / "s.duckdb", "late-1")
+    add_run_elsewhere(tmp_path / "s.duckdb", "late-1")
     assert cached(s, counting, RunFilter()) == 4  # the commit is seen at once
     assert len(calls) == 3
     with s.hold():  # and a commit of this process, inside a held store, as the app makes them
@@ -68,7 +37,7 @@ def test_an_answer_is_kept_until_another_process_commits_to_the_store(tmp_path):
 
 
 def test_each_caller_gets_its_own_copy_of_a_kept_frame(tmp_path):
-    s = _store(tmp_path / "s.duckdb", 2)
+    s = small_store(tmp_path / "s.duckdb", 2)
     first = cached(s, list_runs, RunFilter(extra={"unused": [1]}), 10, 0)  # a dict inside: keyed by its contents
     first["agent"] = "changed by a page"
     del first["task"]
@@ -87,7 +56,7 @@ def test_a_store_whose_changes_cannot_be_seen_is_asked_every_time():
 
 def test_the_runs_page_shows_a_run_another_process_added_on_its_next_rerun(tmp_path, page_test):
     path = tmp_path / "s.duckdb"
-    s = _store(path, 3)
+    s = small_store(path, 3)
     accounts.add_user(s, "ana", "correct horse", "annotator")
     s.close()
     at = page_test("runs", Store(path), "ana").run()
@@ -95,7 +64,7 @@ def test_the_runs_page_shows_a_run_another_process_added_on_its_next_rerun(tmp_p
     assert any("3 runs match" in c.value for c in at.caption)
     at.run()  # a rerun with nothing changed: the same page
     assert any("3 runs match" in c.value for c in at.caption)
-    _add_run_elsewhere(path, "late-1")
+    add_run_elsewhere(path, "late-1")
     at.run()
     assert any("4 runs match" in c.value for c in at.caption), [c.value for c in at.caption]
     assert "late-agent" in at.sidebar.multiselect(key="f-agent").options
@@ -103,19 +72,19 @@ def test_the_runs_page_shows_a_run_another_process_added_on_its_next_rerun(tmp_p
 
 def test_a_lazy_hold_opens_the_file_at_its_first_statement_once_and_only_then(tmp_path, monkeypatch):
     path = tmp_path / "s.duckdb"
-    s = _store(path, 2)
+    s = small_store(path, 2)
     opened = []
     real_open = Store._open
     monkeypatch.setattr(Store, "_open", lambda self: opened.append(self.path) or real_open(self))
     with s.hold(lazy=True):
-        _add_run_elsewhere(path, "while-held-unused")  # nothing read yet: the file is not this process's
+        add_run_elsewhere(path, "while-held-unused")  # nothing read yet: the file is not this process's
         assert opened == []
         page = Store(path)  # a page's own handle on the file, in the same thread: read through the hold
         with page.hold(lazy=True):  # and a fragment's inner hold
             assert page.scalar("SELECT count(*) FROM runs") == 3
         assert s.scalar("SELECT count(*) FROM runs") == 3
         assert len(opened) == 1  # one open for every statement of the block
-    _add_run_elsewhere(path, "after-the-hold")  # released when the block ended
+    add_run_elsewhere(path, "after-the-hold")  # released when the block ended
     assert s.scalar("SELECT count(*) FROM runs") == 4
 
 
@@ -123,7 +92,7 @@ def test_an_app_rerun_with_nothing_changed_does_not_open_the_store(tmp_path, mon
     from streamlit.testing.v1 import AppTest
 
     path = tmp_path / "s.duckdb"
-    s = _store(path, 3)
+    s = small_store(path, 3)
     accounts.add_user(s, "ana", "correct horse", "annotator")
     monkeypatch.setenv("LIBRA_STORE", str(path))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
@@ -131,26 +100,18 @@ def test_an_app_rerun_with_nothing_changed_does_not_open_the_store(tmp_path, mon
     at.text_input(key="signin-pass").input("correct horse")
     at.button[0].click().run()
     at.run()  # the sign-in's own writes (its session) are in the store: answers from here on are kept
-    _settled(at)
+    settled(at)
     opened = []
     real_open = Store._open
     monkeypatch.setattr(Store, "_open", lambda self: opened.append(self.path) or real_open(self))
     at.run()
     assert not at.exception and len(at.dataframe[0].value) == 3  # the runs page, drawn from memory
     assert opened == []
-    _add_run_elsewhere(path, "late-1")
+    add_run_elsewhere(path, "late-1")
     accounts.set_disabled(Store(path), "ana", True)  # the sign-in check is kept only until the store changes
     at.run()
     assert any("disabled" in e.value for e in at.error)
     assert opened
-
-
-def _settled(at) -> None:
-    """Let the app's journal flusher make its first pass and redraw once: the flusher's first connection
-    to the journal creates its `-wal` file, which moves the journal's version once, at a moment of its own
-    (the test failed in CI when that fell between the redraws it compares)."""
-    time.sleep(2)  # the flusher's first pass is when it starts; it then reads every 1.5 s and writes nothing
-    at.run()
 
 
 RUN_PAGE = """
@@ -166,7 +127,7 @@ def test_a_run_page_redrawn_unchanged_reads_nothing_and_a_saved_note_shows_at_on
     from streamlit.testing.v1 import AppTest
 
     path = tmp_path / "s.duckdb"
-    s = _store(path, 2)
+    s = small_store(path, 2)
     accounts.add_user(s, "ana", "correct horse", "annotator")
     run_id = s.scalar("SELECT run_id FROM runs LIMIT 1")
     monkeypatch.setenv("LIBRA_STORE", str(path))
@@ -174,7 +135,7 @@ def test_a_run_page_redrawn_unchanged_reads_nothing_and_a_saved_note_shows_at_on
     at.session_state["user"] = accounts.get_user(s, "ana")
     at.session_state["run_id"] = run_id
     at.run()
-    _settled(at)
+    settled(at)
     opened = []
     real_open = Store._open
     monkeypatch.setattr(Store, "_open", lambda self: opened.append((self.path, threading.current_thread().name))
@@ -198,21 +159,14 @@ def test_a_run_page_redrawn_unchanged_reads_nothing_and_a_saved_note_shows_at_on
     assert len([p for p, thread in opened if not thread.startswith("libra-flush")]) == 1, opened
 
 
-def _counting(calls: list):
-    def count(store: Store) -> int:
-        calls.append(1)
-        return int(store.scalar("SELECT count(*) FROM runs"))
-    return count
-
-
 def test_an_answer_that_reads_no_notes_outlives_this_apps_saves_and_nothing_else(tmp_path):
     from traces.annotation import feedback
 
     path = tmp_path / "s.duckdb"
-    s = _store(path, 3)
+    s = small_store(path, 3)
     run_id = s.scalar("SELECT run_id FROM runs LIMIT 1")
     blind, seeing = [], []
-    count_blind, count_seeing = _counting(blind), _counting(seeing)
+    count_blind, count_seeing = counting(blind), counting(seeing)
 
     def both() -> tuple[int, int]:
         return cached_past_notes(s, count_blind), cached(s, count_seeing)
@@ -231,7 +185,7 @@ def test_an_answer_that_reads_no_notes_outlives_this_apps_saves_and_nothing_else
     assert (len(blind), len(seeing)) == (1, 3)
     # every other commit moves it: another process's, this process's own of other data,
     # and a write that was never accounted for
-    _add_run_elsewhere(path, "late-1")
+    add_run_elsewhere(path, "late-1")
     assert both() == (4, 4) and (len(blind), len(seeing)) == (2, 4)
     accounts.add_user(s, "ana", "correct horse", "annotator")
     assert both() == (4, 4) and (len(blind), len(seeing)) == (3, 5)
@@ -249,7 +203,7 @@ def test_an_answer_on_ratings_outlives_saves_that_rate_nothing_and_no_other_chan
     from traces.annotation import feedback
 
     path = tmp_path / "s.duckdb"
-    s = _store(path, 3)
+    s = small_store(path, 3)
     run_id, other_run = [r[0] for r in s.execute("SELECT run_id FROM runs ORDER BY run_id LIMIT 2")]
     calls: list = []
 
@@ -287,7 +241,7 @@ def test_an_answer_on_ratings_outlives_saves_that_rate_nothing_and_no_other_chan
     with s.connection() as con:  # a rating someone else's tool changed in place, by hand
         con.execute("UPDATE feedback SET rating = 1 WHERE author = 'bo'")
     assert cached_on_ratings(s, mean_rating)[1] == (other_run, "bo", 1.0) and len(calls) == 7
-    _add_run_elsewhere(path, "late-1")  # any other commit
+    add_run_elsewhere(path, "late-1")  # any other commit
     cached_on_ratings(s, mean_rating)
     assert len(calls) == 8
 
@@ -297,9 +251,9 @@ def test_a_rerun_with_no_rating_changed_asks_the_store_nothing(tmp_path, monkeyp
     from traces.annotation import feedback
 
     path = tmp_path / "s.duckdb"
-    s = _store(path, 2)
+    s = small_store(path, 2)
     calls: list = []
-    count = _counting(calls)
+    count = counting(calls)
     assert cached_on_ratings(s, count) == 2
     s.close()
     opened: list = []
@@ -315,24 +269,6 @@ def test_a_rerun_with_no_rating_changed_asks_the_store_nothing(tmp_path, monkeyp
     with s.hold(lazy=True):
         assert cached_on_ratings(s, count) == 2
     assert len(opened) == 1 and len(calls) == 1  # one look at the ratings, no answer recomputed
-
-
-def test_a_save_racing_another_process_never_hides_its_commit(tmp_path):
-    """Another process commits between this process's last look at the file and its save: the
-    save's commit starts from a file it did not expect, so the answers move."""
-    from traces.annotation import feedback
-
-    path = tmp_path / "s.duckdb"
-    s = _store(path, 2)
-    run_id = s.scalar("SELECT run_id FROM runs LIMIT 1")
-    calls: list = []
-    count = _counting(calls)
-    feedback.add(s, run_id, "ana", "first")
-    assert cached_past_notes(s, count) == 2
-    _add_run_elsewhere(path, "late-1")
-    feedback.add(s, run_id, "ana", "second", flush_now=False)
-    assert feedback.flush(s) == 1  # the save's own commit, on top of the other process's
-    assert cached_past_notes(s, count) == 3 and len(calls) == 2
 
 
 def _call_sites(keeper: str = "cached_past_notes") -> set[str]:
@@ -428,106 +364,3 @@ def test_what_the_pages_keep_past_saves_reads_no_notes(tmp_path, monkeypatch, de
         assert fn(s, *args, **kwargs).equals(was)
 
 
-def test_reading_the_journal_from_a_new_thread_leaves_its_version_alone(tmp_path):
-    """Streamlit runs each rerun in a thread of its own, and each thread opens its own connection to
-    the journal. SQLite run as root gives the log to the file's owner as it opens it, which moved the
-    change time the version was made of: every kept answer that reads notes was thrown away."""
-    import threading
-
-    from traces.annotation import feedback
-
-    s = _store(tmp_path / "s.duckdb", 1)
-    j = feedback.journal(s)
-    j.append("create", {"feedback_id": "f1"})
-    before = j.version()
-    for _ in range(3):
-        t = threading.Thread(target=j.pending)
-        t.start()
-        t.join()
-    assert j.version() == before
-    j.append("create", {"feedback_id": "f2"})  # while a write still moves it
-    assert j.version() != before
-
-
-KILLED_AFTER_COMMIT = """
-import os, sys
-from traces.ingest import BatchWriter
-from traces.model import IngestSummary, Run, Step, StepKind
-from traces.store import Store
-s = Store(sys.argv[1])
-with s.hold():
-    w = BatchWriter(s, IngestSummary())
-    w.add_run(Run(native_id="killed-1", format="libra", source="killed", agent="a", task="t",
-                  steps=(Step(kind=StepKind.USER, content="<script>alert(1)</script>"),)))
-    w.flush()
-    os.kill(os.getpid(), 9)  # committed to the log, never folded into the file
-"""
-
-
-def test_a_process_killed_after_its_commit_is_seen_before_and_after_this_apps_next_save(tmp_path):
-    from traces.annotation import feedback
-
-    path = tmp_path / "s.duckdb"
-    s = _store(path, 2)
-    run_id = s.scalar("SELECT run_id FROM runs LIMIT 1")
-    calls: list = []
-    count = _counting(calls)
-    feedback.add(s, run_id, "ana", "before the kill")
-    assert cached_past_notes(s, count) == 2
-    proc = subprocess.run([sys.executable, "-c", KILLED_AFTER_COMMIT, str(path)], cwd=ROOT, timeout=120)
-    assert proc.returncode == -9 and Path(str(path) + ".wal").exists()
-    assert cached_past_notes(s, count) == 3 and len(calls) == 2  # its log alone moved the version
-    # the save opens the file, which replays the log the kill left: the answer is right either way
-    feedback.add(s, run_id, "ana", "after the kill", flush_now=False)
-    assert feedback.flush(s) == 1
-    assert cached_past_notes(s, count) == 3
-    asked = len(calls)
-    feedback.add(s, run_id, "ana", "and one more", flush_now=False)
-    assert feedback.flush(s) == 1
-    assert cached_past_notes(s, count) == 3 and len(calls) == asked  # and kept across saves from then on
-
-
-def test_a_chart_is_built_once_for_the_same_data_and_arguments_and_again_for_new_ones():
-    import altair as alt
-    import numpy as np
-    import pandas as pd
-
-    from libra.web import widgets
-
-    built = []
-
-    def build(df: pd.DataFrame, title: str) -> alt.Chart:
-        built.append(title)
-        return alt.Chart(df).mark_bar().encode(x=alt.X("a:Q"), y=alt.Y("b:N")).properties(title=title)
-
-    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
-    widgets.chart(build, df, "t")
-    widgets.chart(build, df.copy(), "t")  # the same data in another frame: the kept spec
-    assert built == ["t"]
-    widgets.chart(build, df.assign(a=[1, 3]), "t")  # one cell changed
-    widgets.chart(build, df, "other")  # another argument
-    widgets.chart(build, df.rename(columns={"b": "c"}).assign(b=df["b"]), "t")  # another column, same cells
-    widgets.chart(build, df.iloc[::-1], "t")  # the rows in another order
-    assert built == ["t", "t", "other", "t", "t"]
-    lists = df.assign(c=[np.array([1]), np.array([2])])  # arrays in a column, as a PIPA profile has
-    widgets.chart(build, lists, "l")
-    widgets.chart(build, lists.copy(), "l")
-    widgets.chart(build, lists.assign(c=[np.array([1]), np.array([3])]), "l")
-    assert built[-2:] == ["l", "l"]
-    widgets.chart(build, df, ["a list"])  # an argument that cannot be a key
-    widgets.chart(build, df, ["a list"])
-    assert built[-2:] == [["a list"], ["a list"]]
-
-
-def test_a_kept_spec_is_the_one_streamlit_draws_less_altairs_theme():
-    import altair as alt
-    import pandas as pd
-
-    from libra.web.widgets import vega_lite
-
-    chart = alt.Chart(pd.DataFrame({"a": [1.0, 2.0]})).mark_point().encode(x=alt.X("a:Q"))
-    spec = vega_lite(chart)
-    # Altair's default theme sizes continuous charts 300 × 300; Streamlit draws them in its own
-    assert "view" not in spec.get("config", {})
-    assert list(spec["datasets"].values()) == [[{"a": 1.0}, {"a": 2.0}]]
-    assert alt.theme.active == "default"  # the theme is given back
