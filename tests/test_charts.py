@@ -30,6 +30,7 @@ BUILDERS = {
     "heatmap": lambda: charts.heatmap_chart(HEAT),
     "heatmap per agent": lambda: charts.heatmap_chart(HEAT.assign(subject=["r1 · a", "r2 · b"])),
     "agent summary": lambda: charts.agent_summary_chart(SCORES.drop(columns=["t", "version"])),
+    "scores tab": lambda: charts.scores_tab_chart(SCORES, SCORES.drop(columns=["t", "version"])),
     "cost": lambda: charts.cost_chart(pd.DataFrame({
         "t": T, "purpose": ["judge", "induce"], "model": "m", "cost_usd": [0.1, 0.2], "calls": [1, 2],
         "input_tokens": [10, 20], "cache_read_tokens": [0, 1]})),
@@ -121,6 +122,19 @@ def test_an_agent_has_one_strong_colour_in_every_chart():
     scales = [layer["encoding"]["color"]["scale"] for layer in over_time["spec"]["layer"] if "color" in layer["encoding"]]
     scales += [layer["encoding"]["color"]["scale"] for layer in summary["layer"]]
     assert scales and all(s == {"scheme": "tableau10"} for s in scales), scales
+
+
+def test_the_scores_tab_is_one_chart_whose_halves_share_the_agents_colours():
+    spec = charts.scores_tab_chart(SCORES, SCORES.drop(columns=["t", "version"])).to_dict()
+    over_time, by_agent = spec["vconcat"]
+    assert "facet" in over_time and "layer" in by_agent
+    # one colour scale for the two halves, so one legend and an agent in the same colour in both
+    assert "color" not in spec.get("resolve", {}).get("scale", {})
+    assert {e["color"]["field"] for e in _encodings(spec) if "color" in e} == {"agent"}
+    # the summary's metric names on its right: on its left they pushed the lines right by their width
+    assert {e["y"]["axis"]["orient"] for e in _encodings(by_agent) if "y" in e} == {"right"}
+    alone = charts.scores_tab_chart(SCORES, SCORES.iloc[:0]).to_dict()  # nothing to summarise: the lines alone
+    assert "vconcat" not in alone and "facet" in alone
 
 
 def _rows(spec: dict, layer: str) -> list[dict]:
@@ -215,6 +229,16 @@ def test_a_chart_is_built_once_for_the_same_data_and_arguments_and_again_for_new
     widgets.chart(build, df, ["a list"])  # an argument that cannot be a key
     widgets.chart(build, df, ["a list"])
     assert built[-2:] == [["a list"], ["a list"]]
+
+    def build_two(df: pd.DataFrame, other: pd.DataFrame) -> alt.Chart:  # as a chart of two halves takes
+        built.append(("two", other["z"].tolist()))
+        return alt.Chart(df).mark_bar().encode(x=alt.X("a:Q"), y=alt.Y("b:N"))
+
+    other = pd.DataFrame({"z": [1.0]})
+    widgets.chart(build_two, df, other)
+    widgets.chart(build_two, df, other.copy())  # the same second frame in another object: the kept spec
+    widgets.chart(build_two, df, other.assign(z=[2.0]))  # a cell of the second frame changed
+    assert [b for b in built if isinstance(b, tuple)] == [("two", [1.0]), ("two", [2.0])]
 
 
 def test_a_kept_spec_is_the_one_streamlit_draws_less_altairs_theme():

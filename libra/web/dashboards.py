@@ -62,18 +62,16 @@ def _scores_tab(s: Store) -> None:
     by_n = df.groupby("metric")["n"].sum().sort_values(ascending=False).index.tolist()
     shown = st.multiselect("metrics", by_n, default=by_n[:6], key="dash-metrics")
     shown_df = df[df["metric"].isin(shown or by_n[:6])]
-    chart(charts.scores_over_time_chart, shown_df)
     flat = sorted(m for m, g in df.groupby("metric") if g["score"].nunique() <= 1)
     if flat:
         st.warning(f"{len(flat)} of {df['metric'].nunique()} metrics give every agent the same score in every "
                    "period, so they cannot tell agents apart: " + ", ".join(md(m) for m in flat)
                    + ". An offline judge that cannot read a behaviour does this; an LLM judge may.")
     summ = cached_past_notes(s, dashboard.agent_metric_summary, set_id, version)
-    # the metrics picked above, so that both charts answer for the same ones (all twelve of the bench's
-    # set made this chart 2,000 px tall; the tab's p95 was 384 ms with them, 296 without, one run each)
+    # the metrics picked above, so that both halves answer for the same ones (all twelve of the bench's
+    # set made the summary 2,000 px tall; the tab's p95 was 384 ms with them, 296 without, one run each)
     picked = summ[summ["metric"].isin(shown_df["metric"])] if not summ.empty else summ
-    if not summ.empty:
-        chart(charts.agent_summary_chart, picked if not picked.empty else summ, width="stretch")
+    chart(charts.scores_tab_chart, shown_df, picked if not picked.empty else summ)
 
 
 def evidence_text(reason: str | None, steps: pd.DataFrame, reason_chars: int = 600, step_chars: int = 400) -> str:

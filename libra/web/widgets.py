@@ -108,8 +108,10 @@ def chart(build: Callable[..., Any], df: pd.DataFrame, *args: Any, **st_kwargs: 
     bench/app.py's store, building and converting the two charts of the scores tab took ~150 ms of
     the server's time per visit (py-spy of the app), all of it for the same spec as the last visit's.
     """
-    found = _fingerprint(df)
-    key: tuple[Any, ...] | None = None if found is None else (build.__module__, build.__qualname__, found, args)
+    given = (df, *args)  # a frame among the arguments (a chart of two) is keyed by its contents too
+    found = [_fingerprint(a) if isinstance(a, pd.DataFrame) else a for a in given]
+    unkeyable = any(f is None and isinstance(a, pd.DataFrame) for f, a in zip(found, given, strict=True))
+    key: tuple[Any, ...] | None = None if unkeyable else (build.__module__, build.__qualname__, *found)
     try:
         hash(key)
     except TypeError:  # an argument that cannot be a key: built every time
