@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from libra.web.cache import cached_past_notes
 from stores_elsewhere import ROOT, add_run_elsewhere, counting, small_store
+from traces.annotation import feedback
+from traces.store import Store
 
 
-def test_a_save_racing_another_process_never_hides_its_commit(tmp_path):
-    """Another process commits between this process's last look at the file and its save: the
-    save's commit starts from a file it did not expect, so the answers move."""
-    from traces.annotation import feedback
-
+def _noted_store(tmp_path: Path, note: str) -> tuple[Path, Store, str, list, Callable[[Store], int]]:
+    """A store of two runs with one note applied, and a count of its runs kept past notes (asked once)."""
     path = tmp_path / "s.duckdb"
     s = small_store(path, 2)
     run_id = s.scalar("SELECT run_id FROM runs LIMIT 1")
     calls: list = []
     count = counting(calls)
-    feedback.add(s, run_id, "ana", "first")
-    assert cached_past_notes(s, count) == 2
+    feedback.add(s, run_id, "ana", note)
+    assert cached_past_notes(s, count) == 2 and len(calls) == 1
+    return path, s, run_id, calls, count
+
+
+def test_a_save_racing_another_process_never_hides_its_commit(tmp_path):
+    """Another process commits between this process's last look at the file and its save: the
+    save's commit starts from a file it did not expect, so the answers move."""
+    path, s, run_id, calls, count = _noted_store(tmp_path, "first")
     add_run_elsewhere(path, "late-1")
     feedback.add(s, run_id, "ana", "second", flush_now=False)
     assert feedback.flush(s) == 1  # the save's own commit, on top of the other process's
@@ -33,8 +40,6 @@ def test_reading_the_journal_from_a_new_thread_leaves_its_version_alone(tmp_path
     the journal. SQLite run as root gives the log to the file's owner as it opens it, which moved the
     change time the version was made of: every kept answer that reads notes was thrown away."""
     import threading
-
-    from traces.annotation import feedback
 
     s = small_store(tmp_path / "s.duckdb", 1)
     j = feedback.journal(s)
@@ -65,15 +70,7 @@ with s.hold():
 
 
 def test_a_process_killed_after_its_commit_is_seen_before_and_after_this_apps_next_save(tmp_path):
-    from traces.annotation import feedback
-
-    path = tmp_path / "s.duckdb"
-    s = small_store(path, 2)
-    run_id = s.scalar("SELECT run_id FROM runs LIMIT 1")
-    calls: list = []
-    count = counting(calls)
-    feedback.add(s, run_id, "ana", "before the kill")
-    assert cached_past_notes(s, count) == 2
+    path, s, run_id, calls, count = _noted_store(tmp_path, "before the kill")
     proc = subprocess.run([sys.executable, "-c", KILLED_AFTER_COMMIT, str(path)], cwd=ROOT, timeout=120)
     assert proc.returncode == -9 and Path(str(path) + ".wal").exists()
     assert cached_past_notes(s, count) == 3 and len(calls) == 2  # its log alone moved the version
