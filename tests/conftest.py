@@ -87,6 +87,14 @@ def _real_model_when_marked(request, monkeypatch):
         monkeypatch.setenv("LIBRA_EMBEDDER", "sentence-transformers")
 
 
+@pytest.fixture(scope="module")
+def embedder():
+    """The embedder the tier configures (hashing under `make test`), built once per module."""
+    from metrics.embeddings import default_embedder
+
+    return default_embedder()
+
+
 def fresh_location(request, backend: str, folder: Path, name: str = "store") -> str:
     """Where a new, empty store lives on `backend`: a file in `folder`, or a new lake."""
     if backend == "lake":

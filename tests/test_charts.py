@@ -253,3 +253,18 @@ def test_a_kept_spec_is_the_one_streamlit_draws_less_altairs_theme():
     assert "view" not in spec.get("config", {})
     assert list(spec["datasets"].values()) == [[{"a": 1.0}, {"a": 2.0}]]
     assert alt.theme.active == "default"  # the theme is given back
+
+
+def test_names_from_data_reach_a_chart_with_their_controls_shown_not_obeyed():
+    # a right-to-left override turns "txt.exe" round on an axis; a NUL or ESC draws as nothing
+    evil = "\u202etxt.exe\x00cut\x1b[31m"
+    hostile = SCORES.assign(agent=evil, metric=evil)
+    built = [charts.scores_tab_chart(hostile, hostile.drop(columns=["t", "version"])),
+             charts.heatmap_chart(HEAT.assign(metric=evil)),
+             profile_chart(pd.DataFrame({"agent": evil, "criterion": [NAMES[m] for m in ORDER],
+                                         "stage": [STAGES[m] for m in ORDER], "rate": 0.5, "units": 3, "runs": 2,
+                                         "status": "scored"}))]
+    for chart in built:
+        rows = [r for data in chart.to_dict()["datasets"].values() for r in data]
+        names = {v for r in rows for v in r.values() if isinstance(v, str) and "txt.exe" in v}
+        assert names == {"⟨U+202E⟩txt.exe⟨U+0000⟩cut⟨U+001B⟩[31m"}, names

@@ -163,3 +163,21 @@ def test_the_command_line_starts_without_loading_pandas():
     from libra.cli.common import cell
 
     assert cell(pd.NA).plain == "" and cell(pd.Series([1.0, None]).iloc[1]).plain == "" and cell(2.0).plain == "2"
+
+
+def test_control_characters_in_data_are_shown_not_sent_to_the_terminal(tmp_path):
+    """An ESC sequence in a name would retitle, recolour or blank the operator's terminal; rich passes it on."""
+    db = str(tmp_path / "s.duckdb")
+    store = Store(db)
+    evil = "\x1b]0;pwned\x07\x1b[8mhidden\x1b[0m\x00cut"
+    ingest_runs(store, [Run(native_id="r0", format="libra", source="t", agent=evil,
+                            steps=(Step(kind=StepKind.USER, content=evil),), globally_unique_id=True)])
+    sets.save(store, MetricSet("esc-set", 0, evil, (Metric("m1", evil, "explained", good=(Example(evil),)),)))
+    for args in (("stats",), ("metrics", "list"), ("metrics", "show", "esc-set"), ("metrics", "show", evil)):
+        got = cli(*args, "--db", db)
+        assert got.exit_code == (2 if args[-1] == evil else 0), (args, got.output)
+        for c in "\x1b\x07\x00":
+            assert c not in got.output, (args, c, got.output)
+        assert "]0;pwned" in got.output and "cut" in got.output, (args, got.output)  # shown, not dropped
+        if got.exit_code == 0:
+            assert "⟨U+001B⟩]0;pwned" in got.output and "⟨U+0000⟩cut" in got.output, (args, got.output)

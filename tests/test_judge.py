@@ -8,7 +8,6 @@ import anthropic
 import pytest
 
 from metrics.definitions import Example, Metric, MetricSet
-from metrics.embeddings import default_embedder
 from metrics.llm.fake import FakeAnthropic, verdicts_responder
 from metrics.judges.llm import LLMJudge, judge_request, judge_schema
 from metrics.judges.base import RunView, metric_score
@@ -31,10 +30,6 @@ METRICS = MetricSet("demo-set", 1, "demo", (
            bad=(Example("booked the flight without asking the user"),)),
 ))
 
-
-@pytest.fixture(scope="module")
-def embedder():
-    return default_embedder()
 
 
 def test_metric_score_excludes_not_applicable():

@@ -66,12 +66,6 @@ def train_file(tmp_path):
     return p
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    from metrics.embeddings import default_embedder
-
-    return default_embedder()
-
 
 def test_proposals_load_with_categories_and_errors_name_the_line(train_file, tmp_path):
     ps = load_jsonl(train_file)

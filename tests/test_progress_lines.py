@@ -62,3 +62,18 @@ def test_many_files_read_as_one_stage_not_a_line_each(monkeypatch):
     assert all(line.startswith("read: ") for line in lines)
     assert len(lines) <= 8  # the first, one per ten seconds, the last: not sixty
     assert lines[-1].startswith("read: 30.0 KB/30.0 KB  100%") and "took" in lines[-1]
+
+
+def test_a_file_named_in_markup_or_escapes_is_drawn_in_its_bar_as_written(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    monkeypatch.setattr(progress, "console", Console(file=screen, force_terminal=True, width=100, color_system=None))
+    name = "[bold red]x[/]\x1b]0;t\x07.jsonl"
+    with progress.staged(as_bytes=True) as update:
+        update(name, 5, 10)
+        update(name, 10, 10)
+    drawn = screen.getvalue()
+    assert "[bold red]x[/]⟨U+001B⟩]0;t⟨U+0007⟩.jsonl" in drawn, repr(drawn)

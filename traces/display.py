@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # the command line prints through `visible_controls` and starts without pandas
+    import pandas as pd
 
 # Bidirectional controls reorder what follows them on screen: "gpj.exe" shown as "exe.jpg",
-# a note that reads the opposite of what it says. Data shows them as visible marks.
-_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# a note that reads the opposite of what it says. C0 and C1 controls other than tab and line
+# breaks draw as nothing (a NUL hides where a name was cut; an ESC starts a terminal escape when
+# the text is copied out). Data shows all of them as visible marks.
+_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 # Chart labels (axis, legend, facet header) are cut to this many pixels; tooltips show all.
 LABEL_PX = 220
@@ -23,7 +26,7 @@ LABEL_PX = 220
 
 def visible_controls(text: Any) -> str:
     """Data with its bidirectional controls drawn as ⟨U+202E⟩ marks instead of obeyed."""
-    return _BIDI.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", "" if text is None else str(text))
+    return _CONTROLS.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", "" if text is None else str(text))
 
 
 # Everything Streamlit draws as a label, caption, header or expander title is Markdown, as is a

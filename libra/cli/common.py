@@ -12,13 +12,26 @@ from rich.table import Table
 from rich.text import Text
 
 import libra
+from traces.display import visible_controls
 from traces.store import NotAStore, Store
+
+
+class _Terminal(Console):
+    """A Console that shows the control characters in text it prints instead of sending them.
+
+    Rich strips only a few (BEL, BS, VT, FF, CR) and passes ESC through, so an agent named
+    "\\x1b]0;...\\x07" or "\\x1b[8m" would retitle, recolour or hide the operator's terminal.
+    """
+
+    def print(self, *objects: Any, **kw: Any) -> None:
+        super().print(*(visible_controls(o) if isinstance(o, str) else o for o in objects), **kw)
+
 
 # Results go to stdout with markup off: they hold names and text from traces, feedback and
 # metric sets, which must print as written ("[bold]" in an agent's name is not a style).
 # Messages of Libra's own go to stderr with markup, data in them escaped (`fail`).
-console = Console(stderr=True)
-out = Console(markup=False, highlight=False)
+console = _Terminal(stderr=True)
+out = _Terminal(markup=False, highlight=False)
 
 
 def cell(value: Any) -> Text:
@@ -31,11 +44,15 @@ def cell(value: Any) -> Text:
         return Text("")
     if isinstance(value, float) and value.is_integer():
         return Text(str(int(value)))
-    return Text(str(value))
+    return Text(visible_controls(value))
 
 
 class DataTable(Table):
-    """A rich Table whose cells are data (see `cell`); titles given to it are Libra's own."""
+    """A rich Table whose cells are data (see `cell`); titles given to it are Libra's own, though
+    they may quote a name from data, escaped as markup by the caller and its controls shown here."""
+
+    def __init__(self, *headers: Any, title: str | None = None, **kw: Any) -> None:
+        super().__init__(*headers, title=None if title is None else visible_controls(title), **kw)
 
     def add_row(self, *renderables: Any, **kw: Any) -> None:
         super().add_row(*(cell(v) for v in renderables), **kw)

@@ -14,6 +14,7 @@ from rich.text import Text
 from libra.cli.common import (
     BackendOption, DataTable, DbOption, JsonOption, console, emit_json, fail, figure, open_store, out,
 )
+from traces.display import visible_controls
 
 
 metrics_app = typer.Typer(help="Metric sets: list, show, export, import, approve; coverage of new feedback and updates.", no_args_is_help=True)
@@ -47,9 +48,9 @@ def metrics_show(set_id: str, db: DbOption = None,
         ms = sets.load(open_store(db), set_id, version)
     except KeyError as exc:
         raise fail(str(exc.args[0])) from None
-    out.print(Text.assemble((ms.name, "bold"), f" ({ms.set_id} v{ms.version}, {ms.status})"))
+    out.print(Text.assemble((visible_controls(ms.name), "bold"), f" ({ms.set_id} v{ms.version}, {ms.status})"))
     for m in ms.metrics:
-        out.print(Text.assemble("\n", (m.name, "bold"), "  ", (m.metric_id, "dim")))
+        out.print(Text.assemble("\n", (visible_controls(m.name), "bold"), "  ", (visible_controls(m.metric_id), "dim")))
         out.print(m.explanation)
         for label, exs in (("+", m.good), ("-", m.bad)):
             for e in exs[:3]:

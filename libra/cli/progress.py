@@ -17,10 +17,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from rich.markup import escape
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TaskID, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 from libra.cli.common import console
+from traces.display import visible_controls
 
 log = logging.getLogger("libra.progress")
 Update = Callable[[str, int, int], None]
@@ -158,7 +160,8 @@ def staged(disable: bool = False, *, as_bytes: bool = False) -> Iterator[Update]
 
     def update(stage: str, done: int, total: int) -> None:
         if stage not in tasks:
-            tasks[stage] = bars.add_task(stage[-40:], total=total)
+            # the stage is a file's name when reading: the bar's text column reads markup
+            tasks[stage] = bars.add_task(escape(visible_controls(stage[-40:])), total=total)
         bars.update(tasks[stage], completed=done, total=total)
 
     with bars:
