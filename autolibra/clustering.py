@@ -89,3 +89,61 @@ def centroids(X: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:  # no
     ids, sums, counts = cluster_sums(X, labels)
     means = _unit(sums / counts[:, None]) if len(ids) else sums
     return {int(c): v for c, v in zip(ids, means, strict=True)}
+
+
+def merge_close(X: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:  # noqa: N803
+    """Join clusters whose centres are closer than `threshold` (cosine), the closest pair first, repeatedly.
+
+    Density clustering splits one behaviour by the wording around it
+    ("confirm before booking" and "before refunding"); merging near centres
+    makes the metric as general as the feedback allows. Each merge updates the
+    joined cluster's centre from the two clusters' sums, not every centre from
+    every aspect.
+    """
+    ids, sums, counts = cluster_sums(X, labels)
+    if len(ids) < 2:
+        return labels.copy()
+    C = _unit(sums / counts[:, None])  # noqa: N806
+    S = C @ C.T  # noqa: N806
+    np.fill_diagonal(S, -1)
+    into = np.arange(len(ids))  # each cluster's index, or the one it was merged into
+    alive = np.ones(len(ids), dtype=bool)
+    while True:
+        i, j = np.unravel_index(int(S.argmax()), S.shape)  # the first of the closest pairs, as before
+        if S[i, j] < threshold:
+            break
+        i, j = min(i, j), max(i, j)
+        sums[i] += sums[j]
+        counts[i] += counts[j]
+        into[into == j] = i
+        alive[j] = False
+        S[j, :] = S[:, j] = -np.inf  # j is gone
+        c = _unit(sums[i] / counts[i])
+        row = C @ c
+        C[i] = c
+        row[~alive] = -np.inf
+        S[i, :] = S[:, i] = row
+        S[i, i] = -1
+    out = labels.copy()
+    member = labels >= 0
+    out[member] = ids[into[np.searchsorted(ids, labels[member])]]
+    return out
+
+
+def refine(labels: np.ndarray, X: np.ndarray, params: dict) -> np.ndarray:  # noqa: N803
+    """A base clustering with close aspects absorbed and close clusters merged, as `params` say."""
+    labels = labels.copy()
+    absorb_at = params.get("absorb_at")
+    if absorb_at:  # aspects close to a cluster join it instead of staying uncovered
+        cents = centroids(X, labels)
+        if cents:
+            ids = sorted(cents)
+            noise = np.where(labels == -1)[0]
+            sims = X[noise] @ np.vstack([cents[i] for i in ids]).T
+            best = sims.argmax(axis=1)
+            close = sims[np.arange(len(noise)), best] >= absorb_at
+            labels[noise[close]] = np.asarray(ids)[best[close]]
+    merge_at = params.get("merge_at")
+    if merge_at:
+        labels = merge_close(X, labels, merge_at)
+    return labels

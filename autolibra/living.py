@@ -26,7 +26,8 @@ from scipy import stats
 from autolibra.aspects import Aspect
 from autolibra.clustering import AspectClusterer
 from autolibra.evaluation import LLMMatcher, MetaEval, OfflineMatcher, Trait, meta_evaluate
-from autolibra.induce import _views, evidence_of, labels_of, merge_close
+from autolibra.clustering import merge_close
+from autolibra.induce import _views, evidence_of, labels_of
 from autolibra.naming import LLMNamer, OfflineNamer
 from metrics.definitions import Metric, MetricSet
 from metrics.embeddings import Embedder

@@ -217,8 +217,7 @@ def _merge_by_definition(X, labels, threshold):
 
 
 def test_incremental_merging_joins_the_same_clusters_as_the_definition():
-    from autolibra.clustering import centroids
-    from autolibra.induce import merge_close
+    from autolibra.clustering import centroids, merge_close
 
     rng = np.random.default_rng(7)
     for _ in range(120):
