@@ -22,7 +22,8 @@ from libra.cli.main import app
 from traces.ingest import BatchWriter
 from traces.lake import data_bytes
 from traces.model import IngestSummary, Run, Step, StepKind
-from traces.store import Store, lake_parts
+from traces.ducklake import lake_parts
+from traces.store import Store
 
 pytestmark = pytest.mark.contract
 ROOT = Path(__file__).resolve().parents[1]

@@ -259,7 +259,7 @@ def test_api_key_never_reaches_store_logs_or_exports(fake, store, monkeypatch, t
     export_parquet(store, tmp_path / "out")
     # what the store holds: its file, or on a lake its Parquet files and a dump of the catalog
     if store.lake:
-        from traces.store import lake_parts
+        from traces.ducklake import lake_parts
         held = [p.read_bytes() for p in Path(lake_parts(store.path)[1]).rglob("*") if p.is_file()]
         held.append(json.dumps(store.execute("SELECT * FROM llm_calls"), default=str).encode())
         held.append(json.dumps(store.execute("SELECT * FROM llm_cache"), default=str).encode())

@@ -69,7 +69,7 @@ def test_a_lake_keeps_its_data_in_object_storage(pg, s3, s3_env):
 def test_credentials_come_from_the_environment_and_stay_secret(monkeypatch):
     import duckdb
 
-    from traces.store import _s3_secret
+    from traces.ducklake import _s3_secret
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA-TEST")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "it's-secret")  # a quote must not break the statement

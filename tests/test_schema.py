@@ -12,7 +12,8 @@ import pytest
 from traces import migrate, schema
 
 from traces import locks
-from traces.store import Store, _connect_lake
+from traces.ducklake import connect_lake
+from traces.store import Store
 
 pytestmark = pytest.mark.contract  # migrations on both backends in every tier
 
@@ -133,7 +134,7 @@ def bare(request, backend, tmp_path):
     def make(name: str):
         if backend == "lake":
             loc = request.getfixturevalue("pg").new_lake(migrated=False)
-            return loc, lambda: _connect_lake(loc)
+            return loc, lambda: connect_lake(loc)
         loc = str(tmp_path / f"{name}.duckdb")
         return loc, lambda: duckdb.connect(loc)
     return make

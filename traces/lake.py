@@ -22,7 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from traces.locks import LAKE_CATALOG
-from traces.store import Store, lake_parts, retrying
+from traces.ducklake import lake_parts
+from traces.store import Store, retrying
 
 
 @dataclass(frozen=True)
