@@ -20,7 +20,8 @@ from metrics.definitions import Example, Metric, MetricSet  # noqa: E402
 from metrics.llm.fake import FakeAnthropic, verdicts_responder  # noqa: E402
 from metrics.judges.llm import LLMJudge, judge_request, judge_schema  # noqa: E402
 from metrics.judges.base import RunView
-from metrics.llm.client import LLM, LLMConfig, Usage, cost_usd  # noqa: E402
+from metrics.llm.budget import Usage, cost_usd  # noqa: E402
+from metrics.llm.client import LLM, LLMConfig  # noqa: E402
 from libra.demo import generate_runs  # noqa: E402
 
 TOPICS = ["tool error recovery", "confirmation before irreversible actions", "respecting user constraints",

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from metrics.embeddings import Embedder, default_embedder
-from metrics.llm.client import LLM, Budget, LLMConfig, api_key_available
+from metrics.llm.budget import Budget
+from metrics.llm.client import LLM, LLMConfig, api_key_available
 from traces.store import Store
 
 BackendName = Literal["auto", "llm", "offline"]

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from metrics.definitions import MetricSet
 from metrics.jobs.ledger import Job
 from metrics.judges.base import Judge, Judgement, RunView
-from metrics.llm.client import LLM, Budget
+from metrics.llm.budget import Budget
+from metrics.llm.client import LLM
 from traces.export import load_runs
 from traces.model import Run, agents_of
 from traces.store import Store, merge

@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 
 from metrics.llm.fake import FakeAnthropic
 from metrics.jobs.ledger import Job
-from metrics.llm.client import DEFAULT_MODEL, LLM, Budget, LLMConfig, Request, Usage, cost_usd
+from metrics.llm.budget import Budget, Usage, cost_usd
+from metrics.llm.client import DEFAULT_MODEL, LLM, LLMConfig, Request
 
 
 class Answer(BaseModel):
@@ -273,7 +274,7 @@ def test_api_key_never_reaches_store_logs_or_exports(fake, store, monkeypatch, t
 
 
 def test_prices_come_from_a_maintained_table_and_an_unknown_model_is_refused(monkeypatch):
-    from metrics.llm.client import UnknownModelPrice
+    from metrics.llm.budget import UnknownModelPrice
 
     monkeypatch.delenv("LIBRA_MODEL_PRICE", raising=False)
     # genai-prices' table: Sonnet 5.5 is $2 / $10 per million (the old family table said $3 / $15)
