@@ -25,7 +25,7 @@ LABEL_PX = 220
 
 
 def visible_controls(text: Any) -> str:
-    """Data with its bidirectional controls drawn as ⟨U+202E⟩ marks instead of obeyed."""
+    """Data with its bidirectional and other control characters drawn as ⟨U+202E⟩ marks instead of obeyed."""
     return _CONTROLS.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", "" if text is None else str(text))
 
 
